@@ -1,0 +1,57 @@
+"""The whole error tree of Dredge.
+
+    DredgeError
+    ├── ConfigError          a bad setting; names the field
+    ├── SourceError          a source cannot be read (file, S3, Kinesis)
+    ├── DecodeError          an envelope cannot be decoded (CloudWatch Logs, KPL)
+    ├── ParseError           a flow-log format or header cannot be understood
+    ├── OwnerIndexError      the IP -> application index cannot be built or loaded
+    ├── SinkError            a sink refused or failed to store rows
+    └── CheckpointError      a position cannot be stored
+        └── LeaseLost        another worker owns the shard now
+
+Per-record problems (a malformed line, a bad address) are counted and written to
+the dead-letter file; they are never raised.
+"""
+
+from __future__ import annotations
+
+
+class DredgeError(Exception):
+    """Root of every error Dredge raises on purpose."""
+
+
+class ConfigError(DredgeError):
+    """A configuration value is invalid; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class SourceError(DredgeError):
+    """A source (file, S3 object, Kinesis stream) cannot be read."""
+
+
+class DecodeError(DredgeError):
+    """An envelope (CloudWatch Logs, KPL aggregate) cannot be decoded."""
+
+
+class ParseError(DredgeError):
+    """A flow-log format string or header line cannot be understood."""
+
+
+class OwnerIndexError(DredgeError):
+    """The IP -> application index cannot be built or loaded."""
+
+
+class SinkError(DredgeError):
+    """A sink failed to store rows; nothing after them may be checkpointed."""
+
+
+class CheckpointError(DredgeError):
+    """A checkpoint cannot be read or written."""
+
+
+class LeaseLost(CheckpointError):
+    """The lease on a shard was taken by another worker."""

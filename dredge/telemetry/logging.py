@@ -1,0 +1,68 @@
+"""Structured logging: ``event key=value ...`` lines on stderr, or JSON with ``DREDGE_LOG_JSON=1``.
+
+Usage: ``log = get_logger(__name__); log.info("file_stored", file=path, rows=n)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+import orjson
+
+
+class _KVFormatter(logging.Formatter):
+    def __init__(self, as_json: bool) -> None:
+        super().__init__()
+        self.as_json = as_json
+
+    def format(self, record: logging.LogRecord) -> str:
+        ctx: dict[str, Any] = getattr(record, "ctx", {})
+        if self.as_json:
+            body = {"level": record.levelname.lower(), "logger": record.name, "event": record.msg, **ctx}
+            return orjson.dumps(body, default=str).decode()
+        pairs = " ".join(f"{k}={v}" for k, v in ctx.items())
+        return f"{record.levelname.lower():<7} {record.msg} {pairs}".rstrip()
+
+
+class KVLogger:
+    """A thin wrapper over a stdlib logger that takes an event name and key-values."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+
+    def _log(self, level: int, event: str, ctx: dict[str, Any]) -> None:
+        if self._logger.isEnabledFor(level):
+            self._logger.log(level, event, extra={"ctx": ctx})
+
+    def debug(self, event: str, **ctx: Any) -> None:
+        self._log(logging.DEBUG, event, ctx)
+
+    def info(self, event: str, **ctx: Any) -> None:
+        self._log(logging.INFO, event, ctx)
+
+    def warning(self, event: str, **ctx: Any) -> None:
+        self._log(logging.WARNING, event, ctx)
+
+    def error(self, event: str, **ctx: Any) -> None:
+        self._log(logging.ERROR, event, ctx)
+
+
+def get_logger(name: str) -> KVLogger:
+    return KVLogger(logging.getLogger(name))
+
+
+def configure(level: str = "info") -> None:
+    """Install the handler once (CLI entry points call this)."""
+    root = logging.getLogger("dredge")
+    if any(getattr(h, "_dredge", False) for h in root.handlers):
+        root.setLevel(level.upper())
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_KVFormatter(os.environ.get("DREDGE_LOG_JSON") == "1"))
+    handler._dredge = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    root.propagate = False

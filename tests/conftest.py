@@ -1,0 +1,26 @@
+"""Shared pytest fixtures: real servers on loopback (see dredge.testing)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from dredge.testing import MotoServer, moto_server
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """One moto server (server mode, own process) for the session; AWS env points at it."""
+    with moto_server(tmp_path_factory.mktemp("moto")) as server:
+        saved = {k: os.environ.get(k) for k in server.env()}
+        os.environ.update(server.env())
+        try:
+            yield server
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
