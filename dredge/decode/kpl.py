@@ -1,0 +1,192 @@
+"""KPL aggregated records: recognise, unpack and build them (no protobuf dependency).
+
+The Kinesis Producer Library packs many user records into one Kinesis record::
+
+    F3 89 9A C2 | protobuf AggregatedRecord | MD5(protobuf bytes), 16 bytes
+
+    message AggregatedRecord {              message Record {
+      repeated string partition_key_table     = 1;    required uint64 partition_key_index     = 1;
+      repeated string explicit_hash_key_table = 2;    optional uint64 explicit_hash_key_index = 2;
+      repeated Record records                 = 3;    required bytes  data                    = 3;
+    }                                                  repeated Tag    tags                    = 4;
+                                                     }
+    (proto2; Tag {required string key = 1; optional string value = 2;} is ignored)
+
+How the KCL decides (``software.amazon.kinesis.retrieval.AggregatorUtil.deaggregate``; the
+``aws_kinesis_agg`` Python deaggregator does the same): a record is an aggregate when it
+starts with the 4 magic bytes, *more than* 16 bytes follow them, the last 16 bytes equal
+the MD5 of the bytes between magic and digest, and those bytes parse as an
+``AggregatedRecord`` (required fields present). If any check fails the record is handed on
+unchanged, as a plain record with sub-sequence number 0. Otherwise each user record gets
+the Kinesis record's sequence number and a sub-sequence number counting 0, 1, 2, ... in
+the order of the ``records`` field; the pair (sequence number, sub-sequence number) is what
+the KCL checkpoints.
+
+Differences from the KCL, on purpose:
+
+- The KCL drops the user records of an aggregate whose effective hash key (the explicit
+  hash key, else the MD5 of the partition key) falls outside the shard's hash-key range,
+  which only happens around resharding; Dredge keeps every user record.
+- A valid aggregate whose user record points outside a key table makes the KCL log an
+  error and drop the rest of that aggregate; here ``deaggregate`` raises
+  ``EnvelopeError("kpl_bad_key_index")`` and the whole record is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from dredge.decode import protowire as wire
+from dredge.decode.reasons import EnvelopeError
+
+MAGIC = b"\xf3\x89\x9a\xc2"
+DIGEST_SIZE = 16
+
+# AggregatedRecord fields
+_PARTITION_KEY_TABLE = 1
+_EXPLICIT_HASH_KEY_TABLE = 2
+_RECORDS = 3
+# Record fields
+_PARTITION_KEY_INDEX = 1
+_EXPLICIT_HASH_KEY_INDEX = 2
+_DATA = 3
+
+
+class UserRecord(NamedTuple):
+    """One user record unpacked from an aggregate; its sub-sequence number is its position."""
+
+    partition_key: str
+    explicit_hash_key: str | None
+    data: bytes
+
+
+def looks_aggregated(data: bytes) -> bool:
+    """The cheap half of the KCL test: magic bytes, and more than a digest after them."""
+    return data[:4] == MAGIC and len(data) > len(MAGIC) + DIGEST_SIZE
+
+
+def deaggregate(data: bytes) -> list[UserRecord] | None:
+    """The user records of a KPL aggregate, in sub-sequence order; ``None`` if ``data`` is not one.
+
+    ``None`` (the record is to be read as a plain record) when the magic, the MD5 or the
+    protobuf parse fails, exactly as the KCL decides. Raises ``EnvelopeError`` for an
+    aggregate that is valid protobuf but points outside its key tables.
+    """
+    parsed = _open(data)
+    if parsed is None:
+        return None
+    pk_table, ehk_table, records = parsed
+    partition_keys = [data[a:b].decode("utf-8", "replace") for a, b in pk_table]
+    hash_keys = [data[a:b].decode("utf-8", "replace") for a, b in ehk_table]
+    return [
+        UserRecord(partition_keys[pk], None if ehk is None else hash_keys[ehk], data[a:b])
+        for pk, ehk, a, b in records
+    ]
+
+
+def user_record_data(data: bytes) -> list[bytes] | None:
+    """Only the data of each user record, without decoding keys: the hot path.
+
+    Same decision and errors as ``deaggregate``.
+    """
+    parsed = _open(data)
+    if parsed is None:
+        return None
+    return [data[a:b] for _, _, a, b in parsed[2]]
+
+
+_Span = tuple[int, int]
+_RecordSpan = tuple[int, int | None, int, int]  # partition key index, hash key index, data span
+_Parsed = tuple[list[_Span], list[_Span], list[_RecordSpan]]
+
+
+def _open(data: bytes) -> _Parsed | None:
+    """Check magic, MD5 and protobuf as the KCL does; then check the key indices."""
+    if not looks_aggregated(data):
+        return None
+    end = len(data) - DIGEST_SIZE
+    if hashlib.md5(memoryview(data)[4:end]).digest() != data[end:]:
+        return None
+    try:
+        parsed = _parse_aggregated_record(data, 4, end)
+    except wire.WireError:
+        return None
+    n_pk, n_ehk = len(parsed[0]), len(parsed[1])
+    for pk, ehk, _, _ in parsed[2]:
+        if pk >= n_pk or (ehk is not None and ehk >= n_ehk):
+            raise EnvelopeError(
+                "kpl_bad_key_index",
+                f"a user record points outside the key tables "
+                f"({n_pk} partition keys, {n_ehk} explicit hash keys)",
+            )
+    return parsed
+
+
+def _parse_aggregated_record(buf: bytes, pos: int, end: int) -> _Parsed:
+    """Parse an ``AggregatedRecord`` into spans of ``buf``; raise ``WireError`` if malformed."""
+    pk_table: list[_Span] = []
+    ehk_table: list[_Span] = []
+    records: list[_RecordSpan] = []
+    for field, wire_type, a, b in wire.iter_fields(buf, pos, end):
+        if wire_type != wire.LEN:
+            continue  # a field of a type we do not expect is an unknown field: skipped
+        if field == _RECORDS:
+            records.append(_parse_record(buf, a, b))
+        elif field == _PARTITION_KEY_TABLE:
+            pk_table.append((a, b))
+        elif field == _EXPLICIT_HASH_KEY_TABLE:
+            ehk_table.append((a, b))
+    return pk_table, ehk_table, records
+
+
+def _parse_record(buf: bytes, pos: int, end: int) -> _RecordSpan:
+    pk: int | None = None
+    ehk: int | None = None
+    span: _Span | None = None
+    for field, wire_type, a, b in wire.iter_fields(buf, pos, end):
+        if field == _DATA and wire_type == wire.LEN:
+            span = (a, b)  # proto2: the last occurrence of a singular field wins
+        elif field == _PARTITION_KEY_INDEX and wire_type == wire.VARINT:
+            pk = a
+        elif field == _EXPLICIT_HASH_KEY_INDEX and wire_type == wire.VARINT:
+            ehk = a
+    if pk is None or span is None:
+        raise wire.WireError("Record lacks a required field (partition_key_index or data)")
+    return pk, ehk, span[0], span[1]
+
+
+def encode_kpl(
+    records: Sequence[tuple[str, bytes]],
+    *,
+    explicit_hash_keys: Sequence[str | None] | None = None,
+) -> bytes:
+    """One KPL aggregated record holding ``(partition_key, data)`` user records, in order.
+
+    Keys are stored once each in the key tables, as the KPL does. ``explicit_hash_keys``,
+    when given, has one entry (a decimal string or ``None``) per record. The result is not
+    checked against the Kinesis record size limit.
+    """
+    if explicit_hash_keys is not None and len(explicit_hash_keys) != len(records):
+        raise ValueError("explicit_hash_keys must have one entry per record")
+    pk_index: dict[str, int] = {}
+    ehk_index: dict[str, int] = {}
+    body: list[bytes] = []
+    for i, (partition_key, data) in enumerate(records):
+        record = wire.varint_field(
+            _PARTITION_KEY_INDEX, pk_index.setdefault(partition_key, len(pk_index))
+        )
+        ehk = None if explicit_hash_keys is None else explicit_hash_keys[i]
+        if ehk is not None:
+            record += wire.varint_field(
+                _EXPLICIT_HASH_KEY_INDEX, ehk_index.setdefault(ehk, len(ehk_index))
+            )
+        record += wire.len_field(_DATA, bytes(data))
+        body.append(wire.len_field(_RECORDS, record))
+    message = b"".join(
+        [wire.len_field(_PARTITION_KEY_TABLE, k.encode()) for k in pk_index]
+        + [wire.len_field(_EXPLICIT_HASH_KEY_TABLE, k.encode()) for k in ehk_index]
+        + body
+    )
+    return MAGIC + message + hashlib.md5(message).digest()
