@@ -166,8 +166,11 @@ def encode_kpl(
 
     Keys are stored once each in the key tables, as the KPL does. ``explicit_hash_keys``,
     when given, has one entry (a decimal string or ``None``) per record. The result is not
-    checked against the Kinesis record size limit.
+    checked against the Kinesis record size limit. At least one record is needed: an
+    empty aggregate is only 16 bytes after the magic, which the KCL reads as a plain record.
     """
+    if not records:
+        raise ValueError("an aggregate needs at least one user record")
     if explicit_hash_keys is not None and len(explicit_hash_keys) != len(records):
         raise ValueError("explicit_hash_keys must have one entry per record")
     pk_index: dict[str, int] = {}
