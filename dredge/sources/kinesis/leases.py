@@ -242,12 +242,13 @@ class LeaseManager:
             status = await self._table_status()
             if status is None:
                 try:
-                    await self._ddb.create_table(
+                    created = await self._ddb.create_table(
                         TableName=self._table,
                         KeySchema=[{"AttributeName": "leaseKey", "KeyType": "HASH"}],
                         AttributeDefinitions=[{"AttributeName": "leaseKey", "AttributeType": "S"}],
                         BillingMode="PAY_PER_REQUEST",
                     )
+                    status = str(created["TableDescription"]["TableStatus"])
                     log.info("lease_table_created", table=self._table)
                 except ClientError as exc:
                     if _code(exc) != "ResourceInUseException":  # another worker won the race

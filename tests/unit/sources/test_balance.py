@@ -125,7 +125,9 @@ def test_own_rows_from_an_earlier_run_are_adopted_first() -> None:
 def test_parents_done() -> None:
     assert parents_done([], {})
     assert not parents_done(["p"], {"p": "TRIM_HORIZON"})
-    assert not parents_done(["p"], {"p": "49590338271490256608559692538361571095921575989136588898"})
+    assert not parents_done(
+        ["p"], {"p": "49590338271490256608559692538361571095921575989136588898"}
+    )
     assert parents_done(["p"], {"p": "SHARD_END"})
     assert parents_done(["p", "gone"], {"p": "SHARD_END"})  # a deleted parent lease is done
     assert not parents_done(["p", "q"], {"p": "SHARD_END", "q": "LATEST"})
