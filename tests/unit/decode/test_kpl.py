@@ -159,3 +159,32 @@ def test_key_index_out_of_range_is_an_envelope_error(record: bytes) -> None:
 def test_magic_constant() -> None:
     # The KCL writes it as signed Java bytes: {-13, -119, -102, -62}
     assert bytes(b & 0xFF for b in (-13, -119, -102, -62)) == kpl.MAGIC
+
+
+# Produced by the reference implementation (aws_kinesis_agg 1.2.3, RecordAggregator) from
+# add_user_record("pk-%d" % (i % 3), b"d%d" % i, None if i % 2 else str(2**127 + i)), i < 4
+REFERENCE_AGGREGATE = bytes.fromhex(
+    "f3899ac20a04706b2d300a04706b2d310a04706b2d32122731373031343131383334363034363932"
+    "333137333136383733303337313538383431303537323812273137303134313138333436303436393233"
+    "313733313638373330333731353838343130353733301a08080010001a0264301a0608011a0264311a08"
+    "080210011a0264321a0608001a0264337847639b81ac76cfc19fa30664a7393b"
+)
+REFERENCE_RECORDS = [
+    (f"pk-{i % 3}", b"d%d" % i, None if i % 2 else str(2**127 + i)) for i in range(4)
+]
+
+
+def test_reads_the_reference_aggregator() -> None:
+    assert deaggregate(REFERENCE_AGGREGATE) == [
+        UserRecord(pk, ehk, data) for pk, data, ehk in REFERENCE_RECORDS
+    ]
+
+
+def test_writes_the_same_bytes_as_the_reference_aggregator() -> None:
+    assert (
+        encode_kpl(
+            [(pk, data) for pk, data, _ in REFERENCE_RECORDS],
+            explicit_hash_keys=[ehk for _, _, ehk in REFERENCE_RECORDS],
+        )
+        == REFERENCE_AGGREGATE
+    )
