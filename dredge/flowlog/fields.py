@@ -1,0 +1,186 @@
+"""The VPC flow-log fields of versions 2 to 8 and the formats built from them.
+
+A format is an ordered tuple of AWS field names (hyphenated, as in a header line). It comes
+from a file's header line, from the user (``--format``: plain names or AWS's
+``${version} ${srcaddr} ...`` syntax), or is the default version 2 format.
+
+Each field has a kind that says how the columnar parser stores it:
+
+- ``INT``  non-negative integers, stored as int64 with a null mask;
+- ``ADDR`` IPv4/IPv6 addresses, stored as (family, hi, lo) 128-bit columns;
+- ``CODE`` a small closed set of words (ACCEPT/REJECT, OK/NODATA/SKIPDATA, ingress/egress)
+  stored as int8 codes (0 = null);
+- ``STR``  anything else, kept as byte slices and turned into Arrow strings on demand.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import IntEnum
+
+from dredge.errors import ParseError
+
+
+class Kind(IntEnum):
+    INT = 0
+    ADDR = 1
+    CODE = 2
+    STR = 3
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str  # AWS name, hyphenated
+    kind: Kind
+    version: int
+    parquet_type: str = "string"  # int32 / int64 / string, as S3's Parquet delivery types it
+
+    @property
+    def column(self) -> str:
+        """snake_case name, as AWS uses in Parquet and Dredge in JSON output."""
+        return self.name.replace("-", "_")
+
+
+def _f(name: str, kind: Kind, version: int, ptype: str = "string") -> Field:
+    return Field(name, kind, version, ptype)
+
+
+I, A, C, S = Kind.INT, Kind.ADDR, Kind.CODE, Kind.STR
+
+FIELDS: dict[str, Field] = {
+    f.name: f
+    for f in [
+        # version 2: the default format, in its order
+        _f("version", I, 2, "int32"),
+        _f("account-id", S, 2),
+        _f("interface-id", S, 2),
+        _f("srcaddr", A, 2),
+        _f("dstaddr", A, 2),
+        _f("srcport", I, 2, "int32"),
+        _f("dstport", I, 2, "int32"),
+        _f("protocol", I, 2, "int32"),
+        _f("packets", I, 2, "int64"),
+        _f("bytes", I, 2, "int64"),
+        _f("start", I, 2, "int64"),
+        _f("end", I, 2, "int64"),
+        _f("action", C, 2),
+        _f("log-status", C, 2),
+        # version 3
+        _f("vpc-id", S, 3),
+        _f("subnet-id", S, 3),
+        _f("instance-id", S, 3),
+        _f("tcp-flags", I, 3, "int32"),
+        _f("type", S, 3),
+        _f("pkt-srcaddr", A, 3),
+        _f("pkt-dstaddr", A, 3),
+        # version 4
+        _f("region", S, 4),
+        _f("az-id", S, 4),
+        _f("sublocation-type", S, 4),
+        _f("sublocation-id", S, 4),
+        # version 5
+        _f("pkt-src-aws-service", S, 5),
+        _f("pkt-dst-aws-service", S, 5),
+        _f("flow-direction", C, 5),
+        _f("traffic-path", I, 5, "int32"),
+        # version 6: transit gateway flow logs
+        _f("resource-type", S, 6),
+        _f("tgw-id", S, 6),
+        _f("tgw-attachment-id", S, 6),
+        _f("tgw-src-vpc-account-id", S, 6),
+        _f("tgw-dst-vpc-account-id", S, 6),
+        _f("tgw-src-vpc-id", S, 6),
+        _f("tgw-dst-vpc-id", S, 6),
+        _f("tgw-src-subnet-id", S, 6),
+        _f("tgw-dst-subnet-id", S, 6),
+        _f("tgw-src-eni", S, 6),
+        _f("tgw-dst-eni", S, 6),
+        _f("tgw-src-az-id", S, 6),
+        _f("tgw-dst-az-id", S, 6),
+        _f("tgw-pair-attachment-id", S, 6),
+        _f("packets-lost-no-route", I, 6, "int64"),
+        _f("packets-lost-blackhole", I, 6, "int64"),
+        _f("packets-lost-mtu-exceeded", I, 6, "int64"),
+        _f("packets-lost-ttl-expired", I, 6, "int64"),
+        # version 7: ECS
+        _f("ecs-cluster-arn", S, 7),
+        _f("ecs-cluster-name", S, 7),
+        _f("ecs-container-instance-arn", S, 7),
+        _f("ecs-container-instance-id", S, 7),
+        _f("ecs-container-id", S, 7),
+        _f("ecs-second-container-id", S, 7),
+        _f("ecs-service-name", S, 7),
+        _f("ecs-task-definition-arn", S, 7),
+        _f("ecs-task-arn", S, 7),
+        _f("ecs-task-id", S, 7),
+        # version 8
+        _f("reject-reason", S, 8),
+    ]
+}
+
+BY_COLUMN: dict[str, Field] = {f.column: f for f in FIELDS.values()}
+
+DEFAULT_V2: tuple[str, ...] = (
+    "version account-id interface-id srcaddr dstaddr srcport dstport protocol "
+    "packets bytes start end action log-status"
+).split()
+
+# The words of each CODE field, in code order (code = index + 1; 0 is null).
+CODES: dict[str, tuple[bytes, ...]] = {
+    "action": (b"ACCEPT", b"REJECT"),
+    "log-status": (b"OK", b"NODATA", b"SKIPDATA"),
+    "flow-direction": (b"ingress", b"egress"),
+}
+LOG_OK, LOG_NODATA, LOG_SKIPDATA = 1, 2, 3
+
+# What the enrichment pipeline needs from a format.
+REQUIRED_FOR_ENRICH = ("srcaddr", "dstaddr", "start", "bytes", "packets")
+
+_TOKEN = re.compile(r"\$\{([a-z0-9-]+)\}")
+
+
+@dataclass(frozen=True)
+class FlowFormat:
+    fields: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.fields:
+            raise ParseError("a flow-log format needs at least one field")
+        unknown = [f for f in self.fields if f not in FIELDS]
+        if unknown:
+            raise ParseError(f"unknown flow-log field(s): {', '.join(unknown)}")
+        if len(set(self.fields)) != len(self.fields):
+            raise ParseError("a flow-log format names a field twice")
+
+    @classmethod
+    def parse(cls, text: str) -> FlowFormat:
+        """From a header line, plain names, snake_case names or ``${name}`` tokens."""
+        text = text.strip()
+        tokens = _TOKEN.findall(text) if "${" in text else text.split()
+        names = [BY_COLUMN[t].name if t in BY_COLUMN and t not in FIELDS else t for t in tokens]
+        return cls(tuple(names))
+
+    @property
+    def version(self) -> int:
+        return max(FIELDS[f].version for f in self.fields)
+
+    def has(self, name: str) -> bool:
+        return name in self.fields
+
+    def check_enrichable(self) -> None:
+        missing = [f for f in REQUIRED_FOR_ENRICH if f not in self.fields]
+        if missing:
+            raise ParseError(f"format lacks field(s) needed to enrich flows: {', '.join(missing)}")
+
+    def __str__(self) -> str:
+        return " ".join(self.fields)
+
+
+DEFAULT_FORMAT = FlowFormat(DEFAULT_V2)
+
+
+def looks_like_header(line: bytes) -> bool:
+    """A header line names fields; a record starts with a version number."""
+    first = line.split(maxsplit=1)[:1]
+    return bool(first) and first[0].decode("latin-1") in FIELDS

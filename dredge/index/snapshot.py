@@ -1,0 +1,161 @@
+"""An immutable snapshot of the IP -> application index, and the vectorized lookup.
+
+A snapshot holds:
+
+- ``owners``: an Arrow table of distinct owner tuples (app, cluster, account, region, az,
+  vpc, subnet, type); an owner id is a row number. Row 0 is ``unknown`` (private space
+  nobody owns), row 1 is ``internet`` (public space nobody owns).
+- ownership segments: per address, non-overlapping [start, end) runs sorted by start,
+  reached through an open-addressing hash table keyed by the 128-bit address;
+- CIDR tables, one per prefix length, longest first, for addresses with no owner at t.
+
+Snapshots are never mutated: a provider builds a new one and swaps a reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from dredge.flowlog.parser import Addr
+from dredge.index import kernels
+
+OWNER_FIELDS = ("app", "cluster", "account", "region", "az", "vpc", "subnet", "type")
+UNKNOWN, INTERNET = 0, 1
+_FOREVER = np.iinfo(np.int64).max
+
+
+@dataclass(frozen=True)
+class AddrTable:
+    """Hash table from addresses to runs of segments (the output of kernels.build_table)."""
+
+    tf: np.ndarray
+    th: np.ndarray
+    tl: np.ndarray
+    tfirst: np.ndarray
+    tcount: np.ndarray
+    seg_start: np.ndarray
+    seg_end: np.ndarray
+    seg_owner: np.ndarray
+
+    @classmethod
+    def build(cls, fam: np.ndarray, hi: np.ndarray, lo: np.ndarray, seg_start: np.ndarray,
+              seg_end: np.ndarray, seg_owner: np.ndarray) -> AddrTable:
+        """Segments sorted by (address, start); fam/hi/lo give each segment's address."""
+        n = fam.shape[0]
+        if n:
+            change = np.empty(n, np.bool_)
+            change[0] = True
+            change[1:] = (fam[1:] != fam[:-1]) | (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
+            first = np.flatnonzero(change)
+        else:
+            first = np.zeros(0, np.int64)
+        count = np.diff(np.append(first, n)).astype(np.int32)
+        tables = kernels.build_table(fam[first], hi[first], lo[first], first.astype(np.int64), count)
+        return cls(*tables, seg_start, seg_end, seg_owner)
+
+    def lookup(self, addr: Addr, t: np.ndarray, out: np.ndarray) -> int:
+        return int(kernels.lookup(addr.fam, addr.hi, addr.lo, t, self.tf, self.th, self.tl,
+                                  self.tfirst, self.tcount, self.seg_start, self.seg_end,
+                                  self.seg_owner, out))
+
+    @property
+    def segments(self) -> int:
+        return int(self.seg_start.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        return sum(int(a.nbytes) for a in (self.tf, self.th, self.tl, self.tfirst, self.tcount,
+                                          self.seg_start, self.seg_end, self.seg_owner))
+
+
+@dataclass(frozen=True)
+class CidrTable:
+    """Networks of one family and one prefix length."""
+
+    fam: int
+    prefix: int
+    table: AddrTable
+
+    def mask(self, addr: Addr) -> Addr:
+        hi_bits = min(self.prefix, 64) if self.fam == 6 else 0
+        lo_bits = (self.prefix - 64 if self.prefix > 64 else 0) if self.fam == 6 else self.prefix
+        hi = addr.hi & _prefix_mask(hi_bits, 64) if self.fam == 6 else np.zeros_like(addr.hi)
+        lo = addr.lo & (_prefix_mask(lo_bits, 64) if self.fam == 6 else _prefix_mask(lo_bits, 32))
+        fam = np.where(addr.fam == self.fam, addr.fam, np.int8(0)).astype(np.int8)
+        return Addr(fam, hi, lo)
+
+
+def _prefix_mask(bits: int, width: int) -> np.uint64:
+    if bits <= 0:
+        return np.uint64(0)
+    return np.uint64(((1 << bits) - 1) << (width - bits))
+
+
+@dataclass(frozen=True)
+class LookupStats:
+    owner: int = 0
+    cidr: int = 0
+    unknown: int = 0
+    internet: int = 0
+
+
+@dataclass(frozen=True)
+class IndexSnapshot:
+    owners: pa.Table
+    addrs: AddrTable
+    cidrs: tuple[CidrTable, ...] = ()
+    intervals: int = 0
+    built_at: float = 0.0
+    sources: dict[str, int] = field(default_factory=dict)
+
+    def lookup(self, addr: Addr, t: np.ndarray) -> tuple[np.ndarray, LookupStats]:
+        """Owner id of each address at each time (t in epoch seconds)."""
+        n = addr.fam.shape[0]
+        out = np.empty(n, np.int32)
+        t64 = t.astype(np.int64, copy=False)
+        hits = self.addrs.lookup(addr, t64, out)
+        miss = np.flatnonzero(out < 0)
+        cidr_hits = 0
+        if miss.size and self.cidrs:
+            sub = addr.take(miss)
+            sub_out = np.full(miss.size, -1, np.int32)
+            zero_t = np.zeros(miss.size, np.int64)
+            tmp = np.empty(miss.size, np.int32)
+            for c in self.cidrs:  # longest prefix first
+                pending = sub_out < 0
+                if not pending.any():
+                    break
+                c.table.lookup(c.mask(sub), zero_t, tmp)
+                take = pending & (tmp >= 0)
+                sub_out[take] = tmp[take]
+            cidr_hits = int((sub_out >= 0).sum())
+            out[miss] = sub_out
+            miss = miss[sub_out < 0]
+        if miss.size:
+            private = is_private(addr.take(miss))
+            out[miss] = np.where(private, UNKNOWN, INTERNET)
+            n_unknown = int(private.sum())
+        else:
+            n_unknown = 0
+        return out, LookupStats(hits, cidr_hits, n_unknown, int(miss.size) - n_unknown)
+
+    @property
+    def nbytes(self) -> int:
+        return self.addrs.nbytes + sum(c.table.nbytes for c in self.cidrs) + self.owners.nbytes
+
+
+def is_private(addr: Addr) -> np.ndarray:
+    """RFC 1918, 100.64.0.0/10 (CGNAT) and fc00::/7; null addresses count as private (unknown)."""
+    lo = addr.lo
+    v4 = addr.fam == 4
+    p4 = (
+        ((lo >> np.uint64(24)) == 10)
+        | ((lo >> np.uint64(20)) == 0xAC1)  # 172.16.0.0/12
+        | ((lo >> np.uint64(16)) == 0xC0A8)  # 192.168.0.0/16
+        | ((lo >> np.uint64(22)) == 0x191)  # 100.64.0.0/10
+    )
+    p6 = (addr.hi >> np.uint64(57)) == 0x7E  # fc00::/7
+    return np.where(v4, p4, np.where(addr.fam == 6, p6, True))

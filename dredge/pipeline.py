@@ -1,0 +1,153 @@
+"""One file through the hot path: read -> parse -> enrich -> roll up, in columns.
+
+Shared by replay (files) and, through :func:`process_text`, by the stream daemon.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dredge.enrich.join import JoinCounts, enrich
+from dredge.enrich.rollup import Rollup
+from dredge.errors import DredgeError, ParseError
+from dredge.flowlog import kernels
+from dredge.flowlog.columns import FlowColumns, RecordCounts
+from dredge.flowlog.fields import FIELDS, FlowFormat, looks_like_header
+from dredge.flowlog.parser import FlowParser, ParsedChunk
+from dredge.index.snapshot import IndexSnapshot
+from dredge.sinks.deadletter import DeadLetters
+from dredge.sources.files import FileRef, ReadState, open_file, text_chunks
+
+
+@dataclass
+class FileResult:
+    ref: FileRef
+    kind: str
+    rows: pa.Table | None = None
+    counts: RecordCounts = field(default_factory=RecordCounts)
+    join: JoinCounts = field(default_factory=JoinCounts)
+    fmt: str = ""
+    truncated: bool = False
+    error: str | None = None  # the file could not be used at all
+    warning: str | None = None  # the file was used, with a problem (truncation)
+    seconds: float = 0.0
+
+
+def dead_letters_of(chunk: ParsedChunk, origin: dict[str, Any], line_base: int) -> list[dict[str, Any]]:
+    """Malformed lines of a chunk as dead-letter records (few: a loop over the bad ones only)."""
+    bad = np.flatnonzero(chunk.status != kernels.OK)
+    out = []
+    for rec in bad:
+        bf = int(chunk.bad_field[rec])
+        out.append({
+            **origin,
+            "line": line_base + int(chunk.line_no[rec]) + 1,
+            "reason": kernels.STATUS_REASONS.get(int(chunk.status[rec]), "malformed"),
+            "field": chunk.fmt.fields[bf].replace("-", "_") if bf >= 0 else None,
+            "text": chunk.line_text(int(rec)),
+        })
+    return out
+
+
+class Enricher:
+    """Parse + enrich + roll up batches against one index snapshot."""
+
+    def __init__(self, snapshot: IndexSnapshot, window_s: int) -> None:
+        self.snapshot = snapshot
+        self.rollup = Rollup(window_s)
+        self.counts = RecordCounts()
+        self.join = JoinCounts()
+
+    def add_columns(self, cols: FlowColumns, counts: RecordCounts) -> None:
+        self.counts.add(counts)
+        if cols.n:
+            src, dst = enrich(cols, self.snapshot, self.join)
+            self.rollup.add(cols, src, dst)
+
+    def table(self) -> pa.Table:
+        return self.rollup.to_table(self.snapshot.owners)
+
+
+def process_file(ref: FileRef, kind: str, snapshot: IndexSnapshot, window_s: int,
+                 default_format: FlowFormat, dead: DeadLetters, chunk_bytes: int = 16 << 20
+                 ) -> FileResult:
+    t0 = time.perf_counter()
+    result = FileResult(ref, kind)
+    enricher = Enricher(snapshot, window_s)
+    try:
+        if kind == "parquet":
+            _parquet(ref, enricher, result, dead)
+        else:
+            _text(ref, kind, enricher, result, default_format, dead, chunk_bytes)
+    except DredgeError as exc:
+        result.error = str(exc)
+        result.rows = None
+        result.seconds = time.perf_counter() - t0
+        return result
+    result.counts = enricher.counts
+    result.join = enricher.join
+    result.rows = enricher.table()
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _text(ref: FileRef, kind: str, enricher: Enricher, result: FileResult,
+          default_format: FlowFormat, dead: DeadLetters, chunk_bytes: int) -> None:
+    state = ReadState()
+    parser: FlowParser | None = None
+    line_base = 0
+    origin = {"file": ref.path}
+    for chunk in text_chunks(ref, kind, state, chunk_bytes):
+        if parser is None:
+            first_end = chunk.find(b"\n")
+            first = chunk[: first_end if first_end >= 0 else len(chunk)]
+            if looks_like_header(first):
+                fmt = FlowFormat.parse(first.decode("utf-8", "replace"))
+                chunk = chunk[first_end + 1:] if first_end >= 0 else b""
+                line_base = 1
+            else:
+                fmt = default_format
+            fmt.check_enrichable()
+            result.fmt = str(fmt)
+            parser = FlowParser(fmt)
+        if not chunk:
+            continue
+        parsed = parser.parse(chunk)
+        cols, counts = FlowColumns.from_parsed(parsed)
+        if counts.malformed:
+            dead.write(dead_letters_of(parsed, origin, line_base))
+        enricher.add_columns(cols, counts)
+        line_base += chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+    if state.truncated:
+        result.truncated = True
+        result.warning = state.error
+        if state.tail:
+            enricher.counts.malformed += 1
+            dead.write([{**origin, "line": line_base + 1, "reason": "truncated_line", "field": None,
+                         "text": state.tail.decode("utf-8", "replace")}])
+
+
+def _parquet(ref: FileRef, enricher: Enricher, result: FileResult, dead: DeadLetters) -> None:
+    try:
+        with open_file(ref) as fh:
+            pf = pq.ParquetFile(fh)
+            result.fmt = " ".join(FIELDS[c.replace("_", "-")].name if c.replace("_", "-") in FIELDS else c
+                                  for c in pf.schema_arrow.names)
+            row_base = 0
+            for batch in pf.iter_batches(batch_size=1 << 18):
+                table = pa.Table.from_batches([batch])
+                cols, counts, bad_rows = FlowColumns.from_arrow(table)
+                if bad_rows.size:
+                    dead.write([{"file": ref.path, "line": row_base + int(r) + 1, "reason": "bad_address",
+                                 "field": None, "text": str(table.slice(int(r), 1).to_pylist()[0])}
+                                for r in bad_rows])
+                enricher.add_columns(cols, counts)
+                row_base += table.num_rows
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ParseError(f"cannot read Parquet file {ref.path}: {exc}") from exc

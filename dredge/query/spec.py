@@ -1,0 +1,161 @@
+"""Queries over the ``flows`` table, as SQL for DuckDB (and Druid SQL, same answers).
+
+``top``: the biggest groups by any dimensions; ``timeseries``: totals per time bucket;
+``cross-az``: application pairs whose traffic crosses availability zones or regions, with
+the estimated data-transfer cost. Filters: ``--where dim=value`` (``a|b`` for any of
+several), ``dim!=value``, and a time range [from, to).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from dredge.enrich.rollup import DIMENSIONS
+from dredge.errors import ConfigError
+
+METRICS = ("bytes", "packets", "flows")
+FILTERABLE = tuple(d for d in DIMENSIONS if d != "window_start")
+
+# AWS data transfer list prices (USD per GB), us-east-1, 2026: traffic between AZs is
+# charged $0.01/GB on each side (out of one AZ and into the other); between regions the
+# sender pays about $0.02/GB. Each flow-log record is one side's view of the traffic, so the
+# cross-AZ price applies to each record's bytes once.
+DEFAULT_AZ_PRICE = 0.01
+DEFAULT_REGION_PRICE = 0.02
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    table: str
+    time_col: str
+
+    def bucket(self, seconds: int) -> str:
+        if self.name == "druid":
+            return f"TIME_FLOOR({self.time_col}, 'PT{seconds}S')"
+        return f"time_bucket(INTERVAL '{seconds} seconds', {self.time_col})"
+
+    def ts_literal(self, epoch: int) -> str:
+        text = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        return f"TIMESTAMP '{text}'"
+
+
+DUCKDB = Dialect("duckdb", "flows", "window_start")
+DRUID = Dialect("druid", '"dredge_flows"', "__time")
+
+
+def parse_time(text: str) -> int:
+    """Epoch seconds from an integer or ISO 8601 / RFC 3339 text (``2026-11-25T10:00Z``)."""
+    t = text.strip()
+    if re.fullmatch(r"-?\d+", t):
+        return int(t)
+    try:
+        dt = datetime.fromisoformat(t.replace("z", "Z"))
+    except ValueError as exc:
+        raise ConfigError("time", f"not a time: {text!r} (use 2026-11-25T10:00Z or epoch seconds)") from exc
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp())
+
+
+def parse_duration(text: str) -> int:
+    m = re.fullmatch(r"(\d+)\s*([smhd]?)", text.strip())
+    if not m:
+        raise ConfigError("interval", f"not a duration: {text!r} (e.g. 60, 5m, 1h)")
+    return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+@dataclass(frozen=True)
+class Filter:
+    dim: str
+    values: tuple[str, ...]
+    negate: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Filter:
+        m = re.fullmatch(r"\s*([a-z_]+)\s*(!=|=)\s*(.*)", text)
+        if not m:
+            raise ConfigError("where", f"expected dim=value or dim!=value, got {text!r}")
+        dim, op, value = m.groups()
+        if dim not in FILTERABLE:
+            raise ConfigError("where", f"unknown dimension {dim!r}; one of {', '.join(FILTERABLE)}")
+        return cls(dim, tuple(v.strip() for v in value.split("|")), op == "!=")
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    kind: str  # top | timeseries | cross-az
+    by: tuple[str, ...] = ("src_app", "dst_app")
+    filters: tuple[Filter, ...] = ()
+    start: int | None = None
+    end: int | None = None
+    metric: str = "bytes"
+    limit: int = 20
+    interval_s: int = 300
+    az_price: float = DEFAULT_AZ_PRICE
+    region_price: float = DEFAULT_REGION_PRICE
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.kind not in ("top", "timeseries", "cross-az"):
+            raise ConfigError("query", f"unknown query {self.kind!r}")
+        for d in self.by:
+            if d not in FILTERABLE:
+                raise ConfigError("by", f"unknown dimension {d!r}; one of {', '.join(FILTERABLE)}")
+        if self.metric not in METRICS:
+            raise ConfigError("metric", f"one of {', '.join(METRICS)}")
+        if self.limit <= 0:
+            raise ConfigError("limit", "must be positive")
+        if self.interval_s <= 0:
+            raise ConfigError("interval", "must be positive")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ConfigError("to", "must be after --from")
+
+    def where(self, dialect: Dialect) -> tuple[str, list[object]]:
+        clauses: list[str] = []
+        params: list[object] = []
+        if self.start is not None:
+            clauses.append(f"{dialect.time_col} >= {dialect.ts_literal(self.start)}")
+        if self.end is not None:
+            clauses.append(f"{dialect.time_col} < {dialect.ts_literal(self.end)}")
+        for f in self.filters:
+            col = f.dim
+            if f.dim in ("protocol", "traffic_path"):
+                vals: list[object] = [int(v) for v in f.values]
+            else:
+                vals = list(f.values)
+            marks = ", ".join("?" for _ in vals)
+            if f.negate:
+                clauses.append(f"({col} IS NULL OR {col} NOT IN ({marks}))")
+            else:
+                clauses.append(f"{col} IN ({marks})")
+            params.extend(vals)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def sql(self, dialect: Dialect = DUCKDB) -> tuple[str, list[object]]:
+        self.validate()
+        where, params = self.where(dialect)
+        sums = "SUM(bytes) AS bytes, SUM(packets) AS packets, SUM(flows) AS flows"
+        if self.kind == "top":
+            by = ", ".join(self.by)
+            return (f"SELECT {by}, {sums} FROM {dialect.table}{where} GROUP BY {by} "
+                    f"ORDER BY {self.metric} DESC, {by} LIMIT {int(self.limit)}"), params
+        if self.kind == "timeseries":
+            bucket = dialect.bucket(self.interval_s)
+            by = "".join(f", {d}" for d in self.by)
+            return (f"SELECT {bucket} AS t{by}, {sums} FROM {dialect.table}{where} "
+                    f"GROUP BY 1{''.join(f', {i + 2}' for i in range(len(self.by)))} ORDER BY 1{by}"), params
+        # cross-az: both sides' AZs known and different, or regions known and different
+        kind = ("CASE WHEN src_region <> dst_region THEN 'cross-region' ELSE 'cross-az' END")
+        cond = ("((src_region IS NOT NULL AND dst_region IS NOT NULL AND src_region <> dst_region) OR "
+                "(src_az IS NOT NULL AND dst_az IS NOT NULL AND src_az <> dst_az))")
+        where = f"{where} AND {cond}" if where else f" WHERE {cond}"
+        by = ", ".join(self.by)
+        price = (f"CASE WHEN {kind} = 'cross-region' THEN {float(self.region_price)!r} "
+                 f"ELSE {float(self.az_price)!r} END")
+        return (f"SELECT {by}, {kind} AS crossing, {sums}, "
+                f"SUM(bytes) / 1e9 * {price} AS cost_usd "
+                f"FROM {dialect.table}{where} GROUP BY {by}, crossing "
+                f"ORDER BY cost_usd DESC, {by} LIMIT {int(self.limit)}"), params

@@ -1,0 +1,217 @@
+"""`dredge replay`: flow-log files -> enriched, rolled-up rows in the store, once per file.
+
+Each file is hashed first; a file already in the store's ``ingested`` table is skipped.
+Its rows and its ``ingested`` record are committed together, so a replay killed midway
+and run again ends with the same totals as one clean run.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import pyarrow as pa
+
+from dredge.errors import ConfigError, SourceError
+from dredge.flowlog.columns import RecordCounts
+from dredge.flowlog.fields import DEFAULT_FORMAT, FlowFormat
+from dredge.index.snapshot import IndexSnapshot
+from dredge.pipeline import FileResult, process_file
+from dredge.sinks.deadletter import DeadLetters
+from dredge.sinks.duckdb import IngestRecord
+from dredge.sources.files import FileRef, discover, file_digest, sniff
+from dredge.telemetry import metrics
+from dredge.telemetry.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class FileSink(Protocol):
+    def is_ingested(self, digest: str) -> bool: ...
+    def store_file(self, rows: pa.Table, rec: IngestRecord) -> bool: ...
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    window_s: int = 60
+    workers: int = 1  # files processed at once (threads; the kernels release the GIL)
+    chunk_bytes: int = 16 << 20  # decompressed text per parse batch
+    format: str = ""  # used for files without a header line; default: the v2 format
+
+    def validate(self) -> None:
+        if self.window_s <= 0 or 86400 % self.window_s and self.window_s % 60:
+            raise ConfigError("window", "must be a positive number of seconds dividing a day, or whole minutes")
+        if self.workers < 1:
+            raise ConfigError("workers", "must be >= 1")
+        if self.chunk_bytes < 4096:
+            raise ConfigError("chunk_bytes", "must be >= 4096")
+
+    def default_format(self) -> FlowFormat:
+        return FlowFormat.parse(self.format) if self.format else DEFAULT_FORMAT
+
+
+@dataclass
+class ReplaySummary:
+    files: int = 0
+    stored: int = 0
+    already: int = 0
+    failed: int = 0
+    truncated: int = 0
+    counts: RecordCounts = field(default_factory=RecordCounts)
+    lookups: int = 0
+    unknown: int = 0
+    internet: int = 0
+    rows: int = 0
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def flows_per_s(self) -> float:
+        return self.counts.data / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "files": self.files, "stored": self.stored, "already_ingested": self.already,
+            "failed": self.failed, "truncated": self.truncated,
+            "records": self.counts.records, "flows": self.counts.data, "nodata": self.counts.nodata,
+            "skipdata": self.counts.skipdata, "malformed": self.counts.malformed,
+            "rows": self.rows, "lookups": self.lookups,
+            "unknown_share": self.unknown / self.lookups if self.lookups else 0.0,
+            "internet_share": self.internet / self.lookups if self.lookups else 0.0,
+            "seconds": round(self.seconds, 3), "flows_per_s": round(self.flows_per_s),
+            "failures": self.failures, "warnings": self.warnings,
+        }
+
+
+class Progress:
+    """A one-line progress bar on a terminal; silent otherwise."""
+
+    def __init__(self, total: int, enabled: bool | None = None) -> None:
+        self.total = total
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.t0 = time.perf_counter()
+        self._last = 0.0
+
+    def update(self, done: int, flows: int, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if not force and now - self._last < 0.2:
+            return
+        self._last = now
+        width = 30
+        filled = int(width * done / self.total) if self.total else width
+        rate = flows / (now - self.t0) if now > self.t0 else 0.0
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} files  "
+                         f"{flows:,} flows  {rate:,.0f} flows/s ")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def replay(paths: list[str], snapshot: IndexSnapshot, sink: FileSink, dead: DeadLetters,
+           config: ReplayConfig, progress: Progress | Callable[[int], Progress] | None = None
+           ) -> ReplaySummary:
+    config.validate()
+    t0, c0 = time.perf_counter(), time.process_time()
+    refs, passed_over = discover(paths)
+    summary = ReplaySummary(files=len(refs))
+    for p in passed_over:
+        log.debug("file_passed_over", reason=p)
+    bar = progress(len(refs)) if callable(progress) else progress
+    fmt = config.default_format()
+    lock = threading.Lock()
+    done = 0
+
+    def work(ref: FileRef) -> tuple[FileRef, str | None, FileResult | None]:
+        try:
+            digest = file_digest(ref)
+            if sink.is_ingested(digest):
+                return ref, digest, None
+            return ref, digest, process_file(ref, sniff(ref), snapshot, config.window_s, fmt, dead,
+                                             config.chunk_bytes)
+        except SourceError as exc:
+            return ref, None, FileResult(ref, "unknown", error=str(exc))
+
+    for ref, digest, result in _ordered_map(work, refs, config.workers):
+        with lock:
+            done += 1
+        if result is None:
+            summary.already += 1
+            metrics.files_total.labels("already_ingested").inc()
+        elif result.error is not None or result.rows is None or digest is None:
+            summary.failed += 1
+            summary.failures.append(f"{ref.path}: {result.error}")
+            metrics.files_total.labels("failed").inc()
+            log.warning("file_failed", file=ref.path, error=result.error)
+            dead.write([{"file": ref.path, "line": None, "reason": "unreadable_file", "field": None,
+                         "text": result.error}])
+        else:
+            _store(sink, ref, digest, result, summary)
+        if bar is not None:
+            bar.update(done, summary.counts.data)
+    if bar is not None:
+        bar.update(done, summary.counts.data, force=True)
+        bar.close()
+    summary.seconds = time.perf_counter() - t0
+    summary.cpu_seconds = time.process_time() - c0
+    return summary
+
+
+def _store(sink: FileSink, ref: FileRef, digest: str, result: FileResult, summary: ReplaySummary) -> None:
+    assert result.rows is not None
+    c = result.counts
+    rec = IngestRecord(digest, ref.path, ref.size, c.records, c.nodata, c.skipdata, c.malformed,
+                       result.truncated, result.rows.num_rows, result.seconds)
+    if not sink.store_file(result.rows, rec):
+        summary.already += 1
+        metrics.files_total.labels("already_ingested").inc()
+        return
+    summary.stored += 1
+    summary.rows += result.rows.num_rows
+    summary.counts.add(c)
+    summary.lookups += result.join.lookups
+    summary.unknown += result.join.unknown
+    summary.internet += result.join.internet
+    for outcome, n in (("ok", c.data), ("nodata", c.nodata), ("skipdata", c.skipdata),
+                       ("malformed", c.malformed)):
+        if n:
+            metrics.records_total.labels("replay", outcome).inc(n)
+    if result.truncated:
+        summary.truncated += 1
+        summary.warnings.append(f"{ref.path}: {result.warning}")
+        metrics.files_total.labels("truncated").inc()
+        log.warning("file_truncated", file=ref.path, error=result.warning, records=c.records)
+    metrics.files_total.labels("stored").inc()
+
+
+def _ordered_map(fn: Callable[[FileRef], tuple[FileRef, str | None, FileResult | None]],
+                 refs: list[FileRef], workers: int
+                 ) -> Iterator[tuple[FileRef, str | None, FileResult | None]]:
+    """fn over refs with up to ``workers`` threads, results in input order, bounded in flight."""
+    if workers <= 1:
+        for ref in refs:
+            yield fn(ref)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="replay") as pool:
+        pending: list[Future[tuple[FileRef, str | None, FileResult | None]]] = []
+        it = iter(refs)
+        for ref in it:
+            pending.append(pool.submit(fn, ref))
+            if len(pending) >= workers * 2:
+                break
+        while pending:
+            result = pending.pop(0).result()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append(pool.submit(fn, nxt))
+            yield result
