@@ -55,21 +55,45 @@ def _validate(flows: int, hours: float, shares: dict[str, float], accounts: int,
 
 
 def generate(
-    out_dir: Path, *, flows: int = 1_000_000, seed: int = 7,
+    out_dir: Path,
+    *,
+    flows: int = 1_000_000,
+    seed: int = 7,
     start: int = 1764028800,  # 2025-11-25T00:00:00Z
-    hours: float = 24.0, ipv6_share: float = 0.03, malformed_share: float = 0.0005,
-    parquet_share: float = 0.1, accounts: int = 3, apps: int = 40,
+    hours: float = 24.0,
+    ipv6_share: float = 0.03,
+    malformed_share: float = 0.0005,
+    parquet_share: float = 0.1,
+    accounts: int = 3,
+    apps: int = 40,
     progress: Callable[[int], None] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Writes a sample into ``out_dir`` and returns its manifest (also in manifest.json).
 
     ``progress`` is called after each file with the number of flows written so far.
     """
-    args = {"flows": flows, "seed": seed, "start": start, "hours": hours,
-            "ipv6_share": ipv6_share, "malformed_share": malformed_share,
-            "parquet_share": parquet_share, "accounts": accounts, "apps": apps}  # fmt: skip
-    _validate(flows, hours, {"ipv6_share": ipv6_share, "malformed_share": malformed_share,
-                             "parquet_share": parquet_share}, accounts, apps)  # fmt: skip
+    args = {
+        "flows": flows,
+        "seed": seed,
+        "start": start,
+        "hours": hours,
+        "ipv6_share": ipv6_share,
+        "malformed_share": malformed_share,
+        "parquet_share": parquet_share,
+        "accounts": accounts,
+        "apps": apps,
+    }
+    _validate(
+        flows,
+        hours,
+        {
+            "ipv6_share": ipv6_share,
+            "malformed_share": malformed_share,
+            "parquet_share": parquet_share,
+        },
+        accounts,
+        apps,
+    )
     out_dir = Path(out_dir)
     logs = out_dir / "logs"
     if logs.exists():
@@ -83,15 +107,37 @@ def generate(
     window_end = start + max(1, round(hours * 3600))
     iv = build_intervals(rng, estate, start, window_end)
     size = write_owners(out_dir / "owners.jsonl", rng, estate, iv)
-    csv = "cidr,app,type,region,account,vpc\n" + "".join(",".join(r) + "\n" for r in estate.networks)
+    csv = "cidr,app,type,region,account,vpc\n" + "".join(
+        ",".join(r) + "\n" for r in estate.networks
+    )
     (out_dir / "networks.csv").write_text(csv)
     size += len(csv)
     words = Words.of(estate.pool)
-    units = plan_units(rng, estate, flows=flows, start=start, hours=hours,
-                       parquet_share=parquet_share, malformed_share=malformed_share)  # fmt: skip
+    units = plan_units(
+        rng,
+        estate,
+        flows=flows,
+        start=start,
+        hours=hours,
+        parquet_share=parquet_share,
+        malformed_share=malformed_share,
+    )
 
-    totals = dict.fromkeys(("flows", "flows_text", "flows_parquet", "flows_ipv6", "nat_rows",
-                            "nodata", "skipdata", "malformed", "files_text", "files_parquet"), 0)  # fmt: skip
+    totals = dict.fromkeys(
+        (
+            "flows",
+            "flows_text",
+            "flows_parquet",
+            "flows_ipv6",
+            "nat_rows",
+            "nodata",
+            "skipdata",
+            "malformed",
+            "files_text",
+            "files_parquet",
+        ),
+        0,
+    )
     listing: list[dict[str, Any]] = []
     truncated: dict[str, Any] = {}
     for unit in units:
@@ -106,46 +152,71 @@ def generate(
             gz = gzip_bytes(text_bytes(rng, unit, cols, estate.pool, good))
             if unit.role == "truncated":
                 gz, complete = truncate(gz)
-                truncated = {"path": rel.as_posix(), "records_written": unit.data,
-                             "complete_records_before_cut": complete}  # fmt: skip
+                truncated = {
+                    "path": rel.as_posix(),
+                    "records_written": unit.data,
+                    "complete_records_before_cut": complete,
+                }
             path.write_bytes(gz)
         site = estate.sites[unit.site]
         nbytes = path.stat().st_size
         size += nbytes
         nat = stats["nat"] if _PKT_FIELDS in FORMATS[unit.fmt] else 0
-        listing.append({"path": rel.as_posix(), "role": unit.role,
-                        "kind": "parquet" if unit.parquet else "text", "format": unit.fmt,
-                        "account": site.account, "region": site.region,
-                        "hour_start": unit.hour_start, "flows": unit.data,
-                        "nodata": unit.nodata, "skipdata": unit.skipdata,
-                        "malformed": unit.malformed, "ipv6": stats["ipv6"], "nat_rows": nat,
-                        "bytes": nbytes})  # fmt: skip
+        listing.append(
+            {
+                "path": rel.as_posix(),
+                "role": unit.role,
+                "kind": "parquet" if unit.parquet else "text",
+                "format": unit.fmt,
+                "account": site.account,
+                "region": site.region,
+                "hour_start": unit.hour_start,
+                "flows": unit.data,
+                "nodata": unit.nodata,
+                "skipdata": unit.skipdata,
+                "malformed": unit.malformed,
+                "ipv6": stats["ipv6"],
+                "nat_rows": nat,
+                "bytes": nbytes,
+            }
+        )
         totals["files_parquet" if unit.parquet else "files_text"] += 1
         if unit.role != "truncated":
             kind = "flows_parquet" if unit.parquet else "flows_text"
-            for key, value in (("flows", unit.data), (kind, unit.data),
-                               ("flows_ipv6", stats["ipv6"]), ("nat_rows", nat),
-                               ("nodata", unit.nodata), ("skipdata", unit.skipdata),
-                               ("malformed", unit.malformed)):  # fmt: skip
+            for key, value in (
+                ("flows", unit.data),
+                (kind, unit.data),
+                ("flows_ipv6", stats["ipv6"]),
+                ("nat_rows", nat),
+                ("nodata", unit.nodata),
+                ("skipdata", unit.skipdata),
+                ("malformed", unit.malformed),
+            ):
                 totals[key] += value
             if progress is not None:
                 progress(totals["flows"])
 
     apps_of_slot = np.unique(np.stack([iv.slot, iv.app]), axis=1)[0]
     manifest: dict[str, Any] = {
-        "generator": "dredge.generate", "manifest_version": 1, "args": args,
+        "generator": "dredge.generate",
+        "manifest_version": 1,
+        "args": args,
         "window": {"start": start, "end": window_end},
-        "files": len(units), **totals,
+        "files": len(units),
+        **totals,
         "flows_in_truncated": truncated["complete_records_before_cut"],
-        "truncated": truncated, "empty": listing[-1]["path"],
-        "intervals": len(iv.slot), "owner_ips": len(np.unique(iv.slot)),
+        "truncated": truncated,
+        "empty": listing[-1]["path"],
+        "intervals": len(iv.slot),
+        "owner_ips": len(np.unique(iv.slot)),
         "reassigned_ips": int((np.bincount(apps_of_slot) >= 2).sum()),
         "cidrs": len(estate.networks),
         "accounts": sorted({s.account for s in estate.sites}),
         "regions": [r for r in REGIONS if any(s.region == r for s in estate.sites)],
         "formats": {name: list(fields) for name, fields in FORMATS.items()},
         "malformed_kinds": list(MALFORMED_KINDS),
-        "bytes": size, "file_list": listing,
-    }  # fmt: skip
+        "bytes": size,
+        "file_list": listing,
+    }
     (out_dir / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     return manifest

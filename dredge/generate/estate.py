@@ -86,7 +86,9 @@ class Picker:
         if not len(self.rows):
             raise ValueError("empty endpoint pool")
         u = rng.random(n) * self.cum[-1]
-        return self.rows[np.minimum(np.searchsorted(self.cum, u, side="right"), len(self.rows) - 1)]
+        at = np.minimum(np.searchsorted(self.cum, u, side="right"), len(self.rows) - 1)
+        out: I64 = self.rows[at]
+        return out
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,9 @@ def hex_ids(rng: np.random.Generator, n: int, width: int = 17) -> list[str]:
 def _v6(prefix: str, rng: np.random.Generator, n: int) -> list[str]:
     """``n`` addresses under ``prefix`` (whole groups), in canonical text."""
     groups = rng.integers(1, 0x10000, size=(n, 8 - prefix.count(":") - 1)).tolist()
-    return [str(ipaddress.IPv6Address(":".join([prefix, *(f"{g:x}" for g in row)]))) for row in groups]
+    return [
+        str(ipaddress.IPv6Address(":".join([prefix, *(f"{g:x}" for g in row)]))) for row in groups
+    ]
 
 
 class _Table:
@@ -175,14 +179,24 @@ def _apps(rng: np.random.Generator, apps: int) -> tuple[list[str], I64, npt.NDAr
 
 
 def _add_site(
-    rng: np.random.Generator, pool: StringPool, slots: _Table, spare: _Table, si: int, n: int,
+    rng: np.random.Generator,
+    pool: StringPool,
+    slots: _Table,
+    spare: _Table,
+    si: int,
+    n: int,
     site: Site,
-) -> None:  # fmt: skip
+) -> None:
     """Site ``si``'s slots into ``slots`` and its never-owned addresses into ``spare``."""
     n_az = len(site.azs)
     az = np.concatenate([np.arange(n_az), np.repeat(np.arange(n_az), 2), rng.integers(0, n_az, n)])
-    stype = np.concatenate([np.full(n_az, NAT_GATEWAY), np.full(2 * n_az, LOAD_BALANCER),
-                            rng.choice(4, size=n, p=_SLOT_TYPE_SHARE)])  # fmt: skip
+    stype = np.concatenate(
+        [
+            np.full(n_az, NAT_GATEWAY),
+            np.full(2 * n_az, LOAD_BALANCER),
+            rng.choice(4, size=n, p=_SLOT_TYPE_SHARE),
+        ]
+    )
     m = len(az)
     v6 = np.zeros(m, dtype=bool)
     v6[3 * n_az :] = rng.random(n) < 0.06
@@ -197,12 +211,19 @@ def _add_site(
         for r, t in zip(rows4.tolist(), addrs, strict=False):
             text[r] = t
         lone = addrs[len(rows4) : len(rows4) + max(2, len(rows4) // 30)]
-        spare.add(lone, np.ones(len(lone)), addr=pool.add_many(lone), kind=UNOWNED, site=si,
-                  az=pool.add(site.azs[j // 2]), subnet=pool.add(site.subnets[j]),
-                  eni=pool.add_many([f"eni-{h}" for h in hex_ids(rng, len(lone))]),
-                  instance=pool.add_many([f"i-{h}" for h in hex_ids(rng, len(lone))]))  # fmt: skip
+        spare.add(
+            lone,
+            np.ones(len(lone)),
+            addr=pool.add_many(lone),
+            kind=UNOWNED,
+            site=si,
+            az=pool.add(site.azs[j // 2]),
+            subnet=pool.add(site.subnets[j]),
+            eni=pool.add_many([f"eni-{h}" for h in hex_ids(rng, len(lone))]),
+            instance=pool.add_many([f"i-{h}" for h in hex_ids(rng, len(lone))]),
+        )
         rows6 = np.flatnonzero((subnet_j == j) & v6)
-        net = f"{REGIONS[site.region][1]}:{0x1000 + 37 * si:x}:{0x4a00 + j:x}"
+        net = f"{REGIONS[site.region][1]}:{0x1000 + 37 * si:x}:{0x4A00 + j:x}"
         for r, t in zip(rows6.tolist(), _v6(net, rng, len(rows6)), strict=True):
             text[r] = t
     instance = np.full(m, -1, dtype=np.int64)
@@ -214,14 +235,20 @@ def _add_site(
     outpost = (si == 0) & (stype == INSTANCE) & (rng.random(m) < 0.05)
     weight = (rng.pareto(1.5, m) + 0.5) * np.where(stype == LOAD_BALANCER, 5.0, 1.0)
     slots.add(
-        text, weight, addr=pool.add_many(text), kind=SLOT, site=si,
+        text,
+        weight,
+        addr=pool.add_many(text),
+        kind=SLOT,
+        site=si,
         az=np.array([pool.add(site.azs[a]) for a in az]),
         subnet=np.array([pool.add(site.subnets[j]) for j in subnet_j]),
-        eni=pool.add_many([f"eni-{h}" for h in hex_ids(rng, m)]), instance=instance,
+        eni=pool.add_many([f"eni-{h}" for h in hex_ids(rng, m)]),
+        instance=instance,
         subloc_type=np.where(outpost, pool.add("outpost"), -1),
         subloc_id=np.where(outpost, pool.add(f"op-{hex_ids(rng, 1)[0]}"), -1),
-        stype=stype, v6=v6.astype(np.int64),
-    )  # fmt: skip
+        stype=stype,
+        v6=v6.astype(np.int64),
+    )
 
 
 def _add_internet(rng: np.random.Generator, pool: StringPool, table: _Table) -> None:
@@ -235,11 +262,23 @@ def _add_internet(rng: np.random.Generator, pool: StringPool, table: _Table) -> 
     text = [f"{a}.{b}.{c}.{d}" for a, b, c, d in octets.tolist()]
     service = np.array([pool.add(s[0]) for s in _SERVICES])[svc]
     path = np.array([s[2] for s in _SERVICES])[svc]
-    table.add(text, rng.pareto(1.2, n) + 0.2, addr=pool.add_many(text), kind=INTERNET,
-              service=np.where(tagged, service, -1), path=np.where(tagged, path, 8))  # fmt: skip
+    table.add(
+        text,
+        rng.pareto(1.2, n) + 0.2,
+        addr=pool.add_many(text),
+        kind=INTERNET,
+        service=np.where(tagged, service, -1),
+        path=np.where(tagged, path, 8),
+    )
     text6 = [t for prefix in _INTERNET_V6 for t in _v6(prefix, rng, 250)]
-    table.add(text6, rng.pareto(1.2, len(text6)) + 0.2, addr=pool.add_many(text6),
-              kind=INTERNET, path=8, v6=1)  # fmt: skip
+    table.add(
+        text6,
+        rng.pareto(1.2, len(text6)) + 0.2,
+        addr=pool.add_many(text6),
+        kind=INTERNET,
+        path=8,
+        v6=1,
+    )
 
 
 def _add_cidrs(
@@ -251,20 +290,25 @@ def _add_cidrs(
     for cidr, app, kind, region, path in _CIDRS:
         net = ipaddress.ip_network(cidr)
         peered = kind == "peered-vpc"
-        rows.append((cidr, app, kind, region, site.account if peered else "",
-                     peered_vpc if peered else ""))  # fmt: skip
+        rows.append(
+            (cidr, app, kind, region, site.account if peered else "", peered_vpc if peered else "")
+        )
         n = 60 if net.prefixlen in (24, 48) else 150
         span = min(net.num_addresses - 2, 2**62)
         base = int(net.network_address)
         text = [str(ipaddress.ip_address(base + 1 + int(o))) for o in rng.integers(0, span, n)]
-        table.add(text, rng.pareto(1.5, n) + 0.5, addr=pool.add_many(text), kind=CIDR,
-                  path=path, v6=int(net.version == 6))  # fmt: skip
+        table.add(
+            text,
+            rng.pareto(1.5, n) + 0.5,
+            addr=pool.add_many(text),
+            kind=CIDR,
+            path=path,
+            v6=int(net.version == 6),
+        )
     return rows
 
 
-def build_estate(
-    rng: np.random.Generator, *, accounts: int, apps: int, flows: int
-) -> Estate:
+def build_estate(rng: np.random.Generator, *, accounts: int, apps: int, flows: int) -> Estate:
     pool = StringPool()
     sites = _sites(rng, pool, accounts)
     names, app_type, app_weight = _apps(rng, apps)
@@ -282,21 +326,30 @@ def build_estate(
         table.weights += part.weights
         table.text += part.text
     ep, weight = table.columns()
-    kind, site, v6, stype = ep["kind"], ep["site"], ep["v6"] == 1, ep["stype"]
+    kind, home, v6, stype = ep["kind"], ep["site"], ep["v6"] == 1, ep["stype"]
     slot = (kind == SLOT) & (stype != NAT_GATEWAY)
 
     def picker(mask: npt.NDArray[np.bool_]) -> Picker:
         return Picker.of(np.flatnonzero(mask), weight)
 
     return Estate(
-        pool=pool, sites=sites, apps=names, app_type=app_type, app_weight=app_weight, ep=ep,
-        text=table.text, n_slots=len(slots.text),
-        local4=[picker(slot & ~v6 & (site == s)) for s in range(len(sites))],
-        local6=[picker(slot & v6 & (site == s)) for s in range(len(sites))],
-        unowned=[picker((kind == UNOWNED) & (site == s)) for s in range(len(sites))],
-        nat=[picker((stype == NAT_GATEWAY) & (site == s)) for s in range(len(sites))],
-        slots4=picker(slot & ~v6), slots6=picker(slot & v6),
-        internet4=picker((kind == INTERNET) & ~v6), internet6=picker((kind == INTERNET) & v6),
-        cidr4=picker((kind == CIDR) & ~v6), cidr6=picker((kind == CIDR) & v6),
+        pool=pool,
+        sites=sites,
+        apps=names,
+        app_type=app_type,
+        app_weight=app_weight,
+        ep=ep,
+        text=table.text,
+        n_slots=len(slots.text),
+        local4=[picker(slot & ~v6 & (home == s)) for s in range(len(sites))],
+        local6=[picker(slot & v6 & (home == s)) for s in range(len(sites))],
+        unowned=[picker((kind == UNOWNED) & (home == s)) for s in range(len(sites))],
+        nat=[picker((stype == NAT_GATEWAY) & (home == s)) for s in range(len(sites))],
+        slots4=picker(slot & ~v6),
+        slots6=picker(slot & v6),
+        internet4=picker((kind == INTERNET) & ~v6),
+        internet6=picker((kind == INTERNET) & v6),
+        cidr4=picker((kind == CIDR) & ~v6),
+        cidr6=picker((kind == CIDR) & v6),
         networks=networks,
-    )  # fmt: skip
+    )

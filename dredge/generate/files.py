@@ -37,21 +37,35 @@ _SKIPDATA = 0.0005
 
 
 def plan_units(
-    rng: np.random.Generator, estate: Estate, *, flows: int, start: int, hours: float,
-    parquet_share: float, malformed_share: float,
-) -> list[Unit]:  # fmt: skip
+    rng: np.random.Generator,
+    estate: Estate,
+    *,
+    flows: int,
+    start: int,
+    hours: float,
+    parquet_share: float,
+    malformed_share: float,
+) -> list[Unit]:
     window = max(1, round(hours * 3600))
     n_sites, n_hours = len(estate.sites), math.ceil(window / 3600)
-    logs = {(s, f): f"fl-{h}" for (s, f), h in
-            zip([(s, f) for s in range(n_sites) for f in FORMATS], hex_ids(rng, n_sites * 3),
-                strict=True)}  # fmt: skip
+    logs = {
+        (s, f): f"fl-{h}"
+        for (s, f), h in zip(
+            [(s, f) for s in range(n_sites) for f in FORMATS],
+            hex_ids(rng, n_sites * 3),
+            strict=True,
+        )
+    }
     site = np.repeat(np.arange(n_sites), n_hours)
     hour = np.tile(np.arange(n_hours), n_sites)
     hour_start = start + 3600 * hour
     span = np.minimum(3600, start + window - hour_start)
     of_day = (hour_start % 86_400) / 3600
-    weight = (np.array([s.weight for s in estate.sites])[site] * span
-              * (1 + 0.5 * np.sin(2 * np.pi * (of_day - 9) / 24)))  # fmt: skip
+    weight = (
+        np.array([s.weight for s in estate.sites])[site]
+        * span
+        * (1 + 0.5 * np.sin(2 * np.pi * (of_day - 9) / 24))
+    )
     data = rng.multinomial(flows, weight / weight.sum())
     parquet = rng.random(len(site)) < parquet_share
     if parquet_share > 0 and not parquet.any():
@@ -69,16 +83,58 @@ def plan_units(
     units = []
     for i in range(len(site)):
         fmt = FORMAT_CYCLE[(site[i] + hour[i]) % len(FORMAT_CYCLE)]
-        units.append(Unit(int(site[i]), int(hour_start[i]), int(span[i]), fmt,
-                          FORMAT_VERSION[fmt], bool(parquet[i]), logs[int(site[i]), fmt],
-                          int(data[i]), int(nodata[i]), int(skipdata[i]), int(malformed[i]),
-                          names[i]))  # fmt: skip
+        units.append(
+            Unit(
+                int(site[i]),
+                int(hour_start[i]),
+                int(span[i]),
+                fmt,
+                FORMAT_VERSION[fmt],
+                bool(parquet[i]),
+                logs[int(site[i]), fmt],
+                int(data[i]),
+                int(nodata[i]),
+                int(skipdata[i]),
+                int(malformed[i]),
+                names[i],
+            )
+        )
     odd = hex_ids(rng, 2)
-    units.append(Unit(0, start, int(span[0]), "v2", 2, False, f"fl-{odd[0]}",
-                      int(np.clip(flows // 100, 200, 5000)), 0, 0, 0, names[-2], "truncated"))  # fmt: skip
+    units.append(
+        Unit(
+            0,
+            start,
+            int(span[0]),
+            "v2",
+            2,
+            False,
+            f"fl-{odd[0]}",
+            int(np.clip(flows // 100, 200, 5000)),
+            0,
+            0,
+            0,
+            names[-2],
+            "truncated",
+        )
+    )
     last = len(site) - 1
-    units.append(Unit(int(site[last]), int(hour_start[last]), int(span[last]), "v5", 5, False,
-                      f"fl-{odd[1]}", 0, 0, 0, 0, names[-1], "empty"))  # fmt: skip
+    units.append(
+        Unit(
+            int(site[last]),
+            int(hour_start[last]),
+            int(span[last]),
+            "v5",
+            5,
+            False,
+            f"fl-{odd[1]}",
+            0,
+            0,
+            0,
+            0,
+            names[-1],
+            "empty",
+        )
+    )
     return units
 
 
@@ -89,11 +145,29 @@ def unit_path(estate: Estate, unit: Unit) -> Path:
     stamp = t.strftime("%Y%m%dT%H%MZ")
     name = f"{site.account}_vpcflowlogs_{site.region}_{unit.flow_log}_{stamp}_{unit.name_hash}"
     if unit.parquet:
-        return Path("logs", "AWSLogs", f"aws-account-id={site.account}", "aws-service=vpcflowlogs",
-                    f"aws-region={site.region}", f"year={t:%Y}", f"month={t:%m}", f"day={t:%d}",
-                    f"hour={t:%H}", f"{name}.log.parquet")  # fmt: skip
-    return Path("logs", "AWSLogs", site.account, "vpcflowlogs", site.region, f"{t:%Y}",
-                f"{t:%m}", f"{t:%d}", f"{name}.log.gz")  # fmt: skip
+        return Path(
+            "logs",
+            "AWSLogs",
+            f"aws-account-id={site.account}",
+            "aws-service=vpcflowlogs",
+            f"aws-region={site.region}",
+            f"year={t:%Y}",
+            f"month={t:%m}",
+            f"day={t:%d}",
+            f"hour={t:%H}",
+            f"{name}.log.parquet",
+        )
+    return Path(
+        "logs",
+        "AWSLogs",
+        site.account,
+        "vpcflowlogs",
+        site.region,
+        f"{t:%Y}",
+        f"{t:%m}",
+        f"{t:%d}",
+        f"{name}.log.gz",
+    )
 
 
 def gzip_bytes(data: bytes) -> bytes:

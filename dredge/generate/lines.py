@@ -82,7 +82,7 @@ class StringPool:
         return self._frozen
 
 
-@numba.njit(cache=True, nogil=True)  # type: ignore[misc]
+@numba.njit(cache=True, nogil=True)
 def _format_rows(
     table: I64,
     is_str: npt.NDArray[np.bool_],

@@ -53,10 +53,14 @@ def build_intervals(rng: np.random.Generator, estate: Estate, start: int, end: i
     stype = estate.ep["stype"][: estate.n_slots]
     fixed = np.flatnonzero(stype >= NAT_GATEWAY)
     lb_app = np.minimum(rng.zipf(1.6, len(fixed)) - 1, len(estate.apps) - 1)
-    parts = [(
-        fixed, start - rng.integers(86_400, 30 * 86_400, len(fixed)), np.full(len(fixed), -1),
-        np.where(stype[fixed] == LOAD_BALANCER, lb_app, len(estate.apps)),
-    )]  # fmt: skip
+    parts = [
+        (
+            fixed,
+            start - rng.integers(86_400, 30 * 86_400, len(fixed)),
+            np.full(len(fixed), -1),
+            np.where(stype[fixed] == LOAD_BALANCER, lb_app, len(estate.apps)),
+        )
+    ]
     moving = np.flatnonzero(stype < NAT_GATEWAY)
     median = (_MEDIAN_HOURS[stype[moving]] * 3600).astype(np.int64)
     cur = start - (rng.random(len(moving)) * 2 * median).astype(np.int64)
@@ -76,14 +80,17 @@ def build_intervals(rng: np.random.Generator, estate: Estate, start: int, end: i
         alive = alive[~done & (cur[alive] < end)]
     slot, first, last, app = (np.concatenate(c) for c in zip(*parts, strict=True))
     # Overlaps: B starts inside A (both in the window) and ends with A, for another app.
-    closed = np.flatnonzero((last > start) & (first < end) & (last - first >= 600)
-                            & (stype[slot] < NAT_GATEWAY))  # fmt: skip
+    closed = np.flatnonzero(
+        (last > start) & (first < end) & (last - first >= 600) & (stype[slot] < NAT_GATEWAY)
+    )
     k = min(len(closed), max(1, round(_OVERLAP_SHARE * len(moving))))
     a = rng.choice(closed, size=k, replace=False) if k else closed[:0]
     b_start = first[a] + ((last[a] - first[a]) * rng.uniform(0.3, 0.7, k)).astype(np.int64)
     b_app = _draw_apps(rng, estate, stype[slot[a]], app[a])
-    slot, first, last, app = (np.concatenate(c) for c in
-                              ((slot, slot[a]), (first, b_start), (last, last[a]), (app, b_app)))  # fmt: skip
+    slot, first, last, app = (
+        np.concatenate(c)
+        for c in ((slot, slot[a]), (first, b_start), (last, last[a]), (app, b_app))
+    )
     order = np.lexsort((slot, first))
     canary = rng.random(len(order)) < 0.1
     return Intervals(slot[order], first[order], last[order], app[order], canary)
@@ -99,22 +106,36 @@ def write_owners(path: Path, rng: np.random.Generator, estate: Estate, iv: Inter
     suffix = []
     for s in range(estate.n_slots):
         site = sites[int(ep["site"][s])]
-        rest = {"account": site.account, "region": site.region, "az": pool.text(int(ep["az"][s])),
-                "vpc": site.vpc, "subnet": pool.text(int(ep["subnet"][s])),
-                "type": TYPES[int(ep["stype"][s])]}  # fmt: skip
+        rest = {
+            "account": site.account,
+            "region": site.region,
+            "az": pool.text(int(ep["az"][s])),
+            "vpc": site.vpc,
+            "subnet": pool.text(int(ep["subnet"][s])),
+            "type": TYPES[int(ep["stype"][s])],
+        }
         suffix.append(orjson.dumps(rest).decode()[1:])
     names = [*estate.apps, NAT_APP]
     as_text = rng.random((len(iv.slot), 2)) < _RFC3339_SHARE
     lines = []
-    for i, (s, t0, t1, a, c) in enumerate(zip(iv.slot.tolist(), iv.start.tolist(),
-                                              iv.end.tolist(), iv.app.tolist(),
-                                              iv.canary.tolist(), strict=True)):  # fmt: skip
+    for i, (s, t0, t1, a, c) in enumerate(
+        zip(
+            iv.slot.tolist(),
+            iv.start.tolist(),
+            iv.end.tolist(),
+            iv.app.tolist(),
+            iv.canary.tolist(),
+            strict=True,
+        )
+    ):
         begin = f'"{_rfc3339(t0)}"' if as_text[i, 0] else str(t0)
         finish = "null" if t1 < 0 else f'"{_rfc3339(t1)}"' if as_text[i, 1] else str(t1)
         app = names[a]
         cluster = f"{app}-canary" if c and a < len(estate.apps) else f"{app}-prod"
-        lines.append(f'{{"ip":"{estate.text[s]}","start":{begin},"end":{finish},'
-                     f'"app":"{app}","cluster":"{cluster}",{suffix[s]}\n')  # fmt: skip
+        lines.append(
+            f'{{"ip":"{estate.text[s]}","start":{begin},"end":{finish},'
+            f'"app":"{app}","cluster":"{cluster}",{suffix[s]}\n'
+        )
     data = "".join(lines).encode()
     path.write_bytes(data)
     return len(data)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dredge.generate.estate import CIDR, INTERNET, REGIONS, SLOT, UNOWNED, Estate, Picker
+from dredge.generate.estate import REGIONS, SLOT, UNOWNED, Estate, Picker
 from dredge.generate.lines import I64, StringPool
 
 # Remote side: same VPC, another VPC, internet, networks.csv range, unowned, via NAT gateway.
@@ -62,8 +62,22 @@ class Words:
 
     @staticmethod
     def of(pool: StringPool) -> Words:
-        return Words(*(pool.add(w) for w in ("ACCEPT", "REJECT", "OK", "NODATA", "SKIPDATA",
-                                             "IPv4", "IPv6", "ingress", "egress")))  # fmt: skip
+        return Words(
+            *(
+                pool.add(w)
+                for w in (
+                    "ACCEPT",
+                    "REJECT",
+                    "OK",
+                    "NODATA",
+                    "SKIPDATA",
+                    "IPv4",
+                    "IPv6",
+                    "ingress",
+                    "egress",
+                )
+            )
+        )
 
 
 def _weighted(rng: np.random.Generator, values: I64, n: int, zipf: float = 1.0) -> I64:
@@ -88,16 +102,26 @@ def unit_columns(
         out[rows] = picker.pick(rng, len(rows))
 
     fill(local, np.r_[~v6, np.ones(m - n, dtype=bool)], estate.local4[s])
-    fill(local, np.r_[~v6 & (rng.random(n) < _UNOWNED_LOCAL), np.zeros(m - n, bool)],
-         estate.unowned[s])  # fmt: skip
+    fill(
+        local,
+        np.r_[~v6 & (rng.random(n) < _UNOWNED_LOCAL), np.zeros(m - n, bool)],
+        estate.unowned[s],
+    )
     fill(local, np.r_[v6, np.zeros(m - n, dtype=bool)], estate.local6[s])
-    for c, (p4, p6) in enumerate(((estate.local4[s], estate.local6[s]),
-                                  (estate.slots4, estate.slots6),
-                                  (estate.internet4, estate.internet6),
-                                  (estate.cidr4, estate.cidr6))):  # fmt: skip
+    for c, (p4, p6) in enumerate(
+        (
+            (estate.local4[s], estate.local6[s]),
+            (estate.slots4, estate.slots6),
+            (estate.internet4, estate.internet6),
+            (estate.cidr4, estate.cidr6),
+        )
+    ):
         fill(remote, (cat == c) & ~v6, p4)
         fill(remote, (cat == c) & v6, p6)
     fill(remote, cat == 4, estate.unowned[s])
+    itself = remote == local[:n]  # no talking to itself: talk to the internet instead
+    fill(remote, itself & ~v6, estate.internet4)
+    fill(remote, itself & v6, estate.internet6)
     local_is_src = rng.random(n) < 0.5
     local_is_server = rng.random(n) < 0.3
 
@@ -123,12 +147,16 @@ def unit_columns(
     # traffic-path: 1 same VPC, 4 intra-region peering, 5 inter-region peering; outside, the
     # endpoint's own (3 virtual private gateway, 7 gateway endpoint, 8 internet gateway).
     peering = np.where(site_region[np.maximum(rsite, 0)] == site_region[s], 4, 5)
-    path = np.where((rkind == SLOT) | (rkind == UNOWNED),
-                    np.where(rsite == s, 1, peering), ep["path"][remote])  # fmt: skip
+    path = np.where(
+        (rkind == SLOT) | (rkind == UNOWNED), np.where(rsite == s, 1, peering), ep["path"][remote]
+    )
     path = np.where(local_is_src, path, -1)
 
-    proto = np.where(v6, _weighted(rng, np.array([6, 17, 58]), n, 2.0),
-                     _weighted(rng, np.array([6, 17, 1, 50, 47]), n, 2.5))  # fmt: skip
+    proto = np.where(
+        v6,
+        _weighted(rng, np.array([6, 17, 58]), n, 2.0),
+        _weighted(rng, np.array([6, 17, 1, 50, 47]), n, 2.5),
+    )
     tcp, udp = proto == 6, proto == 17
     server = np.where(tcp, _weighted(rng, _TCP_PORTS, n), _weighted(rng, _UDP_PORTS, n))
     ephemeral = rng.integers(32768, 61000, n)
@@ -145,36 +173,52 @@ def unit_columns(
 
     start = unit.hour_start + rng.integers(0, unit.span, m)
     end = start + rng.integers(0, 61, m)
-    status = np.r_[np.full(n, words.ok), np.full(unit.nodata, words.nodata),
-                   np.full(unit.skipdata, words.skipdata)]  # fmt: skip
+    status = np.r_[
+        np.full(n, words.ok),
+        np.full(unit.nodata, words.nodata),
+        np.full(unit.skipdata, words.skipdata),
+    ]
     site = estate.sites[s]
     pool = estate.pool
 
     def flow(col: I64) -> I64:
         """A data-only column, null on NODATA/SKIPDATA records."""
-        return np.r_[col.astype(np.int64), np.full(m - n, -1, dtype=np.int64)]
+        return np.concatenate([col.astype(np.int64), np.full(m - n, -1, dtype=np.int64)])
 
     def const(value: int) -> I64:
         return np.full(m, value, dtype=np.int64)
 
     cols = {
-        "version": const(unit.version), "account-id": const(pool.add(site.account)),
-        "interface-id": ep["eni"][local], "srcaddr": flow(ep["addr"][src]),
-        "dstaddr": flow(ep["addr"][dst]), "pkt-srcaddr": flow(ep["addr"][psrc]),
-        "pkt-dstaddr": flow(ep["addr"][pdst]), "srcport": flow(srcport),
-        "dstport": flow(dstport), "protocol": flow(proto), "packets": flow(packets),
-        "bytes": flow(packets * size), "start": start, "end": end,
-        "action": flow(np.where(reject, words.reject, words.accept)), "log-status": status,
-        "vpc-id": const(pool.add(site.vpc)), "subnet-id": ep["subnet"][local],
-        "instance-id": ep["instance"][local], "tcp-flags": flow(flags),
-        "type": flow(np.where(v6, words.ipv6, words.ipv4)), "region": const(pool.add(site.region)),
+        "version": const(unit.version),
+        "account-id": const(pool.add(site.account)),
+        "interface-id": ep["eni"][local],
+        "srcaddr": flow(ep["addr"][src]),
+        "dstaddr": flow(ep["addr"][dst]),
+        "pkt-srcaddr": flow(ep["addr"][psrc]),
+        "pkt-dstaddr": flow(ep["addr"][pdst]),
+        "srcport": flow(srcport),
+        "dstport": flow(dstport),
+        "protocol": flow(proto),
+        "packets": flow(packets),
+        "bytes": flow(packets * size),
+        "start": start,
+        "end": end,
+        "action": flow(np.where(reject, words.reject, words.accept)),
+        "log-status": status,
+        "vpc-id": const(pool.add(site.vpc)),
+        "subnet-id": ep["subnet"][local],
+        "instance-id": ep["instance"][local],
+        "tcp-flags": flow(flags),
+        "type": flow(np.where(v6, words.ipv6, words.ipv4)),
+        "region": const(pool.add(site.region)),
         "az-id": ep["az"][local],
         "flow-direction": flow(np.where(local_is_src, words.egress, words.ingress)),
-        "traffic-path": flow(path), "pkt-src-aws-service": flow(ep["service"][psrc]),
+        "traffic-path": flow(path),
+        "pkt-src-aws-service": flow(ep["service"][psrc]),
         "pkt-dst-aws-service": flow(ep["service"][pdst]),
-        "sublocation-type": ep["subloc_type"][local], "sublocation-id": ep["subloc_id"][local],
-    }  # fmt: skip
+        "sublocation-type": ep["subloc_type"][local],
+        "sublocation-id": ep["subloc_id"][local],
+    }
     order = rng.permutation(m)
-    stats = {"ipv6": int(v6.sum()), "nat": int(((psrc != src) | (pdst != dst)).sum()),
-             "cidr": int((rkind == CIDR).sum()), "internet": int((rkind == INTERNET).sum())}  # fmt: skip
+    stats = {"ipv6": int(v6.sum()), "nat": int(((psrc != src) | (pdst != dst)).sum())}
     return {k: v[order] for k, v in cols.items()}, stats
