@@ -92,9 +92,10 @@ async def converge(workers: list[LeaseManager], clock: FakeClock, rounds: int = 
     for _ in range(rounds):
         await round_of(workers, clock)
         # held() may still list a lease stolen since its owner's last renewal: confirm in the table.
-        if [len(w.held()) for w in workers] == [4, 4, 4]:
-            if sorted(loads(await owners(workers[0]), workers)) == [4, 4, 4]:
-                return
+        if [len(w.held()) for w in workers] == [4, 4, 4] and loads(
+            await owners(workers[0]), workers
+        ) == [4, 4, 4]:
+            return
     raise AssertionError(f"no convergence: {loads(await owners(workers[0]), workers)}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ def test_defaults_validate() -> None:
         ("initial_position", "SHARD_END"),
     ],
 )
-def test_invalid_settings_name_their_field(field: str, value: object) -> None:
+def test_invalid_settings_name_their_field(field: str, value: Any) -> None:
     config = dataclasses.replace(LeaseConfig(), **{field: value})
     with pytest.raises(ConfigError) as err:
         config.validate()
