@@ -94,8 +94,8 @@ def unit_columns(
     m = n + unit.nodata + unit.skipdata
     v6 = rng.random(n) < ipv6_share
     cat = np.where(v6, rng.choice(6, n, p=_REMOTE_V6), rng.choice(6, n, p=_REMOTE_V4))
-    local = np.empty(m, dtype=np.int64)
-    remote = np.empty(n, dtype=np.int64)
+    local = np.full(m, -1, dtype=np.int64)
+    remote = np.full(n, -1, dtype=np.int64)  # set before use: draws must not depend on garbage
 
     def fill(out: I64, mask: np.ndarray, picker: Picker) -> None:
         rows = np.flatnonzero(mask)
