@@ -192,16 +192,36 @@ def test_silent_worker_loses_its_leases_after_failover(moto: MotoServer) -> None
         switched = [lease for lease in await a.list_leases() if lease.shard_id in lost]
         assert all(lease.owner_switches >= 1 for lease in switched)
 
-        # c wakes up: its checkpoint is refused and the lease dropped.
+        # c wakes up: by its own clock its leases expired, so it stopped reporting them and
+        # refuses to checkpoint or renew them, without writing anything.
+        assert c.held() == set()
         victim = sorted(lost)[0]
         with pytest.raises(LeaseLost):
             await c.checkpoint(victim, SEQ)
-        assert victim not in c.held()
         assert await c.get_checkpoint(victim) == (TRIM_HORIZON, 0)
-        # Its renewal finds the rest expired by its own clock, and lets go without writing.
         assert await c.renew() == set()
+
+    run(moto, body)
+
+
+def test_checkpoint_after_a_steal_raises_lease_lost(moto: MotoServer) -> None:
+    async def body(client: Any) -> None:
+        clock, cfg = FakeClock(), config()
+        a = LeaseManager(client, cfg, "worker-a", clock=clock)
+        b = LeaseManager(client, cfg, "worker-b", clock=clock)
+        await a.ensure_table()
+        await a.sync_shards(shards(2))
+        assert len(await a.take()) == 2
+        (stolen,) = await b.take()  # a holds 2 > target 1: b steals one at once
+        assert a.held() == {"shardId-000000000000", "shardId-000000000001"}  # a has not noticed
         with pytest.raises(LeaseLost):
-            await c.checkpoint(sorted(lost)[1], SEQ)
+            await a.checkpoint(stolen, SEQ)  # refused by the table's condition
+        assert stolen not in a.held()
+        await b.checkpoint(stolen, SEQ)
+        (kept,) = a.held()
+        assert await a.renew() == {kept}
+        lease = {lease.shard_id: lease for lease in await a.list_leases()}[stolen]
+        assert (lease.owner, lease.checkpoint, lease.owner_switches) == ("worker-b", SEQ, 0)
 
     run(moto, body)
 
@@ -288,6 +308,17 @@ def test_children_wait_for_parents_to_reach_shard_end(moto: MotoServer) -> None:
         assert not a.is_ready(m4.shard_id, await a.list_leases())  # p1 still open
         await a.checkpoint(p1.shard_id, SHARD_END)
         assert a.is_ready(m4.shard_id, await a.list_leases())
+
+    run(moto, body)
+
+
+def test_first_sync_starts_every_shard_at_the_initial_position(moto: MotoServer) -> None:
+    async def body(client: Any) -> None:
+        a = LeaseManager(client, config(initial_position=LATEST), "worker-a", clock=FakeClock())
+        await a.ensure_table()
+        parent = ShardInfo("shardId-000000000000")
+        await a.sync_shards([parent, ShardInfo("shardId-000000000001", (parent.shard_id,))])
+        assert {lease.checkpoint for lease in await a.list_leases()} == {LATEST}
 
     run(moto, body)
 

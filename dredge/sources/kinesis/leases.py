@@ -279,13 +279,12 @@ class LeaseManager:
     async def sync_shards(self, shards: Iterable[ShardInfo]) -> None:
         """Create a lease for each shard without one; record newly known children on parents.
 
-        A shard whose parent has (or gets) a lease starts at TRIM_HORIZON, so nothing
-        between the parent's end and the child's start is skipped; others start at
-        ``initial_position``.
+        A shard whose parent already had a lease starts at TRIM_HORIZON, so nothing after
+        the parent's end is skipped; others (including every shard of a first sync) start at
+        ``initial_position``, and ``is_ready`` still orders children after parents.
         """
         shards = list(shards)
         existing = {lease.shard_id: lease for lease in await self.list_leases()}
-        known = set(existing) | {s.shard_id for s in shards}
         children: dict[str, set[str]] = {}
         for shard in shards:
             for parent in shard.parent_shard_ids:
@@ -298,7 +297,7 @@ class LeaseManager:
                     if missing:
                         await self._add_children(shard.shard_id, missing)
                     continue
-                leased_parent = any(p in known for p in shard.parent_shard_ids)
+                leased_parent = any(p in existing for p in shard.parent_shard_ids)
                 lease = Lease(
                     shard_id=shard.shard_id,
                     owner=None,
@@ -365,9 +364,7 @@ class LeaseManager:
     def held(self) -> set[str]:
         """Leases held and renewed within the failover time by this worker's clock."""
         now = self._clock()
-        return {
-            s for s, h in self._held.items() if now - h.renewed_at <= self._config.failover_time_s
-        }
+        return {s for s, h in self._held.items() if not self._expired_locally(h, now)}
 
     @staticmethod
     def is_ready(shard_id: str, leases: Iterable[Lease]) -> bool:
@@ -400,9 +397,9 @@ class LeaseManager:
             if self._held.get(shard_id) is not h:
                 return  # released or lost while we waited
             sent_at = self._clock()
-            if sent_at - h.renewed_at > self._config.failover_time_s:
+            if self._expired_locally(h, sent_at):
                 # Others may already have taken it; renewing now could hide that.
-                self._drop(shard_id, "expired")
+                self._drop(shard_id, h, "expired")
                 return
             try:
                 await self._ddb.update_item(
@@ -417,7 +414,7 @@ class LeaseManager:
                     log.warning("lease_renew_failed", shard_id=shard_id, error=_code(exc))
                     return
                 if not await self._write_landed(shard_id, h.counter + 1):
-                    self._drop(shard_id, "lost")
+                    self._drop(shard_id, h, "lost")
                     return
             except BotoCoreError as exc:
                 log.warning("lease_renew_failed", shard_id=shard_id, error=type(exc).__name__)
@@ -429,12 +426,15 @@ class LeaseManager:
         """One round of KCL's lease taker; returns the shard ids newly acquired."""
         view = await self.list_leases()
         now = self._clock()
+        for shard_id, h in list(self._held.items()):
+            if self._expired_locally(h, now):
+                self._drop(shard_id, h, "expired")
         states = [LeaseState(lease.shard_id, lease.owner, lease.counter) for lease in view]
         self._watch.observe(states, now)
         plan = plan_take(
             states,
             self.worker_id,
-            held=self.held(),
+            held=set(self._held),
             expired=self._watch.expired_set(now, self._config.failover_time_s),
             max_leases=self._config.max_leases_per_worker,
             max_steal=self._config.max_leases_to_steal_at_once,
@@ -500,13 +500,18 @@ class LeaseManager:
             if self._held.get(shard_id) is not h:
                 checkpoints_total.labels(outcome="lost").inc()
                 raise LeaseLost(f"{shard_id}: lost while waiting to checkpoint")
+            sent_at = self._clock()
+            if self._expired_locally(h, sent_at):
+                # held() stopped reporting it: its reader is being stopped; do not revive it.
+                self._drop(shard_id, h, "expired")
+                checkpoints_total.labels(outcome="lost").inc()
+                raise LeaseLost(f"{shard_id}: not renewed within the failover time")
             values = self._counter_values(h.counter)
             values |= {
                 ":seq": {"S": sequence},
                 ":sub": {"N": str(sub_sequence)},
                 ":zero": {"N": "0"},
             }
-            sent_at = self._clock()
             try:
                 await self._ddb.update_item(
                     TableName=self._table,
@@ -526,7 +531,7 @@ class LeaseManager:
                     checkpoints_total.labels(outcome="failed").inc()
                     raise CheckpointError(f"{shard_id}: {exc}") from exc
                 if not await self._write_landed(shard_id, h.counter + 1, sequence):
-                    self._drop(shard_id, "lost")
+                    self._drop(shard_id, h, "lost")
                     checkpoints_total.labels(outcome="lost").inc()
                     raise LeaseLost(f"{shard_id}: taken by another worker") from exc
             except BotoCoreError as exc:
@@ -563,6 +568,7 @@ class LeaseManager:
                 log.warning("lease_release_failed", shard_id=shard_id, error=type(exc).__name__)
                 return
         lease_events_total.labels(event="released").inc()
+        leases_held.set(len(self.held()))
         log.info("lease_released", shard_id=shard_id)
 
     async def release_all(self) -> None:
@@ -593,7 +599,12 @@ class LeaseManager:
             and (checkpoint is None or lease.checkpoint == checkpoint)
         )
 
-    def _drop(self, shard_id: str, event: str) -> None:
-        if self._held.pop(shard_id, None) is not None:
+    def _drop(self, shard_id: str, h: _Held, event: str) -> None:
+        # Only this very hold: a take() may have replaced it with a fresh one meanwhile.
+        if self._held.get(shard_id) is h:
+            del self._held[shard_id]
             lease_events_total.labels(event=event).inc()
             log.warning("lease_" + event, shard_id=shard_id, worker=self.worker_id)
+
+    def _expired_locally(self, h: _Held, now: float) -> bool:
+        return now - h.renewed_at > self._config.failover_time_s
