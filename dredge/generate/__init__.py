@@ -9,6 +9,19 @@
 
 The same arguments give the same bytes: one ``PCG64(seed)`` stream feeds every draw, gzip
 headers carry mtime 0, and nothing reads the clock.
+
+Manifest keys: ``files`` (flow-log files, text and Parquet, the two odd ones included),
+``files_text``/``files_parquet``; ``flows`` (data records, log-status OK, in every file but
+the truncated one: equals the ``flows`` argument), ``flows_text``/``flows_parquet``,
+``flows_ipv6``; ``nat_rows`` (records whose pkt-srcaddr/pkt-dstaddr differ from
+srcaddr/dstaddr, in formats that have those fields); ``nodata``/``skipdata`` (records of
+that log-status, also not in ``flows``); ``malformed`` (broken lines, text only);
+``flows_in_truncated`` (complete records a streaming reader recovers from the truncated file;
+``truncated`` says which file and how many were written); ``empty`` (the header-only file);
+``intervals``/``owner_ips``/``reassigned_ips`` (owners.jsonl lines, distinct IPs, IPs owned by
+two or more apps); ``cidrs`` (networks.csv rows); ``bytes`` (everything written but the
+manifest); ``window`` ([start, end) of flow start times); ``formats`` (field lists);
+``file_list`` (per file: path, role, kind, format, account, region, hour_start, counts, bytes).
 """
 
 from __future__ import annotations

@@ -232,6 +232,29 @@ def test_owners_reassign_overlap_and_mix_time_forms(
     assert any(ipaddress.ip_address(ip).version == 6 for ip in by_ip)
 
 
+def test_owner_depends_on_the_flows_time(
+    sample: tuple[Path, dict[str, Any], list[int]], seen: Seen
+) -> None:
+    """Looked up at each flow's start (latest start wins), one IP serves several apps."""
+    by_ip: dict[str, list[tuple[int, float, str]]] = defaultdict(list)
+    for o in _owners(sample[0]):
+        end = float("inf") if o["end"] is None else _epoch(o["end"])
+        by_ip[o["ip"]].append((_epoch(o["start"]), end, o["app"]))
+    for iv in by_ip.values():
+        iv.sort()
+    apps_seen: dict[str, set[str]] = defaultdict(set)
+    for row in seen.rows:
+        t = int(row["start"])
+        for side in ("srcaddr", "dstaddr"):
+            if row[side] not in by_ip:
+                continue
+            live = [(s, app) for s, e, app in by_ip[row[side]] if s <= t < e]
+            apps_seen[row[side]].add(max(live)[1] if live else "unknown")
+    several = [ip for ip, apps in apps_seen.items() if len(apps - {"unknown"}) >= 2]
+    assert len(several) > 10
+    assert any("unknown" in apps for apps in apps_seen.values())  # in a gap between owners
+
+
 def test_networks_nest_and_cover_ipv6(sample: tuple[Path, dict[str, Any], list[int]]) -> None:
     with (sample[0] / "networks.csv").open() as f:
         rows = list(csv.DictReader(f))
