@@ -83,6 +83,8 @@ class Picker:
         return Picker(rows, np.cumsum(weight[rows]))
 
     def pick(self, rng: np.random.Generator, n: int) -> I64:
+        if not n:
+            return self.rows[:0]
         if not len(self.rows):
             raise ValueError("empty endpoint pool")
         u = rng.random(n) * self.cum[-1]

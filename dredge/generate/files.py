@@ -78,7 +78,10 @@ def plan_units(
     if flows and len(text_rows):  # every sample has both kinds of empty record
         nodata[text_rows[0]] += not nodata.any()
         skipdata[text_rows[-1]] += not skipdata.any()
-    malformed = np.where(parquet, 0, rng.binomial(data + nodata + skipdata, malformed_share))
+    # Broken lines are copies of good records, so a file has no more of them than records.
+    malformed = np.where(
+        parquet, 0, np.minimum(rng.binomial(data + nodata + skipdata, malformed_share), data)
+    )
     names = hex_ids(rng, len(site) + 2, 8)
     units = []
     for i in range(len(site)):

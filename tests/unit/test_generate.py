@@ -387,3 +387,10 @@ def test_small_odd_arguments(tmp_path: Path) -> None:
     assert m["window"]["end"] - m["window"]["start"] == 1800
     with pytest.raises(ConfigError, match="ipv6_share"):
         generate(tmp_path / "bad", ipv6_share=1.5)
+
+
+def test_counts_hold_at_extreme_shares(tmp_path: Path) -> None:
+    m = generate(tmp_path, flows=1000, malformed_share=1.0, ipv6_share=1.0, apps=1)
+    seen = _read_all(tmp_path, m)
+    assert m["malformed"] == seen.malformed == m["flows_text"]
+    assert m["flows"] == seen.text_flows + seen.parquet_flows == m["flows_ipv6"]
