@@ -44,6 +44,7 @@ __all__ = [
     "LATEST",
     "SHARD_END",
     "TRIM_HORIZON",
+    "DynamoDBClient",
     "Lease",
     "LeaseConfig",
     "LeaseManager",
