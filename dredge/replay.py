@@ -33,7 +33,7 @@ log = get_logger(__name__)
 
 class FileSink(Protocol):
     def is_ingested(self, digest: str) -> bool: ...
-    def store_file(self, rows: pa.Table, rec: IngestRecord) -> bool: ...
+    def store_files(self, batch: list[tuple[pa.Table, IngestRecord]]) -> list[bool]: ...
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,9 @@ class ReplayConfig:
     window_s: int = 60
     workers: int = 1  # files processed at once (threads; the kernels release the GIL)
     chunk_bytes: int = 16 << 20  # decompressed text per parse batch
+    commit_rows: int = 500_000  # commit when this many rolled-up rows wait...
+    commit_files: int = 256  # ...or this many files...
+    commit_seconds: float = 5.0  # ...or this long has passed since the last commit
     format: str = ""  # used for files without a header line; default: the v2 format
 
     def validate(self) -> None:
@@ -131,6 +134,15 @@ def replay(paths: list[str], snapshot: IndexSnapshot, sink: FileSink, dead: Dead
     fmt = config.default_format()
     lock = threading.Lock()
     done = 0
+    pending: list[tuple[FileRef, str, FileResult]] = []
+    last_commit = time.perf_counter()
+
+    def commit() -> None:
+        nonlocal last_commit
+        if pending:
+            _store(sink, pending, summary)
+            pending.clear()
+        last_commit = time.perf_counter()
 
     def work(ref: FileRef) -> tuple[FileRef, str | None, FileResult | None]:
         try:
@@ -156,9 +168,14 @@ def replay(paths: list[str], snapshot: IndexSnapshot, sink: FileSink, dead: Dead
             dead.write([{"file": ref.path, "line": None, "reason": "unreadable_file", "field": None,
                          "text": result.error}])
         else:
-            _store(sink, ref, digest, result, summary)
+            pending.append((ref, digest, result))
+            waiting = sum(r.rows.num_rows for _, _, r in pending if r.rows is not None)
+            if (waiting >= config.commit_rows or len(pending) >= config.commit_files
+                    or time.perf_counter() - last_commit >= config.commit_seconds):
+                commit()
         if bar is not None:
             bar.update(done, summary.counts.data)
+    commit()
     if bar is not None:
         bar.update(done, summary.counts.data, force=True)
         bar.close()
@@ -167,31 +184,39 @@ def replay(paths: list[str], snapshot: IndexSnapshot, sink: FileSink, dead: Dead
     return summary
 
 
-def _store(sink: FileSink, ref: FileRef, digest: str, result: FileResult, summary: ReplaySummary) -> None:
-    assert result.rows is not None
-    c = result.counts
-    rec = IngestRecord(digest, ref.path, ref.size, c.records, c.nodata, c.skipdata, c.malformed,
-                       result.truncated, result.rows.num_rows, result.seconds)
-    if not sink.store_file(result.rows, rec):
-        summary.already += 1
-        metrics.files_total.labels("already_ingested").inc()
-        return
-    summary.stored += 1
-    summary.rows += result.rows.num_rows
-    summary.counts.add(c)
-    summary.lookups += result.join.lookups
-    summary.unknown += result.join.unknown
-    summary.internet += result.join.internet
-    for outcome, n in (("ok", c.data), ("nodata", c.nodata), ("skipdata", c.skipdata),
-                       ("malformed", c.malformed)):
-        if n:
-            metrics.records_total.labels("replay", outcome).inc(n)
-    if result.truncated:
-        summary.truncated += 1
-        summary.warnings.append(f"{ref.path}: {result.warning}")
-        metrics.files_total.labels("truncated").inc()
-        log.warning("file_truncated", file=ref.path, error=result.warning, records=c.records)
-    metrics.files_total.labels("stored").inc()
+def _store(sink: FileSink, pending: list[tuple[FileRef, str, FileResult]], summary: ReplaySummary) -> None:
+    """Commit finished files together; count only what the sink stored."""
+    batch = []
+    for ref, digest, result in pending:
+        assert result.rows is not None
+        c = result.counts
+        batch.append((result.rows, IngestRecord(digest, ref.path, ref.size, c.records, c.nodata,
+                                                 c.skipdata, c.malformed, result.truncated,
+                                                 result.rows.num_rows, result.seconds)))
+    stored = sink.store_files(batch)
+    for (ref, _, result), ok in zip(pending, stored, strict=True):
+        if not ok:
+            summary.already += 1
+            metrics.files_total.labels("already_ingested").inc()
+            continue
+        c = result.counts
+        assert result.rows is not None
+        summary.stored += 1
+        summary.rows += result.rows.num_rows
+        summary.counts.add(c)
+        summary.lookups += result.join.lookups
+        summary.unknown += result.join.unknown
+        summary.internet += result.join.internet
+        for outcome, n in (("ok", c.data), ("nodata", c.nodata), ("skipdata", c.skipdata),
+                           ("malformed", c.malformed)):
+            if n:
+                metrics.records_total.labels("replay", outcome).inc(n)
+        if result.truncated:
+            summary.truncated += 1
+            summary.warnings.append(f"{ref.path}: {result.warning}")
+            metrics.files_total.labels("truncated").inc()
+            log.warning("file_truncated", file=ref.path, error=result.warning, records=c.records)
+        metrics.files_total.labels("stored").inc()
 
 
 def _ordered_map(fn: Callable[[FileRef], tuple[FileRef, str | None, FileResult | None]],

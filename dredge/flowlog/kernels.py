@@ -250,6 +250,21 @@ def parse_lines(
                     codes[slot, rec] = code
             f += 1
         if f > 0:
+            for ff in range(f, nfields):  # fields the line lacks: null, never left unset
+                slot = slots[ff]
+                k = kinds[ff]
+                if str_slots[ff] >= 0:
+                    str_start[str_slots[ff], rec] = 0
+                    str_len[str_slots[ff], rec] = -1
+                if k == 0:
+                    ints[slot, rec] = 0
+                    int_null[slot, rec] = True
+                elif k == 1:
+                    fam[slot, rec] = 0
+                    hi[slot, rec] = 0
+                    lo[slot, rec] = 0
+                elif k == 2:
+                    codes[slot, rec] = 0
             if f != nfields and st == 0:
                 st = 1
                 bf = -1

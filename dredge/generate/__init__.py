@@ -72,7 +72,7 @@ def generate(
     *,
     flows: int = 1_000_000,
     seed: int = 7,
-    start: int = 1764028800,  # 2025-11-25T00:00:00Z
+    start: int = 1795564800,  # 2026-11-25T00:00:00Z
     hours: float = 24.0,
     ipv6_share: float = 0.03,
     malformed_share: float = 0.0005,

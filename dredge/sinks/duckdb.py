@@ -126,28 +126,51 @@ class DuckDBSink:
 
     def store_file(self, rows: pa.Table, rec: IngestRecord) -> bool:
         """Rows and the file's record in one transaction. False if the file was already stored."""
+        return self.store_files([(rows, rec)])[0]
+
+    def store_files(self, batch: list[tuple[pa.Table, IngestRecord]]) -> list[bool]:
+        """Several files' rows and records in ONE transaction (a commit costs a sync to disk).
+
+        Returns, per file, whether it was stored (False: already ingested). On failure nothing
+        of the batch is stored and SinkError is raised.
+        """
         t0 = time.perf_counter()
+        stored: list[bool] = []
         with self._lock:
             con = self.con
             try:
                 con.begin()
-                if con.execute("SELECT 1 FROM ingested WHERE hash = ?", [rec.hash]).fetchone():
-                    con.rollback()
-                    return False
-                self._insert(con, rows)
-                con.execute(
-                    "INSERT INTO ingested VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
-                    [rec.hash, rec.path, rec.size, rec.records, rec.nodata, rec.skipdata,
-                     rec.malformed, rec.truncated, rec.rows, rec.seconds],
-                )
+                hashes = [rec.hash for _, rec in batch]
+                marks = ", ".join("?" for _ in hashes)
+                present = {r[0] for r in con.execute(
+                    f"SELECT hash FROM ingested WHERE hash IN ({marks})", hashes).fetchall()} if hashes else set()
+                tables = []
+                records = []
+                for rows, rec in batch:
+                    if rec.hash in present:
+                        stored.append(False)
+                        continue
+                    present.add(rec.hash)
+                    stored.append(True)
+                    if rows.num_rows:
+                        tables.append(rows)
+                    records.append([rec.hash, rec.path, rec.size, rec.records, rec.nodata, rec.skipdata,
+                                    rec.malformed, rec.truncated, rec.rows, rec.seconds])
+                if tables:
+                    self._insert(con, pa.concat_tables(tables))
+                if records:
+                    con.executemany(
+                        "INSERT INTO ingested VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)", records)
                 con.commit()
             except duckdb.Error as exc:
                 _rollback(con)
-                metrics.sink_rows_total.labels(self.name, "failed").inc(rows.num_rows)
-                raise SinkError(f"DuckDB refused rows of {rec.path}: {exc}") from exc
-        metrics.sink_rows_total.labels(self.name, "stored").inc(rows.num_rows)
+                n = sum(r.num_rows for r, _ in batch)
+                metrics.sink_rows_total.labels(self.name, "failed").inc(n)
+                raise SinkError(f"DuckDB refused a batch of {len(batch)} file(s): {exc}") from exc
+        n = sum(r.num_rows for (r, _), ok in zip(batch, stored, strict=True) if ok)
+        metrics.sink_rows_total.labels(self.name, "stored").inc(n)
         metrics.sink_flush_seconds.labels(self.name).observe(time.perf_counter() - t0)
-        return True
+        return stored
 
     @staticmethod
     def _insert(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
