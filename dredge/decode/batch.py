@@ -23,7 +23,7 @@ import numpy.typing as npt
 from prometheus_client import Counter
 
 from dredge.decode import cloudwatch, kpl
-from dredge.decode.lines import count_lines, normalize_lines
+from dredge.decode.lines import Text, normalize_lines, split_lines
 from dredge.decode.reasons import REASONS, EnvelopeError, Reason
 from dredge.errors import ConfigError
 from dredge.telemetry.metrics import REGISTRY
@@ -147,14 +147,17 @@ def decode_records(records: Sequence[bytes], config: DecodeConfig = DEFAULT_CONF
     return batch
 
 
+_Meta = npt.NDArray[np.int64]  # rows of (record index, subseq, eni code, line count)
+
+
 @dataclass
 class _BatchBuilder:
+    """Collects canonical chunks of lines and, in step, rows saying where they came from."""
+
     max_inflated_bytes: int
-    chunks: list[bytes] = field(default_factory=list)
-    chunk_record: list[int] = field(default_factory=list)
-    chunk_subseq: list[int] = field(default_factory=list)
-    chunk_eni: list[int] = field(default_factory=list)
-    chunk_lines: list[int] = field(default_factory=list)
+    chunks: list[Text] = field(default_factory=list)
+    rows: list[tuple[int, int, int, int]] = field(default_factory=list)  # pending _Meta rows
+    blocks: list[_Meta] = field(default_factory=list)  # finished _Meta, in order
     eni_codes: dict[str, int] = field(default_factory=dict)
     control_messages: int = 0
     dead_letters: list[DeadLetter] = field(default_factory=list)
@@ -168,7 +171,7 @@ class _BatchBuilder:
             self._aggregate(index, data)
         else:
             self.stats.plain += 1
-            self._lines(index, 0, normalize_lines(data), -1)
+            self._lines(index, 0, data, -1)
 
     def _aggregate(self, index: int, data: bytes) -> None:
         try:
@@ -179,16 +182,43 @@ class _BatchBuilder:
             return
         if user_records is None:
             self.stats.kpl_fallback += 1
-            self._lines(index, 0, normalize_lines(data), -1)
+            self._lines(index, 0, data, -1)
             return
         self.stats.kpl += 1
         self.stats.kpl_subrecords += len(user_records)
-        for subseq, user_data in enumerate(user_records):
-            if user_data[:2] == cloudwatch.GZIP_MAGIC:
-                self.stats.nested_cwl += 1
-                self._cloudwatch(index, subseq, user_data)
-            else:  # one level only: a nested aggregate is read as plain, as the KCL would
-                self._lines(index, subseq, normalize_lines(user_data), -1)
+        gzipped = [i for i, d in enumerate(user_records) if d[:2] == cloudwatch.GZIP_MAGIC]
+        self.stats.nested_cwl += len(gzipped)
+        plain_from = 0
+        for subseq in gzipped:
+            self._plain_run(index, user_records, plain_from, subseq)
+            self._cloudwatch(index, subseq, user_records[subseq])
+            plain_from = subseq + 1
+        # one level only: a nested aggregate is read as plain, as the KCL would
+        self._plain_run(index, user_records, plain_from, len(user_records))
+
+    def _plain_run(self, index: int, user_records: list[bytes], lo: int, hi: int) -> None:
+        """User records ``lo:hi``, all plain, as one chunk: one normalization, not one each."""
+        if hi - lo <= 1:
+            if hi > lo:
+                self._lines(index, lo, user_records[lo], -1)
+            return
+        run = user_records[lo:hi]
+        lines, line_starts = split_lines(b"\n".join(run))
+        if not line_starts.size:
+            return
+        sizes = np.fromiter(map(len, run), dtype=np.int64, count=len(run)) + 1
+        run_starts = np.cumsum(sizes) - sizes  # where each user record begins in the joined text
+        of_line = np.searchsorted(run_starts, line_starts, side="right") - 1
+        counts = np.bincount(of_line, minlength=len(run))
+        has_lines = np.flatnonzero(counts)
+        block = np.empty((has_lines.size, 4), dtype=np.int64)
+        block[:, 0] = index
+        block[:, 1] = has_lines + lo
+        block[:, 2] = -1
+        block[:, 3] = counts[has_lines]
+        self._flush_rows()
+        self.blocks.append(block)
+        self.chunks.append(lines)
 
     def _cloudwatch(self, index: int, subseq: int, data: bytes) -> None:
         try:
@@ -204,17 +234,18 @@ class _BatchBuilder:
             return
         eni = message.eni
         code = -1 if eni is None else self.eni_codes.setdefault(eni, len(self.eni_codes))
-        self._lines(index, subseq, normalize_lines(message.lines), code)
+        self._lines(index, subseq, message.lines, code)
 
     def _lines(self, index: int, subseq: int, text: bytes, eni_code: int) -> None:
-        n = count_lines(text)
-        if n == 0:
-            return
-        self.chunks.append(text)
-        self.chunk_record.append(index)
-        self.chunk_subseq.append(subseq)
-        self.chunk_eni.append(eni_code)
-        self.chunk_lines.append(n)
+        lines, n = normalize_lines(text)
+        if n:
+            self.chunks.append(lines)
+            self.rows.append((index, subseq, eni_code, n))
+
+    def _flush_rows(self) -> None:
+        if self.rows:
+            self.blocks.append(np.array(self.rows, dtype=np.int64))
+            self.rows = []
 
     def _dead_letter(self, index: int, subseq: int, exc: EnvelopeError, data: bytes) -> None:
         self.dead_letters.append(
@@ -222,16 +253,18 @@ class _BatchBuilder:
         )
 
     def build(self) -> DecodedBatch:
-        counts = np.array(self.chunk_lines, dtype=np.int64)
+        self._flush_rows()
+        meta = np.concatenate(self.blocks) if self.blocks else np.empty((0, 4), dtype=np.int64)
+        counts = meta[:, 3]
 
-        def per_line(values: list[int]) -> npt.NDArray[np.int32]:
-            return np.repeat(np.array(values, dtype=np.int32), counts)
+        def per_line(column: int) -> npt.NDArray[np.int32]:
+            return np.repeat(meta[:, column].astype(np.int32), counts)
 
         return DecodedBatch(
             lines=b"\n".join(self.chunks),
-            line_record=per_line(self.chunk_record),
-            line_subseq=per_line(self.chunk_subseq),
-            line_eni=per_line(self.chunk_eni),
+            line_record=per_line(0),
+            line_subseq=per_line(1),
+            line_eni=per_line(2),
             eni_table=list(self.eni_codes),
             control_messages=self.control_messages,
             dead_letters=self.dead_letters,

@@ -44,14 +44,13 @@ from dredge.decode.reasons import EnvelopeError
 MAGIC = b"\xf3\x89\x9a\xc2"
 DIGEST_SIZE = 16
 
-# AggregatedRecord fields
-_PARTITION_KEY_TABLE = 1
-_EXPLICIT_HASH_KEY_TABLE = 2
-_RECORDS = 3
-# Record fields
-_PARTITION_KEY_INDEX = 1
-_EXPLICIT_HASH_KEY_INDEX = 2
-_DATA = 3
+# Keys (field number << 3 | wire type) of the fields read; all fit in one byte.
+_KEY_PARTITION_KEY_TABLE = 1 << 3 | wire.LEN  # AggregatedRecord
+_KEY_EXPLICIT_HASH_KEY_TABLE = 2 << 3 | wire.LEN
+_KEY_RECORDS = 3 << 3 | wire.LEN
+_KEY_PARTITION_KEY_INDEX = 1 << 3 | wire.VARINT  # Record
+_KEY_EXPLICIT_HASH_KEY_INDEX = 2 << 3 | wire.VARINT
+_KEY_DATA = 3 << 3 | wire.LEN
 
 
 class UserRecord(NamedTuple):
@@ -125,36 +124,61 @@ def _open(data: bytes) -> _Parsed | None:
 
 
 def _parse_aggregated_record(buf: bytes, pos: int, end: int) -> _Parsed:
-    """Parse an ``AggregatedRecord`` into spans of ``buf``; raise ``WireError`` if malformed."""
+    """Parse an ``AggregatedRecord`` into spans of ``buf``; raise ``WireError`` if malformed.
+
+    The loop is written out (no field iterator) because an aggregate may hold thousands
+    of user records. A key byte below 0x80 is a whole key, so comparing one byte is exact;
+    any other field, including a known number with an unexpected wire type, is skipped.
+    """
+    read_varint = wire.read_varint
     pk_table: list[_Span] = []
     ehk_table: list[_Span] = []
     records: list[_RecordSpan] = []
-    for field, wire_type, a, b in wire.iter_fields(buf, pos, end):
-        if wire_type != wire.LEN:
-            continue  # a field of a type we do not expect is an unknown field: skipped
-        if field == _RECORDS:
-            records.append(_parse_record(buf, a, b))
-        elif field == _PARTITION_KEY_TABLE:
-            pk_table.append((a, b))
-        elif field == _EXPLICIT_HASH_KEY_TABLE:
-            ehk_table.append((a, b))
+    while pos < end:
+        key = buf[pos]
+        if key in (_KEY_RECORDS, _KEY_PARTITION_KEY_TABLE, _KEY_EXPLICIT_HASH_KEY_TABLE):
+            if pos + 1 < end and buf[pos + 1] < 0x80:  # a one-byte length, inline: the usual case
+                length, start = buf[pos + 1], pos + 2
+            else:
+                length, start = read_varint(buf, pos + 1, end)
+            pos = start + length
+            if pos > end:
+                raise wire.WireError("a field overruns the AggregatedRecord")
+            if key == _KEY_RECORDS:
+                records.append(_parse_record(buf, start, pos))
+            elif key == _KEY_PARTITION_KEY_TABLE:
+                pk_table.append((start, pos))
+            else:
+                ehk_table.append((start, pos))
+        else:
+            pos = wire.skip_field(buf, pos, end)
     return pk_table, ehk_table, records
 
 
 def _parse_record(buf: bytes, pos: int, end: int) -> _RecordSpan:
+    read_varint = wire.read_varint
     pk: int | None = None
     ehk: int | None = None
-    span: _Span | None = None
-    for field, wire_type, a, b in wire.iter_fields(buf, pos, end):
-        if field == _DATA and wire_type == wire.LEN:
-            span = (a, b)  # proto2: the last occurrence of a singular field wins
-        elif field == _PARTITION_KEY_INDEX and wire_type == wire.VARINT:
-            pk = a
-        elif field == _EXPLICIT_HASH_KEY_INDEX and wire_type == wire.VARINT:
-            ehk = a
-    if pk is None or span is None:
+    data_start = data_end = -1
+    while pos < end:
+        key = buf[pos]
+        if key == _KEY_DATA:  # proto2: the last occurrence of a singular field wins
+            length, data_start = read_varint(buf, pos + 1, end)
+            pos = data_end = data_start + length
+            if pos > end:
+                raise wire.WireError("Record data overruns the Record")
+        elif key == _KEY_PARTITION_KEY_INDEX:
+            if pos + 1 < end and buf[pos + 1] < 0x80:
+                pk, pos = buf[pos + 1], pos + 2
+            else:
+                pk, pos = read_varint(buf, pos + 1, end)
+        elif key == _KEY_EXPLICIT_HASH_KEY_INDEX:
+            ehk, pos = read_varint(buf, pos + 1, end)
+        else:
+            pos = wire.skip_field(buf, pos, end)
+    if pk is None or data_start < 0:
         raise wire.WireError("Record lacks a required field (partition_key_index or data)")
-    return pk, ehk, span[0], span[1]
+    return pk, ehk, data_start, data_end
 
 
 def encode_kpl(
@@ -177,19 +201,17 @@ def encode_kpl(
     ehk_index: dict[str, int] = {}
     body: list[bytes] = []
     for i, (partition_key, data) in enumerate(records):
-        record = wire.varint_field(
-            _PARTITION_KEY_INDEX, pk_index.setdefault(partition_key, len(pk_index))
-        )
+        # Record: partition_key_index = 1, explicit_hash_key_index = 2, data = 3
+        record = wire.varint_field(1, pk_index.setdefault(partition_key, len(pk_index)))
         ehk = None if explicit_hash_keys is None else explicit_hash_keys[i]
         if ehk is not None:
-            record += wire.varint_field(
-                _EXPLICIT_HASH_KEY_INDEX, ehk_index.setdefault(ehk, len(ehk_index))
-            )
-        record += wire.len_field(_DATA, bytes(data))
-        body.append(wire.len_field(_RECORDS, record))
+            record += wire.varint_field(2, ehk_index.setdefault(ehk, len(ehk_index)))
+        record += wire.len_field(3, bytes(data))
+        body.append(wire.len_field(3, record))
+    # AggregatedRecord: partition_key_table = 1, explicit_hash_key_table = 2, records = 3
     message = b"".join(
-        [wire.len_field(_PARTITION_KEY_TABLE, k.encode()) for k in pk_index]
-        + [wire.len_field(_EXPLICIT_HASH_KEY_TABLE, k.encode()) for k in ehk_index]
+        [wire.len_field(1, k.encode()) for k in pk_index]
+        + [wire.len_field(2, k.encode()) for k in ehk_index]
         + body
     )
     return MAGIC + message + hashlib.md5(message).digest()

@@ -78,30 +78,41 @@ def iter_fields(buf: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int,
             raise WireError(f"field {field}: unexpected wire type {wire_type}")
 
 
+def skip_field(buf: bytes, pos: int, end: int) -> int:
+    """Skip the whole field (key and value) at ``pos``; return the position after it."""
+    key, pos = read_varint(buf, pos, end)
+    return _skip_value(buf, pos, end, key >> 3, key & 7)
+
+
+def _skip_value(buf: bytes, pos: int, end: int, field: int, wire_type: int) -> int:
+    if field == 0:
+        raise WireError("field number 0")
+    if wire_type == VARINT:
+        return read_varint(buf, pos, end)[1]
+    if wire_type == LEN:
+        length, pos = read_varint(buf, pos, end)
+        stop = pos + length
+    elif wire_type in (FIXED64, FIXED32):
+        stop = pos + (8 if wire_type == FIXED64 else 4)
+    elif wire_type == START_GROUP:
+        return _skip_group(buf, pos, end, field)
+    else:
+        raise WireError(f"field {field}: unexpected wire type {wire_type}")
+    if stop > end:
+        raise WireError(f"field {field}: value overruns the message")
+    return stop
+
+
 def _skip_group(buf: bytes, pos: int, end: int, group: int) -> int:
     """Return the position after the END_GROUP that closes ``group``."""
     while pos < end:
         key, pos = read_varint(buf, pos, end)
         field, wire_type = key >> 3, key & 7
-        if field == 0:
-            raise WireError("field number 0")
         if wire_type == END_GROUP:
             if field != group:
                 raise WireError(f"group {group} closed by end of group {field}")
             return pos
-        if wire_type == VARINT:
-            _, pos = read_varint(buf, pos, end)
-        elif wire_type == LEN:
-            length, pos = read_varint(buf, pos, end)
-            pos += length
-        elif wire_type == FIXED64:
-            pos += 8
-        elif wire_type == FIXED32:
-            pos += 4
-        elif wire_type == START_GROUP:
-            pos = _skip_group(buf, pos, end, field)
-        else:
-            raise WireError(f"field {field}: unexpected wire type {wire_type}")
+        pos = _skip_value(buf, pos, end, field, wire_type)
     raise WireError(f"group {group} not closed")
 
 

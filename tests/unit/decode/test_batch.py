@@ -376,3 +376,23 @@ def test_cloudwatch_round_trip(lines: list[bytes], eni: str) -> None:
     batch = decode_records([cwl(lines, eni=eni)])
     assert batch.line_list() == lines
     assert batch.eni_list() == [eni] * len(lines)
+
+
+def test_kpl_runs_of_plain_user_records_around_cloudwatch_ones() -> None:
+    big = b"\n".join(flow_line(i) for i in range(300)) + b"\r\n"  # > 16 KiB with the others
+    records = [
+        ("a", b"l0\r\n"),
+        ("b", b"  \n\n"),  # blank only: no line, no row
+        ("c", big),
+        ("d", cwl([b"c0"])),
+        ("e", b"l1\nl2"),
+        ("f", b""),
+        ("g", b"l3 \t"),
+        ("h", cwl([b"c1"])),
+    ]
+    batch = decode_records([encode_kpl(records)])
+    check_shapes(batch)
+    big_lines = big.strip().split(b"\n")
+    assert batch.line_list() == [b"l0", *big_lines, b"c0", b"l1", b"l2", b"l3", b"c1"]
+    assert batch.line_subseq.tolist() == [0] + [2] * 300 + [3, 4, 4, 6, 7]
+    assert batch.eni_list() == [None] * 301 + [ENI, None, None, None, ENI]
