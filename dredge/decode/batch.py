@@ -7,10 +7,15 @@ Each Kinesis record is, by its first bytes:
                   (each user record is then itself CloudWatch Logs or plain; one level)
     anything else plain flow-log lines                                   -> lines.py
 
-Each record (or KPL user record) becomes one canonical chunk of lines; the chunks are
-joined once and provenance is expanded from per-chunk to per-line with ``np.repeat``, so
-nothing here runs Python code per line. Problems with one record are dead-lettered and
-counted; ``decode_records`` does not raise for them.
+Each record, CloudWatch Logs payload, or run of plain KPL user records becomes one
+canonical chunk of lines (lines.py) with rows of provenance (record, sub-sequence number,
+ENI, line count); the chunks are joined once and the rows expanded to one entry per line
+with ``np.repeat``. Python loops here run per record or per KPL user record, never per
+line. Line ``i`` of ``lines`` is physical line ``i``: there are no blank lines to skip.
+
+Problems with one record are dead-lettered and counted; ``decode_records`` does not raise
+for them. Plain records are passed on as they are: a flow-log header line in one (which
+CloudWatch Logs and KPL producers of flow logs do not write) is left to the parser.
 """
 
 from __future__ import annotations

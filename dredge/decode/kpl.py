@@ -4,13 +4,20 @@ The Kinesis Producer Library packs many user records into one Kinesis record::
 
     F3 89 9A C2 | protobuf AggregatedRecord | MD5(protobuf bytes), 16 bytes
 
-    message AggregatedRecord {              message Record {
-      repeated string partition_key_table     = 1;    required uint64 partition_key_index     = 1;
-      repeated string explicit_hash_key_table = 2;    optional uint64 explicit_hash_key_index = 2;
-      repeated Record records                 = 3;    required bytes  data                    = 3;
-    }                                                  repeated Tag    tags                    = 4;
-                                                     }
-    (proto2; Tag {required string key = 1; optional string value = 2;} is ignored)
+    message AggregatedRecord {                  // proto2
+      repeated string partition_key_table     = 1;
+      repeated string explicit_hash_key_table = 2;
+      repeated Record records                 = 3;
+    }
+    message Record {
+      required uint64 partition_key_index     = 1;
+      optional uint64 explicit_hash_key_index = 2;
+      required bytes  data                    = 3;
+      repeated Tag    tags                    = 4;  // {key = 1; value = 2}: unused, skipped
+    }
+
+(awslabs/amazon-kinesis-producer, aggregation-format.md.) ``encode_kpl`` writes the same
+bytes as the reference ``aws_kinesis_agg`` aggregator; the tests pin one of its outputs.
 
 How the KCL decides (``software.amazon.kinesis.retrieval.AggregatorUtil.deaggregate``; the
 ``aws_kinesis_agg`` Python deaggregator does the same): a record is an aggregate when it
@@ -24,9 +31,9 @@ the KCL checkpoints.
 
 Differences from the KCL, on purpose:
 
-- The KCL drops the user records of an aggregate whose effective hash key (the explicit
-  hash key, else the MD5 of the partition key) falls outside the shard's hash-key range,
-  which only happens around resharding; Dredge keeps every user record.
+- Given the shard's hash-key range, the KCL drops a whole aggregate as soon as one user
+  record's effective hash key (the explicit hash key, else the MD5 of the partition key)
+  falls outside it; Dredge does not filter by hash key and keeps every user record.
 - A valid aggregate whose user record points outside a key table makes the KCL log an
   error and drop the rest of that aggregate; here ``deaggregate`` raises
   ``EnvelopeError("kpl_bad_key_index")`` and the whole record is dead-lettered.
