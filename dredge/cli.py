@@ -42,7 +42,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from dredge.sinks.deadletter import DeadLetters
     from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
 
-    config = ReplayConfig(window_s=args.window, workers=args.workers, format=args.format or "")
+    config = ReplayConfig(window_s=args.window, workers=args.workers, format=args.format or "",
+                          commit_files=args.commit_files)
     config.validate()
     config.default_format()  # a bad --format fails before any work
     snap = _load_snapshot(args)
@@ -214,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="files processed at once (default: %(default)s)")
     r.add_argument("--format", help="format of files without a header line (default: v2)")
     r.add_argument("--dead-letter", help="dead-letter file (default: <db>.deadletter.jsonl)")
+    r.add_argument("--commit-files", type=int, default=256,
+                   help="commit at most this many files per transaction (default: %(default)s)")
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=cmd_replay)
