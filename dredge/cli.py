@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -92,16 +93,11 @@ def cmd_query(args: argparse.Namespace) -> int:
         metric=args.metric, limit=args.limit, interval_s=parse_duration(args.interval),
         az_price=args.az_price, region_price=args.region_price,
     )
-    if args.backend == "druid":
-        from dredge.query.druid import run_druid_query  # type: ignore[import-not-found]
-
-        table = run_druid_query(spec, args)
-    else:
-        if not Path(args.db).exists():
-            raise ConfigError("db", f"no database at {args.db} (run `dredge replay` first)")
-        sql, params = spec.sql()
-        with DuckDBSink(DuckDBConfig(path=args.db)) as sink:
-            table = sink.query(sql, params)
+    if not Path(args.db).exists():
+        raise ConfigError("db", f"no database at {args.db} (run `dredge replay` first)")
+    sql, params = spec.sql()
+    with DuckDBSink(DuckDBConfig(path=args.db)) as sink:
+        table = sink.query(sql, params)
     if args.json:
         sys.stdout.buffer.write(render.json_lines(table))
     else:
@@ -161,12 +157,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from dredge.generate import generate
     from dredge.query.spec import parse_time
 
-    kwargs = {"flows": args.flows, "seed": args.seed}
+    kwargs: dict[str, Any] = {"flows": args.flows, "seed": args.seed}
     if args.start:
         kwargs["start"] = parse_time(args.start)
     if args.hours is not None:
         kwargs["hours"] = args.hours
-    summary = generate(Path(args.out), **kwargs)  # type: ignore[arg-type]
+    summary = generate(Path(args.out), **kwargs)
     sys.stdout.buffer.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
     return 0
 
@@ -224,7 +220,6 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("query", help="top talkers, time series, cross-AZ/region traffic and cost")
     q.add_argument("kind", choices=["top", "timeseries", "cross-az"])
     q.add_argument("--db", default="dredge.duckdb")
-    q.add_argument("--backend", choices=["duckdb", "druid"], default="duckdb")
     q.add_argument("--by", help="comma-separated dimensions (default: src_app,dst_app)")
     q.add_argument("--where", action="append", default=[], help="dim=value, dim=a|b, dim!=value (repeatable)")
     q.add_argument("--from", dest="start", help="start time, inclusive (2026-11-25T10:00Z or epoch s)")

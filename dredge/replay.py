@@ -47,7 +47,7 @@ class ReplayConfig:
     format: str = ""  # used for files without a header line; default: the v2 format
 
     def validate(self) -> None:
-        if self.window_s <= 0 or 86400 % self.window_s and self.window_s % 60:
+        if self.window_s <= 0 or (86400 % self.window_s and self.window_s % 60):
             raise ConfigError("window", "must be a positive number of seconds dividing a day, or whole minutes")
         if self.workers < 1:
             raise ConfigError("workers", "must be >= 1")

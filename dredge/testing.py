@@ -64,7 +64,7 @@ class MotoServer:
         exe = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
         if not Path(exe).exists():
             raise RuntimeError("moto_server not installed (pip install 'moto[server]')")
-        out = open(self._log_dir / "moto.log", "wb") if self._log_dir else subprocess.DEVNULL
+        out = open(self._log_dir / "moto.log", "wb") if self._log_dir else subprocess.DEVNULL  # noqa: SIM115 (the child owns it)
         self._proc = subprocess.Popen(
             [exe, "-H", "127.0.0.1", "-p", str(self.port)], stdout=out, stderr=subprocess.STDOUT
         )

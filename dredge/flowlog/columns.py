@@ -127,7 +127,8 @@ class FlowColumns:
             c = col(name)
             if c is None:
                 return np.full(n, null, dtype)
-            return pc.fill_null(c.cast(pa.int64()), null).to_numpy().astype(dtype, copy=False)
+            out: np.ndarray = pc.fill_null(c.cast(pa.int64()), null).to_numpy().astype(dtype, copy=False)
+            return out
 
         status = words("log-status")
         counts.nodata = int((status == LOG_NODATA).sum())

@@ -46,85 +46,85 @@ def _f(name: str, kind: Kind, version: int, ptype: str = "string") -> Field:
     return Field(name, kind, version, ptype)
 
 
-I, A, C, S = Kind.INT, Kind.ADDR, Kind.CODE, Kind.STR
+INT, ADDR, CODE, STR = Kind.INT, Kind.ADDR, Kind.CODE, Kind.STR
 
 FIELDS: dict[str, Field] = {
     f.name: f
     for f in [
         # version 2: the default format, in its order
-        _f("version", I, 2, "int32"),
-        _f("account-id", S, 2),
-        _f("interface-id", S, 2),
-        _f("srcaddr", A, 2),
-        _f("dstaddr", A, 2),
-        _f("srcport", I, 2, "int32"),
-        _f("dstport", I, 2, "int32"),
-        _f("protocol", I, 2, "int32"),
-        _f("packets", I, 2, "int64"),
-        _f("bytes", I, 2, "int64"),
-        _f("start", I, 2, "int64"),
-        _f("end", I, 2, "int64"),
-        _f("action", C, 2),
-        _f("log-status", C, 2),
+        _f("version", INT, 2, "int32"),
+        _f("account-id", STR, 2),
+        _f("interface-id", STR, 2),
+        _f("srcaddr", ADDR, 2),
+        _f("dstaddr", ADDR, 2),
+        _f("srcport", INT, 2, "int32"),
+        _f("dstport", INT, 2, "int32"),
+        _f("protocol", INT, 2, "int32"),
+        _f("packets", INT, 2, "int64"),
+        _f("bytes", INT, 2, "int64"),
+        _f("start", INT, 2, "int64"),
+        _f("end", INT, 2, "int64"),
+        _f("action", CODE, 2),
+        _f("log-status", CODE, 2),
         # version 3
-        _f("vpc-id", S, 3),
-        _f("subnet-id", S, 3),
-        _f("instance-id", S, 3),
-        _f("tcp-flags", I, 3, "int32"),
-        _f("type", S, 3),
-        _f("pkt-srcaddr", A, 3),
-        _f("pkt-dstaddr", A, 3),
+        _f("vpc-id", STR, 3),
+        _f("subnet-id", STR, 3),
+        _f("instance-id", STR, 3),
+        _f("tcp-flags", INT, 3, "int32"),
+        _f("type", STR, 3),
+        _f("pkt-srcaddr", ADDR, 3),
+        _f("pkt-dstaddr", ADDR, 3),
         # version 4
-        _f("region", S, 4),
-        _f("az-id", S, 4),
-        _f("sublocation-type", S, 4),
-        _f("sublocation-id", S, 4),
+        _f("region", STR, 4),
+        _f("az-id", STR, 4),
+        _f("sublocation-type", STR, 4),
+        _f("sublocation-id", STR, 4),
         # version 5
-        _f("pkt-src-aws-service", S, 5),
-        _f("pkt-dst-aws-service", S, 5),
-        _f("flow-direction", C, 5),
-        _f("traffic-path", I, 5, "int32"),
+        _f("pkt-src-aws-service", STR, 5),
+        _f("pkt-dst-aws-service", STR, 5),
+        _f("flow-direction", CODE, 5),
+        _f("traffic-path", INT, 5, "int32"),
         # version 6: transit gateway flow logs
-        _f("resource-type", S, 6),
-        _f("tgw-id", S, 6),
-        _f("tgw-attachment-id", S, 6),
-        _f("tgw-src-vpc-account-id", S, 6),
-        _f("tgw-dst-vpc-account-id", S, 6),
-        _f("tgw-src-vpc-id", S, 6),
-        _f("tgw-dst-vpc-id", S, 6),
-        _f("tgw-src-subnet-id", S, 6),
-        _f("tgw-dst-subnet-id", S, 6),
-        _f("tgw-src-eni", S, 6),
-        _f("tgw-dst-eni", S, 6),
-        _f("tgw-src-az-id", S, 6),
-        _f("tgw-dst-az-id", S, 6),
-        _f("tgw-pair-attachment-id", S, 6),
-        _f("packets-lost-no-route", I, 6, "int64"),
-        _f("packets-lost-blackhole", I, 6, "int64"),
-        _f("packets-lost-mtu-exceeded", I, 6, "int64"),
-        _f("packets-lost-ttl-expired", I, 6, "int64"),
+        _f("resource-type", STR, 6),
+        _f("tgw-id", STR, 6),
+        _f("tgw-attachment-id", STR, 6),
+        _f("tgw-src-vpc-account-id", STR, 6),
+        _f("tgw-dst-vpc-account-id", STR, 6),
+        _f("tgw-src-vpc-id", STR, 6),
+        _f("tgw-dst-vpc-id", STR, 6),
+        _f("tgw-src-subnet-id", STR, 6),
+        _f("tgw-dst-subnet-id", STR, 6),
+        _f("tgw-src-eni", STR, 6),
+        _f("tgw-dst-eni", STR, 6),
+        _f("tgw-src-az-id", STR, 6),
+        _f("tgw-dst-az-id", STR, 6),
+        _f("tgw-pair-attachment-id", STR, 6),
+        _f("packets-lost-no-route", INT, 6, "int64"),
+        _f("packets-lost-blackhole", INT, 6, "int64"),
+        _f("packets-lost-mtu-exceeded", INT, 6, "int64"),
+        _f("packets-lost-ttl-expired", INT, 6, "int64"),
         # version 7: ECS
-        _f("ecs-cluster-arn", S, 7),
-        _f("ecs-cluster-name", S, 7),
-        _f("ecs-container-instance-arn", S, 7),
-        _f("ecs-container-instance-id", S, 7),
-        _f("ecs-container-id", S, 7),
-        _f("ecs-second-container-id", S, 7),
-        _f("ecs-service-name", S, 7),
-        _f("ecs-task-definition-arn", S, 7),
-        _f("ecs-task-arn", S, 7),
-        _f("ecs-task-id", S, 7),
+        _f("ecs-cluster-arn", STR, 7),
+        _f("ecs-cluster-name", STR, 7),
+        _f("ecs-container-instance-arn", STR, 7),
+        _f("ecs-container-instance-id", STR, 7),
+        _f("ecs-container-id", STR, 7),
+        _f("ecs-second-container-id", STR, 7),
+        _f("ecs-service-name", STR, 7),
+        _f("ecs-task-definition-arn", STR, 7),
+        _f("ecs-task-arn", STR, 7),
+        _f("ecs-task-id", STR, 7),
         # version 8
-        _f("reject-reason", S, 8),
+        _f("reject-reason", STR, 8),
     ]
 }
 
 BY_COLUMN: dict[str, Field] = {f.column: f for f in FIELDS.values()}
 
 DEFAULT_V2: tuple[str, ...] = (
-    "version account-id interface-id srcaddr dstaddr srcport dstport protocol "
-    "packets bytes start end action log-status"
-).split()
+    "version", "account-id", "interface-id", "srcaddr", "dstaddr", "srcport", "dstport",
+    "protocol", "packets", "bytes", "start", "end", "action", "log-status",
+)
 
 # The words of each CODE field, in code order (code = index + 1; 0 is null).
 CODES: dict[str, tuple[bytes, ...]] = {
@@ -157,7 +157,7 @@ class FlowFormat:
     def parse(cls, text: str) -> FlowFormat:
         """From a header line, plain names, snake_case names or ``${name}`` tokens."""
         text = text.strip()
-        tokens = _TOKEN.findall(text) if "${" in text else text.split()
+        tokens: list[str] = _TOKEN.findall(text) if "${" in text else text.split()
         names = [BY_COLUMN[t].name if t in BY_COLUMN and t not in FIELDS else t for t in tokens]
         return cls(tuple(names))
 

@@ -64,7 +64,8 @@ class ParsedChunk:
         return Addr(self.fam[slot], self.hi[slot], self.lo[slot])
 
     def code(self, name: str) -> np.ndarray:
-        return self.codes[self.plan.slot_of(name, Kind.CODE)]
+        out: np.ndarray = self.codes[self.plan.slot_of(name, Kind.CODE)]
+        return out
 
     def strings(self, name: str) -> pa.Array:
         """A field's text as an Arrow string array ('-' is null)."""
@@ -177,7 +178,7 @@ def parse_addresses(arr: pa.Array | pa.ChunkedArray) -> Addr:
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     arr = arr.cast(pa.large_string()) if arr.type != pa.large_string() else arr
     n = len(arr)
-    validity, offsets_buf, data_buf = arr.buffers()
+    _validity, offsets_buf, data_buf = arr.buffers()
     offsets = np.frombuffer(offsets_buf, np.int64, n + 1, arr.offset * 8)
     data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
     valid = arr.is_valid().to_numpy(zero_copy_only=False) if arr.null_count else np.ones(n, np.bool_)

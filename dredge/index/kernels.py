@@ -77,7 +77,7 @@ def flatten(group: np.ndarray, start: np.ndarray, end: np.ndarray, owner: np.nda
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _hash(fam: int, hi: np.uint64, lo: np.uint64, mask: int) -> int:
+def _hash(fam: int, hi: np.uint64, lo: np.uint64, mask: int) -> np.int64:
     h = (lo * np.uint64(0x9E3779B97F4A7C15)) ^ (hi * np.uint64(0xC2B2AE3D27D4EB4F)) ^ np.uint64(fam)
     h ^= h >> np.uint64(29)
     return np.int64(h & np.uint64(mask))

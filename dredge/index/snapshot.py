@@ -144,7 +144,7 @@ class IndexSnapshot:
 
     @property
     def nbytes(self) -> int:
-        return self.addrs.nbytes + sum(c.table.nbytes for c in self.cidrs) + self.owners.nbytes
+        return int(self.addrs.nbytes + sum(c.table.nbytes for c in self.cidrs) + self.owners.nbytes)
 
 
 def is_private(addr: Addr) -> np.ndarray:

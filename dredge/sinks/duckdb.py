@@ -7,6 +7,7 @@ a file again adds nothing and a crash mid-replay loses nothing. ``window_start``
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -187,7 +188,5 @@ class DuckDBSink:
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
-    try:
+    with contextlib.suppress(duckdb.Error):
         con.rollback()
-    except duckdb.Error:
-        pass
