@@ -15,27 +15,11 @@ from typing import Any
 import orjson
 
 from dredge import __version__
-from dredge.errors import ConfigError, DredgeError, ParseError
+from dredge.errors import ConfigError, DredgeError
+from dredge.index.commands import add_index_args, add_index_command, load_snapshot
 from dredge.telemetry.logging import configure, get_logger
 
 log = get_logger("dredge.cli")
-
-
-def _add_index_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--index", action="append", default=[], metavar="FILE",
-                   help="ownership history, JSON lines (repeatable)")
-    p.add_argument("--cidrs", action="append", default=[], metavar="FILE",
-                   help="CIDR map: CSV (cidr,app,type,region,...) or AWS ip-ranges.json (repeatable)")
-
-
-def _load_snapshot(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from dredge.index.loaders import load_index
-
-    snap, report = load_index([Path(p) for p in args.index], [Path(p) for p in args.cidrs])
-    log.info("index_loaded", intervals=report.intervals, segments=report.segments,
-             networks=report.networks, invalid_intervals=report.invalid_intervals,
-             invalid_networks=report.invalid_networks)
-    return snap
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -47,7 +31,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                           commit_files=args.commit_files)
     config.validate()
     config.default_format()  # a bad --format fails before any work
-    snap = _load_snapshot(args)
+    snap = load_snapshot(args)
     dl_path = Path(args.dead_letter) if args.dead_letter else Path(args.db).with_suffix(".deadletter.jsonl")
     dead = DeadLetters(dl_path)
     try:
@@ -167,35 +151,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_index(args: argparse.Namespace) -> int:
-    import numpy as np
-    import pyarrow as pa
-
-    from dredge.flowlog.parser import parse_addresses
-    from dredge.query.spec import parse_time
-
-    snap = _load_snapshot(args)
-    if args.action == "stats":
-        out = {"intervals": snap.intervals, "segments": snap.addrs.segments,
-               "networks": sum(c.table.segments for c in snap.cidrs),
-               "owners": snap.owners.num_rows, "memory_bytes": snap.nbytes}
-        sys.stdout.buffer.write(orjson.dumps(out, option=orjson.OPT_INDENT_2) + b"\n")
-        return 0
-    if not args.ip:
-        raise ConfigError("ip", "give an address: dredge index lookup 10.0.1.5 [--at TIME]")
-    import time
-
-    at = parse_time(args.at) if args.at else int(time.time())
-    addr = parse_addresses(pa.array([args.ip]))
-    if addr.fam[0] <= 0:
-        raise ParseError(f"not an IP address: {args.ip}")
-    ids, _ = snap.lookup(addr, np.array([at], np.int64))
-    owner = snap.owners.slice(int(ids[0]), 1).to_pylist()[0]
-    sys.stdout.buffer.write(orjson.dumps({"ip": args.ip, "at": at, "owner": owner},
-                                         option=orjson.OPT_INDENT_2) + b"\n")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dredge", description="VPC flow logs, enriched with who owned each IP.")
     p.add_argument("--version", action="version", version=f"dredge {__version__}")
@@ -204,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("replay", help="replay flow-log files (local or s3://) into the store")
     r.add_argument("paths", nargs="+", help="files, folders (recursive) or s3://bucket/prefix")
-    _add_index_args(r)
+    add_index_args(r)
     r.add_argument("--db", default="dredge.duckdb", help="DuckDB database file (default: %(default)s)")
     r.add_argument("--window", type=int, default=60, help="rollup window in seconds (default: 60)")
     r.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
@@ -245,12 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--hours", type=float)
     g.set_defaults(func=cmd_generate)
 
-    ix = sub.add_parser("index", help="look up the owner of an address, or index statistics")
-    ix.add_argument("action", choices=["lookup", "stats"])
-    ix.add_argument("ip", nargs="?")
-    ix.add_argument("--at", help="time of the lookup (default: now)")
-    _add_index_args(ix)
-    ix.set_defaults(func=cmd_index)
+    add_index_command(sub)
     return p
 
 
