@@ -58,6 +58,9 @@ JAVA_FLAGS=(
   -Djava.io.tmpdir=var/tmp
   -Djava.util.logging.manager=org.apache.logging.log4j.jul.LogManager
   -Daws.region=us-east-1
+  # kinesis-local answers the SDK's CBOR requests with text where CBOR wants bytes
+  # ("Current token (VALUE_STRING) not VALUE_EMBEDDED_OBJECT"): speak JSON to it.
+  -Dcom.amazonaws.sdk.disableCbor=true
 )
 
 log() { printf 'druid.sh: %s\n' "$*" >&2; }
