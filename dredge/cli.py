@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from dredge import __version__
+from dredge.app import add_run_command
 from dredge.errors import ConfigError, DredgeError
 from dredge.index.commands import add_index_args, add_index_command, load_snapshot
 from dredge.telemetry.logging import configure, get_logger
@@ -201,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_generate)
 
     add_index_command(sub)
+    add_run_command(sub)
     return p
 
 

@@ -3,6 +3,10 @@
 Table ``flows`` holds rolled-up rows (see ``enrich.rollup.FLOWS_SCHEMA``); table
 ``ingested`` records each replayed file in the same transaction as its rows, so replaying
 a file again adds nothing and a crash mid-replay loses nothing. ``window_start`` is UTC.
+
+Table ``checkpoints`` holds, per (stream, shard), the position the stream daemon reached;
+``store_batch`` commits rows and those positions in one transaction, so a daemon restarted
+on the same file resumes exactly after what it stored.
 """
 
 from __future__ import annotations
@@ -45,6 +49,30 @@ CREATE TABLE IF NOT EXISTS ingested (
   seconds DOUBLE NOT NULL,
   ingested_at TIMESTAMP NOT NULL
 )"""
+
+
+CHECKPOINTS_DDL = """
+CREATE TABLE IF NOT EXISTS checkpoints (
+  stream VARCHAR NOT NULL,
+  shard_id VARCHAR NOT NULL,
+  sequence VARCHAR NOT NULL,
+  sub_sequence BIGINT NOT NULL,
+  records BIGINT NOT NULL,
+  updated_at TIMESTAMP NOT NULL,
+  PRIMARY KEY (stream, shard_id)
+)"""
+
+
+@dataclass(frozen=True)
+class ShardCheckpoint:
+    """A shard's position after everything before it is stored; ``records``: Kinesis records
+    stored since the previous checkpoint of this shard (added to the running total)."""
+
+    stream: str
+    shard_id: str
+    sequence: str  # a sequence number, or SHARD_END
+    sub_sequence: int = 0
+    records: int = 0
 
 
 @dataclass(frozen=True)
@@ -172,6 +200,48 @@ class DuckDBSink:
         metrics.sink_rows_total.labels(self.name, "stored").inc(n)
         metrics.sink_flush_seconds.labels(self.name).observe(time.perf_counter() - t0)
         return stored
+
+    def store_batch(self, rows: pa.Table, checkpoints: list[ShardCheckpoint]) -> None:
+        """Rows and shard positions in ONE transaction: both or neither (SinkError)."""
+        t0 = time.perf_counter()
+        with self._lock:
+            con = self.con
+            try:
+                self._ensure_checkpoints(con)
+                con.begin()
+                self._insert(con, rows)
+                if checkpoints:
+                    con.executemany(
+                        "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, now()::TIMESTAMP)"
+                        " ON CONFLICT (stream, shard_id) DO UPDATE SET sequence = excluded.sequence,"
+                        " sub_sequence = excluded.sub_sequence,"
+                        " records = checkpoints.records + excluded.records,"
+                        " updated_at = excluded.updated_at",
+                        [[c.stream, c.shard_id, c.sequence, c.sub_sequence, c.records]
+                         for c in checkpoints])
+                con.commit()
+            except duckdb.Error as exc:
+                _rollback(con)
+                metrics.sink_rows_total.labels(self.name, "failed").inc(rows.num_rows)
+                raise SinkError(f"DuckDB refused {rows.num_rows} rows and {len(checkpoints)}"
+                                f" checkpoint(s): {exc}") from exc
+        metrics.sink_rows_total.labels(self.name, "stored").inc(rows.num_rows)
+        metrics.sink_flush_seconds.labels(self.name).observe(time.perf_counter() - t0)
+
+    def _ensure_checkpoints(self, con: duckdb.DuckDBPyConnection) -> None:
+        # Created on first use by the stream daemon; replay never needs the table.
+        if not getattr(self, "_has_checkpoints", False):
+            con.execute(CHECKPOINTS_DDL)
+            self._has_checkpoints = True
+
+    def checkpoints(self, stream: str) -> dict[str, tuple[str, int]]:
+        """shard id -> (sequence or SHARD_END, sub-sequence) stored for ``stream``."""
+        with self._lock:
+            self._ensure_checkpoints(self.con)
+            found = self.con.execute(
+                "SELECT shard_id, sequence, sub_sequence FROM checkpoints WHERE stream = ?",
+                [stream]).fetchall()
+        return {str(s): (str(q), int(n)) for s, q, n in found}
 
     @staticmethod
     def _insert(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:

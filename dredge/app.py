@@ -1,0 +1,159 @@
+"""`dredge run`: the streaming daemon, built from a DredgeConfig.
+
+Components start in order and stop in reverse (an ``AsyncExitStack`` unwinds whatever
+started, on any failure)::
+
+    metrics HTTP server -> index snapshot source -> DuckDB sink -> dead-letter file
+      -> batcher (decode, parse, enrich, roll up, flush + checkpoint)
+      -> one StreamConsumer per [[streams]] table (clients, lease table, shard readers)
+
+SIGTERM / SIGINT: readers stop, the batcher processes what was read, flushes and
+checkpoints, the leases are released, exit 0. A component that crashes stops the daemon with
+its error and a non-zero exit; a crashed shard reader is restarted by its consumer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from dredge.batcher import StreamBatcher
+from dredge.config import DredgeConfig, load_config
+from dredge.errors import DredgeError
+from dredge.sinks.deadletter import DeadLetters
+from dredge.sinks.duckdb import DuckDBSink
+from dredge.snapshots import SnapshotSource, StaticSnapshots
+from dredge.sources.kinesis.consumer import StreamConsumer
+from dredge.telemetry.logging import configure, get_logger
+from dredge.telemetry.metrics import REGISTRY
+
+log = get_logger(__name__)
+
+
+@contextlib.contextmanager
+def metrics_server(host: str, port: int) -> Iterator[None]:
+    """Prometheus /metrics on host:port (nothing when port is 0)."""
+    if not port:
+        yield
+        return
+    from prometheus_client import start_http_server
+
+    try:
+        server, thread = start_http_server(port, host, registry=REGISTRY)
+    except OSError as exc:
+        raise DredgeError(f"metrics.port: cannot listen on {host}:{port}: {exc}") from exc
+    log.info("metrics_listening", host=host, port=port)
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+class Daemon:
+    def __init__(self, config: DredgeConfig, snapshots: SnapshotSource | None = None) -> None:
+        config.validate()
+        config.require_streams()
+        self.config = config
+        self.worker_id = config.resolved_worker_id()
+        self._snapshots = snapshots
+        self.batcher: StreamBatcher | None = None
+        self.consumers: list[StreamConsumer] = []
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set (then shut down cleanly) or a component fails (raises)."""
+        cfg = self.config
+        async with contextlib.AsyncExitStack() as stack:
+            stack.enter_context(metrics_server(cfg.metrics.host, cfg.metrics.port))
+            snapshots: SnapshotSource
+            if self._snapshots is not None:
+                snapshots = self._snapshots
+            else:
+                snapshots = await asyncio.to_thread(
+                    StaticSnapshots.from_files, cfg.index.ownership, cfg.index.cidrs)
+            sink = DuckDBSink(cfg.sink.duckdb)
+            await asyncio.to_thread(sink.open)
+            stack.callback(sink.close)
+            dead = DeadLetters(Path(cfg.dead_letter.path) if cfg.dead_letter.path else None)
+            stack.callback(dead.close)
+            batcher = StreamBatcher(sink, dead, snapshots, cfg.decode, cfg.pipeline)
+            self.batcher = batcher
+
+            async def stored(stream: str) -> dict[str, tuple[str, int]]:
+                return await asyncio.to_thread(sink.checkpoints, stream)
+
+            for stream in cfg.streams:
+                consumer = StreamConsumer(stream, cfg, self.worker_id, batcher.put,
+                                          batcher.discard, stored)
+                await consumer.open(stack)
+                batcher.register(stream.name, stream.flow_format(), consumer)
+                self.consumers.append(consumer)
+            log.info("daemon_started", worker=self.worker_id, streams=len(cfg.streams),
+                     sink=cfg.sink.duckdb.path)
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(batcher.run(), name="batcher")
+                for c in self.consumers:
+                    tg.create_task(c.run(), name=f"consumer-{c.name}")
+                tg.create_task(self._shutdown_on(stop), name="shutdown")
+            log.info("daemon_stopped", worker=self.worker_id, flushes=batcher.flushes)
+
+    async def _shutdown_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        log.info("daemon_stopping", worker=self.worker_id)
+        for c in self.consumers:
+            await c.stop_reading()
+        if self.batcher is not None:
+            await self.batcher.drain_and_stop()
+        for c in self.consumers:
+            await c.release()
+
+
+def run_daemon(config: DredgeConfig) -> int:
+    """Run with signal handling; the exit code of ``dredge run``."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await Daemon(config).run(stop)
+
+    try:
+        asyncio.run(main())
+    except BaseException as exc:  # reported below; the exit code says it
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        for leaf in _leaves(exc):
+            kind = "error" if isinstance(leaf, DredgeError) else "crashed"
+            detail = str(leaf) if isinstance(leaf, DredgeError) else f"{type(leaf).__name__}: {leaf}"
+            log.error("daemon_failed", error=f"{type(leaf).__name__}: {leaf}")
+            sys.stderr.write(f"dredge: {kind}: {detail}\n")
+        return 1
+    return 0
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for e in exc.exceptions for leaf in _leaves(e)]
+    return [exc]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    configure(config.log_level)
+    config.require_streams()
+    return run_daemon(config)
+
+
+def add_run_command(sub: Any) -> None:
+    r = sub.add_parser("run", help="the streaming daemon: Kinesis -> enrich -> store, with leases")
+    r.add_argument("--config", required=True, help="TOML file (see infra/dredge.example.toml);"
+                   " DREDGE_<SECTION>__<KEY> environment variables override it")
+    r.set_defaults(func=cmd_run)
