@@ -262,11 +262,21 @@ class Worker:
         self._env = {**os.environ, **env, "CI": os.environ.get("CI", "")}
         self.proc: subprocess.Popen[bytes] | None = None
 
+    def _started_count(self) -> int:
+        return self.log.read_text(errors="replace").count("daemon_started") if self.log.exists() else 0
+
     def start(self) -> Worker:
+        self._starts_before = self._started_count()
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "dredge.cli", "run", "--config", str(self.config)],
                 stdout=out, stderr=subprocess.STDOUT, env=self._env)
+        return self
+
+    def wait_started(self, timeout: float = 120) -> Worker:
+        """Until this process logged daemon_started (imports, index, lease table done)."""
+        wait_for(lambda: self._started_count() > self._starts_before, timeout,
+                 "the worker to start", alive=self.check_alive)
         return self
 
     def check_alive(self) -> None:
@@ -313,3 +323,27 @@ def grouped(db: Path) -> dict[tuple[Any, ...], tuple[int, int, int]]:
     finally:
         con.close()
     return {tuple(r[:4]): (int(r[4]), int(r[5]), int(r[6])) for r in rows}
+
+
+def store_checkpoints(db: Path) -> dict[str, str]:
+    """shard -> sequence stored in a worker's DuckDB (its ``checkpoints`` table)."""
+    if not db.exists():
+        return {}
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if "checkpoints" not in tables:
+            return {}
+        return {str(s): str(q) for s, q in con.execute("SELECT shard_id, sequence FROM checkpoints").fetchall()}
+    finally:
+        con.close()
+
+
+def lines_upto(log: PutLog, positions: dict[str, str]) -> list[bytes]:
+    """Lines of the records at or before each shard's position (SHARD_END: all)."""
+    out: list[bytes] = []
+    for shard, seq, lines in log.records:
+        cp = positions.get(shard)
+        if cp is not None and (cp == "SHARD_END" or (cp.isdigit() and int(seq) <= int(cp))):
+            out.extend(lines)
+    return out

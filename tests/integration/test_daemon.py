@@ -20,6 +20,7 @@ import pytest
 from dredge.cli import main
 from dredge.testing import MotoServer
 from tests.integration.streams import (
+    PutLog,
     Sample,
     Worker,
     caught_up,
@@ -31,10 +32,11 @@ from tests.integration.streams import (
     lease_checkpoints,
     lease_items,
     line_totals,
+    lines_upto,
     make_sample,
     put_control_message,
     put_payloads,
-    PutLog,
+    store_checkpoints,
     store_totals,
     wait_for,
     write_config,
@@ -113,14 +115,19 @@ def test_kill9_single_worker_restarts_exactly_once(moto: MotoServer, sample: Sam
     cfg = write_config(tmp_path / "dredge.toml", stream=stream, db=db, sample=sample,
                        worker_id="single", flush_interval_s=0.2)
     kills = 0
+    progress: list[int] = []
     chunks = [payloads[len(payloads) * k // 4: len(payloads) * (k + 1) // 4] for k in range(1, 4)]
     for chunk in chunks:
-        worker = Worker(cfg, moto.env(), tmp_path / "w.log").start()
+        worker = Worker(cfg, moto.env(), tmp_path / "w.log").start().wait_started()
         put_payloads(kin, stream, chunk, rng, log)
-        time.sleep(rng.uniform(1.5, 4.0))  # a random moment: mid-read, mid-flush, idle
+        time.sleep(rng.uniform(0.2, 2.5))  # a random moment: taking leases, reading, flushing
         worker.check_alive()
         worker.kill9()
         kills += 1
+        # Dead, the store is readable: it holds exactly the records up to its checkpoints.
+        stored_at = store_checkpoints(db)
+        progress.append(sum(int(v) for v in stored_at.values() if v.isdigit()))
+        assert store_totals(db).as_tuple() == line_totals(lines_upto(log, stored_at)).as_tuple()
     worker = Worker(cfg, moto.env(), tmp_path / "w.log").start()
     try:
         last = log.last_sequence()
@@ -130,4 +137,7 @@ def test_kill9_single_worker_restarts_exactly_once(moto: MotoServer, sample: Sam
         rc = worker.terminate()
     assert rc == 0, worker.tail()
     assert kills == 3
+    text = (tmp_path / "w.log").read_text()
+    assert text.count("daemon_started") == 4
+    assert progress[-1] > 0, "no kill landed after something was stored"
     assert store_totals(db).as_tuple() == line_totals(log.lines()).as_tuple()
