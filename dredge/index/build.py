@@ -90,20 +90,31 @@ def _interval_segments(intervals: pa.Table, owner_ids: np.ndarray, report: Build
     good = (addr.fam > 0) & ~start_null & (end > start)
     report.invalid_intervals += int((~good).sum())
     idx = np.flatnonzero(good)
-    fam, hi, lo = addr.fam[idx], addr.hi[idx], addr.lo[idx]
-    st, en, ow = start[idx].astype(np.int64), end[idx].astype(np.int64), owner_ids[idx]
-    order = np.lexsort((idx, st, lo, hi, fam))  # arrival order breaks ties
-    fam, hi, lo, st, en, ow = fam[order], hi[order], lo[order], st[order], en[order], ow[order]
+    return addr_table(addr.fam[idx], addr.hi[idx], addr.lo[idx], start[idx].astype(np.int64),
+                      end[idx].astype(np.int64), owner_ids[idx].astype(np.int32), report)
+
+
+def addr_table(fam: np.ndarray, hi: np.ndarray, lo: np.ndarray, start: np.ndarray,
+               end: np.ndarray, owner: np.ndarray, report: BuildReport | None = None
+               ) -> AddrTable:
+    """Valid intervals (end > start, end = int64 max for open) in arrival order -> AddrTable.
+
+    Where intervals of one address overlap, the latest start wins (ties: the later row).
+    """
     n = fam.size
+    order = np.lexsort((start, lo, hi, fam))  # stable: arrival order breaks ties
+    fam, hi, lo, st, en, ow = (a[order] for a in (fam, hi, lo, start, end, owner))
     change = np.ones(n, np.bool_)
     if n:
         change[1:] = (fam[1:] != fam[:-1]) | (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
     group = np.cumsum(change) - 1
     g, s, e, o = kernels.flatten(group, st, en, ow)
     firsts = np.flatnonzero(change)
-    report.intervals += n
-    report.segments += int(g.size)
-    return AddrTable.build(fam[firsts][g], hi[firsts][g], lo[firsts][g], s, e, o)
+    if report is not None:
+        report.intervals += n
+        report.segments += int(g.size)
+    gf = firsts[g]
+    return AddrTable.build(fam[gf], hi[gf], lo[gf], s, e, o)
 
 
 def _cidr_tables(networks: pa.Table, owner_ids: np.ndarray, report: BuildReport

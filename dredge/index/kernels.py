@@ -2,14 +2,31 @@
 
 The owner of an address at time t is found with one hash probe (address -> its run of
 segments) and a short search among that address's segments: no per-flow Python.
+
+Layout (chosen for memory and cache misses; see docs/index.md):
+
+- one open-addressing table per family, linear probing, sized to a power of two at least
+  1.5x the number of addresses. An IPv4 slot is two uint64 words ``[address, run]``, an IPv6
+  slot three ``[hi, lo, run]``; ``run = first_segment << 24 | count`` (0 = empty slot), so a
+  probe that hits reads one cache line and goes straight to the segments;
+- segments as rows of three int32 ``[start, end, owner]`` with times relative to the
+  table's ``base`` (the earliest start), ``end == OPEN`` for "still owned": 12 bytes each.
 """
 
 from __future__ import annotations
 
+import contextlib
+import mmap
+
 import numpy as np
 from numba import njit
 
-_EMPTY = np.int64(-1)
+OPEN = np.int32(np.iinfo(np.int32).max)
+MAX_RUN = (1 << 24) - 1
+_HUGE_PAGE = 2 << 20
+_HUGE_MIN = 8 << 20
+_K1 = np.uint64(0x9E3779B97F4A7C15)
+_K2 = np.uint64(0xC2B2AE3D27D4EB4F)
 
 
 @njit(cache=True, nogil=True)
@@ -77,74 +94,175 @@ def flatten(group: np.ndarray, start: np.ndarray, end: np.ndarray, owner: np.nda
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _hash(fam: int, hi: np.uint64, lo: np.uint64, mask: int) -> np.int64:
-    h = (lo * np.uint64(0x9E3779B97F4A7C15)) ^ (hi * np.uint64(0xC2B2AE3D27D4EB4F)) ^ np.uint64(fam)
-    h ^= h >> np.uint64(29)
-    return np.int64(h & np.uint64(mask))
+def _slot4(lo: np.uint64, shift: np.uint64) -> np.int64:
+    return np.int64((lo * _K1) >> shift)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _slot6(hi: np.uint64, lo: np.uint64, shift: np.uint64) -> np.int64:
+    h = (lo * _K1) ^ (hi * _K2)
+    h ^= h >> np.uint64(31)
+    return np.int64((h * _K1) >> shift)
+
+
+def zeros(shape: int | tuple[int, ...], dtype: type) -> np.ndarray:
+    """Zeroed array; a large one on transparent huge pages where the kernel allows it
+    (``madvise``): random probes then miss the TLB far less often."""
+    dims = (shape,) if isinstance(shape, int) else shape
+    count = int(np.prod(dims))
+    nbytes = count * np.dtype(dtype).itemsize
+    if nbytes < _HUGE_MIN:
+        return np.zeros(dims, dtype)
+    size = -(-nbytes // _HUGE_PAGE) * _HUGE_PAGE
+    buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # zero-filled
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        with contextlib.suppress(OSError):
+            buf.madvise(mmap.MADV_HUGEPAGE)
+    out: np.ndarray = np.frombuffer(buf, dtype, count=count).reshape(dims)
+    return out
+
+
+def table_bits(n: int) -> int:
+    """log2 of the slot count for n addresses: at least 1.5 n slots, at least 8."""
+    bits = 3
+    while (1 << bits) < n + (n >> 1) + 1:
+        bits += 1
+    return bits
 
 
 @njit(cache=True, nogil=True)
-def build_table(fam: np.ndarray, hi: np.ndarray, lo: np.ndarray, first: np.ndarray, count: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Open-addressing table from unique addresses to their run of segments."""
-    n = fam.shape[0]
-    size = 16
-    while size < 2 * n + 1:
-        size *= 2
+def build_table4(lo: np.ndarray, first: np.ndarray, count: np.ndarray, bits: int,
+                 tab: np.ndarray) -> None:
+    """Fill ``tab`` (2 << bits zeros) with the IPv4 addresses."""
+    size = 1 << bits
     mask = size - 1
-    tf = np.zeros(size, np.int8)  # 0 = empty slot
-    th = np.zeros(size, np.uint64)
-    tl = np.zeros(size, np.uint64)
-    tfirst = np.zeros(size, np.int64)
-    tcount = np.zeros(size, np.int32)
-    for i in range(n):
-        s = _hash(fam[i], hi[i], lo[i], mask)
-        while tf[s] != 0:
+    shift = np.uint64(64 - bits)
+    for i in range(lo.shape[0]):
+        s = _slot4(lo[i], shift)
+        while tab[2 * s + 1] != 0:
             s = (s + 1) & mask
-        tf[s] = fam[i]
-        th[s] = hi[i]
-        tl[s] = lo[i]
-        tfirst[s] = first[i]
-        tcount[s] = count[i]
-    return tf, th, tl, tfirst, tcount
+        tab[2 * s] = lo[i]
+        tab[2 * s + 1] = (np.uint64(first[i]) << np.uint64(24)) | np.uint64(count[i])
+
+
+@njit(cache=True, nogil=True)
+def build_table6(hi: np.ndarray, lo: np.ndarray, first: np.ndarray, count: np.ndarray, bits: int,
+                 tab: np.ndarray) -> None:
+    """Fill ``tab`` (3 << bits zeros) with the IPv6 addresses."""
+    size = 1 << bits
+    mask = size - 1
+    shift = np.uint64(64 - bits)
+    for i in range(lo.shape[0]):
+        s = _slot6(hi[i], lo[i], shift)
+        while tab[3 * s + 2] != 0:
+            s = (s + 1) & mask
+        tab[3 * s] = hi[i]
+        tab[3 * s + 1] = lo[i]
+        tab[3 * s + 2] = (np.uint64(first[i]) << np.uint64(24)) | np.uint64(count[i])
+
+
+_GROUP = 32  # lookups in flight: their cache misses overlap instead of queueing
 
 
 @njit(cache=True, nogil=True)
 def lookup(fam: np.ndarray, hi: np.ndarray, lo: np.ndarray, t: np.ndarray,
-           tf: np.ndarray, th: np.ndarray, tl: np.ndarray, tfirst: np.ndarray, tcount: np.ndarray,
-           seg_start: np.ndarray, seg_end: np.ndarray, seg_owner: np.ndarray, out: np.ndarray) -> int:
-    """Owner of each (address, time), or -1. Returns the number of hits."""
-    mask = tf.shape[0] - 1
+           tab4: np.ndarray, bits4: int, tab6: np.ndarray, bits6: int,
+           seg: np.ndarray, base: int, out: np.ndarray) -> int:
+    """Owner of each (address, time), or -1. Returns the number of hits.
+
+    Works in groups of ``_GROUP`` rows and three passes (home slots, runs, segments), so
+    the memory loads of a group are independent of each other and the CPU issues them
+    together: on tables far larger than the caches this is what sets the rate.
+    """
+    mask4 = (1 << bits4) - 1
+    shift4 = np.uint64(64 - bits4)
+    mask6 = (1 << bits6) - 1
+    shift6 = np.uint64(64 - bits6)
+    open_ = np.int64(OPEN)
+    n = fam.shape[0]
+    slot = np.empty(_GROUP, np.int64)
+    word = np.empty(_GROUP, np.uint64)
+    first = np.empty(_GROUP, np.int64)
+    last = np.empty(_GROUP, np.int64)
     hits = 0
-    for r in range(fam.shape[0]):
-        out[r] = -1
-        f = fam[r]
-        if f <= 0:
-            continue
-        s = _hash(f, hi[r], lo[r], mask)
-        while tf[s] != 0:
-            if tf[s] == f and tl[s] == lo[r] and th[s] == hi[r]:
-                a = tfirst[s]
-                b = a + tcount[s]
-                tr = t[r]
-                # last segment with start <= tr
-                if b - a <= 8:
-                    k = b - 1
-                    while k >= a and seg_start[k] > tr:
-                        k -= 1
-                else:
-                    lo_i = a
-                    hi_i = b
-                    while lo_i < hi_i:
-                        mid = (lo_i + hi_i) >> 1
-                        if seg_start[mid] <= tr:
-                            lo_i = mid + 1
-                        else:
-                            hi_i = mid
-                    k = lo_i - 1
-                if k >= a and tr < seg_end[k]:
-                    out[r] = seg_owner[k]
-                    hits += 1
-                break
-            s = (s + 1) & mask
+    for g0 in range(0, n, _GROUP):
+        g1 = min(n, g0 + _GROUP)
+        # pass 1: home slot of each address, and its run word (independent loads)
+        for r in range(g0, g1):
+            i = r - g0
+            f = fam[r]
+            if f == 4:
+                s = _slot4(lo[r], shift4)
+                slot[i] = s
+                word[i] = tab4[2 * s + 1]
+            elif f == 6:
+                s = _slot6(hi[r], lo[r], shift6)
+                slot[i] = s
+                word[i] = tab6[3 * s + 2]
+            else:
+                slot[i] = -1
+                word[i] = 0
+        # pass 2: probe from the home slot to the address's run; touch its last segment
+        for r in range(g0, g1):
+            i = r - g0
+            v = word[i]
+            s = slot[i]
+            run = np.uint64(0)
+            if fam[r] == 4:
+                key = lo[r]
+                while v != 0:
+                    if tab4[2 * s] == key:
+                        run = v
+                        break
+                    s = (s + 1) & mask4
+                    v = tab4[2 * s + 1]
+            elif fam[r] == 6:
+                kh = hi[r]
+                kl = lo[r]
+                while v != 0:
+                    if tab6[3 * s + 1] == kl and tab6[3 * s] == kh:
+                        run = v
+                        break
+                    s = (s + 1) & mask6
+                    v = tab6[3 * s + 2]
+            if run == 0:
+                first[i] = 0
+                last[i] = -1
+                word[i] = 0
+            else:
+                a = np.int64(run >> np.uint64(24))
+                b = a + np.int64(run & np.uint64(0xFFFFFF))
+                first[i] = a
+                last[i] = b
+                word[i] = np.uint64(seg[b - 1, 0])  # the load is the point
+        # pass 3: last segment with start <= t; owner if t < its end
+        for r in range(g0, g1):
+            i = r - g0
+            out[r] = -1
+            a = first[i]
+            b = last[i]
+            if b <= a:
+                continue
+            tr = t[r] - base
+            if tr < 0:
+                continue
+            if tr >= open_:
+                tr = open_ - 1
+            if b - a <= 8:
+                k = b - 1
+                while k >= a and seg[k, 0] > tr:
+                    k -= 1
+            else:
+                lo_i = a
+                hi_i = b
+                while lo_i < hi_i:
+                    mid = (lo_i + hi_i) >> 1
+                    if seg[mid, 0] <= tr:
+                        lo_i = mid + 1
+                    else:
+                        hi_i = mid
+                k = lo_i - 1
+            if k >= a and tr < seg[k, 1]:
+                out[r] = seg[k, 2]
+                hits += 1
     return hits

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from dredge.errors import OwnerIndexError
 from dredge.flowlog.parser import Addr
 from dredge.index import kernels
 
@@ -29,21 +30,24 @@ _FOREVER = np.iinfo(np.int64).max
 
 @dataclass(frozen=True)
 class AddrTable:
-    """Hash table from addresses to runs of segments (the output of kernels.build_table)."""
+    """Hash tables from addresses to runs of segments (layout: :mod:`dredge.index.kernels`)."""
 
-    tf: np.ndarray
-    th: np.ndarray
-    tl: np.ndarray
-    tfirst: np.ndarray
-    tcount: np.ndarray
-    seg_start: np.ndarray
-    seg_end: np.ndarray
-    seg_owner: np.ndarray
+    tab4: np.ndarray  # uint64 [address, run] per slot
+    bits4: int
+    tab6: np.ndarray  # uint64 [hi, lo, run] per slot
+    bits6: int
+    seg: np.ndarray  # int32 (n, 3): start, end (OPEN = still owned), owner; times - base
+    base: int  # epoch seconds of relative time 0
+    addresses: int = 0
 
     @classmethod
     def build(cls, fam: np.ndarray, hi: np.ndarray, lo: np.ndarray, seg_start: np.ndarray,
               seg_end: np.ndarray, seg_owner: np.ndarray) -> AddrTable:
-        """Segments sorted by (address, start); fam/hi/lo give each segment's address."""
+        """Segments sorted by (address, start); fam/hi/lo give each segment's address.
+
+        Times are stored as int32 seconds after the earliest start; an end more than
+        ~68 years after it counts as "still owned".
+        """
         n = fam.shape[0]
         if n:
             change = np.empty(n, np.bool_)
@@ -52,23 +56,39 @@ class AddrTable:
             first = np.flatnonzero(change)
         else:
             first = np.zeros(0, np.int64)
-        count = np.diff(np.append(first, n)).astype(np.int32)
-        tables = kernels.build_table(fam[first], hi[first], lo[first], first.astype(np.int64), count)
-        return cls(*tables, seg_start, seg_end, seg_owner)
+        count = np.diff(np.append(first, n))
+        if count.size and int(count.max()) > kernels.MAX_RUN:
+            raise OwnerIndexError(f"an address has more than {kernels.MAX_RUN} segments")
+        base = int(seg_start.min()) if n else 0
+        seg = kernels.zeros((n, 3), np.int32)
+        open_ = int(kernels.OPEN)
+        seg[:, 0] = np.clip(seg_start - base, 0, open_ - 1)
+        seg[:, 1] = np.clip(seg_end - base, 0, open_)  # FOREVER (int64 max) -> OPEN
+        seg[:, 2] = seg_owner
+        ffam = fam[first]
+        v4 = first[ffam == 4]
+        v6 = first[ffam == 6]
+        bits4 = kernels.table_bits(v4.size)
+        bits6 = kernels.table_bits(v6.size)
+        tab4 = kernels.zeros(2 << bits4, np.uint64)
+        tab6 = kernels.zeros(3 << bits6, np.uint64)
+        kernels.build_table4(lo[v4], v4.astype(np.int64), count[ffam == 4].astype(np.int64),
+                             bits4, tab4)
+        kernels.build_table6(hi[v6], lo[v6], v6.astype(np.int64),
+                             count[ffam == 6].astype(np.int64), bits6, tab6)
+        return cls(tab4, bits4, tab6, bits6, seg, base, int(first.size))
 
     def lookup(self, addr: Addr, t: np.ndarray, out: np.ndarray) -> int:
-        return int(kernels.lookup(addr.fam, addr.hi, addr.lo, t, self.tf, self.th, self.tl,
-                                  self.tfirst, self.tcount, self.seg_start, self.seg_end,
-                                  self.seg_owner, out))
+        return int(kernels.lookup(addr.fam, addr.hi, addr.lo, t, self.tab4, self.bits4,
+                                  self.tab6, self.bits6, self.seg, self.base, out))
 
     @property
     def segments(self) -> int:
-        return int(self.seg_start.shape[0])
+        return int(self.seg.shape[0])
 
     @property
     def nbytes(self) -> int:
-        return sum(int(a.nbytes) for a in (self.tf, self.th, self.tl, self.tfirst, self.tcount,
-                                          self.seg_start, self.seg_end, self.seg_owner))
+        return int(self.tab4.nbytes + self.tab6.nbytes + self.seg.nbytes)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,211 @@
+"""Index benchmark: memory per interval, lookups per second on one core, build and swap time.
+
+    .venv/bin/python benchmarks/index.py [--intervals 10000000] [--per-address 5]
+
+Synthetic history: ``intervals / per-address`` addresses (3 % IPv6), each handed from owner
+to owner over 24 h, half the hand-overs after a gap, the last interval usually left open.
+Rates are per CPU-second of one core (``time.process_time``; lookups are single-threaded).
+Queries: addresses of the history at random times in the window, drawn uniformly (every
+lookup a likely cache miss: the worst case) and Zipf-skewed (hot addresses, like real
+traffic), plus addresses the index does not hold.
+
+The baseline is the index as of commit 46f562e (before this work), loaded from git and
+run on the same arrays in the same process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from dredge.flowlog.parser import Addr
+from dredge.index import kernels
+from dredge.index.build import addr_table
+
+BASELINE_COMMIT = "46f562e"
+FOREVER = np.iinfo(np.int64).max
+T0 = 1_795_564_800
+DAY = 86_400
+
+
+def history(n_intervals: int, per_address: float, rng: np.random.Generator
+            ) -> tuple[Addr, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-interval address, start, end, owner: addresses grouped, starts increasing."""
+    n_addr = max(1, int(n_intervals / per_address))
+    k = rng.poisson(per_address - 1, n_addr) + 1
+    k = np.minimum(k, 200)
+    scale = n_intervals / k.sum()
+    k = np.maximum(1, np.round(k * scale)).astype(np.int64)
+    k[-1] += n_intervals - k.sum() if k[-1] + n_intervals - k.sum() > 0 else 0
+    n = int(k.sum())
+    v6 = rng.random(n_addr) < 0.03
+    lo = rng.choice(1 << 24, n_addr, replace=False).astype(np.uint64) + np.uint64(10 << 24)
+    hi = np.zeros(n_addr, np.uint64)
+    hi[v6] = np.uint64(0x2600_1F18_0000_0000) | rng.integers(0, 1 << 32, v6.sum()).astype(np.uint64)
+    lo[v6] = rng.integers(0, 1 << 62, v6.sum()).astype(np.uint64)
+    fam = np.where(v6, 6, 4).astype(np.int8)
+    which = np.repeat(np.arange(n_addr), k)
+    # per address: k hand-overs spread over the day
+    pos = np.arange(n) - np.repeat(np.cumsum(k) - k, k)
+    span = DAY // k
+    start = T0 + pos * span[which] + rng.integers(0, 60, n)
+    gap = np.where(rng.random(n) < 0.5, 0, rng.integers(1, 600, n))
+    end = start + span[which] - gap
+    last = pos == k[which] - 1
+    end[last & (rng.random(n) < 0.85)] = FOREVER
+    owner = rng.integers(2, 5000, n).astype(np.int32)
+    return Addr(fam[which], hi[which], lo[which]), start.astype(np.int64), end.astype(np.int64), owner
+
+
+def queries(addr: Addr, n: int, rng: np.random.Generator, skew: bool) -> tuple[Addr, np.ndarray]:
+    m = addr.fam.size
+    if skew:
+        idx = np.minimum(rng.zipf(1.3, n) - 1, m - 1)
+        idx = rng.permutation(m)[idx]  # hot addresses anywhere in the table
+    else:
+        idx = rng.integers(0, m, n)
+    t = T0 + rng.integers(0, DAY, n)
+    miss = rng.random(n) < 0.1  # 10 % addresses the index does not hold
+    lo = addr.lo[idx].copy()
+    lo[miss & (addr.fam[idx] == 4)] = np.uint64(0xC0A80000) + rng.integers(
+        0, 1 << 16, int((miss & (addr.fam[idx] == 4)).sum())).astype(np.uint64)
+    return Addr(addr.fam[idx], addr.hi[idx], lo), t.astype(np.int64)
+
+
+def baseline_modules() -> tuple[ModuleType, ModuleType]:
+    """kernels.py and snapshot.py of BASELINE_COMMIT, importable next to the current ones."""
+    tmp = Path(tempfile.mkdtemp(prefix="dredge-index-baseline-"))
+    pkg = tmp / "index_baseline"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    for name in ("kernels", "snapshot"):
+        src = subprocess.run(["git", "show", f"{BASELINE_COMMIT}:dredge/index/{name}.py"],
+                             check=True, capture_output=True, text=True).stdout
+        (pkg / f"{name}.py").write_text(src.replace("from dredge.index import kernels",
+                                                    "from index_baseline import kernels"))
+    sys.path.insert(0, str(tmp))
+    mods = []
+    for name in ("kernels", "snapshot"):
+        spec = importlib.util.find_spec(f"index_baseline.{name}")
+        assert spec is not None
+        mods.append(importlib.import_module(f"index_baseline.{name}"))
+    return mods[0], mods[1]
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def flat(addr: Addr, start: np.ndarray, end: np.ndarray, owner: np.ndarray
+         ) -> tuple[np.ndarray, ...]:
+    """The sort + flatten step both versions share (the baseline's build did the same)."""
+    order = np.lexsort((start, addr.lo, addr.hi, addr.fam))
+    fam, hi, lo, st, en, ow = (a[order] for a in (addr.fam, addr.hi, addr.lo, start, end, owner))
+    change = np.ones(fam.size, np.bool_)
+    change[1:] = (fam[1:] != fam[:-1]) | (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
+    g, s, e, o = kernels.flatten(np.cumsum(change) - 1, st, en, ow)
+    f = np.flatnonzero(change)[g]
+    return fam[f], hi[f], lo[f], s, e, o
+
+
+def rate(table: Any, q: Addr, t: np.ndarray, out: np.ndarray, repeat: int) -> float:
+    """Lookups per CPU-second of this process (best of ``repeat``): the machine is shared,
+    so wall time would count other processes' turns on the core."""
+    table.lookup(q, t, out)  # compile / warm
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.process_time()
+        table.lookup(q, t, out)
+        best = min(best, time.process_time() - t0)
+    return q.fam.size / best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--intervals", type=int, default=10_000_000)
+    ap.add_argument("--per-address", type=float, default=5.0)
+    ap.add_argument("--queries", type=int, default=2_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    rng = np.random.default_rng(args.seed)
+
+    t0 = time.perf_counter()
+    addr, start, end, owner = history(args.intervals, args.per_address, rng)
+    n = start.size
+    print(f"history: {n:,} intervals, {np.unique(addr.lo).size:,} addresses, "
+          f"{(addr.fam == 6).mean():.1%} IPv6 intervals, generated in {time.perf_counter() - t0:.1f} s")
+    qs = {name: queries(addr, args.queries, rng, skew) for name, skew in
+          (("uniform", False), ("zipf", True))}
+
+    t0 = time.perf_counter()
+    segs = flat(addr, start, end, owner)
+    t_flat = time.perf_counter() - t0
+    print(f"sort + flatten (shared by both): {t_flat:.2f} s -> {segs[0].size:,} segments")
+
+    rows = []
+    out = np.empty(args.queries, np.int32)
+    results: dict[str, np.ndarray] = {}
+    impls: list[tuple[str, Any]] = []
+    if not args.no_baseline:
+        _, base_snapshot = baseline_modules()
+        impls.append(("baseline " + BASELINE_COMMIT, base_snapshot.AddrTable))
+    from dredge.index.snapshot import AddrTable
+    impls.append(("current", AddrTable))
+    for name, cls in impls:
+        gc.collect()
+        cls.build(*(a[:1000] for a in segs))  # compile
+        t0 = time.perf_counter()
+        table = cls.build(*segs)
+        t_table = time.perf_counter() - t0
+        r = {q: rate(table, *qs[q], out, args.repeat) for q in qs}
+        table.lookup(*qs["uniform"], out)
+        results[name] = out.copy()
+        rows.append((name, table.nbytes / n, t_table, r["uniform"], r["zipf"]))
+        del table
+    if len(results) == 2:
+        a, b = results.values()
+        assert np.array_equal(a, b), "baseline and current disagree"
+        print("baseline and current lookups agree on every query")
+
+    print()
+    print(f"{'implementation':<18} {'bytes/interval':>15} {'table build s':>14} "
+          f"{'lookups/s uniform':>18} {'lookups/s zipf':>15}")
+    for name, bpi, tb, ru, rz in rows:
+        print(f"{name:<18} {bpi:>15.1f} {tb:>14.2f} {ru / 1e6:>17.1f}M {rz / 1e6:>14.1f}M")
+    if len(rows) == 2:
+        (_, b0, tb0, u0, z0), (_, b1, tb1, u1, z1) = rows
+        print(f"{'ratio current/base':<18} {b1 / b0:>15.2f} {tb1 / tb0:>14.2f} "
+              f"{u1 / u0:>17.2f}x {z1 / z0:>14.2f}x")
+
+    # whole build from interval arrays (what the live manager does) and the swap
+    gc.collect()
+    t0 = time.perf_counter()
+    table = addr_table(addr.fam, addr.hi, addr.lo, start, end, owner)
+    t_build = time.perf_counter() - t0
+    holder = {"snap": table}
+    t0 = time.perf_counter_ns()
+    for _ in range(1000):
+        holder["snap"] = table
+    t_swap = (time.perf_counter_ns() - t0) / 1000
+    print()
+    print(f"full build from {n:,} intervals (sort, flatten, tables): {t_build:.2f} s; "
+          f"swap (one reference assignment): {t_swap:.0f} ns")
+    print(f"peak RSS of this process: {rss_mb():,.0f} MB; input arrays "
+          f"{sum(a.nbytes for a in (addr.fam, addr.hi, addr.lo, start, end, owner)) / 1e6:,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
