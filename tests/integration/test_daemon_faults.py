@@ -1,0 +1,202 @@
+"""Faults the way Kinesis returns them, injected by a loopback proxy in front of moto:
+throttling (ProvisionedThroughputExceeded, KMS), expired iterators, 500s, a checkpoint
+GetShardIterator refuses (trimmed). Recovered, counted in metrics, nothing lost; and a
+KPL aggregate resumed mid-way (AT_SEQUENCE_NUMBER + sub-sequence) is not read twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiobotocore.session import get_session
+
+from dredge.batcher import parse_batch
+from dredge.config import KinesisConfig
+from dredge.decode import DecodeConfig, encode_kpl
+from dredge.flowlog.fields import DEFAULT_FORMAT
+from dredge.flowlog.parser import FlowParser
+from dredge.sources.kinesis.discovery import ShardCatalog
+from dredge.sources.kinesis.reader import (
+    SEQUENCE,
+    Position,
+    ReadBatch,
+    ShardReader,
+    reader_events_total,
+)
+from dredge.testing import MotoServer, free_port
+from tests.integration.faults import FaultProxy
+from tests.integration.streams import (
+    REGION,
+    PutLog,
+    Sample,
+    Worker,
+    caught_up,
+    create_stream,
+    dynamodb,
+    encode_mixed,
+    kinesis,
+    lease_checkpoints,
+    line_totals,
+    make_sample,
+    put_payloads,
+    store_totals,
+    wait_for,
+    write_config,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+PTE = "ProvisionedThroughputExceededException"
+KMS = "KMSThrottlingException"
+EXPIRED = "ExpiredIteratorException"
+INTERNAL = "InternalFailure"
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
+    return make_sample(tmp_path_factory.mktemp("fault-sample"), flows=6_000, seed=9)
+
+
+def scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    out: dict[str, float] = {}
+    for m in re.finditer(r'^dredge_kinesis_reader_events_total\{([^}]*)\} (\S+)$', text, re.M):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+        out[labels["event"]] = out.get(labels["event"], 0.0) + float(m.group(2))
+    return out
+
+
+def test_throttling_and_expired_iterators_recovered_counted_no_loss(
+        moto: MotoServer, sample: Sample, tmp_path: Path) -> None:
+    stream = f"faults-{uuid.uuid4().hex[:8]}"
+    kin, ddb = kinesis(moto.endpoint), dynamodb(moto.endpoint)
+    create_stream(kin, stream, 4)
+    rng = random.Random(4)
+    log = PutLog()
+    put_payloads(kin, stream, encode_mixed(sample.lines, rng), rng, log)
+    faults = random.Random(7)
+    active = {"on": True}
+
+    def decide(target: str, body: dict[str, Any]) -> tuple[int, str] | None:
+        if not active["on"]:
+            return None
+        r = faults.random()
+        if target == "GetRecords":
+            if r < 0.12:
+                return 400, PTE
+            if r < 0.17:
+                return 400, KMS
+            if r < 0.25:
+                return 400, EXPIRED
+            if r < 0.29:
+                return 500, INTERNAL
+        if target == "GetShardIterator" and r < 0.15:
+            return 400, PTE
+        return None
+
+    port = free_port()
+    with FaultProxy(moto.endpoint, decide) as proxy:
+        cfg = write_config(tmp_path / "dredge.toml", stream=stream, db=tmp_path / "w.duckdb",
+                           sample=sample, worker_id="faulty",
+                           extra=f"[metrics]\nport = {port}\nhost = \"127.0.0.1\"\n")
+        text = cfg.read_text().replace("[metrics]\nport = 0\n", "").replace(
+            f'region = "{REGION}"', f'region = "{REGION}"\nendpoint_url = "{proxy.endpoint}"')
+        cfg.write_text(text)
+        worker = Worker(cfg, moto.env(), tmp_path / "w.log").start()
+        try:
+            last = log.last_sequence()
+            wait_for(lambda: caught_up(lease_checkpoints(ddb, f"leases-{stream}-{stream}"), last),
+                     150, "checkpoints to reach the last records put", alive=worker.check_alive)
+            active["on"] = False
+            want = {
+                "throttled": proxy.count("GetRecords", PTE) + proxy.count("GetShardIterator", PTE),
+                "kms_throttled": proxy.count("GetRecords", KMS),
+                "expired_iterator": proxy.count("GetRecords", EXPIRED),
+                "server_error": proxy.count("GetRecords", INTERNAL),
+            }
+            # every injected fault was seen and counted by the daemon
+            wait_for(lambda: all(scrape(port).get(k, 0) == v for k, v in want.items()), 20,
+                     f"metrics to count {want}")
+        finally:
+            rc = worker.terminate()
+    assert rc == 0, worker.tail()
+    assert min(want.values()) >= 3, want  # the run did see each kind of fault, several times
+    assert store_totals(tmp_path / "w.duckdb").as_tuple() == line_totals(log.lines()).as_tuple()
+
+
+def _client(endpoint: str) -> Any:
+    return get_session().create_client("kinesis", region_name=REGION, endpoint_url=endpoint,
+                                       aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+async def _read(endpoint: str, stream: str, shard: str, start: Position, want_records: int
+                ) -> list[ReadBatch]:
+    got: list[ReadBatch] = []
+
+    async def deliver(batch: ReadBatch) -> None:
+        got.append(batch)
+
+    cfg = KinesisConfig(idle_poll_interval_s=0.05, backoff_base_s=0.01, backoff_max_s=0.05)
+    async with _client(endpoint) as client:
+        reader = ShardReader(client, stream, shard, 1, start, deliver, cfg, ShardCatalog())
+        task = asyncio.create_task(reader.run())
+        try:
+            async with asyncio.timeout(60):
+                while sum(len(b.data) for b in got) < want_records:
+                    await asyncio.sleep(0.05)
+                    if task.done():
+                        task.result()
+        finally:
+            task.cancel()
+    return got
+
+
+def test_trimmed_checkpoint_falls_back_to_trim_horizon(moto: MotoServer) -> None:
+    stream = f"trim-{uuid.uuid4().hex[:8]}"
+    kin = kinesis(moto.endpoint)
+    create_stream(kin, stream, 1)
+    seqs = [kin.put_record(StreamName=stream, Data=f"line {i}".encode(), PartitionKey="p")["SequenceNumber"]
+            for i in range(7)]
+    gone = "4242424242"  # a checkpoint Kinesis no longer accepts
+
+    def decide(target: str, body: dict[str, Any]) -> tuple[int, str] | None:
+        if target == "GetShardIterator" and body.get("StartingSequenceNumber") == gone:
+            return 400, "InvalidArgumentException"
+        return None
+
+    before = reader_events_total.labels(stream, "trimmed_checkpoint")._value.get()
+    with FaultProxy(moto.endpoint, decide) as proxy:
+        got = asyncio.run(_read(proxy.endpoint, stream, "shardId-000000000000",
+                                Position(SEQUENCE, gone, 0), len(seqs)))
+        assert proxy.count("GetShardIterator", "InvalidArgumentException") == 1
+    assert [s for b in got for s in b.sequences] == seqs  # everything left, from the horizon
+    assert reader_events_total.labels(stream, "trimmed_checkpoint")._value.get() == before + 1
+
+
+def test_kpl_aggregate_resumed_at_its_sub_sequence(moto: MotoServer, sample: Sample) -> None:
+    stream = f"kpl-{uuid.uuid4().hex[:8]}"
+    kin = kinesis(moto.endpoint)
+    create_stream(kin, stream, 1)
+    lines = sample.lines[:9]
+    users = [(f"pk{i}", line) for i, line in enumerate(lines[:6])]  # six user records, one line each
+    agg = kin.put_record(StreamName=stream, Data=encode_kpl(users), PartitionKey="p")["SequenceNumber"]
+    kin.put_record(StreamName=stream, Data=b"\n".join(lines[6:]), PartitionKey="p")
+    # Stored up to user record 3 of the aggregate: resume AT it, skip 0..3.
+    got = asyncio.run(_read(moto.endpoint, stream, "shardId-000000000000",
+                            Position(SEQUENCE, agg, 3), 2))
+    first = got[0]
+    assert first.sequences[0] == agg and first.skip_through_subseq == 3
+    parser = FlowParser(DEFAULT_FORMAT)
+    parsed = [parse_batch(b, parser, DecodeConfig()) for b in got]
+    rest = lines[4:6] + lines[6:]
+    assert sum(p.counts.records for p in parsed) == len(rest)
+    assert sum(int(p.cols.bytes.sum()) for p in parsed if p.cols is not None) == sum(
+        int(x.split(b" ")[9]) for x in rest if x.split(b" ")[13] == b"OK")
