@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dredge.enrich.join import JoinCounts, enrich
-from dredge.enrich.rollup import Rollup
+from dredge.enrich.rollup import Rolled, Rollup
 from dredge.errors import DredgeError, ParseError
 from dredge.flowlog import kernels
 from dredge.flowlog.columns import FlowColumns, RecordCounts
@@ -24,12 +24,18 @@ from dredge.index.snapshot import IndexSnapshot
 from dredge.sinks.deadletter import DeadLetters
 from dredge.sources.files import FileRef, ReadState, open_file, text_chunks
 
+# The columns enrichment reads from a Parquet flow-log file; the rest are never decoded.
+PARQUET_COLUMNS = frozenset({
+    "start", "bytes", "packets", "protocol", "action", "log_status", "flow_direction",
+    "traffic_path", "srcaddr", "dstaddr", "pkt_srcaddr", "pkt_dstaddr",
+})
+
 
 @dataclass
 class FileResult:
     ref: FileRef
     kind: str
-    rows: pa.Table | None = None
+    rows: Rolled | None = None
     counts: RecordCounts = field(default_factory=RecordCounts)
     join: JoinCounts = field(default_factory=JoinCounts)
     fmt: str = ""
@@ -71,7 +77,12 @@ class Enricher:
             self.rollup.add(cols, src, dst)
 
     def table(self) -> pa.Table:
+        """Rolled-up rows in the ``flows`` schema (strings)."""
         return self.rollup.to_table(self.snapshot.owners)
+
+    def rolled(self) -> Rolled:
+        """Rolled-up rows as facts + owner dictionary (what the DuckDB sink stores fastest)."""
+        return self.rollup.to_rolled(self.snapshot.owners)
 
 
 def process_file(ref: FileRef, kind: str, snapshot: IndexSnapshot, window_s: int,
@@ -92,7 +103,7 @@ def process_file(ref: FileRef, kind: str, snapshot: IndexSnapshot, window_s: int
         return result
     result.counts = enricher.counts
     result.join = enricher.join
-    result.rows = enricher.table()
+    result.rows = enricher.rolled()
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -115,7 +126,7 @@ def _text(ref: FileRef, kind: str, enricher: Enricher, result: FileResult,
                 fmt = default_format
             fmt.check_enrichable()
             result.fmt = str(fmt)
-            parser = FlowParser(fmt)
+            parser = FlowParser(fmt, keep_strings=False)
         if not chunk:
             continue
         parsed = parser.parse(chunk)
@@ -123,7 +134,7 @@ def _text(ref: FileRef, kind: str, enricher: Enricher, result: FileResult,
         if counts.malformed:
             dead.write(dead_letters_of(parsed, origin, line_base))
         enricher.add_columns(cols, counts)
-        line_base += chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+        line_base += parsed.physical_lines
     if state.truncated:
         result.truncated = True
         result.warning = state.error
@@ -140,7 +151,8 @@ def _parquet(ref: FileRef, enricher: Enricher, result: FileResult, dead: DeadLet
             result.fmt = " ".join(FIELDS[c.replace("_", "-")].name if c.replace("_", "-") in FIELDS else c
                                   for c in pf.schema_arrow.names)
             row_base = 0
-            for batch in pf.iter_batches(batch_size=1 << 18):
+            wanted = [c for c in pf.schema_arrow.names if c in PARQUET_COLUMNS]
+            for batch in pf.iter_batches(batch_size=1 << 18, columns=wanted):
                 table = pa.Table.from_batches([batch])
                 cols, counts, bad_rows = FlowColumns.from_arrow(table)
                 if bad_rows.size:

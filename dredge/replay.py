@@ -15,8 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import pyarrow as pa
-
+from dredge.enrich.rollup import Rolled
 from dredge.errors import ConfigError, SourceError
 from dredge.flowlog.columns import RecordCounts
 from dredge.flowlog.fields import DEFAULT_FORMAT, FlowFormat
@@ -33,7 +32,7 @@ log = get_logger(__name__)
 
 class FileSink(Protocol):
     def is_ingested(self, digest: str) -> bool: ...
-    def store_files(self, batch: list[tuple[pa.Table, IngestRecord]]) -> list[bool]: ...
+    def store_files(self, batch: list[tuple[Rolled, IngestRecord]]) -> list[bool]: ...
 
 
 @dataclass(frozen=True)

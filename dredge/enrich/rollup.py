@@ -6,8 +6,11 @@ owner ids become strings only at the end, on the (far fewer) rolled-up rows.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from numba import njit
 
 from dredge.flowlog.columns import FlowColumns
@@ -21,6 +24,13 @@ DIMENSIONS = (
     + ["protocol", "action", "flow_direction", "traffic_path"]
 )
 METRICS = ["bytes", "packets", "flows"]
+
+# What the embedded store keeps: owners as ids into a dictionary table, words as codes.
+FACTS_SCHEMA = pa.schema([
+    ("window_start", pa.timestamp("s")), ("src_owner", pa.int32()), ("dst_owner", pa.int32()),
+    ("protocol", pa.int16()), ("action", pa.int8()), ("flow_direction", pa.int8()),
+    ("traffic_path", pa.int8()), ("bytes", pa.int64()), ("packets", pa.int64()), ("flows", pa.int64()),
+])
 
 FLOWS_SCHEMA = pa.schema(
     [("window_start", pa.timestamp("s"))]  # UTC
@@ -108,35 +118,103 @@ class Rollup:
         self._compact()
         return int(self._parts[0][0].shape[0]) if self._parts else 0
 
-    def to_table(self, owners: pa.Table) -> pa.Table:
-        """The rolled-up rows in the ``flows`` schema."""
+    def to_rolled(self, owners: pa.Table) -> Rolled:
+        """The rolled-up rows as facts with owner ids, plus the owners they reference."""
         self._compact()
         if not self._parts:
-            return FLOWS_SCHEMA.empty_table()
+            return Rolled(FACTS_SCHEMA.empty_table(), owners.slice(0, 0))
         k1, k2, b, p, f = self._parts[0]
         window = (k1 >> np.uint64(32)).astype(np.int64) * self.window_s
-        src = pa.array((k1 & np.uint64(0xFFFFFFFF)).astype(np.int32))
-        dst = pa.array((k2 >> np.uint64(32)).astype(np.int32))
+        src = (k1 & np.uint64(0xFFFFFFFF)).astype(np.int32)
+        dst = (k2 >> np.uint64(32)).astype(np.int32)
         proto = ((k2 >> np.uint64(16)) & np.uint64(0xFFFF)).astype(np.int16) - 1
         action = ((k2 >> np.uint64(12)) & np.uint64(0xF)).astype(np.int8)
         direction = ((k2 >> np.uint64(8)) & np.uint64(0xF)).astype(np.int8)
         path = (k2 & np.uint64(0xFF)).astype(np.int8)
-        src_t, dst_t = owners.take(src), owners.take(dst)
-        cols: dict[str, pa.Array] = {"window_start": pa.array(window, pa.timestamp("s"))}
+        # keep only the owners this batch references, renumbered 0..k-1
+        both = np.concatenate([src, dst])
+        used = np.flatnonzero(np.bincount(both, minlength=owners.num_rows))
+        remap = np.zeros(owners.num_rows, np.int32)
+        remap[used] = np.arange(used.size, dtype=np.int32)
+        local = remap[both]
+        facts = pa.table({
+            "window_start": pa.array(window, pa.timestamp("s")),
+            "src_owner": pa.array(local[: src.size]),
+            "dst_owner": pa.array(local[src.size:]),
+            "protocol": pa.array(proto, mask=proto < 0),
+            "action": pa.array(action),
+            "flow_direction": pa.array(direction),
+            "traffic_path": pa.array(path, mask=path == 0),
+            "bytes": pa.array(b),
+            "packets": pa.array(p),
+            "flows": pa.array(f),
+        }, schema=FACTS_SCHEMA)
+        return Rolled(facts, owners.take(pa.array(used)))
+
+    def to_table(self, owners: pa.Table) -> pa.Table:
+        """The rolled-up rows in the ``flows`` schema (strings), for sinks that want them."""
+        return self.to_rolled(owners).materialize()
+
+
+@dataclass(frozen=True)
+class Rolled:
+    """Rolled-up rows: ``facts`` reference rows of ``owners`` by number (a dictionary)."""
+
+    facts: pa.Table  # FACTS_SCHEMA
+    owners: pa.Table  # OWNER_FIELDS columns; row i is owner id i of the facts
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.facts.num_rows)
+
+    def materialize(self) -> pa.Table:
+        """Facts joined with their owners: the ``flows`` schema with strings."""
+        f = self.facts
+        src_t, dst_t = self.owners.take(f.column("src_owner")), self.owners.take(f.column("dst_owner"))
+        cols: dict[str, pa.Array | pa.ChunkedArray] = {"window_start": f.column("window_start")}
         for fld in OWNER_FIELDS:
             cols[f"src_{fld}"] = src_t.column(fld)
         for fld in OWNER_FIELDS:
             cols[f"dst_{fld}"] = dst_t.column(fld)
-        cols["protocol"] = pa.array(proto, mask=proto < 0)
-        cols["action"] = _words("action", action)
-        cols["flow_direction"] = _words("flow-direction", direction)
-        cols["traffic_path"] = pa.array(path, mask=path == 0)
-        cols["bytes"] = pa.array(b)
-        cols["packets"] = pa.array(p)
-        cols["flows"] = pa.array(f)
+        cols["protocol"] = f.column("protocol")
+        cols["action"] = _words("action", f.column("action").to_numpy())
+        cols["flow_direction"] = _words("flow-direction", f.column("flow_direction").to_numpy())
+        cols["traffic_path"] = f.column("traffic_path")
+        for m in METRICS:
+            cols[m] = f.column(m)
         return pa.table(cols, schema=FLOWS_SCHEMA)
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> Rolled:
+        """The inverse of :meth:`materialize`: a ``flows``-schema table back to facts + owners."""
+        from dredge.index.build import encode_owners
+
+        src = table.select([f"src_{f}" for f in OWNER_FIELDS]).rename_columns(list(OWNER_FIELDS))
+        dst = table.select([f"dst_{f}" for f in OWNER_FIELDS]).rename_columns(list(OWNER_FIELDS))
+        owners, (src_ids, dst_ids) = encode_owners(src, dst)
+        facts = pa.table({
+            "window_start": table.column("window_start").cast(pa.timestamp("s")),
+            "src_owner": pa.array(src_ids),
+            "dst_owner": pa.array(dst_ids),
+            "protocol": table.column("protocol").cast(pa.int16()),
+            "action": _codes("action", table.column("action")),
+            "flow_direction": _codes("flow-direction", table.column("flow_direction")),
+            "traffic_path": table.column("traffic_path").cast(pa.int8()),
+            "bytes": table.column("bytes"),
+            "packets": table.column("packets"),
+            "flows": table.column("flows"),
+        }, schema=FACTS_SCHEMA)
+        return cls(facts, owners)
+
+
+def _codes(field: str, words: pa.ChunkedArray | pa.Array) -> pa.Array:
+    out = np.zeros(len(words), np.int8)
+    for i, w in enumerate(CODES[field]):
+        out[pc.fill_null(pc.equal(words, w.decode()), False).to_numpy(zero_copy_only=False)] = i + 1
+    return pa.array(out)
 
 
 def _words(field: str, codes: np.ndarray) -> pa.Array:
+    """int8 codes (0 = null) -> the field's words."""
     dictionary = pa.array([None] + [w.decode() for w in CODES[field]], pa.string())
     return dictionary.take(pa.array(codes.astype(np.int32)))

@@ -138,12 +138,17 @@ def _parse_addr(buf: np.ndarray, s: int, e: int, groups: np.ndarray) -> tuple[in
     return (4 if ok4 else -1), _U64(0), _U64(v)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _is_sep(c: int) -> bool:
+    return c == 32 or c == 9 or c == 13
+
+
 @njit(cache=True, nogil=True)
 def parse_lines(
     buf: np.ndarray,  # uint8, the chunk
-    kinds: np.ndarray,  # int8 per format field (fields.Kind)
+    kinds: np.ndarray,  # int8 per format field (fields.Kind; -1 = skip)
     slots: np.ndarray,  # int16 per field: its row in the output of its kind
-    str_slots: np.ndarray,  # int16 per field: row in str output too (-1: none); STR fields always
+    str_slots: np.ndarray,  # int16 per field: row in str output too (-1: none)
     code_words: np.ndarray,  # uint8 [n_code, n_words, max_len]
     code_lens: np.ndarray,  # int16 [n_code, n_words] (0 = no word)
     ints: np.ndarray,  # int64 [n_int, max_lines]
@@ -159,100 +164,113 @@ def parse_lines(
     line_no: np.ndarray,  # int64 [max_lines]: physical line index in the chunk
     status: np.ndarray,  # uint8 [max_lines]
     bad_field: np.ndarray,  # int16 [max_lines]
-) -> int:
-    """Parse every non-blank line of ``buf``; returns the number of records written."""
+) -> tuple[int, int]:
+    """Parse every non-blank line of ``buf`` in one pass over the bytes.
+
+    Fields are separated by runs of spaces/tabs; a CR before the newline is ignored.
+    Returns (records written, physical lines).
+    """
     n = buf.shape[0]
     nfields = kinds.shape[0]
     groups = np.zeros(8, np.int64)
     rec = 0
     phys = 0
-    pos = 0
-    while pos < n:
-        eol = pos
-        while eol < n and buf[eol] != 10:
-            eol += 1
-        le = eol
-        if le > pos and buf[le - 1] == 13:
-            le -= 1
-        i = pos
+    i = 0
+    while i < n:
+        ls = i
         f = 0
         st = 0
         bf = -1
+        last_end = i
         while True:
-            while i < le and (buf[i] == 32 or buf[i] == 9):
+            while i < n and _is_sep(buf[i]):
                 i += 1
-            if i >= le:
+            if i >= n or buf[i] == 10:
                 break
             ts = i
-            while i < le and buf[i] != 32 and buf[i] != 9:
-                i += 1
-            te = i
-            if f < nfields:
-                k = kinds[f]
+            k = kinds[f] if f < nfields else -2
+            if k == 0:  # INT: digits are read while the token is scanned
+                v = 0
+                good = True
+                while i < n:
+                    c = buf[i]
+                    if c == 32 or c == 10 or c == 9 or c == 13:
+                        break
+                    d = c - 48
+                    if d < 0 or d > 9:
+                        good = False
+                    v = v * 10 + d
+                    i += 1
                 slot = slots[f]
-                is_null = te - ts == 1 and buf[ts] == 45
+                if i - ts == 1 and buf[ts] == 45:
+                    ints[slot, rec] = 0
+                    int_null[slot, rec] = True
+                else:
+                    ints[slot, rec] = v
+                    int_null[slot, rec] = False
+                    if (not good or i - ts > 18) and st == 0:
+                        st = 2
+                        bf = f
                 ss = str_slots[f]
                 if ss >= 0:
                     str_start[ss, rec] = ts
-                    str_len[ss, rec] = -1 if is_null else te - ts
-                if k == 0:  # INT
-                    if is_null:
-                        ints[slot, rec] = 0
-                        int_null[slot, rec] = True
-                    else:
-                        v = 0
-                        good = te - ts <= 18
-                        for j in range(ts, te):
-                            c = buf[j]
-                            if c < 48 or c > 57:
-                                good = False
-                                break
-                            v = v * 10 + (c - 48)
-                        ints[slot, rec] = v
-                        int_null[slot, rec] = False
-                        if not good and st == 0:
-                            st = 2
-                            bf = f
-                elif k == 1:  # ADDR
-                    if is_null:
-                        fam[slot, rec] = 0
-                        hi[slot, rec] = 0
-                        lo[slot, rec] = 0
-                    else:
-                        fa, h, lw = _parse_addr(buf, ts, te, groups)
-                        if fa < 0:
+                    str_len[ss, rec] = -1 if (i - ts == 1 and buf[ts] == 45) else i - ts
+            else:
+                while i < n:
+                    c = buf[i]
+                    if c == 32 or c == 10 or c == 9 or c == 13:
+                        break
+                    i += 1
+                te = i
+                if k >= 0:
+                    slot = slots[f]
+                    is_null = te - ts == 1 and buf[ts] == 45
+                    ss = str_slots[f]
+                    if ss >= 0:
+                        str_start[ss, rec] = ts
+                        str_len[ss, rec] = -1 if is_null else te - ts
+                    if k == 1:  # ADDR
+                        if is_null:
                             fam[slot, rec] = 0
-                            if st == 0:
-                                st = 3
-                                bf = f
+                            hi[slot, rec] = 0
+                            lo[slot, rec] = 0
                         else:
-                            fam[slot, rec] = fa
-                        hi[slot, rec] = h
-                        lo[slot, rec] = lw
-                elif k == 2:  # CODE
-                    code = 0
-                    if not is_null:
-                        nw = code_lens.shape[1]
-                        for w in range(nw):
-                            wl = code_lens[slot, w]
-                            if wl == te - ts and wl > 0:
-                                same = True
-                                for j in range(wl):
-                                    if buf[ts + j] != code_words[slot, w, j]:
-                                        same = False
+                            fa, h, lw = _parse_addr(buf, ts, te, groups)
+                            if fa < 0:
+                                fam[slot, rec] = 0
+                                if st == 0:
+                                    st = 3
+                                    bf = f
+                            else:
+                                fam[slot, rec] = fa
+                            hi[slot, rec] = h
+                            lo[slot, rec] = lw
+                    elif k == 2:  # CODE
+                        code = 0
+                        if not is_null:
+                            for w in range(code_lens.shape[1]):
+                                wl = code_lens[slot, w]
+                                if wl == te - ts and wl > 0:
+                                    same = True
+                                    for j in range(wl):
+                                        if buf[ts + j] != code_words[slot, w, j]:
+                                            same = False
+                                            break
+                                    if same:
+                                        code = w + 1
                                         break
-                                if same:
-                                    code = w + 1
-                                    break
-                        if code == 0 and st == 0:
-                            st = 4
-                            bf = f
-                    codes[slot, rec] = code
+                            if code == 0 and st == 0:
+                                st = 4
+                                bf = f
+                        codes[slot, rec] = code
+            last_end = i
             f += 1
         if f > 0:
             for ff in range(f, nfields):  # fields the line lacks: null, never left unset
-                slot = slots[ff]
                 k = kinds[ff]
+                if k < 0:
+                    continue
+                slot = slots[ff]
                 if str_slots[ff] >= 0:
                     str_start[str_slots[ff], rec] = 0
                     str_len[str_slots[ff], rec] = -1
@@ -268,15 +286,26 @@ def parse_lines(
             if f != nfields and st == 0:
                 st = 1
                 bf = -1
-            line_start[rec] = pos
-            line_end[rec] = le
+            line_start[rec] = ls
+            line_end[rec] = last_end
             line_no[rec] = phys
             status[rec] = st
             bad_field[rec] = bf
             rec += 1
+        # skip to the end of the line (a line longer than the format is already flagged)
+        while i < n and buf[i] != 10:
+            i += 1
         phys += 1
-        pos = eol + 1
-    return rec
+        i += 1
+    return rec, phys
+
+
+@njit(cache=True, nogil=True)
+def count_newlines(buf: np.ndarray) -> int:
+    n = 0
+    for i in range(buf.shape[0]):
+        n += buf[i] == 10
+    return n
 
 
 @njit(cache=True, nogil=True)

@@ -53,6 +53,7 @@ class ParsedChunk:
     status: np.ndarray
     bad_field: np.ndarray
     plan: FlowParser = field(repr=False)
+    physical_lines: int = 0  # lines in the chunk, blank ones included
 
     def int_column(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(values, null mask)."""
@@ -99,7 +100,10 @@ class ParsedChunk:
 class FlowParser:
     """A parse plan for one format; reusable across chunks (not thread-bound)."""
 
-    def __init__(self, fmt: FlowFormat, keep_text: bool = False) -> None:
+    def __init__(self, fmt: FlowFormat, keep_text: bool = False, keep_strings: bool = True) -> None:
+        """keep_text: also keep the text of address and word fields (for `dredge parse`).
+        keep_strings: keep string fields at all; the enrichment path needs none of them, so it
+        skips them without a write (the line is still checked for its field count)."""
         self.fmt = fmt
         kinds = [FIELDS[f].kind for f in fmt.fields]
         counters = {k: 0 for k in Kind}
@@ -112,12 +116,15 @@ class FlowParser:
         str_slots = []
         n_str = 0
         for k in kinds:
-            if k == Kind.STR or (keep_text and k != Kind.INT):
+            if k == Kind.STR and not (keep_strings or keep_text):
+                str_slots.append(-1)
+            elif k == Kind.STR or (keep_text and k != Kind.INT):
                 str_slots.append(n_str)
                 n_str += 1
             else:
                 str_slots.append(-1)
-        self.kinds = np.array(kinds, np.int8)
+        self.kinds = np.array([-1 if k == Kind.STR and s < 0 else int(k)
+                               for k, s in zip(kinds, str_slots, strict=True)], np.int8)
         self.slots = np.array(slots, np.int16)
         self.str_slots = np.array(str_slots, np.int16)
         self.n_int, self.n_addr, self.n_code = counters[Kind.INT], counters[Kind.ADDR], counters[Kind.CODE]
@@ -139,13 +146,8 @@ class FlowParser:
             raise KeyError(f"field {name!r} is not in the format") from None
 
     def parse(self, chunk: bytes | bytearray | memoryview | np.ndarray) -> ParsedChunk:
-        if isinstance(chunk, np.ndarray):
-            buf = chunk
-            cap = int(np.count_nonzero(buf == 10)) + 1
-        else:
-            buf = np.frombuffer(chunk, np.uint8)
-            # bytes.count is a C loop over the buffer: the exact upper bound on records
-            cap = (chunk.count(b"\n") if isinstance(chunk, bytes | bytearray) else bytes(chunk).count(b"\n")) + 1
+        buf = chunk if isinstance(chunk, np.ndarray) else np.frombuffer(chunk, np.uint8)
+        cap = int(kernels.count_newlines(buf)) + 1  # the exact upper bound on records
         ints = np.empty((self.n_int, cap), np.int64)
         int_null = np.empty((self.n_int, cap), np.bool_)
         fam = np.empty((self.n_addr, cap), np.int8)
@@ -159,7 +161,7 @@ class FlowParser:
         line_no = np.empty(cap, np.int64)
         status = np.empty(cap, np.uint8)
         bad_field = np.empty(cap, np.int16)
-        n = kernels.parse_lines(
+        n, phys = kernels.parse_lines(
             buf, self.kinds, self.slots, self.str_slots, self.code_words, self.code_lens,
             ints, int_null, fam, hi, lo, codes, str_start, str_len,
             line_start, line_end, line_no, status, bad_field,
@@ -167,7 +169,7 @@ class FlowParser:
         return ParsedChunk(
             self.fmt, buf, n, ints[:, :n], int_null[:, :n], fam[:, :n], hi[:, :n], lo[:, :n],
             codes[:, :n], str_start[:, :n], str_len[:, :n], line_start[:n], line_end[:n],
-            line_no[:n], status[:n], bad_field[:n], self,
+            line_no[:n], status[:n], bad_field[:n], self, phys,
         )
 
 

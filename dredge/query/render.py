@@ -23,7 +23,7 @@ def _cell(name: str, v: Any) -> str:
     if name == "bytes":
         return human_bytes(float(v))
     if name == "cost_usd":
-        return f"${v:,.2f}"
+        return f"${v:,.2f}" if v >= 1 else f"${v:.4f}"
     if isinstance(v, float):
         return f"{v:,.3f}"
     if isinstance(v, int):

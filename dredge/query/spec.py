@@ -37,6 +37,10 @@ class Dialect:
             return f"TIME_FLOOR({self.time_col}, 'PT{seconds}S')"
         return f"time_bucket(INTERVAL '{seconds} seconds', {self.time_col})"
 
+    def sum(self, col: str) -> str:
+        # DuckDB widens SUM(BIGINT) to HUGEINT; totals of flow logs fit in BIGINT
+        return f"SUM({col})" if self.name == "druid" else f"CAST(SUM({col}) AS BIGINT)"
+
     def ts_literal(self, epoch: int) -> str:
         text = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
         return f"TIMESTAMP '{text}'"
@@ -137,7 +141,7 @@ class QuerySpec:
     def sql(self, dialect: Dialect = DUCKDB) -> tuple[str, list[object]]:
         self.validate()
         where, params = self.where(dialect)
-        sums = "SUM(bytes) AS bytes, SUM(packets) AS packets, SUM(flows) AS flows"
+        sums = ", ".join(f"{dialect.sum(m)} AS {m}" for m in METRICS)
         if self.kind == "top":
             by = ", ".join(self.by)
             return (f"SELECT {by}, {sums} FROM {dialect.table}{where} GROUP BY {by} "
@@ -156,6 +160,6 @@ class QuerySpec:
         price = (f"CASE WHEN {kind} = 'cross-region' THEN {float(self.region_price)!r} "
                  f"ELSE {float(self.az_price)!r} END")
         return (f"SELECT {by}, {kind} AS crossing, {sums}, "
-                f"SUM(bytes) / 1e9 * {price} AS cost_usd "
+                f"{dialect.sum('bytes')} / 1e9 * {price} AS cost_usd "
                 f"FROM {dialect.table}{where} GROUP BY {by}, crossing "
                 f"ORDER BY cost_usd DESC, {by} LIMIT {int(self.limit)}"), params

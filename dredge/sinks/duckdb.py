@@ -1,7 +1,9 @@
 """The embedded store: DuckDB, the default sink.
 
-Table ``flows`` holds rolled-up rows (see ``enrich.rollup.FLOWS_SCHEMA``); table
-``ingested`` records each replayed file in the same transaction as its rows, so replaying
+``flows`` is what users query: rolled-up rows with both sides' owners spelled out
+(``enrich.rollup.FLOWS_SCHEMA``). It is a view over ``flow_facts`` (ids and metrics) and the
+``owners`` dictionary (each distinct owner tuple once), which makes stores several times
+cheaper than writing sixteen strings per row. Table ``ingested`` records each replayed file in the same transaction as its rows, so replaying
 a file again adds nothing and a crash mid-replay loses nothing. ``window_start`` is UTC.
 
 Table ``checkpoints`` holds, per (stream, shard), the position the stream daemon reached;
@@ -16,24 +18,48 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from dredge.enrich.rollup import Rolled
 from dredge.errors import ConfigError, SinkError
+from dredge.index.snapshot import OWNER_FIELDS
 from dredge.telemetry import metrics
 
-FLOWS_DDL = """
-CREATE TABLE IF NOT EXISTS flows (
+OWNERS_DDL = """
+CREATE TABLE IF NOT EXISTS owners (
+  id INTEGER PRIMARY KEY,
+  key VARCHAR NOT NULL UNIQUE,
+  app VARCHAR, cluster VARCHAR, account VARCHAR, region VARCHAR,
+  az VARCHAR, vpc VARCHAR, subnet VARCHAR, type VARCHAR
+)"""
+
+FACTS_DDL = """
+CREATE TABLE IF NOT EXISTS flow_facts (
   window_start TIMESTAMP NOT NULL,
-  src_app VARCHAR, src_cluster VARCHAR, src_account VARCHAR, src_region VARCHAR,
-  src_az VARCHAR, src_vpc VARCHAR, src_subnet VARCHAR, src_type VARCHAR,
-  dst_app VARCHAR, dst_cluster VARCHAR, dst_account VARCHAR, dst_region VARCHAR,
-  dst_az VARCHAR, dst_vpc VARCHAR, dst_subnet VARCHAR, dst_type VARCHAR,
-  protocol SMALLINT, action VARCHAR, flow_direction VARCHAR, traffic_path TINYINT,
+  src_owner INTEGER NOT NULL, dst_owner INTEGER NOT NULL,
+  protocol SMALLINT, action TINYINT, flow_direction TINYINT, traffic_path TINYINT,
   bytes BIGINT NOT NULL, packets BIGINT NOT NULL, flows BIGINT NOT NULL
 )"""
+
+
+def _side(alias: str, prefix: str) -> str:
+    return ", ".join(f"{alias}.{f} AS {prefix}_{f}" for f in OWNER_FIELDS)
+
+
+# The table users query: the facts with their owners spelled out.
+FLOWS_VIEW = f"""
+CREATE OR REPLACE VIEW flows AS
+SELECT f.window_start, {_side("s", "src")}, {_side("d", "dst")},
+       f.protocol,
+       CASE f.action WHEN 1 THEN 'ACCEPT' WHEN 2 THEN 'REJECT' END AS action,
+       CASE f.flow_direction WHEN 1 THEN 'ingress' WHEN 2 THEN 'egress' END AS flow_direction,
+       f.traffic_path, f.bytes, f.packets, f.flows
+FROM flow_facts f JOIN owners s ON s.id = f.src_owner JOIN owners d ON d.id = f.dst_owner"""
 
 INGESTED_DDL = """
 CREATE TABLE IF NOT EXISTS ingested (
@@ -49,6 +75,9 @@ CREATE TABLE IF NOT EXISTS ingested (
   seconds DOUBLE NOT NULL,
   ingested_at TIMESTAMP NOT NULL
 )"""
+
+
+Rows: TypeAlias = Rolled | pa.Table  # rolled-up rows: facts + owners, or the flows schema with strings
 
 
 CHECKPOINTS_DDL = """
@@ -125,8 +154,8 @@ class DuckDBSink:
             con.execute(f"SET threads={int(self.config.threads)}")
         if self.config.memory_limit:
             con.execute("SET memory_limit=?", [self.config.memory_limit])
-        con.execute(FLOWS_DDL)
-        con.execute(INGESTED_DDL)
+        for ddl in (OWNERS_DDL, FACTS_DDL, FLOWS_VIEW, INGESTED_DDL):
+            con.execute(ddl)
         self._con = con
 
     def close(self) -> None:
@@ -153,11 +182,11 @@ class DuckDBSink:
             row = self.con.execute("SELECT 1 FROM ingested WHERE hash = ?", [digest]).fetchone()
         return row is not None
 
-    def store_file(self, rows: pa.Table, rec: IngestRecord) -> bool:
+    def store_file(self, rows: Rows, rec: IngestRecord) -> bool:
         """Rows and the file's record in one transaction. False if the file was already stored."""
         return self.store_files([(rows, rec)])[0]
 
-    def store_files(self, batch: list[tuple[pa.Table, IngestRecord]]) -> list[bool]:
+    def store_files(self, batch: list[tuple[Rows, IngestRecord]]) -> list[bool]:
         """Several files' rows and records in ONE transaction (a commit costs a sync to disk).
 
         Returns, per file, whether it was stored (False: already ingested). On failure nothing
@@ -185,8 +214,8 @@ class DuckDBSink:
                         tables.append(rows)
                     records.append([rec.hash, rec.path, rec.size, rec.records, rec.nodata, rec.skipdata,
                                     rec.malformed, rec.truncated, rec.rows, rec.seconds])
-                if tables:
-                    self._insert(con, pa.concat_tables(tables))
+                for rows in tables:
+                    self._insert(con, rows)
                 if records:
                     con.executemany(
                         "INSERT INTO ingested VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)", records)
@@ -244,17 +273,46 @@ class DuckDBSink:
         return {str(s): (str(q), int(n)) for s, q, n in found}
 
     @staticmethod
-    def _insert(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
-        if rows.num_rows:
-            con.register("_dredge_rows", rows)
-            try:
-                con.execute("INSERT INTO flows BY NAME SELECT * FROM _dredge_rows")
-            finally:
-                con.unregister("_dredge_rows")
+    def _insert(con: duckdb.DuckDBPyConnection, rows: Rows) -> None:
+        """Insert rolled-up rows inside the caller's transaction.
+
+        Owners go into the ``owners`` dictionary once (keyed by all eight fields); facts
+        carry their ids. A ``flows``-schema table with strings is accepted too.
+        """
+        rolled = rows if isinstance(rows, Rolled) else Rolled.from_table(rows)
+        if rolled.num_rows == 0:
+            return
+        owners = rolled.owners
+        key = pc.binary_join_element_wise(
+            *[owners.column(f).cast(pa.string()) for f in OWNER_FIELDS], "\x1f",
+            null_handling="replace", null_replacement="\x00")
+        batch_owners = owners.append_column("key", key).append_column(
+            "lid", pa.array(np.arange(owners.num_rows, dtype=np.int32)))
+        con.register("_dredge_owners", batch_owners)
+        try:
+            con.execute(f"""
+                INSERT INTO owners
+                SELECT (SELECT coalesce(max(id), -1) FROM owners) + row_number() OVER (ORDER BY b.lid),
+                       b.key, {", ".join("b." + f for f in OWNER_FIELDS)}
+                FROM _dredge_owners b ANTI JOIN owners o ON o.key = b.key""")
+            mapping = con.execute(
+                "SELECT b.lid, o.id FROM _dredge_owners b JOIN owners o ON o.key = b.key").fetchnumpy()
+        finally:
+            con.unregister("_dredge_owners")
+        ids = np.empty(owners.num_rows, np.int32)
+        ids[mapping["lid"]] = mapping["id"]
+        facts = rolled.facts
+        facts = facts.set_column(1, "src_owner", pa.array(ids[facts.column("src_owner").to_numpy()]))
+        facts = facts.set_column(2, "dst_owner", pa.array(ids[facts.column("dst_owner").to_numpy()]))
+        con.register("_dredge_facts", facts)
+        try:
+            con.execute("INSERT INTO flow_facts BY NAME SELECT * FROM _dredge_facts")
+        finally:
+            con.unregister("_dredge_facts")
 
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         with self._lock:
-            return self.con.execute(sql, params or []).to_arrow_table()
+            return self.con.sql(sql, params=params or None).to_arrow_table()
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
