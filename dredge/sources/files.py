@@ -126,7 +126,9 @@ class ReadState:
     tail: bytes = field(default=b"", repr=False)  # an unfinished last line of a truncated file
 
 
-def _decompress(fh: BinaryIO, state: ReadState, read_size: int) -> Iterator[bytes]:
+def _decompress(fh: BinaryIO, state: ReadState, read_size: int, max_out: int) -> Iterator[bytes]:
+    """Gzip members one after another; no single output piece is larger than max_out, so a
+    file that inflates enormously is streamed, never held whole."""
     d = zlib_ng.decompressobj(wbits=31)
     fed = False
     while True:
@@ -137,7 +139,7 @@ def _decompress(fh: BinaryIO, state: ReadState, read_size: int) -> Iterator[byte
         while data:
             fed = True
             try:
-                out = d.decompress(data)
+                out = d.decompress(data, max_out)
             except zlib_ng.error as exc:  # type: ignore[misc]
                 state.truncated, state.error = True, f"corrupt gzip: {exc}"
                 return
@@ -148,7 +150,7 @@ def _decompress(fh: BinaryIO, state: ReadState, read_size: int) -> Iterator[byte
                 d = zlib_ng.decompressobj(wbits=31)
                 fed = False
             else:
-                data = b""
+                data = d.unconsumed_tail
     if fed and not d.eof:
         tail = d.flush()
         if tail:
@@ -158,7 +160,8 @@ def _decompress(fh: BinaryIO, state: ReadState, read_size: int) -> Iterator[byte
 
 def text_chunks(ref: FileRef, kind: str, state: ReadState, chunk_bytes: int = 16 << 20
                 ) -> Iterator[bytes]:
-    """The file's text in chunks ending with a newline (the last may not, if the file doesn't).
+    """The file's text in chunks of about ``chunk_bytes`` ending with a newline (the last may
+    not, if the file doesn't).
 
     On a truncated or corrupt gzip the readable prefix is handed out; a partial last line
     is left in ``state.tail`` rather than parsed.
@@ -167,24 +170,29 @@ def text_chunks(ref: FileRef, kind: str, state: ReadState, chunk_bytes: int = 16
     with fh:
         pieces: Iterator[bytes]
         if kind == "gzip":
-            pieces = _decompress(fh, state, 1 << 20)
+            pieces = _decompress(fh, state, 1 << 18, max(chunk_bytes // 2, 1 << 16))
         else:
-            pieces = iter(lambda: fh.read(1 << 20), b"")
+            pieces = iter(lambda: fh.read(max(chunk_bytes // 2, 1 << 16)), b"")
         buf: list[bytes] = []
         size = 0
         for piece in pieces:
             buf.append(piece)
             size += len(piece)
             state.text_bytes += len(piece)
-            if size >= chunk_bytes:
-                joined = b"".join(buf)
-                cut = joined.rfind(b"\n") + 1
-                if cut == 0:
-                    buf, size = [joined], len(joined)
-                    continue
-                yield joined[:cut]
-                rest = joined[cut:]
-                buf, size = ([rest], len(rest)) if rest else ([], 0)
+            if size < chunk_bytes:
+                continue
+            joined = b"".join(buf)
+            start = 0
+            while len(joined) - start >= chunk_bytes:
+                cut = joined.rfind(b"\n", start, start + chunk_bytes) + 1
+                if cut <= start:  # a line longer than a chunk: cut after it
+                    cut = joined.find(b"\n", start + chunk_bytes) + 1
+                    if cut <= 0:
+                        break
+                yield joined[start:cut]
+                start = cut
+            rest = joined[start:]
+            buf, size = ([rest], len(rest)) if rest else ([], 0)
         rest = b"".join(buf)
         if state.truncated and rest and not rest.endswith(b"\n"):
             cut = rest.rfind(b"\n") + 1
