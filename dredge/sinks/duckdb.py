@@ -220,7 +220,7 @@ class DuckDBSink:
                     con.executemany(
                         "INSERT INTO ingested VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)", records)
                 con.commit()
-            except duckdb.Error as exc:
+            except Exception as exc:  # whatever failed, the transaction must not stay open
                 _rollback(con)
                 n = sum(r.num_rows for r, _ in batch)
                 metrics.sink_rows_total.labels(self.name, "failed").inc(n)
