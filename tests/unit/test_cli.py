@@ -1,0 +1,79 @@
+"""The command line: parse output, clear errors without tracebacks, query output."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from dredge.cli import main
+
+ACCEPT = "2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 20 4249 1418530010 1418530070 ACCEPT OK"
+
+
+def run_with_stdin(monkeypatch: pytest.MonkeyPatch, data: bytes, argv: list[str]) -> int:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    return main(argv)
+
+
+def test_parse_stdin_json_lines(monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    rc = run_with_stdin(monkeypatch, (ACCEPT + "\nbroken line\n").encode(), ["parse"])
+    out, err = capsysbinary.readouterr()
+    assert rc == 1  # one malformed line
+    rows = [json.loads(x) for x in out.splitlines()]
+    assert rows == [{
+        "version": 2, "account_id": "123456789010", "interface_id": "eni-1235b8ca123456789",
+        "srcaddr": "172.31.16.139", "dstaddr": "172.31.16.21", "srcport": 20641, "dstport": 22,
+        "protocol": 6, "packets": 20, "bytes": 4249, "start": 1418530010, "end": 1418530070,
+        "action": "ACCEPT", "log_status": "OK"}]
+    assert b"malformed: <stdin>:2: bad_integer (version): broken line" in err
+
+
+def test_parse_custom_format_and_gzip_file_with_header(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    p = tmp_path / "x.log.gz"
+    p.write_bytes(gzip.compress(b"version srcaddr dstaddr pkt-srcaddr tcp-flags\n3 10.0.0.1 10.0.0.2 - 19\n"))
+    assert main(["parse", str(p)]) == 0
+    out, _ = capsysbinary.readouterr()
+    assert json.loads(out) == {"version": 3, "srcaddr": "10.0.0.1", "dstaddr": "10.0.0.2", "pkt_srcaddr": None,
+                               "tcp_flags": 19}
+
+
+def test_bad_format_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = run_with_stdin(monkeypatch, b"", ["parse", "--format", "version bogus"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dredge: error:") and "bogus" in err and "Traceback" not in err
+
+
+def test_replay_missing_path_and_query_missing_db(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", str(tmp_path / "nope"), "--db", str(tmp_path / "d.duckdb"), "--no-progress"]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    assert main(["query", "top", "--db", str(tmp_path / "none.duckdb")]) == 2
+    assert "run `dredge replay` first" in capsys.readouterr().err
+
+
+def test_replay_then_query(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.log").write_text(
+        "version srcaddr dstaddr start bytes packets action\n"
+        "2 10.0.0.1 10.0.0.2 1795600800 100 1 ACCEPT\n2 10.0.0.1 8.8.8.8 1795600810 50 1 REJECT\n")
+    (tmp_path / "o.jsonl").write_text('{"ip": "10.0.0.1", "start": 0, "app": "api", "az": "use1-az1"}\n'
+                                      '{"ip": "10.0.0.2", "start": 0, "app": "db", "az": "use1-az2"}\n')
+    db = tmp_path / "d.duckdb"
+    assert main(["replay", str(logs), "--index", str(tmp_path / "o.jsonl"), "--db", str(db), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["query", "top", "--db", str(db), "--json"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert rows == [{"src_app": "api", "dst_app": "db", "bytes": 100, "packets": 1, "flows": 1},
+                    {"src_app": "api", "dst_app": "internet", "bytes": 50, "packets": 1, "flows": 1}]
+    assert main(["query", "cross-az", "--db", str(db), "--json"]) == 0
+    cross = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert len(cross) == 1 and cross[0]["crossing"] == "cross-az" and cross[0]["cost_usd"] == pytest.approx(1e-9)
+    assert main(["query", "top", "--db", str(db), "--where", "action=REJECT", "--by", "dst_app"]) == 0
+    text = capsys.readouterr().out
+    assert "internet" in text and "db" not in text.split("\n", 2)[2]
