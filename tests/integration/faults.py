@@ -35,7 +35,7 @@ class FaultProxy:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # decide() may ask count() while the lock is held
 
     def __enter__(self) -> FaultProxy:
         self._thread = threading.Thread(target=self._serve, daemon=True)

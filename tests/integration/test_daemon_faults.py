@@ -82,24 +82,22 @@ def test_throttling_and_expired_iterators_recovered_counted_no_loss(
     rng = random.Random(4)
     log = PutLog()
     put_payloads(kin, stream, encode_mixed(sample.lines, rng), rng, log)
-    faults = random.Random(7)
-    active = {"on": True}
+    # A fixed schedule: every other GetRecords call fails, cycling through the kinds, until
+    # each kind was injected TARGET times; every 3rd GetShardIterator is throttled (3 times).
+    cycle = [(400, PTE), None, (400, KMS), None, (400, EXPIRED), None, (500, INTERNAL), None]
+    calls = {"GetRecords": 0, "GetShardIterator": 0}
+    target = 5
 
-    def decide(target: str, body: dict[str, Any]) -> tuple[int, str] | None:
-        if not active["on"]:
-            return None
-        r = faults.random()
-        if target == "GetRecords":
-            if r < 0.12:
+    def decide(target_op: str, body: dict[str, Any]) -> tuple[int, str] | None:
+        if target_op == "GetRecords":
+            fault = cycle[calls["GetRecords"] % len(cycle)]
+            calls["GetRecords"] += 1
+            if fault is not None and proxy.count("GetRecords", fault[1]) < target:
+                return fault
+        if target_op == "GetShardIterator":
+            calls["GetShardIterator"] += 1
+            if calls["GetShardIterator"] % 3 == 0 and proxy.count("GetShardIterator", PTE) < 3:
                 return 400, PTE
-            if r < 0.17:
-                return 400, KMS
-            if r < 0.25:
-                return 400, EXPIRED
-            if r < 0.29:
-                return 500, INTERNAL
-        if target == "GetShardIterator" and r < 0.15:
-            return 400, PTE
         return None
 
     port = free_port()
@@ -115,7 +113,9 @@ def test_throttling_and_expired_iterators_recovered_counted_no_loss(
             last = log.last_sequence()
             wait_for(lambda: caught_up(lease_checkpoints(ddb, f"leases-{stream}-{stream}"), last),
                      150, "checkpoints to reach the last records put", alive=worker.check_alive)
-            active["on"] = False
+            wait_for(lambda: all(proxy.count("GetRecords", code) == target
+                                 for code in (PTE, KMS, EXPIRED, INTERNAL)), 60,
+                     "every kind of fault to be injected")
             want = {
                 "throttled": proxy.count("GetRecords", PTE) + proxy.count("GetShardIterator", PTE),
                 "kms_throttled": proxy.count("GetRecords", KMS),
@@ -128,7 +128,8 @@ def test_throttling_and_expired_iterators_recovered_counted_no_loss(
         finally:
             rc = worker.terminate()
     assert rc == 0, worker.tail()
-    assert min(want.values()) >= 3, want  # the run did see each kind of fault, several times
+    assert want == {"throttled": target + proxy.count("GetShardIterator", PTE),
+                    "kms_throttled": target, "expired_iterator": target, "server_error": target}
     assert store_totals(tmp_path / "w.duckdb").as_tuple() == line_totals(log.lines()).as_tuple()
 
 
