@@ -41,6 +41,13 @@ class Dialect:
         # DuckDB widens SUM(BIGINT) to HUGEINT; totals of flow logs fit in BIGINT
         return f"SUM({col})" if self.name == "druid" else f"CAST(SUM({col}) AS BIGINT)"
 
+    def is_aws_region(self, col: str) -> str:
+        """True for AWS region codes (us-east-1, us-gov-west-1), false for on-prem/GLOBAL/null."""
+        pattern = "'^[a-z]{2}(-gov)?-[a-z]+-[0-9]+$'"
+        if self.name == "druid":
+            return f"REGEXP_LIKE({col}, {pattern})"
+        return f"regexp_matches(coalesce({col}, ''), {pattern})"
+
     def ts_literal(self, epoch: int) -> str:
         text = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
         return f"TIMESTAMP '{text}'"
@@ -151,10 +158,13 @@ class QuerySpec:
             by = "".join(f", {d}" for d in self.by)
             return (f"SELECT {bucket} AS t{by}, {sums} FROM {dialect.table}{where} "
                     f"GROUP BY 1{''.join(f', {i + 2}' for i in range(len(self.by)))} ORDER BY 1{by}"), params
-        # cross-az: both sides' AZs known and different, or regions known and different
-        kind = ("CASE WHEN src_region <> dst_region THEN 'cross-region' ELSE 'cross-az' END")
-        cond = ("((src_region IS NOT NULL AND dst_region IS NOT NULL AND src_region <> dst_region) OR "
-                "(src_az IS NOT NULL AND dst_az IS NOT NULL AND src_az <> dst_az))")
+        # cross-region: both sides in AWS regions (not on-prem, GLOBAL or unknown), different;
+        # cross-az: both AZ IDs known and different within one region
+        regions = (f"({dialect.is_aws_region('src_region')} AND {dialect.is_aws_region('dst_region')} "
+                   "AND src_region <> dst_region)")
+        kind = f"CASE WHEN {regions} THEN 'cross-region' ELSE 'cross-az' END"
+        cond = (f"({regions} OR (src_az IS NOT NULL AND dst_az IS NOT NULL AND src_az <> dst_az "
+                "AND coalesce(src_region, '') = coalesce(dst_region, '')))")
         where = f"{where} AND {cond}" if where else f" WHERE {cond}"
         by = ", ".join(self.by)
         price = (f"CASE WHEN {kind} = 'cross-region' THEN {float(self.region_price)!r} "
