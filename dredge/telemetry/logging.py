@@ -50,6 +50,23 @@ class KVLogger:
         self._log(logging.ERROR, event, ctx)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time (it may be replaced, e.g. under tests)."""
+
+    _dredge = True
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def get_logger(name: str) -> KVLogger:
     return KVLogger(logging.getLogger(name))
 
@@ -60,9 +77,8 @@ def configure(level: str = "info") -> None:
     if any(getattr(h, "_dredge", False) for h in root.handlers):
         root.setLevel(level.upper())
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(_KVFormatter(os.environ.get("DREDGE_LOG_JSON") == "1"))
-    handler._dredge = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
     root.propagate = False

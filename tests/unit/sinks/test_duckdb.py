@@ -69,5 +69,5 @@ def test_failed_batch_stores_nothing(tmp_path: Path) -> None:
 
 def test_config_validation() -> None:
     DuckDBConfig().validate()
-    with pytest.raises(ConfigError, match="sink.duckdb.path"):
+    with pytest.raises(ConfigError, match=r"sink\.duckdb\.path"):
         DuckDBConfig(path="").validate()
