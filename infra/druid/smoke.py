@@ -187,13 +187,19 @@ def kinesis_supervisor_spec(datasource: str, stream: str, endpoint: str) -> dict
 
 
 def submit_supervisor(ep: Endpoints, spec: dict[str, Any]) -> str:
-    out = http("POST", ep.overlord + "/druid/indexer/v1/supervisor", spec)
+    out = http("POST", ep.overlord + "/druid/indexer/v1/supervisor", spec, timeout=60)
     supervisor_id: str = out["id"]
     return supervisor_id
 
 
 def terminate_supervisor(ep: Endpoints, supervisor_id: str) -> None:
-    http("POST", f"{ep.overlord}/druid/indexer/v1/supervisor/{supervisor_id}/terminate")
+    http("POST", f"{ep.overlord}/druid/indexer/v1/supervisor/{supervisor_id}/terminate", timeout=60)
+
+
+def shutdown_tasks(ep: Endpoints, datasource: str) -> None:
+    """Stop a datasource's tasks at once. A Kinesis task whose supervisor was terminated a few
+    seconds after it started can stay READING (seen on Druid 33), holding an indexer slot."""
+    http("POST", f"{ep.overlord}/druid/indexer/v1/datasources/{datasource}/shutdownAllTasks")
 
 
 def supervisor_status(ep: Endpoints, supervisor_id: str) -> dict[str, Any]:
@@ -232,29 +238,38 @@ def wait_sums(
 
 
 def run_kinesis(ep: Endpoints, n: int = 100, timeout: float = 180.0) -> dict[str, Any]:
+    """Two batches of n rows: the first also waits for the supervisor to start its task; the
+    second lands in a running task, which is the steady state (put -> queryable latency)."""
     suffix = uuid.uuid4().hex[:8]
     stream, datasource = f"dredge-smoke-{suffix}", f"dredge_smoke_kinesis_{suffix}"
     client = kinesis_client(ep)
     create_stream(client, stream)
-    rows = rollup_rows(n)
-    expected = totals(rows)
+    first, second = rollup_rows(n), rollup_rows(n)
     supervisor_id = submit_supervisor(ep, kinesis_supervisor_spec(datasource, stream, ep.kinesis))
     try:
-        t_put = time.monotonic()
-        put_rows(client, stream, rows)
+        t0 = time.monotonic()
+        put_rows(client, stream, first)
+        got_first, _ = wait_sums(ep, datasource, totals(first), timeout)
+        cold = time.monotonic() - t0
+        expected = totals(first + second)
+        t1 = time.monotonic()
+        put_rows(client, stream, second)
         got, _ = wait_sums(ep, datasource, expected, timeout)
-        put_to_query = time.monotonic() - t_put
+        warm = time.monotonic() - t1
         status = supervisor_status(ep, supervisor_id)["payload"]
     finally:
         terminate_supervisor(ep, supervisor_id)
+        shutdown_tasks(ep, datasource)
     return {
         "stream": stream,
         "datasource": datasource,
         "supervisor": supervisor_id,
         "supervisor_state": status.get("detailedState"),
         "expected": expected,
+        "got_after_first_batch": got_first,
         "got": got,
-        "put_to_queryable_s": round(put_to_query, 1),
+        "first_put_to_queryable_s": round(cold, 1),
+        "put_to_queryable_s": round(warm, 1),
     }
 
 
@@ -280,7 +295,9 @@ GROUP BY 1, 2, 3
 PARTITIONED BY HOUR
 """
     t0 = time.monotonic()
-    out = http("POST", ep.broker + "/druid/v2/sql/task", {"query": query, "context": {"maxNumTasks": 2}})
+    out = http(
+        "POST", ep.broker + "/druid/v2/sql/task", {"query": query, "context": {"maxNumTasks": 2}}
+    )
     task_id = out["taskId"]
     state = "RUNNING"
     status: dict[str, Any] = {}
@@ -318,7 +335,7 @@ def main(argv: list[str]) -> int:
     if what in ("kinesis", "all"):
         res = run_kinesis(ep)
         print("kinesis:", json.dumps(res))
-        ok &= res["got"] == {"rows": res["got"].get("rows"), **res["expected"]}
+        ok &= all(res["got"].get(k) == v for k, v in res["expected"].items())
     if what in ("msq", "all"):
         res = run_msq(ep)
         print("msq:", json.dumps(res))
