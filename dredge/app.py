@@ -21,17 +21,17 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dredge.batcher import StreamBatcher
-from dredge.config import DredgeConfig, load_config
 from dredge.errors import DredgeError
-from dredge.sinks.deadletter import DeadLetters
-from dredge.sinks.duckdb import DuckDBSink
-from dredge.snapshots import SnapshotSource, StaticSnapshots
-from dredge.sources.kinesis.consumer import StreamConsumer
 from dredge.telemetry.logging import configure, get_logger
 from dredge.telemetry.metrics import REGISTRY
+
+if TYPE_CHECKING:  # imported when the daemon runs: `dredge --help` stays quick
+    from dredge.batcher import StreamBatcher
+    from dredge.config import DredgeConfig
+    from dredge.snapshots import SnapshotSource
+    from dredge.sources.kinesis.consumer import StreamConsumer
 
 log = get_logger(__name__)
 
@@ -69,6 +69,12 @@ class Daemon:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set (then shut down cleanly) or a component fails (raises)."""
+        from dredge.batcher import StreamBatcher
+        from dredge.sinks.deadletter import DeadLetters
+        from dredge.sinks.duckdb import DuckDBSink
+        from dredge.snapshots import StaticSnapshots
+        from dredge.sources.kinesis.consumer import StreamConsumer
+
         cfg = self.config
         async with contextlib.AsyncExitStack() as stack:
             stack.enter_context(metrics_server(cfg.metrics.host, cfg.metrics.port))
@@ -146,6 +152,8 @@ def _leaves(exc: BaseException) -> list[BaseException]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from dredge.config import load_config
+
     config = load_config(args.config)
     configure(config.log_level)
     config.require_streams()
