@@ -249,7 +249,7 @@ class DuckDBSink:
                         [[c.stream, c.shard_id, c.sequence, c.sub_sequence, c.records]
                          for c in checkpoints])
                 con.commit()
-            except duckdb.Error as exc:
+            except Exception as exc:  # anything inside the transaction: roll it back, report
                 _rollback(con)
                 metrics.sink_rows_total.labels(self.name, "failed").inc(rows.num_rows)
                 raise SinkError(f"DuckDB refused {rows.num_rows} rows and {len(checkpoints)}"
