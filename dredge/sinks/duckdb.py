@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -230,15 +231,19 @@ class DuckDBSink:
         metrics.sink_flush_seconds.labels(self.name).observe(time.perf_counter() - t0)
         return stored
 
-    def store_batch(self, rows: pa.Table, checkpoints: list[ShardCheckpoint]) -> None:
-        """Rows and shard positions in ONE transaction: both or neither (SinkError)."""
+    def store_batch(self, rows: Rows | Sequence[Rows], checkpoints: list[ShardCheckpoint]) -> None:
+        """Rows (one table or several) and shard positions in ONE transaction: both or
+        neither (SinkError)."""
         t0 = time.perf_counter()
+        parts = [rows] if isinstance(rows, Rolled | pa.Table) else list(rows)
+        n = sum(p.num_rows for p in parts)
         with self._lock:
             con = self.con
             try:
                 self._ensure_checkpoints(con)
                 con.begin()
-                self._insert(con, rows)
+                for part in parts:
+                    self._insert(con, part)
                 if checkpoints:
                     con.executemany(
                         "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, now()::TIMESTAMP)"
@@ -251,10 +256,10 @@ class DuckDBSink:
                 con.commit()
             except Exception as exc:  # anything inside the transaction: roll it back, report
                 _rollback(con)
-                metrics.sink_rows_total.labels(self.name, "failed").inc(rows.num_rows)
-                raise SinkError(f"DuckDB refused {rows.num_rows} rows and {len(checkpoints)}"
+                metrics.sink_rows_total.labels(self.name, "failed").inc(n)
+                raise SinkError(f"DuckDB refused {n} rows and {len(checkpoints)}"
                                 f" checkpoint(s): {exc}") from exc
-        metrics.sink_rows_total.labels(self.name, "stored").inc(rows.num_rows)
+        metrics.sink_rows_total.labels(self.name, "stored").inc(n)
         metrics.sink_flush_seconds.labels(self.name).observe(time.perf_counter() - t0)
 
     def _ensure_checkpoints(self, con: duckdb.DuckDBPyConnection) -> None:

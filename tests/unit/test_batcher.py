@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
 from dredge.batcher import StreamBatcher
 from dredge.config import PipelineConfig
 from dredge.decode import DecodeConfig
+from dredge.enrich.rollup import Rolled
 from dredge.errors import LeaseLost, SinkError
 from dredge.flowlog.fields import DEFAULT_FORMAT
 from dredge.index.loaders import load_index
@@ -31,7 +31,7 @@ class FlakySink:
         self.failures = failures
         self.calls = 0
 
-    def store_batch(self, rows: pa.Table, checkpoints: list[ShardCheckpoint]) -> None:
+    def store_batch(self, rows: list[Rolled], checkpoints: list[ShardCheckpoint]) -> None:
         self.calls += 1
         if self.calls <= self.failures:
             raise SinkError("disk unavailable (injected)")
