@@ -381,7 +381,12 @@ class IndexManager:
             self._networks = dict(state.networks)
             self._cursors = dict(state.cursors)
             for name, st in state.sources.items():
-                self._status.setdefault(name, SourceStatus(**st))
+                saved, mine = SourceStatus(**st), self._status.get(name)
+                if mine is not None:  # counted before the load (sinks made before start)
+                    saved.accepted += mine.accepted
+                    saved.too_late += mine.too_late
+                    saved.invalid += mine.invalid
+                self._status[name] = saved
         log.info("index_state_loaded", file=str(path), events=len(state.log),
                  sources=len(state.log.sources), saved_at=state.saved_at)
 
