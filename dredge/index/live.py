@@ -411,6 +411,14 @@ class IndexManager:
 
     # -- introspection (CLI, stats) ------------------------------------------------------
 
+    @classmethod
+    def from_state(cls, path: Path) -> IndexManager:
+        """A manager holding a saved state as it was, for inspection (nothing compacted)."""
+        m = cls(IndexConfig(retention_s=1e12))
+        m._load(path)
+        m.rebuild_now()
+        return m
+
     def status(self) -> dict[str, SourceStatus]:
         with self._lock:
             return {k: SourceStatus(**v.to_json()) for k, v in self._status.items()}
