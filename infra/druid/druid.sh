@@ -62,6 +62,8 @@ JAVA_FLAGS=(
   # ("Current token (VALUE_STRING) not VALUE_EMBEDDED_OBJECT"): speak JSON to it.
   -Dcom.amazonaws.sdk.disableCbor=true
 )
+# Extra JVM flags for every Druid service, e.g. DRUID_JAVA_OPTS="-XX:TieredStopAtLevel=1".
+read -r -a EXTRA_JAVA_FLAGS <<<"${DRUID_JAVA_OPTS:-}"
 
 log() { printf 'druid.sh: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -191,7 +193,7 @@ druid_cmd() {
   port="$(port_of "$svc")"
   local jvm=()
   mapfile -t jvm < <(grep -v '^\s*\(#\|$\)' "$HERE/conf/$svc/jvm.config")
-  printf '%s\0' "$JAVA" "${JAVA_FLAGS[@]}" "${jvm[@]}" \
+  printf '%s\0' "$JAVA" "${JAVA_FLAGS[@]}" "${jvm[@]}" "${EXTRA_JAVA_FLAGS[@]}" \
     "-Ddruid.node.type=$svc" \
     "-Ddruid.host=127.0.0.1" \
     "-Ddruid.plaintextPort=$port" \

@@ -196,10 +196,27 @@ def terminate_supervisor(ep: Endpoints, supervisor_id: str) -> None:
     http("POST", f"{ep.overlord}/druid/indexer/v1/supervisor/{supervisor_id}/terminate", timeout=60)
 
 
-def shutdown_tasks(ep: Endpoints, datasource: str) -> None:
-    """Stop a datasource's tasks at once. A Kinesis task whose supervisor was terminated a few
-    seconds after it started can stay READING (seen on Druid 33), holding an indexer slot."""
-    http("POST", f"{ep.overlord}/druid/indexer/v1/datasources/{datasource}/shutdownAllTasks")
+def datasource_tasks(ep: Endpoints, datasource: str, state: str) -> list[dict[str, Any]]:
+    tasks: list[dict[str, Any]] = http(
+        "GET", f"{ep.overlord}/druid/indexer/v1/tasks?state={state}&datasource={datasource}"
+    )
+    return tasks
+
+
+def shutdown_tasks(ep: Endpoints, datasource: str) -> list[str]:
+    """Kill a datasource's running tasks (what a graceful stop left behind); return their ids."""
+    ids = [t["id"] for t in datasource_tasks(ep, datasource, "running")]
+    for task_id in ids:
+        http("POST", f"{ep.overlord}/druid/indexer/v1/task/{task_id}/shutdown")
+    return ids
+
+
+def wait_tasks_done(ep: Endpoints, datasource: str, timeout: float) -> list[dict[str, Any]]:
+    """Wait until the datasource has no running task; return its completed tasks."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and datasource_tasks(ep, datasource, "running"):
+        time.sleep(1)
+    return datasource_tasks(ep, datasource, "complete")
 
 
 def supervisor_status(ep: Endpoints, supervisor_id: str) -> dict[str, Any]:
@@ -237,15 +254,36 @@ def wait_sums(
     return last, time.monotonic() - t0
 
 
+def wait_supervisor_reading(ep: Endpoints, supervisor_id: str, timeout: float) -> None:
+    """Wait until the supervisor tracks a task with offsets. Terminating it sooner (a few seconds
+    after the task starts) can leave that task READING forever, outside any supervisor."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        active = supervisor_status(ep, supervisor_id)["payload"].get("activeTasks") or []
+        if any(t.get("currentOffsets") for t in active):
+            return
+        time.sleep(0.5)
+
+
+def segments(ep: Endpoints, datasource: str) -> list[dict[str, Any]]:
+    return sql(
+        ep,
+        "SELECT segment_id, is_published, is_available, is_realtime, num_rows "
+        f"FROM sys.segments WHERE datasource = '{datasource}'",
+    )
+
+
 def run_kinesis(ep: Endpoints, n: int = 100, timeout: float = 180.0) -> dict[str, Any]:
     """Two batches of n rows: the first also waits for the supervisor to start its task; the
-    second lands in a running task, which is the steady state (put -> queryable latency)."""
+    second lands in a running task, which is the steady state (put -> queryable latency).
+    Then the supervisor is terminated: its task publishes and hands off to the Historical."""
     suffix = uuid.uuid4().hex[:8]
     stream, datasource = f"dredge-smoke-{suffix}", f"dredge_smoke_kinesis_{suffix}"
     client = kinesis_client(ep)
     create_stream(client, stream)
     first, second = rollup_rows(n), rollup_rows(n)
     supervisor_id = submit_supervisor(ep, kinesis_supervisor_spec(datasource, stream, ep.kinesis))
+    killed: list[str] = []
     try:
         t0 = time.monotonic()
         put_rows(client, stream, first)
@@ -257,9 +295,14 @@ def run_kinesis(ep: Endpoints, n: int = 100, timeout: float = 180.0) -> dict[str
         got, _ = wait_sums(ep, datasource, expected, timeout)
         warm = time.monotonic() - t1
         status = supervisor_status(ep, supervisor_id)["payload"]
+        wait_supervisor_reading(ep, supervisor_id, 30)
     finally:
         terminate_supervisor(ep, supervisor_id)
-        shutdown_tasks(ep, datasource)
+        t2 = time.monotonic()
+        done = wait_tasks_done(ep, datasource, timeout)
+        handoff = time.monotonic() - t2
+        killed = shutdown_tasks(ep, datasource)
+    got_after_handoff = datasource_sums(ep, datasource)
     return {
         "stream": stream,
         "datasource": datasource,
@@ -270,6 +313,11 @@ def run_kinesis(ep: Endpoints, n: int = 100, timeout: float = 180.0) -> dict[str
         "got": got,
         "first_put_to_queryable_s": round(cold, 1),
         "put_to_queryable_s": round(warm, 1),
+        "tasks": {t["id"]: t["status"] for t in done},
+        "tasks_killed": killed,
+        "terminate_to_handoff_s": round(handoff, 1),
+        "segments": segments(ep, datasource),
+        "got_after_handoff": got_after_handoff,
     }
 
 
@@ -336,6 +384,8 @@ def main(argv: list[str]) -> int:
         res = run_kinesis(ep)
         print("kinesis:", json.dumps(res))
         ok &= all(res["got"].get(k) == v for k, v in res["expected"].items())
+        ok &= all(res["got_after_handoff"].get(k) == v for k, v in res["expected"].items())
+        ok &= not res["tasks_killed"] and set(res["tasks"].values()) == {"SUCCESS"}
     if what in ("msq", "all"):
         res = run_msq(ep)
         print("msq:", json.dumps(res))

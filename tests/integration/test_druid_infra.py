@@ -46,10 +46,18 @@ def druid() -> Any:
 def test_kinesis_supervisor_ingests_what_was_put(druid: Any) -> None:
     result = smoke.run_kinesis(druid, n=100, timeout=180)
 
-    assert result["got"] == {"rows": result["got"].get("rows"), **result["expected"]}, result
-    # 100 rows per batch over 5 minutes x 3 app pairs: rolled up to 15 Druid rows.
+    expected = result["expected"]
+    assert result["got"] == {"rows": result["got"].get("rows"), **expected}, result
+    # 200 rows over 5 minutes x 3 app pairs roll up to 15 Druid rows (queryGranularity minute).
     assert result["got"]["rows"] == 15, result
     assert result["supervisor_state"] == "RUNNING", result
+    # Terminating the supervisor publishes the segment; the Historical then serves the same sums.
+    assert not result["tasks_killed"], result
+    assert set(result["tasks"].values()) == {"SUCCESS"}, result
+    assert [
+        (s["is_published"], s["is_available"], s["is_realtime"]) for s in result["segments"]
+    ] == [(1, 1, 0)], result
+    assert result["got_after_handoff"] == result["got"], result
 
 
 def test_sql_based_ingestion_replaces_a_datasource(druid: Any) -> None:
