@@ -131,6 +131,53 @@ def rate(table: Any, q: Addr, t: np.ndarray, out: np.ndarray, repeat: int) -> fl
     return q.fam.size / best
 
 
+def manager_timing(n_intervals: int, per_address: float, rng: np.random.Generator) -> None:
+    """The live path: events (an assignment per interval, a release per closed one) merged
+    into an IndexManager's history, one rebuild (merge, compact, derive, build, swap), a
+    second rebuild after 1,000 new events, state save and load."""
+    from dredge.index.history import Events
+    from dredge.index.live import IndexConfig, IndexManager
+
+    addr, start, end, owner = history(n_intervals, per_address, rng)
+    closed = np.flatnonzero(end != FOREVER)
+    ev = Events(np.concatenate([addr.fam, addr.fam[closed]]), np.concatenate([addr.hi, addr.hi[closed]]),
+                np.concatenate([addr.lo, addr.lo[closed]]), np.concatenate([start, end[closed]]),
+                np.concatenate([np.ones(start.size, np.int8), np.zeros(closed.size, np.int8)]),
+                np.concatenate([owner % 1000 + 2, np.full(closed.size, -1, np.int32)]).astype(np.int32))
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "index.arrow"
+        m = IndexManager(IndexConfig(retention_s=10 * DAY, state_path=str(state)),
+                         clock=lambda: float(T0 + DAY))
+        for i in range(1000):
+            m._catalog.intern((f"app{i}", None, None, None, None, None, None, "instance"))
+        m._pending.batches.append(("bench", ev))
+        t0 = time.perf_counter()
+        snap = m.rebuild_now()
+        t_first = time.perf_counter() - t0
+        small = ev.take(rng.integers(0, len(ev), 1000))
+        m._pending.batches.append(("bench", Events(small.fam, small.hi, small.lo, small.time + 1,
+                                                   small.kind, small.owner)))
+        t0 = time.perf_counter()
+        m.rebuild_now()
+        t_again = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        size = m.save_now()
+        t_save = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        m2 = IndexManager.from_state(state)
+        t_load = time.perf_counter() - t0
+        hist = m.history
+        hist_bytes = sum(int(a.nbytes) for a in (hist.src, hist.seq, *(
+            getattr(hist.events, f) for f in ("fam", "hi", "lo", "time", "kind", "owner"))))
+        print()
+        print(f"live manager, {snap.intervals:,} intervals from {len(ev):,} events: "
+              f"first rebuild {t_first:.2f} s, rebuild after 1,000 new events {t_again:.2f} s")
+        print(f"  snapshot {snap.nbytes / snap.intervals:.1f} B/interval, history "
+              f"{hist_bytes / len(hist):.1f} B/event; state file {size / 1e6:,.0f} MB, "
+              f"save {t_save:.2f} s, load + rebuild {t_load:.2f} s "
+              f"({m2.current().intervals:,} intervals)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--intervals", type=int, default=10_000_000)
@@ -138,6 +185,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=2_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--manager-intervals", type=int, default=2_000_000,
+                    help="history size for the live manager's rebuild/save/load timing (0 = skip)")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
@@ -203,6 +252,9 @@ def main() -> None:
     print()
     print(f"full build from {n:,} intervals (sort, flatten, tables): {t_build:.2f} s; "
           f"swap (one reference assignment): {t_swap:.0f} ns")
+    del table, holder
+    if args.manager_intervals:
+        manager_timing(args.manager_intervals, args.per_address, rng)
     print(f"peak RSS of this process: {rss_mb():,.0f} MB; input arrays "
           f"{sum(a.nbytes for a in (addr.fam, addr.hi, addr.lo, start, end, owner)) / 1e6:,.0f} MB")
 

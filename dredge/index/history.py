@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from dredge.flowlog.parser import parse_addresses
+from dredge.index import kernels
 from dredge.index.build import encode_owners, owner_columns
 from dredge.index.snapshot import OWNER_FIELDS
 
@@ -172,13 +173,19 @@ class EventLog:
         for name, _ in batches:
             if name not in sources:
                 sources.append(name)
-        src = [self.src] + [np.full(len(e), sources.index(n), np.int16) for n, e in batches]
-        ev = Events.concat([self.events] + [e for _, e in batches])
-        n_new = sum(len(e) for _, e in batches)
-        seq = np.concatenate([self.seq, np.arange(self.next_seq, self.next_seq + n_new)])
-        s = np.concatenate(src)
-        order = _sort_order(s, ev, seq)
-        return EventLog(tuple(sources), s[order], ev.take(order), seq[order], self.next_seq + n_new)
+        new_src = np.concatenate([np.full(len(e), sources.index(n), np.int16) for n, e in batches])
+        new_ev = Events.concat([e for _, e in batches])
+        n_new = len(new_ev)
+        new_seq = np.arange(self.next_seq, self.next_seq + n_new, dtype=np.int64)
+        o = np.lexsort(_sort_keys(new_src, new_ev, new_seq)[::-1])
+        new_src, new_ev, new_seq = new_src[o], new_ev.take(o), new_seq[o]
+        # the log is sorted already: merge the two runs (old first on equal keys: lower seq)
+        order = kernels.merge_sorted(*_sort_keys(self.src, self.events, self.seq),
+                                     *_sort_keys(new_src, new_ev, new_seq))
+        s = np.concatenate([self.src, new_src])[order]
+        ev = Events.concat([self.events, new_ev]).take(order)
+        seq = np.concatenate([self.seq, new_seq])[order]
+        return EventLog(tuple(sources), s, ev, seq, self.next_seq + n_new)
 
     def _next_in_group(self) -> tuple[np.ndarray, np.ndarray]:
         """(same group as the next row, same group as the previous row)."""
@@ -238,12 +245,11 @@ class EventLog:
         return dict(zip(addr_text(e.fam, e.hi, e.lo), e.owner.tolist(), strict=True))
 
 
-def _sort_order(src: np.ndarray, ev: Events, seq: np.ndarray) -> np.ndarray:
-    # release sorts before assignment at the same second: "released and re-assigned at t"
-    # leaves the new owner in place, whatever order the two arrived in
-    tk = ev.time * 2 + ev.kind
-    srcfam = src.astype(np.int32) * 8 + ev.fam
-    return np.lexsort((seq, tk, ev.lo, ev.hi, srcfam))
+def _sort_keys(src: np.ndarray, ev: Events, seq: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The log's sort key, most significant first: (source, family), hi, lo, (time, kind),
+    arrival. A release sorts before an assignment at the same second: "released and
+    re-assigned at t" leaves the new owner in place, whatever order the two arrived in."""
+    return (src.astype(np.int32) * 8 + ev.fam, ev.hi, ev.lo, ev.time * 2 + ev.kind, seq)
 
 
 def addr_text(fam: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> list[str]:

@@ -266,3 +266,45 @@ def lookup(fam: np.ndarray, hi: np.ndarray, lo: np.ndarray, t: np.ndarray,
                 out[r] = seg[k, 2]
                 hits += 1
     return hits
+
+
+@njit(cache=True, nogil=True)
+def merge_sorted(a0: np.ndarray, a1: np.ndarray, a2: np.ndarray, a3: np.ndarray, a4: np.ndarray,
+                 b0: np.ndarray, b1: np.ndarray, b2: np.ndarray, b3: np.ndarray, b4: np.ndarray
+                 ) -> np.ndarray:
+    """Order of concat(a, b) for two runs each sorted by the key tuple (k0, k1, .., k4);
+    a before b on equal keys. O(len(a) + len(b))."""
+    na = a0.shape[0]
+    nb = b0.shape[0]
+    out = np.empty(na + nb, np.int64)
+    i = 0
+    j = 0
+    k = 0
+    while i < na and j < nb:
+        take_b = False
+        if b0[j] != a0[i]:
+            take_b = b0[j] < a0[i]
+        elif b1[j] != a1[i]:
+            take_b = b1[j] < a1[i]
+        elif b2[j] != a2[i]:
+            take_b = b2[j] < a2[i]
+        elif b3[j] != a3[i]:
+            take_b = b3[j] < a3[i]
+        else:
+            take_b = b4[j] < a4[i]
+        if take_b:
+            out[k] = na + j
+            j += 1
+        else:
+            out[k] = i
+            i += 1
+        k += 1
+    while i < na:
+        out[k] = i
+        i += 1
+        k += 1
+    while j < nb:
+        out[k] = na + j
+        j += 1
+        k += 1
+    return out
