@@ -115,6 +115,13 @@ class Progress:
                          f"{flows:,} flows  {rate:,.0f} flows/s ")
         sys.stderr.flush()
 
+    def clear(self) -> None:
+        """Blank the bar's line so a log line can be written there."""
+        if self.enabled:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self._last = 0.0
+
     def close(self) -> None:
         if self.enabled:
             sys.stderr.write("\n")
@@ -135,10 +142,13 @@ def replay(paths: list[str], snapshot: IndexSnapshot, sink: FileSink, dead: Dead
     done = 0
     pending: list[tuple[FileRef, str, FileResult]] = []
     last_commit = time.perf_counter()
+    processed = 0  # flows parsed so far (stored or waiting for their commit)
 
     def commit() -> None:
         nonlocal last_commit
         if pending:
+            if bar is not None:
+                bar.clear()
             _store(sink, pending, summary)
             pending.clear()
         last_commit = time.perf_counter()
@@ -163,20 +173,23 @@ def replay(paths: list[str], snapshot: IndexSnapshot, sink: FileSink, dead: Dead
             summary.failed += 1
             summary.failures.append(f"{ref.path}: {result.error}")
             metrics.files_total.labels("failed").inc()
+            if bar is not None:
+                bar.clear()
             log.warning("file_failed", file=ref.path, error=result.error)
             dead.write([{"file": ref.path, "line": None, "reason": "unreadable_file", "field": None,
                          "text": result.error}])
         else:
+            processed += result.counts.data
             pending.append((ref, digest, result))
             waiting = sum(r.rows.num_rows for _, _, r in pending if r.rows is not None)
             if (waiting >= config.commit_rows or len(pending) >= config.commit_files
                     or time.perf_counter() - last_commit >= config.commit_seconds):
                 commit()
         if bar is not None:
-            bar.update(done, summary.counts.data)
+            bar.update(done, processed)
     commit()
     if bar is not None:
-        bar.update(done, summary.counts.data, force=True)
+        bar.update(done, processed, force=True)
         bar.close()
     summary.seconds = time.perf_counter() - t0
     summary.cpu_seconds = time.process_time() - c0

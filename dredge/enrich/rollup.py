@@ -185,6 +185,25 @@ class Rolled:
         return pa.table(cols, schema=FLOWS_SCHEMA)
 
     @classmethod
+    def concat(cls, parts: list[Rolled]) -> Rolled:
+        """Several batches as one: their owner dictionaries merged (each owner once)."""
+        from dredge.index.build import encode_owners
+
+        parts = [p for p in parts if p.num_rows]
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:
+            return cls(FACTS_SCHEMA.empty_table(), pa.table({f: pa.array([], pa.string()) for f in OWNER_FIELDS}))
+        owners, ids = encode_owners(*[p.owners for p in parts])
+        facts = []
+        for p, mapping in zip(parts, ids, strict=True):
+            f = p.facts
+            f = f.set_column(1, "src_owner", pa.array(mapping[f.column("src_owner").to_numpy()]))
+            f = f.set_column(2, "dst_owner", pa.array(mapping[f.column("dst_owner").to_numpy()]))
+            facts.append(f)
+        return cls(pa.concat_tables(facts), owners)
+
+    @classmethod
     def from_table(cls, table: pa.Table) -> Rolled:
         """The inverse of :meth:`materialize`: a ``flows``-schema table back to facts + owners."""
         from dredge.index.build import encode_owners

@@ -140,6 +140,7 @@ class DuckDBSink:
         self.config = config
         self._con: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
+        self._hashes: set[str] | None = None
 
     def open(self) -> None:
         if self._con is not None:
@@ -179,9 +180,12 @@ class DuckDBSink:
         return self._con
 
     def is_ingested(self, digest: str) -> bool:
+        """Was a file with this hash stored? (Read once, then kept current: DuckDB lets one
+        process write a database file, so no one else adds to it behind our back.)"""
         with self._lock:
-            row = self.con.execute("SELECT 1 FROM ingested WHERE hash = ?", [digest]).fetchone()
-        return row is not None
+            if self._hashes is None:
+                self._hashes = {r[0] for r in self.con.execute("SELECT hash FROM ingested").fetchall()}
+            return digest in self._hashes
 
     def store_file(self, rows: Rows, rec: IngestRecord) -> bool:
         """Rows and the file's record in one transaction. False if the file was already stored."""
@@ -215,12 +219,15 @@ class DuckDBSink:
                         tables.append(rows)
                     records.append([rec.hash, rec.path, rec.size, rec.records, rec.nodata, rec.skipdata,
                                     rec.malformed, rec.truncated, rec.rows, rec.seconds])
-                for rows in tables:
-                    self._insert(con, rows)
+                if tables:  # one insert for the whole batch: each statement has a fixed cost
+                    self._insert(con, Rolled.concat([r if isinstance(r, Rolled) else Rolled.from_table(r)
+                                                     for r in tables]))
                 if records:
                     con.executemany(
                         "INSERT INTO ingested VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)", records)
                 con.commit()
+                if self._hashes is not None:
+                    self._hashes.update(h for h, ok in zip(hashes, stored, strict=True) if ok)
             except Exception as exc:  # whatever failed, the transaction must not stay open
                 _rollback(con)
                 n = sum(r.num_rows for r, _ in batch)
