@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -129,6 +130,8 @@ def run_daemon(config: DredgeConfig) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if _early_stop.is_set():  # signalled while loading the config: start, then stop cleanly
+            stop.set()
         await Daemon(config).run(stop)
 
     try:
@@ -151,8 +154,18 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
+_early_stop = threading.Event()
+
+
+def _remember_stop(signum: int, frame: object) -> None:
+    _early_stop.set()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from dredge.config import load_config
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _remember_stop)
 
     config = load_config(args.config)
     configure(config.log_level)

@@ -128,7 +128,7 @@ def test_kill9_single_worker_restarts_exactly_once(moto: MotoServer, sample: Sam
         stored_at = store_checkpoints(db)
         progress.append(sum(int(v) for v in stored_at.values() if v.isdigit()))
         assert store_totals(db).as_tuple() == line_totals(lines_upto(log, stored_at)).as_tuple()
-    worker = Worker(cfg, moto.env(), tmp_path / "w.log").start()
+    worker = Worker(cfg, moto.env(), tmp_path / "w.log").start().wait_started()
     try:
         last = log.last_sequence()
         wait_for(lambda: caught_up(lease_checkpoints(ddb, f"leases-{stream}-{stream}"), last),

@@ -122,9 +122,10 @@ def test_three_workers_spread_failover_no_loss(moto: MotoServer, sample: Sample,
     dead_stored = store_checkpoints(tmp_path / "w2.duckdb")
     started: dict[str, str] = {}
     for n in ("w1", "w3"):
-        for shard, pos in STARTED.findall((tmp_path / f"{n}.log").read_text()):
+        after_kill = (tmp_path / f"{n}.log").read_bytes()[offsets[n]:].decode()
+        for shard, pos in STARTED.findall(after_kill):
             if shard in victim_shards:
-                started[shard] = pos  # the latest start: the takeover
+                started[shard] = pos  # the takeover
     overlap_lines = []
     for shard, seq, lines in log.records:
         if shard not in victim_shards:
