@@ -1,4 +1,4 @@
-"""The command line: ``dredge replay | query | parse | generate | index``.
+"""The command line: ``dredge run | replay | query | parse | generate | index``.
 
 Bad input never ends in a traceback: a DredgeError prints one clear line and exits 2.
 """
