@@ -1,0 +1,368 @@
+"""Rolled-up rows to a Kinesis output stream, as JSON lines: what Druid's Kinesis supervisor reads.
+
+One record per rolled-up row, in the ``flows`` schema (``window_start`` as ISO 8601 UTC), the
+partition key the application pair (``src_app|dst_app``) so one pair's rows stay in one shard.
+JSON is built on columns: each owner tuple is serialized once with orjson into a fragment,
+rows are joined from fragments and number columns by Arrow (no Python per row except the
+request dictionaries boto3 needs).
+
+``PutRecords`` takes at most 500 records and 5 MiB; a partial failure (throttled or internal
+records) is retried for the failed records only, with full-jitter backoff, a bounded number of
+times, then :class:`SinkError`. Delivery is at least once: a call whose answer is lost may
+have been stored. Retrying one logical publish (same ``token``) skips records acknowledged by
+an earlier attempt, which removes the duplicates of the common failure (part of a flush
+stored, then the stream or network failed).
+
+:class:`PublishingSink` is what the stream daemon needs: publish a flush's rows, then store
+them and the shard positions in the local store; a failed publish raises before anything is
+checkpointed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+from prometheus_client import Counter
+
+from dredge.enrich.rollup import METRICS, Rolled
+from dredge.errors import ConfigError, SinkError
+from dredge.flowlog.fields import CODES
+from dredge.index.snapshot import OWNER_FIELDS
+from dredge.sources.kinesis.limits import Backoff
+from dredge.telemetry import metrics
+from dredge.telemetry.logging import get_logger
+from dredge.telemetry.metrics import REGISTRY
+
+log = get_logger(__name__)
+
+MAX_RECORDS = 500  # PutRecords: records per call
+MAX_CALL_BYTES = 5 * 1024 * 1024  # PutRecords: data + partition keys per call
+MAX_RECORD_BYTES = 1024 * 1024  # one record's data + partition key
+MAX_KEY_CHARS = 256  # partition key, Unicode characters
+
+# Whole-call errors worth retrying (throttling, the service or network away); others are final.
+RETRYABLE_CODES = frozenset({
+    "ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException",
+    "InternalFailure", "InternalFailureException", "ServiceUnavailable",
+    "ServiceUnavailableException", "KMSThrottlingException", "RequestTimeout",
+})
+
+requests_total = Counter(
+    "dredge_sink_requests_total",
+    "Requests a sink sent (PutRecords calls, Druid API calls), by outcome (ok, partial, failed).",
+    ["sink", "outcome"],
+    registry=REGISTRY,
+)
+retries_total = Counter(
+    "dredge_sink_retries_total",
+    "Waits before a sink retried, by what failed (partial: some records, call: the request).",
+    ["sink", "outcome"],
+    registry=REGISTRY,
+)
+
+
+@dataclass(frozen=True)
+class KinesisOutConfig:
+    """The output stream (``[sink.kinesis_out]`` when wired into the daemon's config)."""
+
+    stream: str = "dredge-flows"
+    region: str = ""  # empty: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1
+    endpoint_url: str = ""  # empty: AWS (or AWS_ENDPOINT_URL); kinesis-local: http://127.0.0.1:14568
+    max_records: int = MAX_RECORDS  # per PutRecords call
+    max_attempts: int = 8  # per call, first try included; then SinkError
+    backoff_base_s: float = 0.1  # first retry waits up to this (full jitter, doubling)
+    backoff_max_s: float = 5.0
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 10.0
+
+    def validate(self) -> None:
+        if not 1 <= len(self.stream) <= 128:
+            raise ConfigError("stream", "a Kinesis stream name (1-128 characters)")
+        if not 1 <= self.max_records <= MAX_RECORDS:
+            raise ConfigError("max_records", f"must be in 1..{MAX_RECORDS}")
+        if self.max_attempts < 1:
+            raise ConfigError("max_attempts", "must be >= 1")
+        if not 0 < self.backoff_base_s <= self.backoff_max_s:
+            raise ConfigError("backoff_base_s", "must be > 0 and <= backoff_max_s")
+        for name in ("connect_timeout_s", "read_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(name, "must be > 0")
+        if self.endpoint_url and not self.endpoint_url.startswith(("http://", "https://")):
+            raise ConfigError("endpoint_url", "an http:// or https:// URL")
+
+
+# -- rows -> JSON lines ------------------------------------------------------------------
+
+_JSON_WORDS = {
+    name: pa.array(["null"] + [orjson.dumps(w.decode()).decode() for w in CODES[code]])
+    for name, code in (("action", "action"), ("flow_direction", "flow-direction"))
+}
+
+
+def _owner_fragments(owners: pa.Table, side: str) -> pa.Array:
+    """One JSON fragment per owner: ``"src_app":"api","src_cluster":null,...`` (orjson)."""
+    cols = [owners.column(f).to_pylist() for f in OWNER_FIELDS]
+    frags = []
+    for values in zip(*cols, strict=True):
+        body = orjson.dumps({f"{side}_{f}": v for f, v in zip(OWNER_FIELDS, values, strict=True)})
+        frags.append(body[1:-1].decode())
+    return pa.array(frags, pa.string())
+
+
+def _number(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    return pc.fill_null(pc.cast(col, pa.string()), "null")
+
+
+def encode(rows: Rolled | pa.Table) -> tuple[list[bytes], list[str]]:
+    """Rolled-up rows -> (one JSON object per row, its partition key), in row order."""
+    rolled = rows if isinstance(rows, Rolled) else Rolled.from_table(rows)
+    f = rolled.facts
+    if f.num_rows == 0:
+        return [], []
+    src_ids, dst_ids = f.column("src_owner"), f.column("dst_owner")
+    src = _owner_fragments(rolled.owners, "src").take(src_ids)
+    dst = _owner_fragments(rolled.owners, "dst").take(dst_ids)
+    when = pc.strftime(pc.cast(f.column("window_start"), pa.timestamp("s", tz="UTC")),
+                       format="%Y-%m-%dT%H:%M:%SZ")
+    parts: list[Any] = ['{"window_start":"', when, '",', src, ",", dst,
+                        ',"protocol":', _number(f.column("protocol"))]
+    for name in ("action", "flow_direction"):
+        codes = pc.cast(f.column(name), pa.int32())
+        parts += [f',"{name}":', _JSON_WORDS[name].take(codes)]
+    parts += [',"traffic_path":', _number(f.column("traffic_path"))]
+    for m in METRICS:
+        parts += [f',"{m}":', _number(f.column(m))]
+    parts.append("}")
+    lines = pc.binary_join_element_wise(*parts, "")
+    apps = rolled.owners.column("app")
+    key = pc.binary_join_element_wise(
+        apps.take(src_ids), apps.take(dst_ids), "|", null_handling="replace", null_replacement="")
+    key = pc.utf8_slice_codeunits(key, 0, MAX_KEY_CHARS)
+    return pc.cast(lines, pa.binary()).to_pylist(), key.to_pylist()
+
+
+# -- publishing ---------------------------------------------------------------------------
+
+
+class KinesisClient(Protocol):
+    def put_records(self, **kwargs: Any) -> dict[str, Any]: ...
+
+
+def make_client(config: KinesisOutConfig) -> KinesisClient:
+    """A boto3 Kinesis client without botocore's own retries (the publisher retries)."""
+    import os
+
+    import boto3
+    from botocore.config import Config
+
+    region = (config.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+              or "us-east-1")
+    client: KinesisClient = boto3.session.Session().client(
+        "kinesis", region_name=region, endpoint_url=config.endpoint_url or None,
+        config=Config(retries={"max_attempts": 1, "mode": "standard"},
+                      connect_timeout=config.connect_timeout_s, read_timeout=config.read_timeout_s,
+                      max_pool_connections=4))
+    return client
+
+
+@dataclass
+class PublishResult:
+    records: int = 0  # records acknowledged by this call
+    skipped: int = 0  # acknowledged by an earlier attempt of the same token
+    calls: int = 0
+    retried: int = 0  # records sent again after a partial failure
+    seconds: float = 0.0
+
+
+class KinesisPublisher:
+    """PutRecords with bounded, jittered retries. Thread-safe (one publish at a time)."""
+
+    name = "kinesis"
+
+    def __init__(self, config: KinesisOutConfig, client: KinesisClient | None = None, *,
+                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None
+                 ) -> None:
+        config.validate()
+        self.config = config
+        self._client = client
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._lock = threading.Lock()
+        # The last publish that did not finish: (token, digest, records acknowledged).
+        self._resume: tuple[str, bytes, np.ndarray] | None = None
+
+    @property
+    def client(self) -> KinesisClient:
+        if self._client is None:
+            self._client = make_client(self.config)
+        return self._client
+
+    def publish(self, rows: Rolled | pa.Table | Sequence[Rolled | pa.Table],
+                token: str | None = None) -> PublishResult:
+        """Put every row; SinkError if some could not be put after the retries.
+
+        ``token`` names one logical publish (the daemon: the flush's shard positions). When
+        the previous publish with this token and the same rows failed or was not confirmed,
+        the records it got acknowledged are not sent again.
+        """
+        parts = [rows] if isinstance(rows, Rolled | pa.Table) else list(rows)
+        data: list[bytes] = []
+        keys: list[str] = []
+        for part in parts:
+            d, k = encode(part)
+            data += d
+            keys += k
+        with self._lock:
+            return self._publish(data, keys, token)
+
+    def _publish(self, data: list[bytes], keys: list[str], token: str | None) -> PublishResult:
+        t0 = time.perf_counter()
+        result = PublishResult()
+        digest = _digest(data, keys) if token is not None else b""
+        acked = np.zeros(len(data), bool)
+        if token is not None and self._resume is not None and self._resume[:2] == (token, digest):
+            acked = self._resume[2].copy()
+            result.skipped = int(acked.sum())
+            if result.skipped:
+                log.info("publish_resumed", stream=self.config.stream, skipped=result.skipped,
+                         records=len(data))
+        try:
+            for batch in _batches(data, keys, np.flatnonzero(~acked), self.config.max_records):
+                self._put_batch(data, keys, batch, acked, result)
+        except SinkError:
+            if token is not None:
+                self._resume = (token, digest, acked)
+            failed = len(data) - int(acked.sum())
+            metrics.sink_rows_total.labels(self.name, "failed").inc(failed)
+            log.error("publish_failed", stream=self.config.stream, records=len(data),
+                      acknowledged=int(acked.sum()), unsent=failed)
+            raise
+        # Kept until another token comes: a store failing after a complete publish is
+        # retried with the same token, and nothing is sent twice.
+        self._resume = (token, digest, acked) if token is not None else None
+        result.seconds = time.perf_counter() - t0
+        metrics.sink_flush_seconds.labels(self.name).observe(result.seconds)
+        return result
+
+    def _put_batch(self, data: list[bytes], keys: list[str], batch: np.ndarray, acked: np.ndarray,
+                   result: PublishResult) -> None:
+        backoff = Backoff(self.config.backoff_base_s, self.config.backoff_max_s, self._rng)
+        todo = batch
+        last_error = ""
+        for attempt in range(self.config.max_attempts):
+            if attempt:
+                delay = backoff.next_delay()
+                self._sleep(delay)
+            records = [{"Data": data[i], "PartitionKey": keys[i]} for i in todo]
+            result.calls += 1
+            try:
+                out = self.client.put_records(StreamName=self.config.stream, Records=records)
+            except Exception as exc:  # botocore's errors: classify, never let one escape raw
+                code = _error_code(exc)
+                requests_total.labels(self.name, "failed").inc()
+                last_error = f"{type(exc).__name__}: {exc}"[:300]
+                if code is not None and code not in RETRYABLE_CODES:
+                    raise SinkError(f"Kinesis stream {self.config.stream!r} refused PutRecords: "
+                                    f"{last_error}") from exc
+                retries_total.labels(self.name, "call").inc()
+                log.warning("publish_retry", stream=self.config.stream, attempt=attempt + 1,
+                            records=len(todo), error=last_error)
+                continue
+            entries = out.get("Records") or []
+            failed = [i for i, e in zip(todo, entries, strict=True) if e.get("ErrorCode")]
+            ok = len(todo) - len(failed)
+            acked[[i for i, e in zip(todo, entries, strict=True) if not e.get("ErrorCode")]] = True
+            result.records += ok
+            metrics.sink_rows_total.labels(self.name, "published").inc(ok)
+            if not failed:
+                requests_total.labels(self.name, "ok").inc()
+                return
+            requests_total.labels(self.name, "partial").inc()
+            retries_total.labels(self.name, "partial").inc()
+            metrics.sink_rows_total.labels(self.name, "retried").inc(len(failed))
+            result.retried += len(failed)
+            first = next(e for e in entries if e.get("ErrorCode"))
+            last_error = f"{len(failed)} of {len(todo)} records: {first.get('ErrorCode')}"
+            log.warning("publish_partial", stream=self.config.stream, attempt=attempt + 1,
+                        failed=len(failed), records=len(todo), error_code=first.get("ErrorCode"))
+            todo = np.asarray(failed, np.int64)
+        raise SinkError(f"Kinesis stream {self.config.stream!r}: {len(todo)} record(s) not stored "
+                        f"after {self.config.max_attempts} attempts ({last_error})")
+
+
+def _error_code(exc: Exception) -> str | None:
+    """The AWS error code of a ClientError; None for transport errors (retryable)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code else "Unknown"
+    return None
+
+
+def _digest(data: list[bytes], keys: list[str]) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    for d, k in zip(data, keys, strict=True):
+        h.update(len(d).to_bytes(4, "little"))
+        h.update(d)
+        h.update(k.encode())
+    return h.digest()
+
+
+def _batches(data: list[bytes], keys: list[str], indices: np.ndarray, max_records: int
+             ) -> list[np.ndarray]:
+    """Indices cut into PutRecords calls: <= max_records records and <= 5 MiB each."""
+    out: list[np.ndarray] = []
+    current: list[int] = []
+    size = 0
+    for i in indices.tolist():
+        n = len(data[i]) + len(keys[i].encode())
+        if n > MAX_RECORD_BYTES:
+            raise SinkError(f"a rolled-up row of {n} bytes exceeds Kinesis's 1 MiB record limit")
+        if current and (len(current) >= max_records or size + n > MAX_CALL_BYTES):
+            out.append(np.asarray(current, np.int64))
+            current, size = [], 0
+        current.append(i)
+        size += n
+    if current:
+        out.append(np.asarray(current, np.int64))
+    return out
+
+
+# -- the daemon's sink ----------------------------------------------------------------------
+
+
+class CheckpointStore(Protocol):
+    def store_batch(self, rows: Any, checkpoints: list[Any]) -> None: ...
+
+
+class PublishingSink:
+    """Publish a flush's rows to the output stream, then store rows + positions locally.
+
+    A publish that fails raises SinkError before the store is touched: no checkpoint moves,
+    the daemon retries the flush (same positions, same token: acknowledged records are not
+    sent twice).
+    """
+
+    def __init__(self, store: CheckpointStore, publisher: KinesisPublisher) -> None:
+        self.store = store
+        self.publisher = publisher
+
+    def store_batch(self, rows: Rolled | pa.Table | Sequence[Rolled | pa.Table],
+                    checkpoints: list[Any]) -> None:
+        token = repr(sorted(
+            (c.stream, c.shard_id, c.sequence, c.sub_sequence) for c in checkpoints))
+        self.publisher.publish(rows, token=token)
+        self.store.store_batch(rows, checkpoints)
+
+    def __getattr__(self, name: str) -> Any:  # checkpoints(), open(), close() of the store
+        return getattr(self.store, name)
