@@ -1,4 +1,4 @@
-"""The command line: ``dredge run | replay | query | parse | generate | index``.
+"""The command line: ``dredge run | replay | query | parse | generate | index | druid``.
 
 Bad input never ends in a traceback: a DredgeError prints one clear line and exits 2.
 """
@@ -16,6 +16,7 @@ import orjson
 
 from dredge import __version__
 from dredge.app import add_run_command
+from dredge.druid_cli import add_druid_args, add_druid_command
 from dredge.errors import ConfigError, DredgeError
 from dredge.index.commands import add_index_args, add_index_command, load_snapshot
 from dredge.telemetry.logging import configure, get_logger
@@ -35,14 +36,23 @@ def cmd_replay(args: argparse.Namespace) -> int:
     snap = load_snapshot(args)
     dl_path = Path(args.dead_letter) if args.dead_letter else Path(args.db).with_suffix(".deadletter.jsonl")
     dead = DeadLetters(dl_path)
+    druid: dict[str, Any] | None = None
     try:
         with DuckDBSink(DuckDBConfig(path=args.db)) as sink:
             bar = None if args.no_progress else (lambda n: Progress(n))
-            summary = replay(args.paths, snap, sink, dead, config, bar)
+            if args.sink == "druid":
+                from dredge.druid_cli import replay_into_druid
+
+                summary, druid = replay_into_druid(
+                    args, sink, lambda target: replay(args.paths, snap, target, dead, config, bar))
+            else:
+                summary = replay(args.paths, snap, sink, dead, config, bar)
     finally:
         dead.close()
     out = summary.as_dict()
     out["dead_letter_file"] = str(dl_path) if dead.count else None
+    if druid is not None:
+        out["druid"] = druid
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(out, option=orjson.OPT_INDENT_2) + b"\n")
     else:
@@ -61,7 +71,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
             print(f"warning      {w}")
         for f in summary.failures:
             print(f"failed       {f}")
-    return 1 if summary.failed else 0
+        if druid is not None:
+            from dredge.druid_cli import druid_replay_lines
+
+            print("\n".join(druid_replay_lines(druid)))
+    return 1 if summary.failed or (druid is not None and druid.get("error")) else 0
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -78,11 +92,17 @@ def cmd_query(args: argparse.Namespace) -> int:
         metric=args.metric, limit=args.limit, interval_s=parse_duration(args.interval),
         az_price=args.az_price, region_price=args.region_price,
     )
-    if not Path(args.db).exists():
-        raise ConfigError("db", f"no database at {args.db} (run `dredge replay` first)")
-    sql, params = spec.sql()
-    with DuckDBSink(DuckDBConfig(path=args.db)) as sink:
-        table = sink.query(sql, params)
+    if args.backend == "druid":
+        from dredge.druid_cli import druid_config
+        from dredge.query.druid import run
+
+        table = run(spec, druid_config(args))
+    else:
+        if not Path(args.db).exists():
+            raise ConfigError("db", f"no database at {args.db} (run `dredge replay` first)")
+        sql, params = spec.sql()
+        with DuckDBSink(DuckDBConfig(path=args.db)) as sink:
+            table = sink.query(sql, params)
     if args.json:
         sys.stdout.buffer.write(render.json_lines(table))
     else:
@@ -171,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="commit at most this many files per transaction (default: %(default)s)")
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--sink", choices=["duckdb", "druid"], default="duckdb",
+                   help="druid: also rebuild the touched hours in Druid from the store (docs/druid.md)")
+    add_druid_args(r, staging=True)
     r.set_defaults(func=cmd_replay)
 
     q = sub.add_parser("query", help="top talkers, time series, cross-AZ/region traffic and cost")
@@ -186,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--az-price", type=float, default=0.01, help="USD per GB across AZs (default: 0.01)")
     q.add_argument("--region-price", type=float, default=0.02, help="USD per GB across regions (default: 0.02)")
     q.add_argument("--json", action="store_true", help="JSON lines")
+    q.add_argument("--backend", choices=["duckdb", "druid"], default="duckdb",
+                   help="where to query: the DuckDB store (--db) or Druid SQL (--druid-*)")
+    add_druid_args(q)
     q.set_defaults(func=cmd_query)
 
     pa_ = sub.add_parser("parse", help="flow-log lines -> JSON lines (stdin or files)")
@@ -203,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_index_command(sub)
     add_run_command(sub)
+    add_druid_command(sub)
     return p
 
 

@@ -34,8 +34,17 @@ class Dialect:
 
     def bucket(self, seconds: int) -> str:
         if self.name == "druid":
-            return f"TIME_FLOOR({self.time_col}, 'PT{seconds}S')"
+            # DuckDB's time_bucket counts from Monday 2000-01-03; Druid from the epoch unless
+            # told: the same origin gives the same buckets for intervals that do not divide a day
+            return f"TIME_FLOOR({self.time_col}, 'PT{seconds}S', TIMESTAMP '2000-01-03 00:00:00')"
         return f"time_bucket(INTERVAL '{seconds} seconds', {self.time_col})"
+
+    def ascending(self, cols: tuple[str, ...]) -> str:
+        """ORDER BY terms, ascending with NULLs last (DuckDB's default). Druid puts NULLs
+        first and refuses ``NULLS LAST`` on ascending keys; ``col IS NULL`` first does it."""
+        if self.name == "druid":
+            return ", ".join(f"{c} IS NULL, {c}" for c in cols)
+        return ", ".join(cols)
 
     def sum(self, col: str) -> str:
         # DuckDB widens SUM(BIGINT) to HUGEINT; totals of flow logs fit in BIGINT
@@ -152,12 +161,15 @@ class QuerySpec:
         if self.kind == "top":
             by = ", ".join(self.by)
             return (f"SELECT {by}, {sums} FROM {dialect.table}{where} GROUP BY {by} "
-                    f"ORDER BY {self.metric} DESC, {by} LIMIT {int(self.limit)}"), params
+                    f"ORDER BY {self.metric} DESC, {dialect.ascending(self.by)} "
+                    f"LIMIT {int(self.limit)}"), params
         if self.kind == "timeseries":
             bucket = dialect.bucket(self.interval_s)
             by = "".join(f", {d}" for d in self.by)
+            order = f", {dialect.ascending(self.by)}" if self.by else ""
             return (f"SELECT {bucket} AS t{by}, {sums} FROM {dialect.table}{where} "
-                    f"GROUP BY 1{''.join(f', {i + 2}' for i in range(len(self.by)))} ORDER BY 1{by}"), params
+                    f"GROUP BY 1{''.join(f', {i + 2}' for i in range(len(self.by)))} "
+                    f"ORDER BY 1{order}"), params
         # cross-region: both sides in AWS regions (not on-prem, GLOBAL or unknown), different;
         # cross-az: both AZ IDs known and different within one region
         regions = (f"({dialect.is_aws_region('src_region')} AND {dialect.is_aws_region('dst_region')} "
@@ -167,9 +179,10 @@ class QuerySpec:
                 "AND coalesce(src_region, '') = coalesce(dst_region, '')))")
         where = f"{where} AND {cond}" if where else f" WHERE {cond}"
         by = ", ".join(self.by)
+        groups = ", ".join(str(i + 1) for i in range(len(self.by) + 1))  # Druid: no aliases
         price = (f"CASE WHEN {kind} = 'cross-region' THEN {float(self.region_price)!r} "
                  f"ELSE {float(self.az_price)!r} END")
         return (f"SELECT {by}, {kind} AS crossing, {sums}, "
                 f"{dialect.sum('bytes')} / 1e9 * {price} AS cost_usd "
-                f"FROM {dialect.table}{where} GROUP BY {by}, crossing "
-                f"ORDER BY cost_usd DESC, {by} LIMIT {int(self.limit)}"), params
+                f"FROM {dialect.table}{where} GROUP BY {groups} "
+                f"ORDER BY cost_usd DESC, {dialect.ascending(self.by)} LIMIT {int(self.limit)}"), params

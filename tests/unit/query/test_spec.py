@@ -44,7 +44,15 @@ def test_top_sql_uses_parameters_not_values() -> None:
 
 def test_druid_dialect_uses_time_column() -> None:
     sql, _ = QuerySpec("timeseries", by=(), interval_s=300).sql(DRUID)
-    assert "TIME_FLOOR(__time, 'PT300S')" in sql and '"dredge_flows"' in sql
+    assert "TIME_FLOOR(__time, 'PT300S', TIMESTAMP '2000-01-03 00:00:00')" in sql
+    assert '"dredge_flows"' in sql
+
+
+def test_druid_orders_nulls_last_like_duckdb() -> None:
+    sql, _ = QuerySpec("top", by=("src_app", "action")).sql(DRUID)
+    assert "ORDER BY bytes DESC, src_app IS NULL, src_app, action IS NULL, action" in sql
+    sql, _ = QuerySpec("top", by=("src_app", "action")).sql(DUCKDB)
+    assert "ORDER BY bytes DESC, src_app, action LIMIT" in sql
 
 
 def test_validation() -> None:

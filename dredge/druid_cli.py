@@ -1,0 +1,262 @@
+"""``dredge druid spec | init | status | backfill`` and the Druid options of ``replay``/``query``.
+
+Connection options, each with an environment override (the option wins)::
+
+    --druid-url          DREDGE_DRUID_URL           the Router (default http://127.0.0.1:8888)
+    --druid-overlord-url DREDGE_DRUID_OVERLORD_URL  only when the Router does not proxy it
+    --druid-user         DREDGE_DRUID_USER          basic auth
+    --druid-password     DREDGE_DRUID_PASSWORD      (prefer the variable: options show in ps)
+    --druid-ca-file      DREDGE_DRUID_CA_FILE       https: trust this CA bundle
+    --[no-]druid-tls-verify  DREDGE_DRUID_TLS_VERIFY (1/0) https: check certificates
+    --druid-datasource   DREDGE_DRUID_DATASOURCE    default dredge_flows
+    --druid-staging      DREDGE_DRUID_STAGING       backfill: inline | local:/dir
+
+The supervisor's Kinesis side: ``--stream`` (DREDGE_DRUID_STREAM), ``--kinesis-endpoint``
+(DREDGE_DRUID_KINESIS_ENDPOINT: what *Druid* uses to reach Kinesis) and ``--region``
+(DREDGE_DRUID_REGION, else AWS_REGION / AWS_DEFAULT_REGION, else us-east-1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from dredge.errors import ConfigError, SinkError
+
+if TYPE_CHECKING:  # the sinks load numba: imported when a command runs (`dredge --help` stays quick)
+    from dredge.replay import FileSink, ReplaySummary
+    from dredge.sinks.druid import DruidAPI, DruidConfig, SupervisorConfig
+    from dredge.sinks.duckdb import DuckDBSink
+
+ENV = "DREDGE_DRUID_"
+_OPTIONS = {  # option dest -> DruidConfig field
+    "druid_url": "url", "druid_overlord_url": "overlord_url", "druid_user": "user",
+    "druid_password": "password", "druid_ca_file": "ca_file", "druid_datasource": "datasource",
+    "druid_staging": "staging",
+}
+
+
+def add_druid_args(p: argparse.ArgumentParser, staging: bool = False) -> None:
+    g = p.add_argument_group("Druid", "connection (environment: DREDGE_DRUID_URL, ..._USER, "
+                             "..._PASSWORD, ..._CA_FILE, ..._TLS_VERIFY, ..._DATASOURCE)")
+    g.add_argument("--druid-url", help="Druid Router URL (default: http://127.0.0.1:8888)")
+    g.add_argument("--druid-overlord-url", help="Overlord URL when the Router does not proxy it")
+    g.add_argument("--druid-user", help="basic auth user")
+    g.add_argument("--druid-password", help="basic auth password (prefer DREDGE_DRUID_PASSWORD)")
+    g.add_argument("--druid-ca-file", help="https: CA bundle (PEM) to trust")
+    g.add_argument("--druid-tls-verify", action=argparse.BooleanOptionalAction, default=None,
+                   help="https: check the server certificate (default: yes)")
+    g.add_argument("--druid-datasource", help="datasource (default: dredge_flows)")
+    if staging:
+        g.add_argument("--druid-staging", help="how backfill rows reach Druid: inline (default) "
+                       "or local:/dir, a folder the Druid indexers read at the same path")
+
+
+def druid_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> DruidConfig:
+    """Options, then DREDGE_DRUID_* variables, then the defaults."""
+    from dredge.sinks.druid import DruidConfig
+
+    environ = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for dest, name in _OPTIONS.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            value = environ.get(ENV + name.upper())
+        if value is not None:
+            values[name] = value
+    verify = getattr(args, "druid_tls_verify", None)
+    if verify is None and (ENV + "TLS_VERIFY") in environ:
+        text = environ[ENV + "TLS_VERIFY"].strip().lower()
+        if text not in ("1", "true", "yes", "0", "false", "no"):
+            raise ConfigError("druid.tls_verify", f"{ENV}TLS_VERIFY must be 1 or 0, not {text!r}")
+        verify = text in ("1", "true", "yes")
+    if verify is not None:
+        values["tls_verify"] = verify
+    config = DruidConfig(**values)
+    config.validate()
+    return config
+
+
+def _supervisor_config(args: argparse.Namespace) -> SupervisorConfig:
+    from dredge.sinks.druid import SupervisorConfig
+
+    region = (args.region or os.environ.get(ENV + "REGION") or os.environ.get("AWS_REGION")
+              or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    config = SupervisorConfig(
+        stream=args.stream or os.environ.get(ENV + "STREAM") or SupervisorConfig.stream,
+        endpoint=args.kinesis_endpoint or os.environ.get(ENV + "KINESIS_ENDPOINT") or "",
+        region=region, task_count=args.task_count, replicas=args.replicas,
+        task_duration=args.task_duration, late_message_rejection=args.late_rejection or "")
+    config.validate()
+    return config
+
+
+def _print(obj: object) -> None:
+    sys.stdout.buffer.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def cmd_spec(args: argparse.Namespace) -> int:
+    from dredge.sinks.druid import supervisor_spec
+
+    _print(supervisor_spec(druid_config(args).datasource, _supervisor_config(args)))
+    return 0
+
+
+def _reachable(api: DruidAPI) -> None:
+    why = api.healthy()
+    if why:
+        raise SinkError(f"{why} (is Druid running? `make druid-up` starts the local one)")
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from dredge.sinks.druid import DruidAPI, supervisor_spec
+
+    config = druid_config(args)
+    sup = _supervisor_config(args)
+    api = DruidAPI(config)
+    _reachable(api)
+    supervisor_id = api.submit_supervisor(supervisor_spec(config.datasource, sup))
+    status = api.wait_supervisor_running(supervisor_id, args.timeout)
+    print(f"supervisor {supervisor_id}: {status.get('detailedState') or status.get('state')} "
+          f"(stream {sup.stream}, {len(status.get('partitions') or [])} shard(s) seen)")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from dredge.sinks.druid import DruidAPI
+
+    config = druid_config(args)
+    api = DruidAPI(config)
+    _reachable(api)
+    out: dict[str, Any] = {"url": config.url, "datasource": config.datasource}
+    sups = {s["id"]: s for s in api.supervisors()}
+    sup = sups.get(config.datasource)
+    if sup is not None:
+        st = api.supervisor_status(config.datasource)
+        out["supervisor"] = {"state": st.get("state"), "detailed_state": st.get("detailedState"),
+                             "stream": st.get("stream"), "lag": st.get("aggregateLag"),
+                             "active_tasks": len(st.get("activeTasks") or []),
+                             "recent_errors": len(st.get("recentErrors") or [])}
+    else:
+        out["supervisor"] = None
+    ds = config.datasource.replace("'", "''")
+    seg = api.sql("SELECT COUNT(*) AS segments, SUM(num_rows) AS \"rows\", "
+                  "SUM(is_realtime) AS realtime, MIN(\"start\") AS first, MAX(\"end\") AS last "
+                  f"FROM sys.segments WHERE datasource = '{ds}' AND is_active = 1")
+    out["segments"] = seg[0] if seg else {}
+    if args.json:
+        _print(out)
+        return 0
+    s = out["supervisor"]
+    print(f"druid        {config.url} datasource {config.datasource}")
+    print("supervisor   " + (f"{s['state']} ({s['detailed_state']}), stream {s['stream']}, "
+                             f"lag {s['lag']}, {s['active_tasks']} task(s)" if s else "none"))
+    g = out["segments"]
+    print(f"segments     {g.get('segments') or 0} ({g.get('realtime') or 0} realtime), "
+          f"{g.get('rows') or 0:,} rows, {g.get('first') or '-'} .. {g.get('last') or '-'}")
+    return 0
+
+
+def _push_line(summary: Any) -> str:
+    return (f"{summary.hours} hour(s) pushed ({summary.rows:,} rows, {summary.statements} "
+            f"REPLACE task(s), {summary.seconds:.1f} s)")
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from dredge.query.spec import parse_time
+    from dredge.sinks.druid_backfill import DruidBackfill
+    from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
+
+    config = druid_config(args)
+    if not os.path.exists(args.db):
+        raise ConfigError("db", f"no database at {args.db}")
+    with DuckDBSink(DuckDBConfig(path=args.db)) as store:
+        backfill = DruidBackfill(store, config)
+        try:
+            marked = backfill.mark_stored(parse_time(args.start) if args.start else None,
+                                          parse_time(args.end) if args.end else None)
+            print(f"marked       {marked} hour(s) of {args.db} for {config.datasource}")
+            summary = backfill.push()
+        finally:
+            backfill.close()
+    print(f"druid        {_push_line(summary)}")
+    return 0
+
+
+def replay_into_druid(args: argparse.Namespace, store: DuckDBSink,
+                      run: Callable[[FileSink], ReplaySummary]
+                      ) -> tuple[ReplaySummary, dict[str, Any]]:
+    """``replay --sink druid``: replay into the store (the ledger), then push pending hours.
+
+    A push that fails leaves its hours pending (the next run pushes them) and is reported in
+    the returned dict (``error``), not raised: the files are stored either way."""
+    from dredge.sinks.druid_backfill import DruidBackfill
+    from dredge.telemetry.logging import get_logger
+
+    config = druid_config(args)
+    if args.window % 60:
+        raise ConfigError("window", "--sink druid needs whole minutes (Druid keeps minutes)")
+    backfill = DruidBackfill(store, config)
+    try:
+        summary = run(backfill)
+        out: dict[str, Any] = {"datasource": config.datasource, "staging": config.staging}
+        try:
+            out.update(backfill.push().as_dict())
+        except SinkError as exc:
+            get_logger("dredge.druid").error("druid_push_failed", error=str(exc)[:500])
+            out.update(error=str(exc), pending=len(backfill.pending()))
+    finally:
+        backfill.close()
+    return summary, out
+
+
+def druid_replay_lines(out: dict[str, Any]) -> list[str]:
+    if out.get("error"):
+        return [f"druid        FAILED, {out['pending']} hour(s) pending (run again): {out['error']}"]
+    return [f"druid        {out['hours']} hour(s) pushed to {out['datasource']} ({out['rows']:,} "
+            f"rows, {out['statements']} REPLACE task(s), {out['seconds']:.1f} s)"]
+
+
+def add_druid_command(sub: Any) -> None:
+    d = sub.add_parser("druid", help="Apache Druid: supervisor spec, init, status, backfill")
+    dsub = d.add_subparsers(dest="druid_command", required=True)
+
+    def kinesis_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--stream", help="Kinesis output stream (default: dredge-flows)")
+        p.add_argument("--kinesis-endpoint", help="Kinesis endpoint Druid uses "
+                       "(default: the region's AWS endpoint)")
+        p.add_argument("--region", help="AWS region of the stream (default: us-east-1)")
+        p.add_argument("--task-count", type=int, default=1, help="reading tasks (<= shards)")
+        p.add_argument("--replicas", type=int, default=1)
+        p.add_argument("--task-duration", default="PT1H", help="ISO 8601 period (default PT1H)")
+        p.add_argument("--late-rejection", help="drop rows older than this period (e.g. P1D)")
+
+    s = dsub.add_parser("spec", help="print the Kinesis supervisor spec (JSON)")
+    kinesis_args(s)
+    add_druid_args(s)
+    s.set_defaults(func=cmd_spec)
+
+    i = dsub.add_parser("init", help="submit the supervisor and wait until it runs")
+    kinesis_args(i)
+    add_druid_args(i)
+    i.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for RUNNING")
+    i.set_defaults(func=cmd_init)
+
+    st = dsub.add_parser("status", help="the supervisor's state and the datasource's segments")
+    add_druid_args(st)
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_status)
+
+    b = dsub.add_parser("backfill", help="rebuild hours in Druid from the DuckDB store (REPLACE)")
+    b.add_argument("--db", default="dredge.duckdb")
+    b.add_argument("--from", dest="start", help="first hour (default: all the store holds)")
+    b.add_argument("--to", dest="end", help="end, exclusive")
+    add_druid_args(b, staging=True)
+    b.set_defaults(func=cmd_backfill)
+
+
