@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from dredge.config import DredgeConfig, StreamConfig, load_config
+from dredge.config import DredgeConfig, Ec2Section, EventsSection, StreamConfig, load_config
 from dredge.errors import ConfigError
+from dredge.index.events import EventFileConfig, EventStreamConfig
 
 EXAMPLE = Path(__file__).parents[2] / "infra" / "dredge.example.toml"
 
@@ -27,6 +28,9 @@ def test_every_default_validates() -> None:
         if dataclasses.is_dataclass(value):
             value.validate()  # type: ignore[union-attr]
     StreamConfig(name="s").validate()
+    Ec2Section().validate()
+    EventsSection(path="a.jsonl").validate()
+    EventsSection(kind="kinesis", stream="s").validate()
 
 
 def test_example_config_loads_and_names_every_key() -> None:
@@ -35,7 +39,14 @@ def test_example_config_loads_and_names_every_key() -> None:
     text = EXAMPLE.read_text()
     for section in ("index", "pipeline", "kinesis", "decode", "lease", "dead_letter", "metrics"):
         for f in dataclasses.fields(getattr(config, section)):
+            if f.name in ("ec2", "events"):  # sub-tables: every key of each, below
+                assert f"[[{section}.{f.name}]]" in text
+                continue
             assert f"{f.name} =" in text, f"{section}.{f.name} is not in the example config"
+    for sub in (Ec2Section, EventsSection):
+        for f in dataclasses.fields(sub):
+            assert f"{f.name} =" in text, f"index.{sub.__name__}.{f.name} is not in the example config"
+    assert config.index.ec2 and config.index.events and config.index.live
     for f in dataclasses.fields(StreamConfig):
         assert f"{f.name} =" in text, f"streams.{f.name} is not in the example config"
     for f in dataclasses.fields(config.sink.duckdb):
@@ -73,6 +84,35 @@ def test_minimal_file(tmp_path: Path) -> None:
         ('[pipeline]\nflush_interval_s = "fast"\n', "pipeline.flush_interval_s"),
         ('[pipeline]\nqueue_batches = 1.5\n', "pipeline.queue_batches"),
         ('[index]\nownership = "a.jsonl"\n', "index.ownership"),
+        ('[index]\nretention_s = 0\n', "index.retention_s"),
+        ('[index]\nsave_interval_s = -1\n', "index.save_interval_s"),
+        ('[index]\ndebounce_s = -1\n', "index.debounce_s"),
+        ('[index]\ncidr_poll_interval_s = 0\n', "index.cidr_poll_interval_s"),
+        ('[index]\ncidrs = ["nets.txt"]\n', "index.cidrs[0]"),  # live: the reloader reads .csv/.json
+        ('[index]\nstate_path = "."\n', "index.state_path"),
+        ('[[index.ec2]]\nregions = []\n', "index.ec2[0].regions"),
+        ('[[index.ec2]]\nregions = [""]\n', "index.ec2[0].regions[0]"),
+        ('[[index.ec2]]\nrole_arns = ["role/x"]\n', "index.ec2[0].role_arns"),
+        ('[[index.ec2]]\npoll_interval_s = 0\n', "index.ec2[0].poll_interval_s"),
+        ('[[index.ec2]]\napp_tags = []\n', "index.ec2[0].app_tags"),
+        ('[[index.ec2]]\nendpoint_url = "localhost:5000"\n', "index.ec2[0].endpoint_url"),
+        ('[[index.ec2]]\nasg_convention = "yes"\n', "index.ec2[0].asg_convention"),
+        ('[[index.ec2]]\n[[index.ec2]]\nregions = "eu-west-1"\n', "index.ec2[1].regions"),
+        ('[[index.events]]\nkind = "kafka"\n', "index.events[0].kind"),
+        ('[[index.events]]\nkind = "file"\n', "index.events[0].path"),
+        ('[[index.events]]\npath = "a"\nstart_at = "middle"\n', "index.events[0].start_at"),
+        ('[[index.events]]\npath = "a"\nstream = "s"\n', "index.events[0].stream"),
+        ('[[index.events]]\nkind = "kinesis"\n', "index.events[0].stream"),
+        ('[[index.events]]\nkind = "kinesis"\nstream = "s"\npath = "a"\n', "index.events[0].path"),
+        ('[[index.events]]\nkind = "kinesis"\nstream = "s"\ninitial_position = "LAST"\n',
+         "index.events[0].initial_position"),
+        ('[[index.events]]\nkind = "kinesis"\nstream = "s"\nendpoint_url = "x"\n',
+         "index.events[0].endpoint_url"),
+        ('[[index.events]]\npath = "a"\npoll_interval_s = 0\n', "index.events[0].poll_interval_s"),
+        ('[[index.events]]\npath = "a"\n[[index.events]]\npath = "a"\n', "index.events[1]"),
+        ('[pipeline]\nholdback_s = -1\n', "pipeline.holdback_s"),
+        ('[pipeline]\nholdback_s = 7200\n', "pipeline.holdback_s"),
+        ('[pipeline]\nholdback_max_rows = 0\n', "pipeline.holdback_max_rows"),
     ],
 )
 def test_bad_value_names_its_key(tmp_path: Path, text: str, field: str) -> None:
@@ -88,6 +128,10 @@ def test_bad_value_names_its_key(tmp_path: Path, text: str, field: str) -> None:
         ('[sink.duckdb]\npaht = "x"\n', "sink.duckdb.paht"),
         ('[sinks]\n', "sinks"),
         ('[[streams]]\nname = "a"\nregoin = "x"\n', "streams[0].regoin"),
+        ('[index]\nstate = "x"\n', "index.state"),
+        ('[[index.ec2]]\nregion = "x"\n', "index.ec2[0].region"),
+        ('[[index.events]]\npath = "a"\nfile = "x"\n', "index.events[0].file"),
+        ('[pipeline]\nhold_back_s = 1\n', "pipeline.hold_back_s"),
     ],
 )
 def test_unknown_key_refused_by_name(tmp_path: Path, text: str, field: str) -> None:
@@ -146,3 +190,64 @@ def test_at_timestamp_parses() -> None:
     assert int(s.timestamp().timestamp()) == 1795600800
     assert int(StreamConfig(name="a", start_position="AT_TIMESTAMP",
                             start_timestamp="1795600800").timestamp().timestamp()) == 1795600800
+
+
+def test_index_keys_and_env_overrides(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+[[streams]]
+name = "a"
+[index]
+state_path = "index.arrow"
+cidrs = ["n.csv"]
+[[index.ec2]]
+regions = ["us-east-1"]
+role_arns = ["arn:aws:iam::123456789012:role/dredge"]
+[[index.events]]
+path = "tasks.jsonl"
+[[index.events]]
+kind = "kinesis"
+stream = "assignments"
+[pipeline]
+holdback_s = 120
+""")
+    config = load_config(path, env={
+        "DREDGE_INDEX__RETENTION_S": "3600",
+        "DREDGE_INDEX__EC2__0__REGIONS": "us-east-1,eu-west-1",
+        "DREDGE_INDEX__EC2__0__ASG_CONVENTION": "false",
+        "DREDGE_INDEX__EVENTS__1__REGION": "eu-west-1",
+        "DREDGE_PIPELINE__HOLDBACK_S": "90",
+    })
+    idx = config.index
+    assert idx.live and idx.retention_s == 3600 and idx.state_path == "index.arrow"
+    assert idx.ec2[0].regions == ["us-east-1", "eu-west-1"] and idx.ec2[0].asg_convention is False
+    ec2 = idx.ec2[0].provider_config()
+    assert ec2.regions == ("us-east-1", "eu-west-1")
+    assert ec2.role_arns == ("arn:aws:iam::123456789012:role/dredge",)
+    events_file, stream = (e.provider_config() for e in idx.events)
+    assert isinstance(events_file, EventFileConfig) and events_file.path == "tasks.jsonl"
+    assert isinstance(stream, EventStreamConfig)
+    assert stream.stream == "assignments" and stream.region == "eu-west-1"
+    live = idx.live_config()
+    assert (live.retention_s, live.state_path, live.save_interval_s) == (3600, "index.arrow", 300)
+    assert config.pipeline.holdback_s == 90
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={"DREDGE_INDEX__EVENTS__0__KIND": "queue"})
+    assert info.value.field == "index.events[0].kind"
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={"DREDGE_INDEX__EC2__0__REGIONZ": "x"})
+    assert info.value.field == "index.ec2[0].regionz"
+
+
+@pytest.mark.parametrize(
+    ("text", "live"),
+    [
+        ("", True),  # no files: an empty live index (CIDR maps reloaded if any)
+        ('[index]\nownership = ["o.jsonl"]\ncidrs = ["n.txt"]\n', False),  # as replay: static
+        ('[index]\ncidrs = ["n.csv"]\n', True),
+        ('[index]\nownership = ["o.jsonl"]\nstate_path = "s.arrow"\n', True),
+        ('[index]\nownership = ["o.jsonl"]\n[[index.events]]\npath = "e.jsonl"\n', True),
+        ('[index]\nownership = ["o.jsonl"]\n[[index.ec2]]\n', True),
+    ],
+)
+def test_static_only_for_ownership_files_alone(tmp_path: Path, text: str, live: bool) -> None:
+    assert load_config(write(tmp_path, text), env={}).index.live is live
