@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import ssl
 import time
 import urllib.error
@@ -63,6 +64,8 @@ class DruidConfig:
             value = getattr(self, name)
             if (value or name == "url") and not value.startswith(("http://", "https://")):
                 raise ConfigError(f"druid.{name}", "an http:// or https:// URL")
+        if self.ca_file and not os.path.isfile(self.ca_file):
+            raise ConfigError("druid.ca_file", f"no such file: {self.ca_file}")
         if self.password and not self.user:
             raise ConfigError("druid.user", "a password needs a user")
         if not self.datasource or '"' in self.datasource:
@@ -86,7 +89,10 @@ class DruidConfig:
     def ssl_context(self) -> ssl.SSLContext | None:
         if not self.url.startswith("https://") and not self.overlord_url.startswith("https://"):
             return None
-        ctx = ssl.create_default_context(cafile=self.ca_file or None)
+        try:
+            ctx = ssl.create_default_context(cafile=self.ca_file or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError("druid.ca_file", f"cannot load {self.ca_file}: {exc}") from exc
         if not self.tls_verify:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE

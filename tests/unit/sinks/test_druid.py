@@ -1,0 +1,215 @@
+"""Druid: supervisor spec, REPLACE statements, settings from options and environment, the
+backfill's ledger of pending hours (against a scripted API; the real Druid is in
+tests/integration/test_druid_sink.py), and query parameters as literals."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from dredge.enrich.rollup import DIMENSIONS, FLOWS_SCHEMA, Rolled
+from dredge.errors import ConfigError, SinkError
+from dredge.query.druid import inline_parameters, literal, result_schema
+from dredge.query.spec import QuerySpec
+from dredge.sinks.druid import DruidConfig, DruidUnreachable, SupervisorConfig, supervisor_spec
+from dredge.sinks.druid_backfill import DruidBackfill, replace_statement
+from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink, IngestRecord
+
+H = 3600
+T0 = 1795564800  # 2026-11-25T00:00Z
+
+
+def test_supervisor_spec_has_every_dimension_and_the_granularities() -> None:
+    spec = supervisor_spec("dredge_flows", SupervisorConfig(stream="out",
+                                                            endpoint="http://127.0.0.1:14568"))
+    schema = spec["spec"]["dataSchema"]
+    names = [d if isinstance(d, str) else d["name"] for d in schema["dimensionsSpec"]["dimensions"]]
+    assert names == [d for d in DIMENSIONS if d != "window_start"]
+    assert {"type": "long", "name": "protocol"} in schema["dimensionsSpec"]["dimensions"]
+    assert schema["timestampSpec"] == {"column": "window_start", "format": "iso"}
+    assert schema["metricsSpec"] == [{"type": "longSum", "name": m, "fieldName": m}
+                                     for m in ("bytes", "packets", "flows")]
+    assert schema["granularitySpec"] == {"type": "uniform", "segmentGranularity": "hour",
+                                         "queryGranularity": "minute", "rollup": True}
+    io = spec["spec"]["ioConfig"]
+    assert io["stream"] == "out" and io["endpoint"] == "http://127.0.0.1:14568"
+    assert "region" not in io and io["useEarliestSequenceNumber"] is True
+    aws = supervisor_spec("x", SupervisorConfig(region="eu-west-1"))["spec"]["ioConfig"]
+    assert aws["region"] == "eu-west-1" and "endpoint" not in aws
+    assert spec["spec"]["tuningConfig"]["resetOffsetAutomatically"] is False
+
+
+def test_replace_statement_overwrites_exactly_its_hours() -> None:
+    sql = replace_statement("dredge_flows", T0, T0 + 2 * H, {"type": "inline", "data": "{'x'}"})
+    assert ("OVERWRITE WHERE \"__time\" >= TIMESTAMP '2026-11-25 00:00:00' AND "
+            "\"__time\" < TIMESTAMP '2026-11-25 02:00:00'") in sql
+    assert "PARTITIONED BY HOUR" in sql and "TIME_FLOOR(TIME_PARSE(\"window_start\"), 'PT1M')" in sql
+    assert '"protocol" BIGINT' in sql and '"src_app" VARCHAR' in sql
+    assert "{''x''}" in sql  # the data's quotes doubled inside the SQL literal
+    assert "GROUP BY 1, 2, " in sql and f", {len(DIMENSIONS)}\n" in sql
+
+
+def test_druid_config_options_beat_environment(tmp_path: Path) -> None:
+    import ssl
+
+    from dredge.druid_cli import druid_config
+
+    args = argparse.Namespace(druid_url="https://druid:9088", druid_user=None, druid_password=None,
+                              druid_tls_verify=None, druid_datasource=None)
+    env = {"DREDGE_DRUID_URL": "http://ignored:1", "DREDGE_DRUID_USER": "u",
+           "DREDGE_DRUID_PASSWORD": "p", "DREDGE_DRUID_TLS_VERIFY": "0"}
+    c = druid_config(args, env)
+    assert (c.url, c.user, c.password, c.tls_verify) == ("https://druid:9088", "u", "p", False)
+    ctx = c.ssl_context()
+    assert ctx is not None and ctx.verify_mode == ssl.CERT_NONE
+    with pytest.raises(ConfigError, match="ca_file"):
+        druid_config(args, {**env, "DREDGE_DRUID_CA_FILE": str(tmp_path / "missing.pem")})
+    (tmp_path / "bad.pem").write_text("not a certificate")
+    with pytest.raises(ConfigError, match="ca_file"):
+        druid_config(args, {**env, "DREDGE_DRUID_CA_FILE": str(tmp_path / "bad.pem")}).ssl_context()
+    args.druid_tls_verify = True
+    assert druid_config(args, env).tls_verify is True
+    with pytest.raises(ConfigError, match="tls_verify"):
+        druid_config(argparse.Namespace(), {"DREDGE_DRUID_TLS_VERIFY": "maybe"})
+
+
+def test_druid_config_validation() -> None:
+    DruidConfig().validate()
+    for bad, field in ((DruidConfig(url="localhost:8888"), "url"),
+                       (DruidConfig(password="x"), "user"),
+                       (DruidConfig(staging="local:relative"), "staging"),
+                       (DruidConfig(max_num_tasks=1), "max_num_tasks")):
+        with pytest.raises(ConfigError, match=field):
+            bad.validate()
+
+
+def test_query_parameters_become_literals_outside_quotes() -> None:
+    sql, params = QuerySpec("cross-az", filters=()).sql()
+    assert "(-gov)?" in sql
+    spec = QuerySpec("top", filters=())
+    from dredge.query.spec import Filter
+
+    spec = QuerySpec("top", filters=(Filter.parse("src_app=it's|*"), Filter.parse("protocol=6")))
+    sql, params = spec.sql()
+    out = inline_parameters(sql, params)
+    assert "src_app IN ('it''s', '*')" in out and "protocol IN (6)" in out and "?" not in out
+    assert literal(1.5) == "1.5"
+    with pytest.raises(ValueError):
+        inline_parameters("x = ?", [])
+
+
+def test_result_schema_matches_duckdb_types() -> None:
+    s = result_schema(QuerySpec("timeseries", by=("protocol",)))
+    assert s.names == ["t", "protocol", "bytes", "packets", "flows"]
+    assert s.field("t").type == pa.timestamp("us") and s.field("protocol").type == pa.int16()
+    assert result_schema(QuerySpec("cross-az")).names[-2:] == ["flows", "cost_usd"]
+
+
+# -- the backfill's ledger --------------------------------------------------------------
+
+
+class ScriptedAPI:
+    """Submits and answers task status from a script: per submit, "SUCCESS", "FAILED" or an
+    exception (Druid away)."""
+
+    def __init__(self, script: list[Any]) -> None:
+        self.script = script
+        self.statements: list[str] = []
+
+    def submit_sql_task(self, query: str, context: dict[str, Any]) -> str:
+        step = self.script.pop(0) if self.script else "SUCCESS"
+        if isinstance(step, Exception):
+            raise step
+        self.statements.append(query)
+        return f"task-{len(self.statements)}:{step}"
+
+    def task_status(self, task: str) -> dict[str, Any]:
+        return {"statusCode": task.split(":")[1], "errorMsg": "boom"}
+
+
+def flows(hours: list[int]) -> pa.Table:
+    n = len(hours)
+    cols = {name: pa.nulls(n, FLOWS_SCHEMA.field(name).type) for name in FLOWS_SCHEMA.names}
+    cols["window_start"] = pa.array([T0 + h * H + 60 for h in hours], pa.timestamp("s"))
+    cols["src_app"] = pa.array(["api"] * n)
+    cols["dst_app"] = pa.array(["db"] * n)
+    for m in ("bytes", "packets", "flows"):
+        cols[m] = pa.array([1] * n, pa.int64())
+    return pa.table(cols, schema=FLOWS_SCHEMA)
+
+
+def rec(h: str) -> IngestRecord:
+    return IngestRecord(h, f"/logs/{h}", 1, 1, 0, 0, 0, False, 1, 0.0)
+
+
+def backfill(tmp_path: Path, api: ScriptedAPI, **kw: Any) -> tuple[DuckDBSink, DruidBackfill]:
+    store = DuckDBSink(DuckDBConfig(path=str(tmp_path / "s.duckdb")))
+    store.open()
+    config = DruidConfig(max_attempts=2, backoff_base_s=0.01, backoff_max_s=0.01, **kw)
+    return store, DruidBackfill(store, config, api, sleep=lambda s: None)  # type: ignore[arg-type]
+
+
+def test_pending_hours_are_pushed_in_runs_and_unmarked(tmp_path: Path) -> None:
+    api = ScriptedAPI([])
+    store, b = backfill(tmp_path, api, max_statement_hours=2)
+    assert b.store_files([(Rolled.from_table(flows([0, 1, 2])), rec("a")),
+                          (flows([5]), rec("b"))]) == [True, True]
+    assert b.pending() == [T0, T0 + H, T0 + 2 * H, T0 + 5 * H]
+    summary = b.push()
+    # 0-1 (two hours at most), 2, then 5 (not consecutive)
+    assert [s.split("OVERWRITE WHERE")[1].split("\n")[0] for s in api.statements] == [
+        f" \"__time\" >= TIMESTAMP '2026-11-25 0{a}:00:00' AND \"__time\" < TIMESTAMP "
+        f"'2026-11-25 0{z}:00:00'" for a, z in ((0, 2), (2, 3), (5, 6))]
+    assert (summary.hours, summary.statements, summary.rows, summary.pending) == (4, 3, 4, 0)
+    assert b.pending() == []
+    # the same file again: stored nothing, and re-pushing the hour is harmless
+    assert b.store_files([(flows([5]), rec("b"))]) == [False]
+    assert b.push().statements == 1
+    b.close()
+    store.close()
+
+
+def test_a_failed_push_keeps_its_hours_for_the_next_run(tmp_path: Path) -> None:
+    api = ScriptedAPI([DruidUnreachable("refused"), "FAILED"])
+    store, b = backfill(tmp_path, api)
+    b.store_files([(flows([0]), rec("a"))])
+    with pytest.raises(SinkError, match=r"failed 2 times; the hours stay pending.*boom"):
+        b.push()
+    assert b.pending() == [T0]
+    assert b.push().hours == 1 and b.pending() == []
+    assert b.mark_stored() == 1 and b.pending() == [T0]  # `dredge druid backfill`: re-push all
+    b.close()
+    store.close()
+
+
+def test_inline_staging_refuses_an_hour_too_big(tmp_path: Path) -> None:
+    api = ScriptedAPI([])
+    store, b = backfill(tmp_path, api, max_inline_bytes=1024)
+    b.store_files([(flows([0] * 10), rec("a"))])
+    with pytest.raises(SinkError, match="local:/dir"):
+        b.push()
+    assert b.pending() == [T0] and api.statements == []
+    b.close()
+    store.close()
+
+
+def test_local_staging_writes_a_file_druid_reads_and_removes_it(tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    class Peek(ScriptedAPI):
+        def submit_sql_task(self, query: str, context: dict[str, Any]) -> str:
+            path = query.split('"files": ["')[1].split('"')[0]
+            seen.append(Path(path).read_text())
+            return super().submit_sql_task(query, context)
+
+    store, b = backfill(tmp_path, Peek([]), staging=f"local:{tmp_path / 'stage'}")
+    b.store_files([(flows([0, 0]), rec("a"))])
+    b.push()
+    assert len(seen) == 1 and seen[0].count("\n") == 2 and '"src_app":"api"' in seen[0]
+    assert list((tmp_path / "stage").iterdir()) == []
+    b.close()
+    store.close()
