@@ -27,6 +27,7 @@ from prometheus_client import Counter, Histogram
 
 from dredge.config import PipelineConfig
 from dredge.decode import DecodeConfig, decode_records
+from dredge.enrich.holdback import Holdback, HoldbackConfig
 from dredge.enrich.rollup import Rolled
 from dredge.errors import CheckpointError, LeaseLost, SinkError
 from dredge.flowlog import kernels
@@ -162,6 +163,19 @@ def enrich_batch(parsed: ParsedBatch, snapshots: SnapshotSource, window_s: int,
     enricher.add_columns(parsed.cols, parsed.counts)
 
 
+_Key = tuple[str, str]  # (stream, shard)
+
+
+@dataclass
+class _HeldBatch:
+    """A parsed batch in the holdback (the raw records are not kept)."""
+
+    key: _Key
+    epoch: int
+    parsed: ParsedBatch
+    records: int
+
+
 class StreamBatcher:
     def __init__(
         self,
@@ -188,6 +202,11 @@ class StreamBatcher:
         self._draining = asyncio.Event()
         self._stopped = asyncio.Event()
         self._backoff = Backoff(min(0.5, pipeline.sink_retry_max_s), pipeline.sink_retry_max_s)
+        self._holdback: Holdback[_HeldBatch] | None = None
+        if pipeline.holdback_s > 0:
+            self._holdback = Holdback(HoldbackConfig(pipeline.holdback_s, pipeline.holdback_max_rows),
+                                      clock=clock)
+        self._waiting: tuple[_Key, _HeldBatch, int] | None = None  # parsed, holdback full
         self.flushes = 0
 
     def register(self, stream: str, fmt: FlowFormat, owner: ShardOwner) -> None:
@@ -203,9 +222,13 @@ class StreamBatcher:
         key = (stream, shard_id)
         dropped = self._pending.pop(key, None)
         self._unconfirmed.pop(key, None)
-        if dropped is not None and dropped.records:
+        held = self._holdback.discard(key) if self._holdback is not None else 0
+        if self._waiting is not None and self._waiting[0] == key:
+            self._waiting = None
+            held += 1
+        if (dropped is not None and dropped.records) or held:
             log.info("shard_pending_dropped", stream=stream, shard_id=shard_id,
-                     records=dropped.records)
+                     records=dropped.records if dropped is not None else 0, held_batches=held)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -213,35 +236,65 @@ class StreamBatcher:
         """Take batches and flush every interval until ``drain_and_stop``; then flush a last time."""
         getter: asyncio.Task[ReadBatch] | None = None
         next_flush = self._clock() + self._config.flush_interval_s
+        if self._holdback is not None:
+            await self._holdback.start()
         try:
             while True:
-                if getter is None:
+                await self._release_due()
+                if getter is None and self._waiting is None:
                     getter = asyncio.ensure_future(self._queue.get())
-                timeout = max(0.0, next_flush - self._clock())
+                timeout = max(0.0, min(next_flush, self._next_due()) - self._clock())
                 if self._draining.is_set():
                     timeout = min(timeout, 0.05)
-                await asyncio.wait({getter}, timeout=timeout)
-                if getter.done():
+                if getter is not None:
+                    await asyncio.wait({getter}, timeout=timeout)
+                else:  # a parsed batch waits for room in the holdback: no new batches
+                    await asyncio.sleep(timeout)
+                if getter is not None and getter.done():
                     batch = getter.result()
                     getter = None
+                    if self._draining.is_set() and self._holdback is not None:
+                        continue  # it would be held, then dropped: read again next run
                     await self._process(batch)
-                elif self._draining.is_set() and self._queue.empty():
-                    getter.cancel()
-                    getter = None
+                elif self._draining.is_set() and (self._queue.empty() or self._holdback is not None):
+                    if getter is not None:
+                        getter.cancel()
+                        getter = None
                     break
                 if self._clock() >= next_flush:
                     await self._flush_until_stored()
                     next_flush = self._clock() + self._config.flush_interval_s
+            await self._release_due()
             await self._final_flush()
         finally:
             if getter is not None and not getter.done():
                 getter.cancel()
+            if self._holdback is not None:
+                held = self._holdback.held_batches + (self._waiting is not None)
+                if held:
+                    log.info("holdback_dropped", batches=held,
+                             reason="stopping: not checkpointed, read again next run")
+                self._waiting = None
+                await self._holdback.stop()
             self._stopped.set()
 
     async def drain_and_stop(self) -> None:
-        """Readers have stopped: process what is queued, flush, checkpoint, and return."""
+        """Readers have stopped: process what is queued, flush, checkpoint, and return.
+
+        With a holdback, batches still held (or queued behind them) are dropped instead."""
         self._draining.set()
         await self._stopped.wait()
+
+    @property
+    def held_batches(self) -> int:
+        return self._holdback.held_batches if self._holdback is not None else 0
+
+    def _next_due(self) -> float:
+        """When the oldest held batch is due (inf when nothing is held)."""
+        hb = self._holdback
+        if hb is None or not hb.held_batches:
+            return float("inf")
+        return self._clock() + hb.config.delay_s - hb.oldest_age()
 
     async def _process(self, batch: ReadBatch) -> None:
         owner = self._owners.get(batch.stream)
@@ -249,25 +302,76 @@ class StreamBatcher:
         if owner is None or not owner.is_current(batch.shard_id, batch.epoch):
             batches_total.labels("stale").inc()
             return
-        pending = self._pending.get(key)
-        if pending is None or pending.epoch != batch.epoch:
-            pending = self._pending[key] = _Pending(batch.epoch)
         parser = self._parsers[batch.stream]
-        await asyncio.to_thread(self._work, batch, parser, pending)
+        if self._holdback is None:
+            pending = self._pending_for(key, batch.epoch)
+            await asyncio.to_thread(self._work, batch, parser, pending)
+        else:
+            parsed = await asyncio.to_thread(self._parse, batch, parser)
+            rows = parsed.cols.n if parsed.cols is not None else 0
+            self._waiting = (key, _HeldBatch(key, batch.epoch, parsed, len(batch.data)), max(rows, 1))
+            await self._hold_waiting()
         batches_total.labels("processed").inc()
+
+    def _pending_for(self, key: _Key, epoch: int) -> _Pending:
+        pending = self._pending.get(key)
+        if pending is None or pending.epoch != epoch:
+            pending = self._pending[key] = _Pending(epoch)
+        return pending
+
+    async def _hold_waiting(self) -> None:
+        """Put the waiting batch into the holdback if it fits (never waits: this loop is
+        also the one that releases)."""
+        hb = self._holdback
+        if hb is None or self._waiting is None:
+            return
+        key, held, rows = self._waiting
+        if hb.held_batches and hb.held_rows + rows > hb.config.max_rows:
+            return
+        self._waiting = None
+        await hb.put(key, held, rows)
+
+    async def _release_due(self) -> None:
+        """Enrich the held batches whose delay has passed, oldest first."""
+        hb = self._holdback
+        if hb is None:
+            return
+        work: list[tuple[_HeldBatch, _Pending]] = []
+        for _, held in hb.ready():
+            stream, shard = held.key
+            owner = self._owners.get(stream)
+            if owner is None or not owner.is_current(shard, held.epoch):
+                batches_total.labels("stale").inc()
+                continue
+            # resolved here, on the loop: a discard() meanwhile orphans it (as in _process)
+            work.append((held, self._pending_for((stream, shard), held.epoch)))
+        if work:
+            await asyncio.to_thread(self._apply_released, work)
+        await self._hold_waiting()
+
+    def _apply_released(self, work: list[tuple[_HeldBatch, _Pending]]) -> None:
+        for held, pending in work:
+            self._apply(held.parsed, pending, held.records)
+
+    def _parse(self, batch: ReadBatch, parser: FlowParser) -> ParsedBatch:
+        t0 = time.perf_counter()
+        parsed = parse_batch(batch, parser, self._decode)
+        _count(parsed.counts)
+        batch_seconds.observe(time.perf_counter() - t0)
+        return parsed
+
+    def _apply(self, parsed: ParsedBatch, pending: _Pending, records: int) -> None:
+        """Enrich and roll up into the shard's pending rows; its position moves to this batch's."""
+        enrich_batch(parsed, self._snapshots, self._config.window_s, pending.enrichers)
+        pending.position = parsed.position
+        pending.records += records
+        pending.dead.extend(parsed.dead)
 
     def _work(self, batch: ReadBatch, parser: FlowParser, pending: _Pending) -> None:
         t0 = time.perf_counter()
         parsed = parse_batch(batch, parser, self._decode)
-        enrich_batch(parsed, self._snapshots, self._config.window_s, pending.enrichers)
-        pending.position = parsed.position
-        pending.records += len(batch.data)
-        pending.dead.extend(parsed.dead)
-        c = parsed.counts
-        for outcome, n in (("ok", c.data), ("nodata", c.nodata), ("skipdata", c.skipdata),
-                           ("malformed", c.malformed)):
-            if n:
-                metrics.records_total.labels("stream", outcome).inc(n)
+        self._apply(parsed, pending, len(batch.data))
+        _count(parsed.counts)
         batch_seconds.observe(time.perf_counter() - t0)
 
     # -- flushing ------------------------------------------------------------------------
@@ -346,6 +450,13 @@ class StreamBatcher:
             lease_checkpoints_total.labels("ok").inc()
             if self._unconfirmed.get(key) == (epoch, position):
                 del self._unconfirmed[key]
+
+
+def _count(c: RecordCounts) -> None:
+    for outcome, n in (("ok", c.data), ("nodata", c.nodata), ("skipdata", c.skipdata),
+                       ("malformed", c.malformed)):
+        if n:
+            metrics.records_total.labels("stream", outcome).inc(n)
 
 
 def _sequence(position: Position) -> str:

@@ -4,6 +4,7 @@ passes unstored data, the daemon keeps going, and the rows land exactly once."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,10 @@ from dredge.batcher import StreamBatcher
 from dredge.config import PipelineConfig
 from dredge.decode import DecodeConfig
 from dredge.enrich.rollup import Rolled
-from dredge.errors import LeaseLost, SinkError
+from dredge.errors import LeaseLost, OwnerIndexError, SinkError
 from dredge.flowlog.fields import DEFAULT_FORMAT
 from dredge.index.loaders import load_index
+from dredge.index.snapshot import IndexSnapshot
 from dredge.sinks.deadletter import DeadLetters
 from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink, ShardCheckpoint
 from dredge.snapshots import StaticSnapshots
@@ -133,4 +135,134 @@ def test_final_flush_failure_is_loud(tmp_path: Path) -> None:
     with pytest.raises(SinkError, match="final flush failed"):
         asyncio.run(main())
     assert not owner.checkpoints
+    db.close()
+
+
+class Clock:
+    """Processing time the test moves (the holdback and the flush timer read it)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def until(cond: Callable[[], bool], clock: Clock, what: str, step: float = 0.01) -> None:
+    """Let processing time pass in steps (flushes fire) until ``cond``."""
+    async with asyncio.timeout(20):
+        while not cond():
+            await asyncio.sleep(0.01)
+            clock.now += step
+    assert cond(), what
+
+
+async def tick(clock: Clock, seconds: float) -> None:
+    for _ in range(int(seconds / 0.01)):
+        await asyncio.sleep(0.01)
+        clock.now += 0.01
+
+
+def test_holdback_checkpoints_never_pass_held_batches(tmp_path: Path) -> None:
+    snap, _ = load_index([], [])
+    db = DuckDBSink(DuckDBConfig(path=str(tmp_path / "d.duckdb")))
+    db.open()
+    owner = Owner()
+    clock = Clock()
+    stored: list[dict[str, tuple[str, int]]] = []
+
+    class Recording:
+        def store_batch(self, rows: list[Rolled], checkpoints: list[ShardCheckpoint]) -> None:
+            db.store_batch(rows, checkpoints)
+            stored.append(db.checkpoints("s"))
+
+    async def main() -> None:
+        b = StreamBatcher(Recording(), DeadLetters(None), StaticSnapshots(snap), DecodeConfig(),
+                          PipelineConfig(flush_interval_s=0.05, holdback_s=10), clock=clock)
+        b.register("s", DEFAULT_FORMAT, owner)
+        task = asyncio.create_task(b.run())
+        await b.put(batch("a", 1, 1))
+        await b.put(batch("a", 2, 2))
+        await b.put(batch("gone", 1, 1000))
+        await until(lambda: b.held_batches == 3, clock, "three batches held")
+        clock.now += 4
+        await tick(clock, 0.3)  # flushes: nothing is due
+        assert not owner.checkpoints and not stored
+        await b.put(batch("a", 3, 4))  # due 10 s after now (~1004.3)
+        await b.put(batch("gone", 2, 1000))
+        await until(lambda: b.held_batches == 5, clock, "five batches held")
+        owner.lost.add("gone")
+        b.discard("s", "gone")  # lease lost: its held batches go, never stored
+        assert b.held_batches == 3
+        clock.now = 1010.5  # a1, a2 due; a3 (put at ~1004.3) still held
+        await until(lambda: bool(owner.checkpoints), clock, "a checkpoint after a1, a2 were stored")
+        await tick(clock, 0.3)  # more flushes: still nothing past a2
+        assert b.held_batches == 1
+        await b.drain_and_stop()  # a3 is dropped, not stored: read again next run
+        await task
+
+    asyncio.run(main())
+    assert owner.checkpoints == [("a", Position("SEQUENCE", "2", 0))]
+    assert all(cp == {"a": ("2", 0)} for cp in stored)
+    assert db.query("SELECT sum(bytes) FROM flows").column(0)[0].as_py() == 3
+    assert db.checkpoints("s") == {"a": ("2", 0)}
+    db.close()
+
+
+def test_holdback_full_makes_readers_wait_and_releases_in_order(tmp_path: Path) -> None:
+    snap, _ = load_index([], [])
+    db = DuckDBSink(DuckDBConfig(path=str(tmp_path / "d.duckdb")))
+    db.open()
+    owner = Owner()
+    clock = Clock()
+
+    async def main() -> None:
+        b = StreamBatcher(db, DeadLetters(None), StaticSnapshots(snap), DecodeConfig(),
+                          PipelineConfig(flush_interval_s=0.05, holdback_s=10, holdback_max_rows=2,
+                                         queue_batches=1), clock=clock)
+        b.register("s", DEFAULT_FORMAT, owner)
+        task = asyncio.create_task(b.run())
+        for seq in (1, 2):
+            await b.put(batch("a", seq, seq))
+            clock.now += 1
+        await b.put(batch("a", 3, 4))  # parsed, waits for room in the holdback
+        await b.put(batch("a", 4, 8))  # in the queue (1)
+        fifth = asyncio.create_task(b.put(batch("a", 5, 16)))  # the queue is full
+        await until(lambda: b.held_batches == 2 and b._queue.full(), clock, "two held, two waiting")
+        await tick(clock, 0.2)
+        assert not fifth.done() and not owner.checkpoints  # backpressure reaches the reader
+        # the waiting batches enter (and start their delay) as room is made
+        await until(lambda: bool(owner.checkpoints) and owner.checkpoints[-1][1].sequence == "5",
+                    clock, "all five stored", step=0.5)
+        await fifth
+        await b.drain_and_stop()
+        await task
+
+    asyncio.run(main())
+    seqs = [int(p.sequence or 0) for _, p in owner.checkpoints]
+    assert seqs == sorted(seqs) and seqs[-1] == 5
+    assert db.query("SELECT sum(bytes) FROM flows").column(0)[0].as_py() == 31
+    db.close()
+
+
+def test_index_failure_stops_the_batcher(tmp_path: Path) -> None:
+    db = DuckDBSink(DuckDBConfig(path=str(tmp_path / "d.duckdb")))
+    db.open()
+
+    class Broken:
+        def current(self) -> IndexSnapshot:
+            raise OwnerIndexError("the index stopped updating: provider crashed (injected)")
+
+    async def main() -> None:
+        b = StreamBatcher(db, DeadLetters(None), Broken(), DecodeConfig(),
+                          PipelineConfig(flush_interval_s=0.05, holdback_s=0.5))
+        b.register("s", DEFAULT_FORMAT, Owner())
+        task = asyncio.create_task(b.run())
+        await b.put(batch("a", 1, 1))
+        async with asyncio.timeout(20):
+            await task
+
+    with pytest.raises(OwnerIndexError, match="injected"):
+        asyncio.run(main())
+    assert db.checkpoints("s") == {}
     db.close()
