@@ -3,13 +3,17 @@
 Components start in order and stop in reverse (an ``AsyncExitStack`` unwinds whatever
 started, on any failure)::
 
-    metrics HTTP server -> index snapshot source -> DuckDB sink -> dead-letter file
-      -> batcher (decode, parse, enrich, roll up, flush + checkpoint)
+    metrics HTTP server -> index (static snapshot, or the live IndexManager: state loaded,
+      providers started) -> DuckDB sink -> dead-letter file
+      -> batcher (decode, parse, [holdback], enrich, roll up, flush + checkpoint)
       -> one StreamConsumer per [[streams]] table (clients, lease table, shard readers)
 
-SIGTERM / SIGINT: readers stop, the batcher processes what was read, flushes and
-checkpoints, the leases are released, exit 0. A component that crashes stops the daemon with
-its error and a non-zero exit; a crashed shard reader is restarted by its consumer.
+SIGTERM / SIGINT: readers stop, the batcher processes what was read (batches still in the
+holdback are dropped, not checkpointed), flushes and checkpoints, the leases are released,
+then the index stops its providers and saves its state; exit 0. A component that crashes
+stops the daemon with its error and a non-zero exit; a crashed shard reader is restarted by
+its consumer. A crashed index provider stops the daemon too (``OwnerIndexError``): enriching
+on with an index that silently stopped updating would attribute flows wrongly.
 """
 
 from __future__ import annotations
@@ -58,7 +62,13 @@ def metrics_server(host: str, port: int) -> Iterator[None]:
         thread.join(5)
 
 
+INDEX_WATCH_INTERVAL_S = 1.0
+
+
 class Daemon:
+    """``snapshots``, if given, replaces the index of the config (the caller starts and
+    stops it); the daemon still stops if its ``current()`` raises."""
+
     def __init__(self, config: DredgeConfig, snapshots: SnapshotSource | None = None) -> None:
         config.validate()
         config.require_streams()
@@ -73,7 +83,7 @@ class Daemon:
         from dredge.batcher import StreamBatcher
         from dredge.sinks.deadletter import DeadLetters
         from dredge.sinks.duckdb import DuckDBSink
-        from dredge.snapshots import StaticSnapshots
+        from dredge.snapshots import index_from_config
         from dredge.sources.kinesis.consumer import StreamConsumer
 
         cfg = self.config
@@ -83,8 +93,11 @@ class Daemon:
             if self._snapshots is not None:
                 snapshots = self._snapshots
             else:
-                snapshots = await asyncio.to_thread(
-                    StaticSnapshots.from_files, cfg.index.ownership, cfg.index.cidrs)
+                snapshots, manager = await index_from_config(cfg.index)
+                if manager is not None:
+                    await manager.start()  # state loaded, first snapshot, providers polled once
+                    stack.push_async_callback(manager.stop)  # last: after consumers and sink
+                    snapshots.current()  # a provider that crashed while starting stops us here
             sink = DuckDBSink(cfg.sink.duckdb)
             await asyncio.to_thread(sink.open)
             stack.callback(sink.close)
@@ -103,13 +116,24 @@ class Daemon:
                 batcher.register(stream.name, stream.flow_format(), consumer)
                 self.consumers.append(consumer)
             log.info("daemon_started", worker=self.worker_id, streams=len(cfg.streams),
-                     sink=cfg.sink.duckdb.path)
+                     sink=cfg.sink.duckdb.path, live_index=self._snapshots is None and cfg.index.live,
+                     holdback_s=cfg.pipeline.holdback_s)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(batcher.run(), name="batcher")
                 for c in self.consumers:
                     tg.create_task(c.run(), name=f"consumer-{c.name}")
                 tg.create_task(self._shutdown_on(stop), name="shutdown")
+                tg.create_task(self._watch_index(snapshots, stop), name="index-watch")
             log.info("daemon_stopped", worker=self.worker_id, flushes=batcher.flushes)
+
+    @staticmethod
+    async def _watch_index(snapshots: SnapshotSource, stop: asyncio.Event) -> None:
+        """Raise (stopping the daemon) once the index stopped updating, even with no batch
+        flowing: ``current()`` raises OwnerIndexError after a provider crashed."""
+        while not stop.is_set():
+            snapshots.current()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), INDEX_WATCH_INTERVAL_S)
 
     async def _shutdown_on(self, stop: asyncio.Event) -> None:
         await stop.wait()
