@@ -12,7 +12,7 @@ Lifecycle (what the daemon does)::
     manager.add(Ec2Inventory(Ec2Config(regions=("us-east-1",)), manager))
     manager.add(AssignmentFile(EventFileConfig(path="/var/run/tasks.jsonl"), manager))
     manager.add(CidrFiles(CidrConfig(paths=("networks.csv", "ip-ranges.json")), manager))
-    await manager.start()   # load the saved state, first snapshot, then start providers
+    await manager.start()   # load the saved state, start providers, first snapshot
     snap = manager.current()  # once per batch; raises OwnerIndexError if a provider crashed
     await manager.stop()    # stop providers, last rebuild, save (idempotent)
 
@@ -194,7 +194,6 @@ class IndexManager:
         path = Path(self.config.state_path) if self.config.state_path else None
         if path is not None and path.exists():
             await asyncio.to_thread(self._load, path)
-        await asyncio.to_thread(self.rebuild_now)
         self._dirty = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._tasks.spawn(self._rebuild_loop(), "rebuild")
@@ -202,6 +201,10 @@ class IndexManager:
             self._tasks.spawn(self._save_loop(), "save")
         for p in self._providers:
             await p.start()
+        # The first snapshot holds the saved state AND what each provider read while starting
+        # (first EC2 poll, events file, CIDR maps): the daemon's first batch must not see an
+        # index still waiting for its debounced rebuild.
+        await asyncio.to_thread(self.rebuild_now)
         log.info("index_started", providers=len(self._providers), events=len(self._log),
                  intervals=self._snapshot.intervals)
 

@@ -82,9 +82,12 @@ def store_by_source(db: Path) -> Counter[str]:
 
 
 def held_batches(port: int) -> float:
-    """The daemon's ``dredge_holdback_held_batches`` gauge."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
+    """The daemon's ``dredge_holdback_held_batches`` gauge (0 while /metrics is not up)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return 0.0
     for line in text.splitlines():
         if line.startswith("dredge_holdback_held_batches "):
             return float(line.split()[1])
@@ -173,6 +176,8 @@ poll_interval_s = 0.2
     finally:
         rc = worker.terminate()
     assert rc == 0, worker.tail()
+    # The events read while the index started were in its first snapshot (before any batch).
+    assert "index_started providers=1 events=2 intervals=2" in (tmp_path / "w.log").read_text()
     return store_by_source(db), by_source(log.lines(), {X: "new-app", Y: "steady"})
 
 
