@@ -306,12 +306,12 @@ class StreamBatcher:
         if self._holdback is None:
             pending = self._pending_for(key, batch.epoch)
             await asyncio.to_thread(self._work, batch, parser, pending)
-        else:
+            batches_total.labels("processed").inc()
+        else:  # counted when it comes out of the holdback
             parsed = await asyncio.to_thread(self._parse, batch, parser)
             rows = parsed.cols.n if parsed.cols is not None else 0
             self._waiting = (key, _HeldBatch(key, batch.epoch, parsed, len(batch.data)), max(rows, 1))
             await self._hold_waiting()
-        batches_total.labels("processed").inc()
 
     def _pending_for(self, key: _Key, epoch: int) -> _Pending:
         pending = self._pending.get(key)
@@ -347,6 +347,7 @@ class StreamBatcher:
             work.append((held, self._pending_for((stream, shard), held.epoch)))
         if work:
             await asyncio.to_thread(self._apply_released, work)
+            batches_total.labels("processed").inc(len(work))
         await self._hold_waiting()
 
     def _apply_released(self, work: list[tuple[_HeldBatch, _Pending]]) -> None:
