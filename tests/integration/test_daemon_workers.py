@@ -89,7 +89,7 @@ def test_three_workers_spread_failover_no_loss(moto: MotoServer, sample: Sample,
         assert spread == {"w1": 2, "w2": 2, "w3": 2}
         # A worker learns that a lease was stolen from it at its next renewal; until then its
         # reader runs on. Put data only once every steal has stopped its old reader (rows read
-        # in that window would be stored twice: the over-count bounded in docs/run.md).
+        # in that window would be stored twice: the over-count bounded in the README, "Checkpoints and delivery guarantees").
         wait_for(lambda: log_count(tmp_path, "lease_stolen") == log_count(tmp_path, "reason=lost"),
                  FAILOVER_S * 3, "the victims of steals to stop their readers")
         put_payloads(kin, stream, payloads[: len(payloads) // 2], rng, log)
