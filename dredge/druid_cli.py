@@ -123,7 +123,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     supervisor_id = api.submit_supervisor(supervisor_spec(config.datasource, sup))
     status = api.wait_supervisor_running(supervisor_id, args.timeout)
     print(f"supervisor {supervisor_id}: {status.get('detailedState') or status.get('state')} "
-          f"(stream {sup.stream}, {len(status.get('partitions') or [])} shard(s) seen)")
+          f"(stream {sup.stream}, {status.get('partitions') or 0} shard(s) seen)")
     return 0
 
 

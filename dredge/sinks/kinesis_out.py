@@ -1,10 +1,12 @@
 """Rolled-up rows to a Kinesis output stream, as JSON lines: what Druid's Kinesis supervisor reads.
 
-One record per rolled-up row, in the ``flows`` schema (``window_start`` as ISO 8601 UTC), the
-partition key the application pair (``src_app|dst_app``) so one pair's rows stay in one shard.
-JSON is built on columns: each owner tuple is serialized once with orjson into a fragment,
-rows are joined from fragments and number columns by Arrow (no Python per row except the
-request dictionaries boto3 needs).
+One JSON object per rolled-up row, in the ``flows`` schema (``window_start`` as ISO 8601 UTC);
+the partition key is the application pair (``src_app|dst_app``), so one pair's rows stay in one
+shard. Rows of one pair are packed into records (newline-separated, up to ``pack_bytes``;
+Druid's JSON reader takes several objects per record): a shard takes 1000 records/s but 1 MB/s,
+so one row per record would waste most of it. JSON is built on columns: each owner tuple is
+serialized once with orjson into a fragment, rows are joined from fragments and number columns
+by Arrow.
 
 ``PutRecords`` takes at most 500 records and 5 MiB; a partial failure (throttled or internal
 records) is retried for the failed records only, with full-jitter backoff, a bounded number of
@@ -79,6 +81,9 @@ class KinesisOutConfig:
     region: str = ""  # empty: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1
     endpoint_url: str = ""  # empty: AWS (or AWS_ENDPOINT_URL); kinesis-local: http://127.0.0.1:14568
     max_records: int = MAX_RECORDS  # per PutRecords call
+    # Rows of one app pair share a record, newline-separated, up to this size (0: one row per
+    # record). Kinesis limits a shard to 1000 records/s and 1 MB/s: packed, the bytes count.
+    pack_bytes: int = 64 * 1024
     max_attempts: int = 8  # per call, first try included; then SinkError
     backoff_base_s: float = 0.1  # first retry waits up to this (full jitter, doubling)
     backoff_max_s: float = 5.0
@@ -90,6 +95,8 @@ class KinesisOutConfig:
             raise ConfigError("stream", "a Kinesis stream name (1-128 characters)")
         if not 1 <= self.max_records <= MAX_RECORDS:
             raise ConfigError("max_records", f"must be in 1..{MAX_RECORDS}")
+        if not 0 <= self.pack_bytes <= MAX_RECORD_BYTES - 4 * MAX_KEY_CHARS:
+            raise ConfigError("pack_bytes", f"must be in 0..{MAX_RECORD_BYTES - 4 * MAX_KEY_CHARS}")
         if self.max_attempts < 1:
             raise ConfigError("max_attempts", "must be >= 1")
         if not 0 < self.backoff_base_s <= self.backoff_max_s:
@@ -177,11 +184,50 @@ def make_client(config: KinesisOutConfig) -> KinesisClient:
 
 @dataclass
 class PublishResult:
-    records: int = 0  # records acknowledged by this call
-    skipped: int = 0  # acknowledged by an earlier attempt of the same token
+    rows: int = 0  # rows acknowledged by this call
+    records: int = 0  # Kinesis records acknowledged by this call
+    skipped: int = 0  # rows acknowledged by an earlier attempt of the same token
     calls: int = 0
     retried: int = 0  # records sent again after a partial failure
     seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Packed:
+    """Kinesis records: newline-separated JSON rows of one partition key each."""
+
+    data: list[bytes]
+    keys: list[str]
+    rows: np.ndarray  # rows per record
+
+
+def pack(lines: list[bytes], keys: list[str], max_bytes: int) -> Packed:
+    """Rows of the same key joined with newlines into records of at most ``max_bytes``
+    (0: one row per record). Keys keep their first-seen order; rows keep theirs."""
+    if max_bytes <= 0:
+        return Packed(lines, keys, np.ones(len(lines), np.int64))
+    groups: dict[str, list[int]] = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(k, []).append(i)
+    data: list[bytes] = []
+    out_keys: list[str] = []
+    counts: list[int] = []
+    for key, idx in groups.items():
+        chunk: list[bytes] = []
+        size = 0
+        for i in idx:
+            n = len(lines[i]) + 1
+            if chunk and size + n > max_bytes:
+                data.append(b"\n".join(chunk))
+                out_keys.append(key)
+                counts.append(len(chunk))
+                chunk, size = [], 0
+            chunk.append(lines[i])
+            size += n
+        data.append(b"\n".join(chunk))
+        out_keys.append(key)
+        counts.append(len(chunk))
+    return Packed(data, out_keys, np.asarray(counts, np.int64))
 
 
 class KinesisPublisher:
@@ -198,7 +244,7 @@ class KinesisPublisher:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
-        # The last publish that did not finish: (token, digest, records acknowledged).
+        # The last publish with a token: (token, digest, records acknowledged).
         self._resume: tuple[str, bytes, np.ndarray] | None = None
 
     @property
@@ -216,36 +262,38 @@ class KinesisPublisher:
         the records it got acknowledged are not sent again.
         """
         parts = [rows] if isinstance(rows, Rolled | pa.Table) else list(rows)
-        data: list[bytes] = []
+        lines: list[bytes] = []
         keys: list[str] = []
         for part in parts:
             d, k = encode(part)
-            data += d
+            lines += d
             keys += k
+        packed = pack(lines, keys, self.config.pack_bytes)
         with self._lock:
-            return self._publish(data, keys, token)
+            return self._publish(packed, token)
 
-    def _publish(self, data: list[bytes], keys: list[str], token: str | None) -> PublishResult:
+    def _publish(self, packed: Packed, token: str | None) -> PublishResult:
         t0 = time.perf_counter()
         result = PublishResult()
-        digest = _digest(data, keys) if token is not None else b""
-        acked = np.zeros(len(data), bool)
+        digest = _digest(packed.data, packed.keys) if token is not None else b""
+        acked = np.zeros(len(packed.data), bool)
         if token is not None and self._resume is not None and self._resume[:2] == (token, digest):
             acked = self._resume[2].copy()
-            result.skipped = int(acked.sum())
+            result.skipped = int(packed.rows[acked].sum())
             if result.skipped:
-                log.info("publish_resumed", stream=self.config.stream, skipped=result.skipped,
-                         records=len(data))
+                log.info("publish_resumed", stream=self.config.stream, skipped_rows=result.skipped,
+                         rows=int(packed.rows.sum()))
         try:
-            for batch in _batches(data, keys, np.flatnonzero(~acked), self.config.max_records):
-                self._put_batch(data, keys, batch, acked, result)
+            for batch in _batches(packed.data, packed.keys, np.flatnonzero(~acked),
+                                  self.config.max_records):
+                self._put_batch(packed, batch, acked, result)
         except SinkError:
             if token is not None:
                 self._resume = (token, digest, acked)
-            failed = len(data) - int(acked.sum())
-            metrics.sink_rows_total.labels(self.name, "failed").inc(failed)
-            log.error("publish_failed", stream=self.config.stream, records=len(data),
-                      acknowledged=int(acked.sum()), unsent=failed)
+            unsent = int(packed.rows[~acked].sum())
+            metrics.sink_rows_total.labels(self.name, "failed").inc(unsent)
+            log.error("publish_failed", stream=self.config.stream, rows=int(packed.rows.sum()),
+                      acknowledged=int(packed.rows[acked].sum()), unsent=unsent)
             raise
         # Kept until another token comes: a store failing after a complete publish is
         # retried with the same token, and nothing is sent twice.
@@ -254,16 +302,15 @@ class KinesisPublisher:
         metrics.sink_flush_seconds.labels(self.name).observe(result.seconds)
         return result
 
-    def _put_batch(self, data: list[bytes], keys: list[str], batch: np.ndarray, acked: np.ndarray,
+    def _put_batch(self, packed: Packed, batch: np.ndarray, acked: np.ndarray,
                    result: PublishResult) -> None:
         backoff = Backoff(self.config.backoff_base_s, self.config.backoff_max_s, self._rng)
         todo = batch
         last_error = ""
         for attempt in range(self.config.max_attempts):
             if attempt:
-                delay = backoff.next_delay()
-                self._sleep(delay)
-            records = [{"Data": data[i], "PartitionKey": keys[i]} for i in todo]
+                self._sleep(backoff.next_delay())
+            records = [{"Data": packed.data[i], "PartitionKey": packed.keys[i]} for i in todo]
             result.calls += 1
             try:
                 out = self.client.put_records(StreamName=self.config.stream, Records=records)
@@ -279,23 +326,25 @@ class KinesisPublisher:
                             records=len(todo), error=last_error)
                 continue
             entries = out.get("Records") or []
-            failed = [i for i, e in zip(todo, entries, strict=True) if e.get("ErrorCode")]
-            ok = len(todo) - len(failed)
-            acked[[i for i, e in zip(todo, entries, strict=True) if not e.get("ErrorCode")]] = True
-            result.records += ok
-            metrics.sink_rows_total.labels(self.name, "published").inc(ok)
-            if not failed:
+            failed_mask = np.array([bool(e.get("ErrorCode")) for e in entries], bool)
+            done = todo[~failed_mask]
+            acked[done] = True
+            result.records += len(done)
+            rows = int(packed.rows[done].sum())
+            result.rows += rows
+            metrics.sink_rows_total.labels(self.name, "published").inc(rows)
+            if not failed_mask.any():
                 requests_total.labels(self.name, "ok").inc()
                 return
+            todo = todo[failed_mask]
             requests_total.labels(self.name, "partial").inc()
             retries_total.labels(self.name, "partial").inc()
-            metrics.sink_rows_total.labels(self.name, "retried").inc(len(failed))
-            result.retried += len(failed)
+            metrics.sink_rows_total.labels(self.name, "retried").inc(int(packed.rows[todo].sum()))
+            result.retried += len(todo)
             first = next(e for e in entries if e.get("ErrorCode"))
-            last_error = f"{len(failed)} of {len(todo)} records: {first.get('ErrorCode')}"
+            last_error = f"{len(todo)} of {len(entries)} records: {first.get('ErrorCode')}"
             log.warning("publish_partial", stream=self.config.stream, attempt=attempt + 1,
-                        failed=len(failed), records=len(todo), error_code=first.get("ErrorCode"))
-            todo = np.asarray(failed, np.int64)
+                        failed=len(todo), records=len(entries), error_code=first.get("ErrorCode"))
         raise SinkError(f"Kinesis stream {self.config.stream!r}: {len(todo)} record(s) not stored "
                         f"after {self.config.max_attempts} attempts ({last_error})")
 

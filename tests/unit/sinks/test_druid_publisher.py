@@ -20,6 +20,7 @@ from dredge.sinks.kinesis_out import (
     PublishingSink,
     _batches,
     encode,
+    pack,
 )
 from dredge.telemetry.metrics import REGISTRY
 
@@ -109,6 +110,7 @@ class StubKinesis:
 
 def publisher(stub: StubKinesis, **kw: Any) -> tuple[KinesisPublisher, list[float]]:
     sleeps: list[float] = []
+    kw.setdefault("pack_bytes", 0)  # one row per record: calls are easy to follow
     config = KinesisOutConfig(stream="out", **kw)
     return KinesisPublisher(config, stub, sleep=sleeps.append, rng=random.Random(1)), sleeps
 
@@ -124,7 +126,7 @@ def test_partial_failure_retries_only_the_failed_records() -> None:
     assert stub.calls[1] == [data[1], data[4]]
     assert stub.calls[2] == [data[1]]
     assert sorted(stub.stored) == sorted(data)  # each row stored exactly once
-    assert result.records == 10 and result.retried == 3 and result.calls == 3
+    assert result.rows == result.records == 10 and result.retried == 3 and result.calls == 3
     assert len(sleeps) == 2 and all(0 <= s <= 0.2 for s in sleeps)  # full jitter, doubling
     assert value("dredge_sink_rows_total", sink="kinesis", outcome="retried") == retried + 3
 
@@ -133,7 +135,7 @@ def test_transport_errors_are_retried_then_reported() -> None:
     down = EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
     stub = StubKinesis([down, down, []])
     pub, sleeps = publisher(stub)
-    assert pub.publish(table(3)).records == 3
+    assert pub.publish(table(3)).rows == 3
     assert len(sleeps) == 2
 
     stub = StubKinesis([down] * 10)
@@ -164,12 +166,30 @@ def test_the_same_token_resumes_without_sending_twice() -> None:
         pub.publish(t, token="flush-1")
     assert len(stub.stored) == 500
     result = pub.publish(t, token="flush-1")  # the flush is retried: the rest only
-    assert result.skipped == 500 and result.records == 700
+    assert result.skipped == 500 and result.rows == 700
     assert sorted(stub.stored) == sorted(encode(t)[0])
     # a store failing after a complete publish: the retry sends nothing
-    assert pub.publish(t, token="flush-1").records == 0
+    assert pub.publish(t, token="flush-1").rows == 0
     # another flush with the same rows is new data
-    assert pub.publish(t, token="flush-2").records == 1200
+    assert pub.publish(t, token="flush-2").rows == 1200
+
+
+def test_pack_keeps_one_key_per_record_and_every_row_once() -> None:
+    t = table(300)
+    lines, keys = encode(t)
+    packed = pack(lines, keys, 2000)
+    assert sum(packed.rows) == 300 and len(packed.data) < 300
+    seen = []
+    for data, key, n in zip(packed.data, packed.keys, packed.rows, strict=True):
+        assert len(data) <= 2000
+        rows_ = [orjson.loads(x) for x in data.split(b"\n")]
+        assert len(rows_) == n and {f"{r['src_app']}|{r['dst_app']}" for r in rows_} == {key}
+        seen += data.split(b"\n")
+    assert sorted(seen) == sorted(lines)
+    stub = StubKinesis([{0}])
+    pub, _ = publisher(stub, pack_bytes=2000)
+    result = pub.publish(t)
+    assert result.rows == 300 and result.records == len(packed.data) and result.retried == 1
 
 
 class StubStore:
@@ -217,5 +237,7 @@ def test_config_validation_names_the_field() -> None:
         KinesisOutConfig(max_records=501).validate()
     with pytest.raises(ConfigError, match="endpoint_url"):
         KinesisOutConfig(endpoint_url="localhost:4567").validate()
+    with pytest.raises(ConfigError, match="pack_bytes"):
+        KinesisOutConfig(pack_bytes=1024 * 1024).validate()
     with pytest.raises(ConfigError, match="backoff_base_s"):
         KinesisOutConfig(backoff_base_s=10, backoff_max_s=1).validate()

@@ -1,0 +1,360 @@
+"""Dredge into a real Apache Druid (``make druid-up``): the SQL backfill, the Kinesis output
+stream read by Druid's supervisor, queries through pydruid; Druid stopped mid-run.
+
+Every check compares Druid with the DuckDB store for the same input: totals by
+(minute, src_app, dst_app) must be equal, and ``dredge query --backend druid`` must print what
+``dredge query`` prints. The cluster is started outside pytest (infra/druid/druid.sh); the
+test restarts only the Indexer, by its pid file, with druid.sh. Each test writes its own
+datasource (dropped at the end).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from dredge.cli import main
+from dredge.generate import generate
+from dredge.sinks.druid import DruidAPI, DruidConfig
+from dredge.testing import service_unavailable
+
+pytestmark = [pytest.mark.integration, pytest.mark.druid]
+
+DRUID_SH = Path(__file__).resolve().parents[2] / "infra" / "druid" / "druid.sh"
+PIDS = DRUID_SH.parent / "var" / "pids"
+ROUTER = f"http://127.0.0.1:{os.environ.get('DRUID_ROUTER_PORT', 18888)}"
+KINESIS = f"http://127.0.0.1:{os.environ.get('KINESIS_LOCAL_PORT', 14568)}"
+INGEST_TIMEOUT = 300.0
+
+Totals = dict[tuple[str, str, str], tuple[int, int, int]]
+
+
+@pytest.fixture(scope="module")
+def druid() -> Iterator[DruidAPI]:
+    api = DruidAPI(DruidConfig(url=ROUTER, max_attempts=2))
+    why = api.healthy()
+    if why is None:
+        try:
+            import urllib.request
+
+            urllib.request.urlopen(KINESIS, timeout=3).close()
+        except urllib.error.HTTPError:
+            pass  # it answered
+        except OSError as exc:
+            why = f"kinesis-local not answering at {KINESIS}: {exc}"
+    if why:
+        service_unavailable(f"{why} (make druid-up)")
+    created: list[str] = []
+    api.created = created  # type: ignore[attr-defined]
+    yield api
+    for ds in created:  # drop what the tests wrote: unused now, deleted by a kill task
+        with contextlib.suppress(Exception):  # a supervisor a failed test left running
+            api.terminate_supervisor(ds)
+        try:
+            api.request("DELETE", f"/druid/coordinator/v1/datasources/{ds}")
+            api.request("POST", "/druid/indexer/v1/task", {
+                "type": "kill", "dataSource": ds, "interval": "2000-01-01/2100-01-01"},
+                overlord=True)
+        except Exception as exc:  # cleanup only: a left-over datasource is harmless
+            print(f"cleanup of {ds} failed: {exc}")
+
+
+def datasource(api: DruidAPI, kind: str) -> str:
+    name = f"dredge_test_{kind}_{uuid.uuid4().hex[:8]}"
+    api.created.append(name)  # type: ignore[attr-defined]
+    return name
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("druid-gen")
+    generate(out, flows=20_000, seed=5, hours=2)
+    return out
+
+
+def replay_args(sample: Path, db: Path, *extra: str) -> list[str]:
+    return ["replay", str(sample / "logs"), "--index", str(sample / "owners.jsonl"),
+            "--cidrs", str(sample / "networks.csv"), "--db", str(db), "--no-progress", *extra]
+
+
+@pytest.fixture(scope="module")
+def store(sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same input replayed into DuckDB alone: what Druid must hold."""
+    db = tmp_path_factory.mktemp("druid-ref") / "ref.duckdb"
+    assert main(replay_args(sample, db)) == 0
+    return db
+
+
+def duckdb_totals(db: Path) -> Totals:
+    con = duckdb.connect(str(db), read_only=True)
+    con.execute("SET TimeZone='UTC'")
+    try:
+        rows = con.execute(
+            "SELECT strftime(date_trunc('minute', window_start), '%Y-%m-%dT%H:%M'), src_app,"
+            " dst_app, sum(bytes)::BIGINT, sum(packets)::BIGINT, sum(flows)::BIGINT"
+            " FROM flows GROUP BY 1, 2, 3").fetchall()
+    finally:
+        con.close()
+    return {(t, s, d): (b, p, f) for t, s, d, b, p, f in rows}
+
+
+def druid_totals(api: DruidAPI, ds: str) -> Totals:
+    rows = api.sql(
+        "SELECT TIME_FORMAT(TIME_FLOOR(__time, 'PT1M'), 'yyyy-MM-dd''T''HH:mm') AS t, src_app,"
+        ' dst_app, SUM(bytes) AS b, SUM(packets) AS p, SUM(flows) AS f'
+        f' FROM "{ds}" GROUP BY 1, 2, 3')
+    return {(r["t"], r["src_app"], r["dst_app"]): (r["b"], r["p"], r["f"]) for r in rows}
+
+
+def wait_totals(api: DruidAPI, ds: str, want: Totals, timeout: float = INGEST_TIMEOUT) -> Totals:
+    """Poll Druid SQL until its totals equal ``want`` (or time runs out); the last totals."""
+    deadline = time.monotonic() + timeout
+    got: Totals = {}
+    while time.monotonic() < deadline:
+        try:
+            got = druid_totals(api, ds)
+        except Exception:  # not queryable yet ("not found"), or the cluster is restarting
+            got = {}
+        if got == want:
+            break
+        time.sleep(1)
+    return got
+
+
+def summed(t: Totals) -> tuple[int, int, int]:
+    return tuple(sum(v[i] for v in t.values()) for i in range(3))  # type: ignore[return-value]
+
+
+# -- the Indexer, stopped and started -------------------------------------------------------
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:  # a zombie no one has reaped yet is gone too
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def stop_indexer() -> None:
+    """SIGTERM the Indexer (pid file of druid.sh); SIGKILL after 30 s; return once it is gone.
+
+    Its pid file goes too: the JVM's parent is init (druid.sh exited), which may leave it a
+    zombie for a while, and druid.sh would take a zombie for a running Indexer."""
+    pidfile = PIDS / "indexer.pid"
+    pid = int(pidfile.read_text())
+    os.kill(pid, signal.SIGTERM)
+    for sig in (signal.SIGKILL, None):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not _gone(pid):
+            time.sleep(0.2)
+        if _gone(pid):
+            pidfile.unlink(missing_ok=True)
+            return
+        if sig is not None:
+            os.kill(pid, sig)
+    raise AssertionError(f"the Indexer (pid {pid}) does not stop")
+
+
+def start_indexer() -> None:
+    subprocess.run([str(DRUID_SH), "up"], check=True, timeout=400,
+                   env={**os.environ, "DRUID_SERVICES": "indexer"})
+
+
+def running_tasks(api: DruidAPI, ds: str) -> list[dict[str, Any]]:
+    tasks: list[dict[str, Any]] = api.request(
+        "GET", f"/druid/indexer/v1/tasks?state=running&datasource={ds}", overlord=True)
+    return tasks
+
+
+# -- backfill --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def backfilled(druid: DruidAPI, sample: Path, store: Path,
+               tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``replay --sink druid`` into a fresh datasource, staged as local files."""
+    tmp = tmp_path_factory.mktemp("druid-backfill")
+    ds = datasource(druid, "backfill")
+    args = replay_args(sample, tmp / "b.duckdb", "--sink", "druid", "--druid-url", ROUTER,
+                       "--druid-datasource", ds, "--druid-staging", f"local:{tmp / 'stage'}",
+                       "--json")
+    assert main(args) == 0
+    assert druid_totals(druid, ds) == duckdb_totals(store)  # queryable when replay returns
+    druid.backfill_db = tmp / "b.duckdb"  # type: ignore[attr-defined]
+    druid.backfill_args = args  # type: ignore[attr-defined]
+    return ds
+
+
+def test_backfill_equals_duckdb_and_never_counts_twice(
+        druid: DruidAPI, backfilled: str, store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    want = duckdb_totals(store)
+    assert sum(v[2] for v in want.values()) > 19_000 and len(want) > 10_000
+    capsys.readouterr()
+    # the same files again: nothing new is stored, nothing is pushed, nothing doubles
+    assert main(druid.backfill_args) == 0  # type: ignore[attr-defined]
+    out = json.loads(capsys.readouterr().out)
+    assert out["stored"] == 0 and out["druid"]["hours"] == 0
+    # every hour pushed again (REPLACE): the same totals
+    assert main(["druid", "backfill", "--db", str(druid.backfill_db),  # type: ignore[attr-defined]
+                 "--druid-url", ROUTER, "--druid-datasource", backfilled,
+                 "--druid-staging", "local:" + str(Path(druid.backfill_db).parent / "s")]) == 0  # type: ignore[attr-defined]
+    assert druid_totals(druid, backfilled) == want
+
+
+@pytest.mark.parametrize("query", [
+    ["top"],
+    ["top", "--by", "src_az,action", "--metric", "flows", "--limit", "50"],
+    ["top", "--by", "protocol,traffic_path,flow_direction", "--where", "protocol=6|17",
+     "--where", "action!=REJECT", "--from", "2026-11-25T00:30Z", "--to", "2026-11-25T01:10Z"],
+    ["timeseries", "--interval", "7m", "--by", "action"],
+    ["timeseries", "--interval", "10m", "--where", "src_app=web|api"],
+    ["cross-az", "--limit", "100"],
+    ["cross-az", "--by", "src_region,dst_region", "--az-price", "0.013"],
+])
+@pytest.mark.parametrize("as_json", [True, False])
+def test_query_backend_druid_prints_what_duckdb_prints(
+        backfilled: str, store: Path, query: list[str], as_json: bool,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    fmt = ["--json"] if as_json else []
+    capsys.readouterr()
+    assert main(["query", *query, *fmt, "--db", str(store)]) == 0
+    want = capsys.readouterr().out
+    assert main(["query", *query, *fmt, "--backend", "druid", "--druid-url", ROUTER,
+                 "--druid-datasource", backfilled]) == 0
+    got = capsys.readouterr().out
+    assert want.count("\n") >= 3 and got == want
+
+
+def test_backfill_druid_away_then_back(druid: DruidAPI, sample: Path, store: Path,
+                                       tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Druid unreachable: replay stores the files, reports the failure (exit 1), keeps the
+    hours pending; the next run pushes them. Inline staging: one small file per hour."""
+    ds = datasource(druid, "away")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    picked = sorted((sample / "logs").rglob("*.parquet"))[:2]
+    for i, f in enumerate(picked):
+        (logs / f"{i}.parquet").write_bytes(f.read_bytes())
+    db = tmp_path / "a.duckdb"
+    base = ["replay", str(logs), "--index", str(sample / "owners.jsonl"), "--cidrs",
+            str(sample / "networks.csv"), "--db", str(db), "--no-progress", "--json",
+            "--druid-datasource", ds]
+    capsys.readouterr()
+    t0 = time.monotonic()
+    assert main([*base, "--sink", "druid", "--druid-url", "http://127.0.0.1:9"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["stored"] == len(picked) and out["druid"]["pending"] >= 1
+    assert "unreachable" in out["druid"]["error"]
+    assert time.monotonic() - t0 < 120  # bounded retries
+    assert main([*base, "--sink", "druid", "--druid-url", ROUTER]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["stored"] == 0 and out["druid"]["pending"] == 0 and out["druid"]["hours"] >= 1
+    assert druid_totals(druid, ds) == duckdb_totals(db)
+
+
+def test_backfill_survives_the_indexer_stopped_mid_task(
+        druid: DruidAPI, sample: Path, store: Path, tmp_path: Path) -> None:
+    """The Indexer is stopped while the REPLACE task runs: the task fails, Dredge submits it
+    again, it waits until the Indexer is back and succeeds; the totals equal the store's."""
+    ds = datasource(druid, "restart")
+    args = replay_args(sample, tmp_path / "r.duckdb", "--sink", "druid", "--druid-url", ROUTER,
+                       "--druid-datasource", ds, "--druid-staging", f"local:{tmp_path / 'stage'}")
+    rc: list[int] = []
+    worker = threading.Thread(target=lambda: rc.append(main(args)), daemon=True)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not running_tasks(druid, ds):
+            time.sleep(0.2)
+        assert running_tasks(druid, ds), "the REPLACE task never ran"
+        stop_indexer()
+    finally:
+        start_indexer()
+        worker.join(600)
+    assert rc == [0]
+    assert druid_totals(druid, ds) == duckdb_totals(store)
+
+
+# -- the live path: output stream -> Kinesis supervisor ---------------------------------------
+
+
+def test_stream_through_the_supervisor_survives_an_indexer_restart(
+        druid: DruidAPI, sample: Path, store: Path, tmp_path: Path) -> None:
+    """What the daemon does: each batch published to the output stream, then stored with its
+    positions (PublishingSink). Druid's supervisor reads the stream; the Indexer is stopped
+    halfway and started again; Druid ends with exactly the store's totals."""
+    import boto3
+
+    from dredge.flowlog.fields import DEFAULT_FORMAT
+    from dredge.index.loaders import load_index
+    from dredge.pipeline import process_file
+    from dredge.sinks.deadletter import DeadLetters
+    from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
+    from dredge.sinks.kinesis_out import KinesisOutConfig, KinesisPublisher, PublishingSink
+    from dredge.sources.files import discover, sniff
+
+    ds = datasource(druid, "stream")
+    stream = f"dredge-test-{uuid.uuid4().hex[:8]}"
+    kinesis = boto3.client("kinesis", endpoint_url=KINESIS, region_name="us-east-1",
+                           aws_access_key_id="dredge", aws_secret_access_key="dredge")
+    kinesis.create_stream(StreamName=stream, ShardCount=2)
+    kinesis.get_waiter("stream_exists").wait(StreamName=stream,
+                                             WaiterConfig={"Delay": 0.5, "MaxAttempts": 60})
+    t0 = time.monotonic()
+    assert main(["druid", "init", "--stream", stream, "--kinesis-endpoint", KINESIS,
+                 "--druid-url", ROUTER, "--druid-datasource", ds, "--task-count", "1"]) == 0
+
+    snap, _ = load_index([sample / "owners.jsonl"], [sample / "networks.csv"])
+    refs, _ = discover([str(sample / "logs")])
+    publisher = KinesisPublisher(KinesisOutConfig(stream=stream, endpoint_url=KINESIS,
+                                                  region="us-east-1"))
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "dredge")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "dredge")
+    local = DuckDBSink(DuckDBConfig(path=str(tmp_path / "s.duckdb")))
+    local.open()
+    sink = PublishingSink(local, publisher)
+    dead = DeadLetters(None)
+    stopped = False
+    try:
+        for i, ref in enumerate(refs):
+            result = process_file(ref, sniff(ref), snap, 60, DEFAULT_FORMAT, dead)
+            if result.rows is not None and result.error is None:
+                sink.store_batch([result.rows], [])
+            if i == len(refs) // 2:
+                stopped = True
+                stop_indexer()  # the rest waits in the stream
+    finally:
+        if stopped:
+            start_indexer()
+        local.close()
+        dead.close()
+    want = duckdb_totals(tmp_path / "s.duckdb")
+    assert want == duckdb_totals(store)  # the stream path's store equals replay's
+    t1 = time.monotonic()
+    try:
+        got = wait_totals(druid, ds, want)
+        print(f"stream: init, publish, Indexer restart {t1 - t0:.1f} s; then queryable in "
+              f"{time.monotonic() - t1:.1f} s")
+        assert summed(got) == summed(want)
+        assert got == want
+    finally:
+        druid.terminate_supervisor(ds)
+        deadline = time.monotonic() + 120  # let its task publish and leave the Indexer free
+        while time.monotonic() < deadline and running_tasks(druid, ds):
+            time.sleep(1)
