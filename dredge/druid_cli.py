@@ -145,10 +145,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         out["supervisor"] = None
     ds = config.datasource.replace("'", "''")
-    seg = api.sql("SELECT COUNT(*) AS segments, SUM(num_rows) AS \"rows\", "
-                  "SUM(is_realtime) AS realtime, MIN(\"start\") AS first, MAX(\"end\") AS last "
-                  f"FROM sys.segments WHERE datasource = '{ds}' AND is_active = 1")
-    out["segments"] = seg[0] if seg else {}
+    # sys tables refuse MIN/MAX over text: a datasource has few segments, sum them here
+    segs = api.sql('SELECT "start", "end", num_rows, is_realtime FROM sys.segments '
+                   f"WHERE datasource = '{ds}' AND is_active = 1")
+    out["segments"] = {
+        "segments": len(segs), "rows": sum(int(g["num_rows"] or 0) for g in segs),
+        "realtime": sum(int(g["is_realtime"] or 0) for g in segs),
+        "first": min((g["start"] for g in segs), default=None),
+        "last": max((g["end"] for g in segs), default=None)}
     if args.json:
         _print(out)
         return 0

@@ -133,6 +133,12 @@ def wait_totals(api: DruidAPI, ds: str, want: Totals, timeout: float = INGEST_TI
     return got
 
 
+def metric(name: str, **labels: str) -> float:
+    from dredge.telemetry.metrics import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def summed(t: Totals) -> tuple[int, int, int]:
     return tuple(sum(v[i] for v in t.values()) for i in range(3))  # type: ignore[return-value]
 
@@ -256,16 +262,21 @@ def test_backfill_druid_away_then_back(druid: DruidAPI, sample: Path, store: Pat
             str(sample / "networks.csv"), "--db", str(db), "--no-progress", "--json",
             "--druid-datasource", ds]
     capsys.readouterr()
+    failed = metric("dredge_sink_rows_total", sink="druid", outcome="failed")
     t0 = time.monotonic()
     assert main([*base, "--sink", "druid", "--druid-url", "http://127.0.0.1:9"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["stored"] == len(picked) and out["druid"]["pending"] >= 1
     assert "unreachable" in out["druid"]["error"]
     assert time.monotonic() - t0 < 120  # bounded retries
+    # reported in metrics: rows not stored, hours pending
+    assert metric("dredge_sink_rows_total", sink="druid", outcome="failed") > failed
+    assert metric("dredge_sink_pending_intervals", sink="druid") == out["druid"]["pending"]
     assert main([*base, "--sink", "druid", "--druid-url", ROUTER]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["stored"] == 0 and out["druid"]["pending"] == 0 and out["druid"]["hours"] >= 1
     assert druid_totals(druid, ds) == duckdb_totals(db)
+    assert metric("dredge_sink_pending_intervals", sink="druid") == 0
 
 
 def test_backfill_survives_the_indexer_stopped_mid_task(
@@ -295,7 +306,8 @@ def test_backfill_survives_the_indexer_stopped_mid_task(
 
 
 def test_stream_through_the_supervisor_survives_an_indexer_restart(
-        druid: DruidAPI, sample: Path, store: Path, tmp_path: Path) -> None:
+        druid: DruidAPI, sample: Path, store: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     """What the daemon does: each batch published to the output stream, then stored with its
     positions (PublishingSink). Druid's supervisor reads the stream; the Indexer is stopped
     halfway and started again; Druid ends with exactly the store's totals."""
@@ -353,6 +365,11 @@ def test_stream_through_the_supervisor_survives_an_indexer_restart(
               f"{time.monotonic() - t1:.1f} s")
         assert summed(got) == summed(want)
         assert got == want
+        capsys.readouterr()
+        assert main(["druid", "status", "--json", "--druid-url", ROUTER,
+                     "--druid-datasource", ds]) == 0
+        status = json.loads(capsys.readouterr().out)
+        assert status["supervisor"]["state"] == "RUNNING" and status["supervisor"]["stream"] == stream
     finally:
         druid.terminate_supervisor(ds)
         deadline = time.monotonic() + 120  # let its task publish and leave the Indexer free

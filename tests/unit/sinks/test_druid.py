@@ -213,3 +213,34 @@ def test_local_staging_writes_a_file_druid_reads_and_removes_it(tmp_path: Path) 
     assert list((tmp_path / "stage").iterdir()) == []
     b.close()
     store.close()
+
+
+def test_init_and_status_exit_2_with_one_line_when_druid_is_unreachable(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from dredge.cli import main
+    from dredge.testing import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    for cmd in (["druid", "init", "--stream", "s"], ["druid", "status"]):
+        assert main([*cmd, "--druid-url", url]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("dredge: error: Druid unreachable at " + url) and "make druid-up" in err
+        assert err.count("\n") == 1
+
+
+def test_spec_command_reads_options_and_environment(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from dredge.cli import main
+
+    monkeypatch.setenv("DREDGE_DRUID_STREAM", "from-env")
+    monkeypatch.setenv("DREDGE_DRUID_REGION", "eu-west-1")
+    assert main(["druid", "spec", "--druid-datasource", "flows2"]) == 0
+    spec = json.loads(capsys.readouterr().out)
+    io = spec["spec"]["ioConfig"]
+    assert (io["stream"], io["region"], spec["spec"]["dataSchema"]["dataSource"]) == (
+        "from-env", "eu-west-1", "flows2")
+    assert main(["druid", "spec", "--stream", "opt", "--kinesis-endpoint", "http://k:1"]) == 0
+    io = json.loads(capsys.readouterr().out)["spec"]["ioConfig"]
+    assert io["stream"] == "opt" and io["endpoint"] == "http://k:1" and "region" not in io
