@@ -153,6 +153,23 @@ def main() -> int:
 
 def stream_path(api: DruidAPI, args: argparse.Namespace, rows: pa.Table,
                 want: tuple[int, int, int], created: list[str]) -> None:
+    delete_stream_later: list[str] = []
+    try:
+        _stream_path(api, args, rows, want, created, delete_stream_later)
+    finally:
+        deadline = time.perf_counter() + 90  # the terminated supervisor's task publishes first
+        while created and time.perf_counter() < deadline and api.request(
+                "GET", f"/druid/indexer/v1/tasks?state=running&datasource={created[-1]}",
+                overlord=True):
+            time.sleep(1)
+        kin = boto3.client("kinesis", endpoint_url=KINESIS, region_name="us-east-1", **CREDS)
+        for name in delete_stream_later:  # kinesis-local keeps streams in memory
+            kin.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
+
+
+def _stream_path(api: DruidAPI, args: argparse.Namespace, rows: pa.Table,
+                 want: tuple[int, int, int], created: list[str],
+                 delete_stream_later: list[str]) -> None:
     n = rows.num_rows
     stream_ds = f"dredge_bench_stream_{uuid.uuid4().hex[:6]}"
     created.append(stream_ds)
@@ -186,6 +203,7 @@ def stream_path(api: DruidAPI, args: argparse.Namespace, rows: pa.Table,
         result["warm_s"] = time.perf_counter() - t3 + wait_sums(api, stream_ds, w)  # type: ignore[arg-type]
     finally:
         api.terminate_supervisor(stream_ds)
+        delete_stream_later.append(stream)
     print(f"stream       publish {result['publish_rows_s']:,.0f} rows/s "
           f"({rest.num_rows:,} rows, {result['calls']} PutRecords calls, {args.shards} shards); "
           f"last put -> queryable {result['queryable_s']:.1f} s")
@@ -193,8 +211,10 @@ def stream_path(api: DruidAPI, args: argparse.Namespace, rows: pa.Table,
           f"steady state put -> queryable {result['warm_s']:.1f} s (200 rows)")
     if args.unpacked_rows:
         one = rows.slice(0, min(args.unpacked_rows, n))
-        pub1 = KinesisPublisher(KinesisOutConfig(stream=create_stream(args.shards),
-                                                 endpoint_url=KINESIS, pack_bytes=0))
+        one_stream = create_stream(args.shards)
+        delete_stream_later.append(one_stream)
+        pub1 = KinesisPublisher(KinesisOutConfig(stream=one_stream, endpoint_url=KINESIS,
+                                                 pack_bytes=0))
         t0 = time.perf_counter()
         pub1.publish(one)
         dt = time.perf_counter() - t0

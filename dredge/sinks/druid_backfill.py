@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 from prometheus_client import Gauge
@@ -91,7 +92,7 @@ class PushSummary:
     hours: int = 0  # hours brought up to date
     statements: int = 0  # REPLACE tasks that succeeded
     rows: int = 0  # rows sent (before Druid's rollup to minutes)
-    bytes: int = 0  # inline JSON sent
+    bytes: int = 0  # JSON sent (inline or staged)
     attempts: int = 0  # REPLACE tasks submitted (failures included)
     pending: int = 0  # hours still pending (after a failure)
     seconds: float = 0.0
@@ -119,13 +120,23 @@ class DruidBackfill:
         self.config = config
         self.api = api or DruidAPI(config)
         self._sleep = sleep
-        self._con = store.con.cursor()  # its own connection: replay's workers use the store's
-        self._con.execute("SET TimeZone='UTC'")
-        self._con.execute(PENDING_DDL)
+        self._cursor: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def _con(self) -> duckdb.DuckDBPyConnection:
+        """Its own connection to the store's database (replay's workers use the store's)."""
+        if self._cursor is None:
+            cursor = self.store.con.cursor()
+            cursor.execute("SET TimeZone='UTC'")
+            cursor.execute(PENDING_DDL)
+            self._cursor = cursor
+        return self._cursor
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._con.close()
+        if self._cursor is not None:
+            with contextlib.suppress(duckdb.Error):
+                self._cursor.close()
+            self._cursor = None
 
     # -- replay's FileSink ------------------------------------------------------------------
 

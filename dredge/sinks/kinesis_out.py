@@ -23,6 +23,7 @@ checkpointed.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import threading
 import time
@@ -167,8 +168,6 @@ class KinesisClient(Protocol):
 
 def make_client(config: KinesisOutConfig) -> KinesisClient:
     """A boto3 Kinesis client without botocore's own retries (the publisher retries)."""
-    import os
-
     import boto3
     from botocore.config import Config
 

@@ -375,3 +375,4 @@ def test_stream_through_the_supervisor_survives_an_indexer_restart(
         deadline = time.monotonic() + 120  # let its task publish and leave the Indexer free
         while time.monotonic() < deadline and running_tasks(druid, ds):
             time.sleep(1)
+        kinesis.delete_stream(StreamName=stream, EnforceConsumerDeletion=True)
