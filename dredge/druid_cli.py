@@ -9,7 +9,7 @@ Connection options, each with an environment override (the option wins)::
     --druid-ca-file      DREDGE_DRUID_CA_FILE       https: trust this CA bundle
     --[no-]druid-tls-verify  DREDGE_DRUID_TLS_VERIFY (1/0) https: check certificates
     --druid-datasource   DREDGE_DRUID_DATASOURCE    default dredge_flows
-    --druid-staging      DREDGE_DRUID_STAGING       backfill: inline | local:/dir
+    --druid-staging      DREDGE_DRUID_STAGING       backfill: auto | inline | local:/dir
 
 The supervisor's Kinesis side: ``--stream`` (DREDGE_DRUID_STREAM), ``--kinesis-endpoint``
 (DREDGE_DRUID_KINESIS_ENDPOINT: what *Druid* uses to reach Kinesis) and ``--region``
@@ -53,8 +53,10 @@ def add_druid_args(p: argparse.ArgumentParser, staging: bool = False) -> None:
                    help="https: check the server certificate (default: yes)")
     g.add_argument("--druid-datasource", help="datasource (default: dredge_flows)")
     if staging:
-        g.add_argument("--druid-staging", help="how backfill rows reach Druid: inline (default) "
-                       "or local:/dir, a folder the Druid indexers read at the same path")
+        g.add_argument("--druid-staging", help="how backfill rows reach Druid: inline (in the "
+                       "SQL; small hours), local:/dir (a folder the Druid indexers read at the same "
+                       "path), or auto (default: local next to --db when Druid is on this machine, "
+                       "else inline)")
 
 
 def druid_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> DruidConfig:
@@ -208,7 +210,7 @@ def replay_into_druid(args: argparse.Namespace, store: DuckDBSink,
     backfill = DruidBackfill(store, config)
     try:
         summary = run(backfill)
-        out: dict[str, Any] = {"datasource": config.datasource, "staging": config.staging}
+        out: dict[str, Any] = {"datasource": config.datasource, "staging": backfill.staging}
         try:
             out.update(backfill.push().as_dict())
         except SinkError as exc:

@@ -24,6 +24,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from dredge.enrich.rollup import DIMENSIONS, METRICS
 from dredge.errors import ConfigError, SinkError
@@ -51,9 +52,10 @@ class DruidConfig:
     backoff_base_s: float = 1.0
     backoff_max_s: float = 30.0
     # Backfill (REPLACE tasks). How the rows reach Druid: "inline" (in the SQL text, through
-    # the Router/Broker: small hours only) or "local:/dir" (JSON files written to a folder the
-    # Druid indexers read at the same path: same machine or a shared mount).
-    staging: str = "inline"
+    # the Router/Broker: small hours only), "local:/dir" (JSON files written to a folder the
+    # Druid indexers read at the same path: same machine or a shared mount), or "auto":
+    # local next to the DuckDB file when the URL is loopback (Druid on this machine), else inline.
+    staging: str = "auto"
     max_inline_bytes: int = 4 << 20  # inline JSON per statement; a bigger hour needs local:
     max_statement_hours: int = 24  # consecutive hours replaced by one task
     task_timeout_s: float = 900.0  # one REPLACE task, submitted to segments loaded
@@ -77,14 +79,23 @@ class DruidConfig:
             raise ConfigError("druid.backoff_max_s", "must be >= backoff_base_s")
         if self.max_attempts < 1:
             raise ConfigError("druid.max_attempts", "must be >= 1")
-        if self.staging != "inline" and not (
+        if self.staging not in ("auto", "inline") and not (
                 self.staging.startswith("local:") and self.staging[6:].startswith("/")):
-            raise ConfigError("druid.staging", '"inline" or "local:/absolute/dir"')
+            raise ConfigError("druid.staging", '"auto", "inline" or "local:/absolute/dir"')
         if self.max_inline_bytes < 1024 or self.max_statement_hours < 1:
             raise ConfigError("druid.max_inline_bytes", "max_inline_bytes >= 1024 and "
                               "max_statement_hours >= 1")
         if self.max_num_tasks < 2:
             raise ConfigError("druid.max_num_tasks", "must be >= 2 (a controller and a worker)")
+
+    def resolved_staging(self, db_path: str) -> str:
+        """``staging`` with "auto" decided: local next to the database for a loopback URL."""
+        if self.staging != "auto":
+            return self.staging
+        host = urlsplit(self.url).hostname or ""
+        if host in ("127.0.0.1", "localhost", "::1") and db_path != ":memory:":
+            return "local:" + os.path.abspath(db_path) + ".druid-staging"
+        return "inline"
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if not self.url.startswith("https://") and not self.overlord_url.startswith("https://"):

@@ -120,6 +120,7 @@ class DruidBackfill:
         self.config = config
         self.api = api or DruidAPI(config)
         self._sleep = sleep
+        self.staging = config.resolved_staging(store.config.path)
         self._cursor: duckdb.DuckDBPyConnection | None = None
 
     @property
@@ -219,7 +220,7 @@ class DruidBackfill:
     def _statements(self, hours: list[int]) -> Iterator[tuple[int, int, bytes, int]]:
         """Runs of consecutive pending hours as (start, end, JSON lines, rows): at most
         ``max_statement_hours``, and inline at most ``max_inline_bytes`` (whole hours)."""
-        inline = self.config.staging == "inline"
+        inline = self.staging == "inline"
         start = end = 0
         parts: list[bytes] = []
         size = rows = 0
@@ -250,10 +251,10 @@ class DruidBackfill:
     @contextlib.contextmanager
     def _staged(self, start: int, data: bytes) -> Iterator[dict[str, Any]]:
         """The rows as a Druid input source: inline, or a file in the staging folder."""
-        if self.config.staging == "inline":
+        if self.staging == "inline":
             yield {"type": "inline", "data": data.decode()}
             return
-        folder = Path(self.config.staging.removeprefix("local:"))
+        folder = Path(self.staging.removeprefix("local:"))
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"dredge-{self.config.datasource}-{start}-{uuid.uuid4().hex[:12]}.json"
         path.write_bytes(data)

@@ -194,12 +194,12 @@ def running_tasks(api: DruidAPI, ds: str) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def backfilled(druid: DruidAPI, sample: Path, store: Path,
                tmp_path_factory: pytest.TempPathFactory) -> str:
-    """``replay --sink druid`` into a fresh datasource, staged as local files."""
+    """``replay --sink druid`` into a fresh datasource; staging "auto": Druid is on this
+    machine, so local files next to the database (hours here are ~5 MB, over the inline cap)."""
     tmp = tmp_path_factory.mktemp("druid-backfill")
     ds = datasource(druid, "backfill")
     args = replay_args(sample, tmp / "b.duckdb", "--sink", "druid", "--druid-url", ROUTER,
-                       "--druid-datasource", ds, "--druid-staging", f"local:{tmp / 'stage'}",
-                       "--json")
+                       "--druid-datasource", ds, "--json")
     assert main(args) == 0
     assert druid_totals(druid, ds) == duckdb_totals(store)  # queryable when replay returns
     druid.backfill_db = tmp / "b.duckdb"  # type: ignore[attr-defined]
@@ -216,10 +216,10 @@ def test_backfill_equals_duckdb_and_never_counts_twice(
     assert main(druid.backfill_args) == 0  # type: ignore[attr-defined]
     out = json.loads(capsys.readouterr().out)
     assert out["stored"] == 0 and out["druid"]["hours"] == 0
+    assert out["druid"]["staging"] == f"local:{druid.backfill_db}.druid-staging"  # type: ignore[attr-defined]
     # every hour pushed again (REPLACE): the same totals
     assert main(["druid", "backfill", "--db", str(druid.backfill_db),  # type: ignore[attr-defined]
-                 "--druid-url", ROUTER, "--druid-datasource", backfilled,
-                 "--druid-staging", "local:" + str(Path(druid.backfill_db).parent / "s")]) == 0  # type: ignore[attr-defined]
+                 "--druid-url", ROUTER, "--druid-datasource", backfilled]) == 0
     assert druid_totals(druid, backfilled) == want
 
 
@@ -260,7 +260,7 @@ def test_backfill_druid_away_then_back(druid: DruidAPI, sample: Path, store: Pat
     db = tmp_path / "a.duckdb"
     base = ["replay", str(logs), "--index", str(sample / "owners.jsonl"), "--cidrs",
             str(sample / "networks.csv"), "--db", str(db), "--no-progress", "--json",
-            "--druid-datasource", ds]
+            "--druid-datasource", ds, "--druid-staging", "inline"]
     capsys.readouterr()
     failed = metric("dredge_sink_rows_total", sink="druid", outcome="failed")
     t0 = time.monotonic()

@@ -87,6 +87,13 @@ def test_druid_config_validation() -> None:
             bad.validate()
 
 
+def test_auto_staging_is_local_only_when_druid_is_on_this_machine() -> None:
+    local = DruidConfig(url="http://127.0.0.1:18888").resolved_staging("d/x.duckdb")
+    assert local.startswith("local:/") and local.endswith("/d/x.duckdb.druid-staging")
+    assert DruidConfig(url="https://druid.internal:9088").resolved_staging("x.duckdb") == "inline"
+    assert DruidConfig(staging="inline").resolved_staging("x.duckdb") == "inline"
+
+
 def test_query_parameters_become_literals_outside_quotes() -> None:
     sql, params = QuerySpec("cross-az", filters=()).sql()
     assert "(-gov)?" in sql
@@ -188,7 +195,7 @@ def test_a_failed_push_keeps_its_hours_for_the_next_run(tmp_path: Path) -> None:
 
 def test_inline_staging_refuses_an_hour_too_big(tmp_path: Path) -> None:
     api = ScriptedAPI([])
-    store, b = backfill(tmp_path, api, max_inline_bytes=1024)
+    store, b = backfill(tmp_path, api, max_inline_bytes=1024, staging="inline")
     b.store_files([(flows([0] * 10), rec("a"))])
     with pytest.raises(SinkError, match="local:/dir"):
         b.push()
