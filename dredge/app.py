@@ -4,7 +4,8 @@ Components start in order and stop in reverse (an ``AsyncExitStack`` unwinds wha
 started, on any failure)::
 
     metrics HTTP server -> index (static snapshot, or the live IndexManager: state loaded,
-      providers started) -> DuckDB sink -> dead-letter file
+      providers started) -> DuckDB sink (behind PublishingSink when [sink.kinesis_out] is
+      set: each flush published to the output stream first) -> dead-letter file
       -> batcher (decode, parse, [holdback], enrich, roll up, flush + checkpoint)
       -> one StreamConsumer per [[streams]] table (clients, lease table, shard readers)
 
@@ -80,9 +81,10 @@ class Daemon:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set (then shut down cleanly) or a component fails (raises)."""
-        from dredge.batcher import StreamBatcher
+        from dredge.batcher import BatchSink, StreamBatcher
         from dredge.sinks.deadletter import DeadLetters
         from dredge.sinks.duckdb import DuckDBSink
+        from dredge.sinks.kinesis_out import KinesisPublisher, PublishingSink
         from dredge.snapshots import index_from_config
         from dredge.sources.kinesis.consumer import StreamConsumer
 
@@ -98,16 +100,19 @@ class Daemon:
                     await manager.start()  # state loaded, first snapshot, providers polled once
                     stack.push_async_callback(manager.stop)  # last: after consumers and sink
                     snapshots.current()  # a provider that crashed while starting stops us here
-            sink = DuckDBSink(cfg.sink.duckdb)
-            await asyncio.to_thread(sink.open)
-            stack.callback(sink.close)
+            store = DuckDBSink(cfg.sink.duckdb)
+            await asyncio.to_thread(store.open)
+            stack.callback(store.close)
+            sink: BatchSink = store
+            if cfg.sink.kinesis_out is not None:  # publish each flush, then store it
+                sink = PublishingSink(store, KinesisPublisher(cfg.sink.kinesis_out))
             dead = DeadLetters(Path(cfg.dead_letter.path) if cfg.dead_letter.path else None)
             stack.callback(dead.close)
             batcher = StreamBatcher(sink, dead, snapshots, cfg.decode, cfg.pipeline)
             self.batcher = batcher
 
             async def stored(stream: str) -> dict[str, tuple[str, int]]:
-                return await asyncio.to_thread(sink.checkpoints, stream)
+                return await asyncio.to_thread(store.checkpoints, stream)
 
             for stream in cfg.streams:
                 consumer = StreamConsumer(stream, cfg, self.worker_id, batcher.put,
@@ -116,7 +121,9 @@ class Daemon:
                 batcher.register(stream.name, stream.flow_format(), consumer)
                 self.consumers.append(consumer)
             log.info("daemon_started", worker=self.worker_id, streams=len(cfg.streams),
-                     sink=cfg.sink.duckdb.path, live_index=self._snapshots is None and cfg.index.live,
+                     sink=cfg.sink.duckdb.path,
+                     publish_to=cfg.sink.kinesis_out.stream if cfg.sink.kinesis_out else None,
+                     live_index=self._snapshots is None and cfg.index.live,
                      holdback_s=cfg.pipeline.holdback_s)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(batcher.run(), name="batcher")

@@ -36,7 +36,9 @@ from typing import TYPE_CHECKING, Any
 from dredge.decode.batch import DecodeConfig
 from dredge.errors import ConfigError, ParseError
 from dredge.flowlog.fields import DEFAULT_FORMAT, FlowFormat
+from dredge.sinks.druid import DruidConfig
 from dredge.sinks.duckdb import DuckDBConfig
+from dredge.sinks.kinesis_out import KinesisOutConfig
 from dredge.sources.kinesis.leases import AT_TIMESTAMP, INITIAL_POSITIONS, LeaseConfig
 
 if TYPE_CHECKING:  # the index's modules load numba: imported when validated or used
@@ -344,10 +346,23 @@ class LeaseSection:
 
 @dataclass(frozen=True)
 class SinkConfig:
+    """The DuckDB store always; the other sections are off unless present in the file (or set
+    by an environment variable such as ``DREDGE_SINK__KINESIS_OUT__STREAM``)."""
+
     duckdb: DuckDBConfig = field(default_factory=DuckDBConfig)
+    # Publish each flush's rows to this Kinesis stream before storing them (Druid's supervisor
+    # reads it): a failed publish holds the flush and its checkpoints.
+    kinesis_out: KinesisOutConfig | None = None
+    # Where Druid is: `dredge druid ...`, `query --backend druid` and `replay --sink druid`
+    # read it with --config; the daemon does not talk to Druid (the stream is in between).
+    druid: DruidConfig | None = None
 
     def validate(self) -> None:
         self.duckdb.validate()
+        if self.kinesis_out is not None:
+            _sub_validate("kinesis_out", self.kinesis_out.validate)
+        if self.druid is not None:
+            self.druid.validate()  # its errors already name druid.<key>
 
 
 @dataclass(frozen=True)
@@ -447,7 +462,17 @@ def build(cls: type[Any], data: Mapping[str, Any], path: str) -> Any:
     return cls(**kwargs)
 
 
+def _section(hint: Any) -> Any:
+    """``X`` for an optional section ``X | None`` (X a dataclass), else ``hint`` itself."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1 and dataclasses.is_dataclass(args[0]):
+            return args[0]
+    return hint
+
+
 def _convert(hint: Any, value: Any, where: str) -> Any:
+    hint = _section(hint)  # an optional section is on when it is present
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         return build(hint, value, where)
@@ -507,7 +532,7 @@ def apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
             where = f"{where}.{part}" if where else part
             if part not in hints:
                 raise ConfigError(where, f"unknown key (from environment variable {name})")
-            hint = hints[part]
+            hint = _section(hints[part])
             if last:
                 node[part] = _env_value(hint, env[name], where)
             else:

@@ -14,14 +14,19 @@ Connection options, each with an environment override (the option wins)::
 The supervisor's Kinesis side: ``--stream`` (DREDGE_DRUID_STREAM), ``--kinesis-endpoint``
 (DREDGE_DRUID_KINESIS_ENDPOINT: what *Druid* uses to reach Kinesis) and ``--region``
 (DREDGE_DRUID_REGION, else AWS_REGION / AWS_DEFAULT_REGION, else us-east-1).
+
+``--config FILE`` (the daemon's TOML) supplies what neither an option nor a variable sets:
+the connection from ``[sink.druid]``, the stream, region and endpoint from
+``[sink.kinesis_out]`` (the stream the daemon publishes to).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -32,6 +37,7 @@ if TYPE_CHECKING:  # the sinks load numba: imported when a command runs (`dredge
     from dredge.replay import FileSink, ReplaySummary
     from dredge.sinks.druid import DruidAPI, DruidConfig, SupervisorConfig
     from dredge.sinks.duckdb import DuckDBSink
+    from dredge.sinks.kinesis_out import KinesisOutConfig
 
 ENV = "DREDGE_DRUID_"
 _OPTIONS = {  # option dest -> DruidConfig field
@@ -44,6 +50,9 @@ _OPTIONS = {  # option dest -> DruidConfig field
 def add_druid_args(p: argparse.ArgumentParser, staging: bool = False) -> None:
     g = p.add_argument_group("Druid", "connection (environment: DREDGE_DRUID_URL, ..._USER, "
                              "..._PASSWORD, ..._CA_FILE, ..._TLS_VERIFY, ..._DATASOURCE)")
+    g.add_argument("--config", dest="druid_config_file", metavar="FILE",
+                   help="a dredge TOML file: Druid settings from its [sink.druid], the output "
+                   "stream from [sink.kinesis_out]; options and DREDGE_DRUID_* win over it")
     g.add_argument("--druid-url", help="Druid Router URL (default: http://127.0.0.1:8888)")
     g.add_argument("--druid-overlord-url", help="Overlord URL when the Router does not proxy it")
     g.add_argument("--druid-user", help="basic auth user")
@@ -59,12 +68,26 @@ def add_druid_args(p: argparse.ArgumentParser, staging: bool = False) -> None:
                        "else inline)")
 
 
-def druid_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> DruidConfig:
-    """Options, then DREDGE_DRUID_* variables, then the defaults."""
+def _file_sections(args: argparse.Namespace, env: Mapping[str, str]
+                   ) -> tuple[DruidConfig | None, KinesisOutConfig | None]:
+    """[sink.druid] and [sink.kinesis_out] of ``--config`` (None, None without it)."""
+    path = getattr(args, "druid_config_file", None)
+    if not path:
+        return None, None
+    from dredge.config import load_config
+
+    sink = load_config(path, env).sink
+    return sink.druid, sink.kinesis_out
+
+
+def druid_config(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> DruidConfig:
+    """Options, then DREDGE_DRUID_* variables, then ``--config``'s [sink.druid], then the
+    defaults."""
     from dredge.sinks.druid import DruidConfig
 
     environ = os.environ if env is None else env
-    values: dict[str, Any] = {}
+    base, _ = _file_sections(args, environ)
+    values: dict[str, Any] = dataclasses.asdict(base) if base is not None else {}
     for dest, name in _OPTIONS.items():
         value = getattr(args, dest, None)
         if value is None:
@@ -85,13 +108,19 @@ def druid_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
 
 
 def _supervisor_config(args: argparse.Namespace) -> SupervisorConfig:
+    """Options, then DREDGE_DRUID_* variables, then ``--config``'s [sink.kinesis_out] (the
+    stream the daemon publishes to), then the defaults."""
     from dredge.sinks.druid import SupervisorConfig
 
-    region = (args.region or os.environ.get(ENV + "REGION") or os.environ.get("AWS_REGION")
-              or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    _, out = _file_sections(args, os.environ)
+    region = (args.region or os.environ.get(ENV + "REGION") or (out.region if out else "")
+              or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+              or "us-east-1")
     config = SupervisorConfig(
-        stream=args.stream or os.environ.get(ENV + "STREAM") or SupervisorConfig.stream,
-        endpoint=args.kinesis_endpoint or os.environ.get(ENV + "KINESIS_ENDPOINT") or "",
+        stream=(args.stream or os.environ.get(ENV + "STREAM") or (out.stream if out else "")
+                or SupervisorConfig.stream),
+        endpoint=(args.kinesis_endpoint or os.environ.get(ENV + "KINESIS_ENDPOINT")
+                  or (out.endpoint_url if out else "") or ""),
         region=region, task_count=args.task_count, replicas=args.replicas,
         task_duration=args.task_duration, late_message_rejection=args.late_rejection or "")
     config.validate()

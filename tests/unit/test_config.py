@@ -33,7 +33,7 @@ def test_every_default_validates() -> None:
     EventsSection(kind="kinesis", stream="s").validate()
 
 
-def test_example_config_loads_and_names_every_key() -> None:
+def test_example_config_loads_and_names_every_key(tmp_path: Path) -> None:
     config = load_config(EXAMPLE, env={})
     config.require_streams()
     text = EXAMPLE.read_text()
@@ -51,6 +51,18 @@ def test_example_config_loads_and_names_every_key() -> None:
         assert f"{f.name} =" in text, f"streams.{f.name} is not in the example config"
     for f in dataclasses.fields(config.sink.duckdb):
         assert f"{f.name} =" in text
+    # the optional sink sections are there, commented out: off by default, and valid uncommented
+    assert config.sink.kinesis_out is None and config.sink.druid is None
+    on = EXAMPLE.read_text().replace("#[sink.", "[sink.")
+    on = "\n".join(line[1:] if line[:1] == "#" and " = " in line.split("#")[1] else line
+                   for line in on.splitlines())
+    path = tmp_path / "on.toml"
+    path.write_text(on)
+    config = load_config(path, env={})
+    assert config.sink.kinesis_out is not None and config.sink.druid is not None
+    for section in (config.sink.kinesis_out, config.sink.druid):
+        for f in dataclasses.fields(section):
+            assert f"#{f.name} =" in text, f"{f.name} is not in the example config"
 
 
 def test_minimal_file(tmp_path: Path) -> None:
@@ -251,3 +263,17 @@ holdback_s = 120
 )
 def test_static_only_for_ownership_files_alone(tmp_path: Path, text: str, live: bool) -> None:
     assert load_config(write(tmp_path, text), env={}).index.live is live
+
+
+def test_optional_sink_sections_are_on_when_present(tmp_path: Path) -> None:
+    assert load_config(None, env={}).sink.kinesis_out is None
+    config = load_config(None, env={"DREDGE_SINK__KINESIS_OUT__STREAM": "flows-out"})
+    assert config.sink.kinesis_out is not None and config.sink.kinesis_out.stream == "flows-out"
+    config = load_config(write(tmp_path, "[sink.kinesis_out]\n"), env={})
+    assert config.sink.kinesis_out is not None and config.sink.kinesis_out.stream == "dredge-flows"
+    with pytest.raises(ConfigError, match=r"sink\.kinesis_out\.pack_bytes"):
+        load_config(write(tmp_path, "[sink.kinesis_out]\npack_bytes = -1\n"), env={})
+    with pytest.raises(ConfigError, match=r"sink\.kinesis_out\.strem: unknown key"):
+        load_config(write(tmp_path, "[sink.kinesis_out]\nstrem = 'x'\n"), env={})
+    with pytest.raises(ConfigError, match=r"sink\.druid\.user: a password needs a user"):
+        load_config(None, env={"DREDGE_SINK__DRUID__PASSWORD": "p"})

@@ -251,3 +251,48 @@ def test_spec_command_reads_options_and_environment(
     assert main(["druid", "spec", "--stream", "opt", "--kinesis-endpoint", "http://k:1"]) == 0
     io = json.loads(capsys.readouterr().out)["spec"]["ioConfig"]
     assert io["stream"] == "opt" and io["endpoint"] == "http://k:1" and "region" not in io
+
+
+def test_config_file_supplies_what_options_and_environment_leave_unset(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """--config: [sink.druid] for the connection, [sink.kinesis_out] for the supervisor's
+    stream; an option or a DREDGE_DRUID_* variable still wins over the file."""
+    import json
+
+    from dredge.cli import main
+    from dredge.druid_cli import druid_config
+
+    conf = tmp_path / "dredge.toml"
+    conf.write_text('[sink.druid]\nurl = "https://druid.internal:9088"\nuser = "dredge"\n'
+                    'password = "secret"\ndatasource = "from_file"\ntls_verify = false\n\n'
+                    '[sink.kinesis_out]\nstream = "flows-out"\nregion = "eu-central-1"\n'
+                    'endpoint_url = "http://kinesis.internal:4567"\n')
+    args = argparse.Namespace(druid_config_file=str(conf), druid_url=None,
+                              druid_datasource="from_option")
+    c = druid_config(args, {"DREDGE_DRUID_USER": "env-user"})
+    assert (c.url, c.user, c.password, c.datasource, c.tls_verify) == (
+        "https://druid.internal:9088", "env-user", "secret", "from_option", False)
+    # the file's own environment overrides apply too
+    c = druid_config(args, {"DREDGE_SINK__DRUID__URL": "http://other:8888"})
+    assert c.url == "http://other:8888"
+
+    for name in ("DREDGE_DRUID_STREAM", "DREDGE_DRUID_REGION", "DREDGE_DRUID_KINESIS_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["druid", "spec", "--config", str(conf)]) == 0
+    spec = json.loads(capsys.readouterr().out)
+    io = spec["spec"]["ioConfig"]
+    assert (io["stream"], io["endpoint"]) == ("flows-out", "http://kinesis.internal:4567")
+    assert spec["spec"]["dataSchema"]["dataSource"] == "from_file"
+    assert main(["druid", "spec", "--config", str(conf), "--kinesis-endpoint", ""]) == 0
+    assert json.loads(capsys.readouterr().out)["spec"]["ioConfig"]["endpoint"] == (
+        "http://kinesis.internal:4567")  # an empty option is unset
+    conf2 = tmp_path / "aws.toml"
+    conf2.write_text('[sink.kinesis_out]\nstream = "flows-out"\nregion = "eu-central-1"\n')
+    assert main(["druid", "spec", "--config", str(conf2)]) == 0
+    assert json.loads(capsys.readouterr().out)["spec"]["ioConfig"]["region"] == "eu-central-1"
+    assert main(["druid", "spec", "--config", str(conf), "--stream", "opt"]) == 0
+    assert json.loads(capsys.readouterr().out)["spec"]["ioConfig"]["stream"] == "opt"
+
+    conf.write_text('[sink.druid]\nurl = "druid:8888"\n')
+    with pytest.raises(ConfigError, match=r"sink\.druid\.url"):
+        druid_config(args, {})
