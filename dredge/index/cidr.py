@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dredge.errors import ConfigError, OwnerIndexError
-from dredge.index import metrics
 from dredge.index.live import IndexManager, SourceSink
 from dredge.index.loaders import load_networks
-from dredge.index.tasks import Supervisor
+from dredge.index.tasks import PollingProvider
 from dredge.telemetry.logging import get_logger
 
 log = get_logger(__name__)
@@ -44,37 +43,20 @@ class _Seen:
     digest: bytes = b""
 
 
-class CidrFiles:
+class CidrFiles(PollingProvider):
     """Provider: one source per file."""
 
     name = KIND
 
     def __init__(self, config: CidrConfig, manager: IndexManager) -> None:
         config.validate()
+        super().__init__(config.poll_interval_s)
         self.config = config
         self._sinks: dict[str, SourceSink] = {p: manager.sink(f"cidr/{p}", KIND) for p in config.paths}
         self._seen = {p: _Seen() for p in config.paths}
-        self._tasks = Supervisor(KIND)
-        self._started = False
 
-    @property
-    def failure(self) -> BaseException | None:
-        return self._tasks.failure
-
-    async def start(self) -> None:
-        if self._started:
-            return
-        self._started = True
-        await asyncio.to_thread(self.check)  # the maps are in place before the first batch
-        self._tasks.spawn(self._loop(), "poll")
-
-    async def stop(self) -> None:
-        await self._tasks.close()
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.poll_interval_s)
-            await asyncio.to_thread(self.check)
+    async def poll(self) -> int:
+        return await asyncio.to_thread(self.check)
 
     def check(self) -> int:
         """Reload what changed (blocking). Returns the number of maps handed to the index."""
@@ -94,9 +76,7 @@ class CidrFiles:
                     continue
                 table = load_networks(Path(path))
             except (OSError, OwnerIndexError) as exc:
-                metrics.provider_errors_total.labels(KIND).inc()
-                sink.touch(error=str(exc))
-                log.warning("cidr_map_unreadable", file=path, error=str(exc))
+                self.report_error(sink, exc, "cidr_map_unreadable", file=path)
                 continue
             seen.digest = digest
             sink.set_networks(table)

@@ -35,7 +35,7 @@ from dredge.index import metrics
 from dredge.index.history import Owner
 from dredge.index.live import IndexManager, SourceSink
 from dredge.index.snapshot import OWNER_FIELDS
-from dredge.index.tasks import Supervisor
+from dredge.index.tasks import PollingProvider
 from dredge.telemetry.logging import get_logger
 
 log = get_logger(__name__)
@@ -208,7 +208,7 @@ class _Scope:
     creds: dict[str, Any] | None = None
 
 
-class Ec2Inventory:
+class Ec2Inventory(PollingProvider):
     """Provider: one source per (account, region), ``ec2/<account>/<region>``."""
 
     name = KIND
@@ -216,6 +216,7 @@ class Ec2Inventory:
     def __init__(self, config: Ec2Config, manager: IndexManager,
                  clock: Callable[[], float] | None = None) -> None:
         config.validate()
+        super().__init__(config.poll_interval_s)
         self.config = config
         self.clock = clock or manager.clock
         self.scopes = [
@@ -223,29 +224,10 @@ class Ec2Inventory:
             for role, account in ((r, account_of(r)) for r in config.role_arns or ("",))
             for region in config.regions
         ]
-        self._tasks = Supervisor(KIND)
-        self._started = False
 
-    @property
-    def failure(self) -> BaseException | None:
-        return self._tasks.failure
-
-    async def start(self) -> None:
-        if self._started:
-            return
-        self._started = True
+    async def on_start(self) -> None:
         for s in self.scopes:
             s.prev = s.sink.assigned()
-        await self.poll()  # the inventory is in the index before the first batch
-        self._tasks.spawn(self._loop(), "poll")
-
-    async def stop(self) -> None:
-        await self._tasks.close()
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.poll_interval_s)
-            await self.poll()
 
     async def poll(self) -> int:
         """Poll every scope once; returns the number of events submitted."""
@@ -261,10 +243,8 @@ class Ec2Inventory:
             enis, instances = await self._describe(scope)
         except (BotoCoreError, ClientError) as exc:
             metrics.polls_total.labels(KIND, "failed").inc()
-            metrics.provider_errors_total.labels(KIND).inc()
-            scope.sink.touch(error=str(exc))
-            log.warning("ec2_poll_failed", account=scope.account, region=scope.region,
-                        error=str(exc))
+            self.report_error(scope.sink, exc, "ec2_poll_failed", account=scope.account,
+                              region=scope.region)
             return 0
         cur = inventory(enis, instances, self.config, scope.region)
         ips, owners = diff(scope.prev or {}, cur)

@@ -32,7 +32,7 @@ from dredge.errors import ConfigError
 from dredge.index import metrics
 from dredge.index.history import Owner, owner_of
 from dredge.index.live import IndexManager, SourceSink
-from dredge.index.tasks import Supervisor
+from dredge.index.tasks import PollingProvider
 from dredge.telemetry.logging import get_logger
 
 log = get_logger(__name__)
@@ -104,29 +104,22 @@ class EventFileConfig:
             raise ConfigError("max_read_bytes", "must be >= 4096")
 
 
-class AssignmentFile:
+class AssignmentFile(PollingProvider):
     """Provider: follows a file that is appended to (``tail -F``: rotation and truncation
     start over at offset 0 of the new file)."""
 
     name = KIND
+    task_name = "tail"
 
     def __init__(self, config: EventFileConfig, manager: IndexManager) -> None:
         config.validate()
+        super().__init__(config.poll_interval_s, f"{KIND}-file")
         self.config = config
         self.sink = manager.sink(f"events/file/{config.path}", KIND)
         self._inode = -1
         self._offset = 0
-        self._tasks = Supervisor(f"{KIND}-file")
-        self._started = False
 
-    @property
-    def failure(self) -> BaseException | None:
-        return self._tasks.failure
-
-    async def start(self) -> None:
-        if self._started:
-            return
-        self._started = True
+    async def on_start(self) -> None:
         cur = self.sink.cursor()
         if isinstance(cur, dict):
             self._inode, self._offset = int(cur.get("inode", -1)), int(cur.get("offset", 0))
@@ -134,17 +127,13 @@ class AssignmentFile:
             with contextlib.suppress(OSError):
                 st = os.stat(self.config.path)
                 self._inode, self._offset = st.st_ino, st.st_size
+
+    async def first_poll(self) -> None:
         await asyncio.to_thread(self.read_once)
-        self._tasks.spawn(self._loop(), "tail")
 
-    async def stop(self) -> None:
-        await self._tasks.close()
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.poll_interval_s)
-            while await asyncio.to_thread(self.read_once) == self.config.max_read_bytes:
-                pass  # more waiting: read on without sleeping
+    async def poll(self) -> None:
+        while await asyncio.to_thread(self.read_once) == self.config.max_read_bytes:
+            pass  # more waiting: read on without sleeping
 
     def read_once(self) -> int:
         """Read complete lines appended since the last call (blocking). Returns bytes consumed."""
@@ -155,8 +144,7 @@ class AssignmentFile:
             self.sink.touch(error=f"{path} does not exist (yet)")
             return 0
         except OSError as exc:
-            metrics.provider_errors_total.labels(KIND).inc()
-            self.sink.touch(error=str(exc))
+            self.report_error(self.sink, exc)
             return 0
         if st.st_ino != self._inode or st.st_size < self._offset:
             if self._inode != -1:
@@ -170,8 +158,7 @@ class AssignmentFile:
                 fh.seek(self._offset)
                 data = fh.read(min(st.st_size - self._offset, self.config.max_read_bytes))
         except OSError as exc:
-            metrics.provider_errors_total.labels(KIND).inc()
-            self.sink.touch(error=str(exc))
+            self.report_error(self.sink, exc)
             return 0
         end = data.rfind(b"\n") + 1
         if end == 0:
@@ -212,33 +199,26 @@ class EventStreamConfig:
             raise ConfigError("limit", "between 1 and 10000")
 
 
-class AssignmentStream:
+class AssignmentStream(PollingProvider):
     """Provider: every shard of a Kinesis stream, one GetRecords loop per shard.
 
     No leases: every worker reads every shard (events are few; each worker needs all of
-    them for its own index)."""
+    them for its own index). A poll is a shard discovery (every ``discover_interval_s``)."""
 
     name = KIND
+    task_name = "discover"
 
     def __init__(self, config: EventStreamConfig, manager: IndexManager) -> None:
         config.validate()
+        super().__init__(config.discover_interval_s, f"{KIND}-kinesis")
         self.config = config
         self.sink = manager.sink(f"events/kinesis/{config.stream}", KIND)
         self._positions: dict[str, str] = {}
         self._readers: set[str] = set()
-        self._tasks = Supervisor(f"{KIND}-kinesis")
         self._client: Any = None
         self._client_cm: Any = None
-        self._started = False
 
-    @property
-    def failure(self) -> BaseException | None:
-        return self._tasks.failure
-
-    async def start(self) -> None:
-        if self._started:
-            return
-        self._started = True
+    async def on_start(self) -> None:
         from aiobotocore.session import get_session
 
         cur = self.sink.cursor()
@@ -249,30 +229,26 @@ class AssignmentStream:
             kwargs["endpoint_url"] = self.config.endpoint_url
         self._client_cm = get_session().create_client("kinesis", **kwargs)
         self._client = await self._client_cm.__aenter__()
-        self._tasks.spawn(self._discover_loop(), "discover")
 
-    async def stop(self) -> None:
-        await self._tasks.close()
+    async def on_stop(self) -> None:
         if self._client_cm is not None:
             cm, self._client_cm = self._client_cm, None
             await cm.__aexit__(None, None, None)
 
-    async def _discover_loop(self) -> None:
+    async def poll(self) -> None:
+        """Start a reader for every shard not read yet."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        while True:
-            try:
-                shards = await self._list_shards()
-                for sid in shards:
-                    if sid not in self._readers:
-                        self._readers.add(sid)
-                        self._tasks.spawn(self._read_shard(sid), f"shard-{sid}")
-            except (BotoCoreError, ClientError) as exc:
-                metrics.provider_errors_total.labels(KIND).inc()
-                self.sink.touch(error=str(exc))
-                log.warning("assignment_stream_discovery_failed", stream=self.config.stream,
-                            error=str(exc))
-            await asyncio.sleep(self.config.discover_interval_s)
+        try:
+            shards = await self._list_shards()
+        except (BotoCoreError, ClientError) as exc:
+            self.report_error(self.sink, exc, "assignment_stream_discovery_failed",
+                              stream=self.config.stream)
+            return
+        for sid in shards:
+            if sid not in self._readers:
+                self._readers.add(sid)
+                self.spawn(self._read_shard(sid), f"shard-{sid}")
 
     async def _list_shards(self) -> list[str]:
         out: list[str] = []
@@ -310,15 +286,13 @@ class AssignmentStream:
                 if code == "ExpiredIteratorException":
                     it = None
                     continue
-                metrics.provider_errors_total.labels(KIND).inc()
-                self.sink.touch(error=str(exc))
+                self.report_error(self.sink, exc)
                 it = None if code != "ProvisionedThroughputExceededException" else it
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             except BotoCoreError as exc:
-                metrics.provider_errors_total.labels(KIND).inc()
-                self.sink.touch(error=str(exc))
+                self.report_error(self.sink, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
