@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import subprocess
 import threading
@@ -28,7 +29,7 @@ import pytest
 from dredge.cli import main
 from dredge.generate import generate
 from dredge.sinks.druid import DruidAPI, DruidConfig
-from dredge.testing import service_unavailable
+from dredge.testing import MotoServer, service_unavailable
 
 pytestmark = [pytest.mark.integration, pytest.mark.druid]
 
@@ -302,77 +303,100 @@ def test_backfill_survives_the_indexer_stopped_mid_task(
     assert druid_totals(druid, ds) == duckdb_totals(store)
 
 
-# -- the live path: output stream -> Kinesis supervisor ---------------------------------------
+# -- the live path: dredge run -> output stream -> Kinesis supervisor ---------------------------------------
 
 
-def test_stream_through_the_supervisor_survives_an_indexer_restart(
-        druid: DruidAPI, sample: Path, store: Path, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    """What the daemon does: each batch published to the output stream, then stored with its
-    positions (PublishingSink). Druid's supervisor reads the stream; the Indexer is stopped
-    halfway and started again; Druid ends with exactly the store's totals."""
+def test_daemon_streams_through_the_supervisor_and_survives_an_indexer_restart(
+        druid: DruidAPI, moto: MotoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+        ) -> None:
+    """`dredge run` with [sink.kinesis_out] and [sink.druid]: the supervisor is submitted with
+    `dredge druid init --config` (stream and Druid from the daemon's file); the daemon reads a
+    Kinesis stream (moto), publishes each flush to the output stream (kinesis-local), stores
+    and checkpoints it. The Indexer is stopped while the daemon runs and started again; Druid
+    ends with exactly the daemon's store totals, which equal the lines put."""
     import boto3
 
-    from dredge.flowlog.fields import DEFAULT_FORMAT
-    from dredge.index.loaders import load_index
-    from dredge.pipeline import process_file
-    from dredge.sinks.deadletter import DeadLetters
-    from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
-    from dredge.sinks.kinesis_out import KinesisOutConfig, KinesisPublisher, PublishingSink
-    from dredge.sources.files import discover, sniff
+    from tests.integration.streams import (
+        PutLog,
+        Worker,
+        caught_up,
+        create_stream,
+        dynamodb,
+        encode_mixed,
+        kinesis,
+        lease_checkpoints,
+        line_totals,
+        make_sample,
+        put_payloads,
+        store_totals,
+        wait_for,
+        write_config,
+    )
 
     ds = datasource(druid, "stream")
-    stream = f"dredge-test-{uuid.uuid4().hex[:8]}"
-    kinesis = boto3.client("kinesis", endpoint_url=KINESIS, region_name="us-east-1",
-                           aws_access_key_id="dredge", aws_secret_access_key="dredge")
-    kinesis.create_stream(StreamName=stream, ShardCount=2)
-    kinesis.get_waiter("stream_exists").wait(StreamName=stream,
-                                             WaiterConfig={"Delay": 0.5, "MaxAttempts": 60})
-    t0 = time.monotonic()
-    assert main(["druid", "init", "--stream", stream, "--kinesis-endpoint", KINESIS,
-                 "--druid-url", ROUTER, "--druid-datasource", ds, "--task-count", "1"]) == 0
+    tag = uuid.uuid4().hex[:8]
+    in_stream, out_stream = f"druid-in-{tag}", f"dredge-test-{tag}"
+    out = boto3.client("kinesis", endpoint_url=KINESIS, region_name="us-east-1",
+                       aws_access_key_id="dredge", aws_secret_access_key="dredge")
+    out.create_stream(StreamName=out_stream, ShardCount=2)
+    out.get_waiter("stream_exists").wait(StreamName=out_stream,
+                                         WaiterConfig={"Delay": 0.5, "MaxAttempts": 60})
+    sample = make_sample(tmp_path / "sample", flows=8_000, seed=17)
+    kin, ddb = kinesis(moto.endpoint), dynamodb(moto.endpoint)
+    create_stream(kin, in_stream, 2)
+    rng = random.Random(3)
+    log = PutLog()
+    half = len(sample.lines) // 2
+    put_payloads(kin, in_stream, encode_mixed(sample.lines[:half], rng), rng, log)
+    db = tmp_path / "daemon.duckdb"
+    cfg = write_config(tmp_path / "dredge.toml", stream=in_stream, db=db, sample=sample,
+                       worker_id="to-druid", extra=f"""
+[sink.kinesis_out]
+stream = "{out_stream}"
+region = "us-east-1"
+endpoint_url = "{KINESIS}"
 
-    snap, _ = load_index([sample / "owners.jsonl"], [sample / "networks.csv"])
-    refs, _ = discover([str(sample / "logs")])
-    publisher = KinesisPublisher(KinesisOutConfig(stream=stream, endpoint_url=KINESIS,
-                                                  region="us-east-1"))
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "dredge")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "dredge")
-    local = DuckDBSink(DuckDBConfig(path=str(tmp_path / "s.duckdb")))
-    local.open()
-    sink = PublishingSink(local, publisher)
-    dead = DeadLetters(None)
+[sink.druid]
+url = "{ROUTER}"
+datasource = "{ds}"
+""")
+    t0 = time.monotonic()
+    assert main(["druid", "init", "--config", str(cfg), "--task-count", "1"]) == 0
+    capsys.readouterr()
+    table = f"leases-{in_stream}-{in_stream}"
+    worker = Worker(cfg, moto.env(), tmp_path / "worker.log").start()
     stopped = False
     try:
-        for i, ref in enumerate(refs):
-            result = process_file(ref, sniff(ref), snap, 60, DEFAULT_FORMAT, dead)
-            if result.rows is not None and result.error is None:
-                sink.store_batch([result.rows], [])
-            if i == len(refs) // 2:
-                stopped = True
-                stop_indexer()  # the rest waits in the stream
+        worker.wait_started()
+        wait_for(lambda: caught_up(lease_checkpoints(ddb, table), log.last_sequence()), 120,
+                 "the first half to be stored", alive=worker.check_alive)
+        stopped = True
+        stop_indexer()  # what the daemon publishes now waits in the stream
+        put_payloads(kin, in_stream, encode_mixed(sample.lines[half:], rng), rng, log)
+        wait_for(lambda: caught_up(lease_checkpoints(ddb, table), log.last_sequence()), 120,
+                 "the second half to be stored", alive=worker.check_alive)
     finally:
+        rc = worker.terminate()
         if stopped:
             start_indexer()
-        local.close()
-        dead.close()
-    want = duckdb_totals(tmp_path / "s.duckdb")
-    assert want == duckdb_totals(store)  # the stream path's store equals replay's
+    assert rc == 0, worker.tail()
+    assert store_totals(db).as_tuple() == line_totals(log.lines()).as_tuple()
+    want = duckdb_totals(db)
     t1 = time.monotonic()
     try:
         got = wait_totals(druid, ds, want)
-        print(f"stream: init, publish, Indexer restart {t1 - t0:.1f} s; then queryable in "
+        print(f"daemon: init, stream, Indexer restart {t1 - t0:.1f} s; then queryable in "
               f"{time.monotonic() - t1:.1f} s")
         assert summed(got) == summed(want)
         assert got == want
         capsys.readouterr()
-        assert main(["druid", "status", "--json", "--druid-url", ROUTER,
-                     "--druid-datasource", ds]) == 0
+        assert main(["druid", "status", "--json", "--config", str(cfg)]) == 0
         status = json.loads(capsys.readouterr().out)
-        assert status["supervisor"]["state"] == "RUNNING" and status["supervisor"]["stream"] == stream
+        assert status["supervisor"]["state"] == "RUNNING"
+        assert status["supervisor"]["stream"] == out_stream
     finally:
         druid.terminate_supervisor(ds)
         deadline = time.monotonic() + 120  # let its task publish and leave the Indexer free
         while time.monotonic() < deadline and running_tasks(druid, ds):
             time.sleep(1)
-        kinesis.delete_stream(StreamName=stream, EnforceConsumerDeletion=True)
+        out.delete_stream(StreamName=out_stream, EnforceConsumerDeletion=True)
