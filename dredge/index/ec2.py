@@ -6,6 +6,10 @@ address of every interface to an owner:
 
 - addresses: primary and secondary private IPv4, their associated public IPs, the
   interface's own association, IPv6 addresses;
+- delegated prefixes (EKS/ECS prefix delegation): each IPv4 /28 in ``Ipv4Prefixes`` as its
+  16 addresses; each IPv6 /80 in ``Ipv6Prefixes`` as a prefix, kept in the scope's companion
+  source ``ec2/<account>/<region>#prefix/80`` (see :mod:`dredge.index.prefixes`): an address
+  inside it is owned through the prefix while it is assigned;
 - ``type``: from the interface type and description (instance, nat-gateway,
   load-balancer, lambda, vpc-endpoint, ecs-task, aws-managed, interface);
 - ``app`` / ``cluster``: the first configured tag key present on the interface, else on its
@@ -15,8 +19,8 @@ address of every interface to an owner:
   Lambda function, NAT gateway or endpoint id).
 
 The diff against the previous poll of the same scope becomes events at the poll's time
-(the injected clock): an address seen for the first time, or with another owner, is
-assigned; one that disappeared is released. A scope whose poll fails is not diffed at all
+(the injected clock): an address (or prefix) seen for the first time, or with another
+owner, is assigned; one that disappeared is released. A scope whose poll fails is not diffed at all
 (a failed call must not release the whole account). After a restart the previous poll is
 what the saved history says the scope holds, so nothing is released or re-assigned twice.
 """
@@ -34,6 +38,7 @@ from dredge.errors import ConfigError
 from dredge.index import metrics
 from dredge.index.history import Owner
 from dredge.index.live import IndexManager, SourceSink
+from dredge.index.prefixes import expand_v4, split_keys
 from dredge.index.snapshot import OWNER_FIELDS
 from dredge.index.tasks import PollingProvider
 from dredge.telemetry.logging import get_logger
@@ -161,10 +166,27 @@ def interface_addresses(eni: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def interface_prefixes(eni: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """Delegated prefixes of an interface: (addresses of its IPv4 /28s, expanded; its other
+    prefixes as ``network/length``, IPv6 /80s)."""
+    expanded: list[str] = []
+    kept: list[str] = []
+    for p in [p.get("Ipv4Prefix") for p in eni.get("Ipv4Prefixes") or []] \
+            + [p.get("Ipv6Prefix") for p in eni.get("Ipv6Prefixes") or []]:
+        if not p:
+            continue
+        ips = expand_v4(p)
+        if ips is None:
+            kept.append(p)
+        else:
+            expanded += ips
+    return expanded, kept
+
+
 def inventory(enis: Iterable[Mapping[str, Any]], instances: Iterable[Mapping[str, Any]],
               config: Ec2Config, region: str) -> dict[str, Owner]:
-    """Address -> owner for one scope's poll. An address on two interfaces (should not
-    happen within one VPC) goes to the interface listed last."""
+    """Address (or delegated ``network/length``) -> owner for one scope's poll. An address
+    on two interfaces (should not happen within one VPC) goes to the interface listed last."""
     gone = {"terminated", "shutting-down"}
     inst_tags = {i["InstanceId"]: tags_of(i) for i in instances
                  if (i.get("State") or {}).get("Name") not in gone}
@@ -174,8 +196,9 @@ def inventory(enis: Iterable[Mapping[str, Any]], instances: Iterable[Mapping[str
         if (eni.get("Attachment") or {}).get("InstanceId") in dead:
             continue  # its addresses are on their way back to the subnet
         owner = interface_owner(eni, inst_tags, config, region)
-        for ip in interface_addresses(eni):
-            out[ip] = owner
+        expanded, prefixes = interface_prefixes(eni)
+        for key in interface_addresses(eni) + expanded + prefixes:
+            out[key] = owner
     return out
 
 
@@ -227,7 +250,7 @@ class Ec2Inventory(PollingProvider):
 
     async def on_start(self) -> None:
         for s in self.scopes:
-            s.prev = s.sink.assigned()
+            s.prev = s.sink.assigned() | s.sink.assigned_prefixes()
 
     async def poll(self) -> int:
         """Poll every scope once; returns the number of events submitted."""
@@ -246,17 +269,29 @@ class Ec2Inventory(PollingProvider):
             self.report_error(scope.sink, exc, "ec2_poll_failed", account=scope.account,
                               region=scope.region)
             return 0
+        n = self.apply(scope, enis, instances, t)
+        metrics.polls_total.labels(KIND, "ok").inc()
+        log.debug("ec2_polled", account=scope.account, region=scope.region, interfaces=len(enis),
+                  addresses=len(scope.prev or {}), changes=n,
+                  seconds=round(time.perf_counter() - t0, 3))
+        return n
+
+    def apply(self, scope: _Scope, enis: list[dict[str, Any]], instances: list[dict[str, Any]],
+              t: int) -> int:
+        """One successful poll's responses (DescribeNetworkInterfaces, DescribeInstances)
+        diffed against the scope's previous poll and submitted at ``t``. Returns the number
+        of events."""
         cur = inventory(enis, instances, self.config, scope.region)
-        ips, owners = diff(scope.prev or {}, cur)
+        keys, changed = diff(scope.prev or {}, cur)
+        ips, owners, nets = split_keys(keys, changed)
         if ips:
             scope.sink.submit(ips, [t] * len(ips), owners)
         else:
             scope.sink.touch()
+        for length, (net_ips, net_owners) in nets.items():
+            scope.sink.prefix_sink(length).submit(net_ips, [t] * len(net_ips), net_owners)
         scope.prev = cur
-        metrics.polls_total.labels(KIND, "ok").inc()
-        log.debug("ec2_polled", account=scope.account, region=scope.region, interfaces=len(enis),
-                  addresses=len(cur), changes=len(ips), seconds=round(time.perf_counter() - t0, 3))
-        return len(ips)
+        return len(keys)
 
     async def _credentials(self, scope: _Scope) -> dict[str, Any]:
         if not scope.role_arn:

@@ -38,6 +38,7 @@ from dredge.errors import ConfigError, OwnerIndexError
 from dredge.index import metrics
 from dredge.index.build import BuildReport, _cidr_tables, addr_table
 from dredge.index.history import EventLog, Events, Owner, OwnerCatalog, addr_text
+from dredge.index.prefixes import companions, containing, prefix_source, split_intervals
 from dredge.index.snapshot import OWNER_FIELDS, IndexSnapshot
 from dredge.index.state import State, load_state, save_state
 from dredge.index.tasks import Provider, Supervisor
@@ -129,6 +130,18 @@ class SourceSink:
         """Address -> owner this source holds assigned now (after the loaded state and
         everything submitted since): how a poller picks up after a restart."""
         return self._m._assigned(self.source)
+
+    def prefix_sink(self, length: int) -> SourceSink:
+        """The sink of this source's delegated prefixes of one length: submit their network
+        addresses (see :mod:`dredge.index.prefixes`)."""
+        return self._m.sink(prefix_source(self.source, length), self.provider)
+
+    def assigned_prefixes(self) -> dict[str, Owner]:
+        """``network/length`` -> owner for the prefixes this source holds assigned now."""
+        with self._m._lock:
+            names = set(self._m._log.sources) | {s for s, _ in self._m._pending.batches}
+        return {f"{ip}/{n}": o for name, n in companions(self.source, names).items()
+                for ip, o in self._m._assigned(name).items()}
 
 
 class IndexManager:
@@ -351,7 +364,8 @@ class IndexManager:
     def _build(self, event_log: EventLog, networks: dict[str, pa.Table]
                ) -> tuple[IndexSnapshot, BuildReport]:
         report = BuildReport()
-        iv = event_log.intervals()
+        all_iv = event_log.intervals()
+        iv, prefixes = split_intervals(all_iv, event_log.sources)  # delegated prefixes apart
         addrs = addr_table(iv.fam, iv.hi, iv.lo, iv.start, iv.end, iv.owner, report)
         cidrs: tuple[Any, ...] = ()
         with self._lock:
@@ -364,7 +378,8 @@ class IndexManager:
             cidrs = _cidr_tables(nets, net_ids, report)
         counts = {name: int((event_log.src == i).sum()) for i, name in enumerate(event_log.sources)}
         counts |= {name: t.num_rows for name, t in networks.items()}
-        snap = IndexSnapshot(owners, addrs, cidrs, len(iv), time.time(), counts)
+        snap = IndexSnapshot(owners, addrs, cidrs, len(all_iv), time.time(), counts,
+                             prefixes=prefixes)
         return snap, report
 
     # -- persistence ---------------------------------------------------------------------
@@ -449,7 +464,7 @@ def address_history(event_log: EventLog, catalog_row: Callable[[int], Owner], ip
 
     a = parse_addresses(pa.array([ip]))
     iv = event_log.intervals()
-    rows = np.flatnonzero((iv.fam == a.fam[0]) & (iv.hi == a.hi[0]) & (iv.lo == a.lo[0]))
+    rows = containing(iv, event_log.sources, int(a.fam[0]), int(a.hi[0]), int(a.lo[0]))
     rows = rows[np.argsort(iv.start[rows], kind="stable")]
     out = []
     for r in rows.tolist():

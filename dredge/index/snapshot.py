@@ -15,6 +15,7 @@ Snapshots are never mutated: a provider builds a new one and swaps a reference.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +23,9 @@ import pyarrow as pa
 from dredge.errors import OwnerIndexError
 from dredge.flowlog.parser import Addr
 from dredge.index import kernels
+
+if TYPE_CHECKING:
+    from dredge.index.prefixes import PrefixTables
 
 OWNER_FIELDS = ("app", "cluster", "account", "region", "az", "vpc", "subnet", "type")
 UNKNOWN, INTERNET = 0, 1
@@ -130,6 +134,7 @@ class IndexSnapshot:
     intervals: int = 0
     built_at: float = 0.0
     sources: dict[str, int] = field(default_factory=dict)
+    prefixes: PrefixTables | None = None  # delegated prefixes, time-versioned (live index)
 
     def lookup(self, addr: Addr, t: np.ndarray) -> tuple[np.ndarray, LookupStats]:
         """Owner id of each address at each time (t in epoch seconds)."""
@@ -138,6 +143,11 @@ class IndexSnapshot:
         t64 = t.astype(np.int64, copy=False)
         hits = self.addrs.lookup(addr, t64, out)
         miss = np.flatnonzero(out < 0)
+        if miss.size and self.prefixes is not None:  # owned through a prefix at t: an owner hit
+            got = self.prefixes.lookup(addr.take(miss), t64[miss])
+            out[miss] = got
+            hits += int((got >= 0).sum())
+            miss = miss[got < 0]
         cidr_hits = 0
         if miss.size and self.cidrs:
             sub = addr.take(miss)
@@ -164,7 +174,8 @@ class IndexSnapshot:
 
     @property
     def nbytes(self) -> int:
-        return int(self.addrs.nbytes + sum(c.table.nbytes for c in self.cidrs) + self.owners.nbytes)
+        return int(self.addrs.nbytes + sum(c.table.nbytes for c in self.cidrs) + self.owners.nbytes
+                   + (self.prefixes.nbytes if self.prefixes is not None else 0))
 
 
 def is_private(addr: Addr) -> np.ndarray:

@@ -7,6 +7,7 @@ the saved state."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +199,41 @@ def test_a_failing_scope_releases_nothing(moto: MotoServer, ec2: Any) -> None:
         assert await poller.poll() == 0
         assert apps_at(m.rebuild_now(), ["10.0.1.7"], 11_500) == ["api"]
         assert m.status()["ec2/default/us-east-1"].error is not None
+        await m.stop()
+
+    asyncio.run(main())
+
+
+def test_prefix_delegation_through_moto(moto: MotoServer, ec2: Any) -> None:
+    """Prefixes asked for the way EKS/ECS prefix delegation does. moto 5.2.x accepts
+    ``Ipv4PrefixCount``/``Ipv6PrefixCount``/``Ipv4Prefixes``/``Ipv6Prefixes`` and ignores
+    them (DescribeNetworkInterfaces lists no prefix), so through moto this checks that such
+    interfaces are indexed by their addresses and, should moto list prefixes one day, that
+    every address of a delegated /28 and an address inside a /80 are owned. The prefix
+    logic itself runs on real EC2 responses in tests/unit/index/test_ec2_prefixes.py."""
+    _, subnet, _ = _vpc(ec2)
+    tags = [{"ResourceType": "network-interface", "Tags": [{"Key": "app", "Value": "pods"}]}]
+    eni = ec2.create_network_interface(SubnetId=subnet, PrivateIpAddress="10.0.1.40",
+                                       Ipv4PrefixCount=1, Ipv6PrefixCount=1,
+                                       TagSpecifications=tags)["NetworkInterface"]
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=eni["NetworkInterfaceId"], Ipv4PrefixCount=1)
+    desc = ec2.describe_network_interfaces(
+        NetworkInterfaceIds=[eni["NetworkInterfaceId"]])["NetworkInterfaces"][0]
+    v4 = [p["Ipv4Prefix"] for p in desc.get("Ipv4Prefixes") or []]
+    v6 = [p["Ipv6Prefix"] for p in desc.get("Ipv6Prefixes") or []]
+
+    async def main() -> None:
+        m = IndexManager(IndexConfig(), clock=Clock(20_000))
+        m.add(Ec2Inventory(Ec2Config(poll_interval_s=3600), m))
+        await m.start()
+        snap = m.rebuild_now()
+        assert apps_at(snap, ["10.0.1.40"], 20_000) == ["pods"]
+        for p in v4:
+            net = ipaddress.ip_network(p)
+            assert apps_at(snap, [str(a) for a in net], 20_000) == ["pods"] * net.num_addresses
+        for p in v6:
+            inside = str(ipaddress.ip_network(p).network_address + 12345)
+            assert apps_at(snap, [inside], 20_000) == ["pods"]
         await m.stop()
 
     asyncio.run(main())
