@@ -151,11 +151,36 @@ def cmd_init(args: argparse.Namespace) -> int:
     sup = _supervisor_config(args)
     api = DruidAPI(config)
     _reachable(api)
+    if args.create_stream:
+        _ensure_stream(sup, args.create_stream)
     supervisor_id = api.submit_supervisor(supervisor_spec(config.datasource, sup))
     status = api.wait_supervisor_running(supervisor_id, args.timeout)
     print(f"supervisor {supervisor_id}: {status.get('detailedState') or status.get('state')} "
           f"(stream {sup.stream}, {status.get('partitions') or 0} shard(s) seen)")
     return 0
+
+
+def _ensure_stream(sup: SupervisorConfig, shards: int) -> None:
+    """Create the output stream with ``shards`` shards unless it exists; wait until ACTIVE."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from dredge.sinks.kinesis_out import KinesisOutConfig, make_client
+
+    client: Any = make_client(KinesisOutConfig(stream=sup.stream, region=sup.region,
+                                               endpoint_url=sup.endpoint))
+    try:
+        try:
+            client.describe_stream_summary(StreamName=sup.stream)
+            print(f"stream       {sup.stream} exists")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+            client.create_stream(StreamName=sup.stream, ShardCount=shards)
+            print(f"stream       {sup.stream} created ({shards} shard(s))")
+        client.get_waiter("stream_exists").wait(
+            StreamName=sup.stream, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    except (BotoCoreError, ClientError) as exc:
+        raise SinkError(f"output stream {sup.stream}: {exc}") from exc
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -280,6 +305,9 @@ def add_druid_command(sub: Any) -> None:
     kinesis_args(i)
     add_druid_args(i)
     i.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for RUNNING")
+    i.add_argument("--create-stream", type=int, metavar="SHARDS", default=0,
+                   help="create the output stream with this many shards if it does not exist "
+                   "(at --kinesis-endpoint / [sink.kinesis_out] endpoint_url)")
     i.set_defaults(func=cmd_init)
 
     st = dsub.add_parser("status", help="the supervisor's state and the datasource's segments")

@@ -307,10 +307,11 @@ def test_backfill_survives_the_indexer_stopped_mid_task(
 
 
 def test_daemon_streams_through_the_supervisor_and_survives_an_indexer_restart(
-        druid: DruidAPI, moto: MotoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-        ) -> None:
-    """`dredge run` with [sink.kinesis_out] and [sink.druid]: the supervisor is submitted with
-    `dredge druid init --config` (stream and Druid from the daemon's file); the daemon reads a
+        druid: DruidAPI, moto: MotoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dredge run` with [sink.kinesis_out] and [sink.druid]: the output stream is created and
+    the supervisor submitted by `dredge druid init --config --create-stream` (stream and Druid
+    from the daemon's file); the daemon reads a
     Kinesis stream (moto), publishes each flush to the output stream (kinesis-local), stores
     and checkpoints it. The Indexer is stopped while the daemon runs and started again; Druid
     ends with exactly the daemon's store totals, which equal the lines put."""
@@ -338,9 +339,6 @@ def test_daemon_streams_through_the_supervisor_and_survives_an_indexer_restart(
     in_stream, out_stream = f"druid-in-{tag}", f"dredge-test-{tag}"
     out = boto3.client("kinesis", endpoint_url=KINESIS, region_name="us-east-1",
                        aws_access_key_id="dredge", aws_secret_access_key="dredge")
-    out.create_stream(StreamName=out_stream, ShardCount=2)
-    out.get_waiter("stream_exists").wait(StreamName=out_stream,
-                                         WaiterConfig={"Delay": 0.5, "MaxAttempts": 60})
     sample = make_sample(tmp_path / "sample", flows=8_000, seed=17)
     kin, ddb = kinesis(moto.endpoint), dynamodb(moto.endpoint)
     create_stream(kin, in_stream, 2)
@@ -361,8 +359,11 @@ url = "{ROUTER}"
 datasource = "{ds}"
 """)
     t0 = time.monotonic()
-    assert main(["druid", "init", "--config", str(cfg), "--task-count", "1"]) == 0
-    capsys.readouterr()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "dredge")  # kinesis-local takes any
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "dredge")
+    assert main(["druid", "init", "--config", str(cfg), "--task-count", "1",
+                 "--create-stream", "2"]) == 0
+    assert f"stream       {out_stream} created (2 shard(s))" in capsys.readouterr().out
     table = f"leases-{in_stream}-{in_stream}"
     worker = Worker(cfg, moto.env(), tmp_path / "worker.log").start()
     stopped = False
