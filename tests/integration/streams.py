@@ -210,8 +210,17 @@ def wait_for(cond: Callable[[], bool], timeout: float, what: str, poll: float = 
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def write_config(path: Path, *, stream: str, db: Path, sample: Sample, worker_id: str = "",
-                 extra: str = "", flush_interval_s: float = 0.5, failover_s: float = 10.0) -> Path:
+def write_config(path: Path, *, stream: str, db: Path, sample: Sample | None = None,
+                 worker_id: str = "", index: str | None = None, extra: str = "",
+                 flush_interval_s: float = 0.5, holdback_s: float = 0.0,
+                 sink_retry_max_s: float = 30.0, failover_s: float = 10.0,
+                 stream_endpoint: str = "", metrics_port: int = 0) -> Path:
+    """A `dredge run` config for one stream. ``[index]`` is ``index`` (keys and sub-tables)
+    when given, else the sample's ownership and CIDR files; ``stream_endpoint`` is the input
+    stream's endpoint (empty: AWS_ENDPOINT_URL, the moto server); ``extra`` is appended."""
+    if index is None:
+        assert sample is not None, "an [index] section or a sample"
+        index = f'ownership = ["{sample.owners}"]\ncidrs = ["{sample.networks}"]'
     path.write_text(f"""
 worker_id = "{worker_id}"
 log_level = "info"
@@ -219,13 +228,15 @@ log_level = "info"
 [[streams]]
 name = "{stream}"
 region = "{REGION}"
+endpoint_url = "{stream_endpoint}"
 
 [index]
-ownership = ["{sample.owners}"]
-cidrs = ["{sample.networks}"]
+{index}
 
 [pipeline]
 flush_interval_s = {flush_interval_s}
+holdback_s = {holdback_s}
+sink_retry_max_s = {sink_retry_max_s}
 
 [kinesis]
 idle_poll_interval_s = 0.2
@@ -247,7 +258,8 @@ threads = 1
 path = "{db.with_suffix('.deadletter.jsonl')}"
 
 [metrics]
-port = 0
+port = {metrics_port}
+host = "127.0.0.1"
 {extra}
 """)
     return path

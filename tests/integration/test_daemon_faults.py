@@ -103,11 +103,8 @@ def test_throttling_and_expired_iterators_recovered_counted_no_loss(
     port = free_port()
     with FaultProxy(moto.endpoint, decide) as proxy:
         cfg = write_config(tmp_path / "dredge.toml", stream=stream, db=tmp_path / "w.duckdb",
-                           sample=sample, worker_id="faulty",
-                           extra=f"[metrics]\nport = {port}\nhost = \"127.0.0.1\"\n")
-        text = cfg.read_text().replace("[metrics]\nport = 0\n", "").replace(
-            f'region = "{REGION}"', f'region = "{REGION}"\nendpoint_url = "{proxy.endpoint}"')
-        cfg.write_text(text)
+                           sample=sample, worker_id="faulty", metrics_port=port,
+                           stream_endpoint=proxy.endpoint)
         worker = Worker(cfg, moto.env(), tmp_path / "w.log").start()
         try:
             last = log.last_sequence()

@@ -28,7 +28,6 @@ from dredge.index.live import IndexManager
 from dredge.index.tasks import Supervisor
 from dredge.testing import MotoServer
 from tests.integration.streams import (
-    REGION,
     PutLog,
     Worker,
     caught_up,
@@ -39,6 +38,7 @@ from tests.integration.streams import (
     lease_checkpoints,
     put_payloads,
     wait_for,
+    write_config,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -98,45 +98,9 @@ def write_index_config(path: Path, *, stream: str, db: Path, worker_id: str, ind
                        holdback_s: float = 0.0, flush_interval_s: float = 0.3,
                        metrics_port: int = 0) -> Path:
     """A `dredge run` config whose ``[index]`` section is ``index`` (keys and sub-tables)."""
-    path.write_text(f"""
-worker_id = "{worker_id}"
-
-[[streams]]
-name = "{stream}"
-region = "{REGION}"
-
-[pipeline]
-flush_interval_s = {flush_interval_s}
-holdback_s = {holdback_s}
-
-[kinesis]
-idle_poll_interval_s = 0.2
-list_shards_interval_s = 2.0
-backoff_base_s = 0.05
-backoff_max_s = 0.5
-
-[lease]
-table = "leases-{stream}"
-failover_time_s = 10.0
-renew_interval_s = 2.5
-take_interval_s = 2.5
-
-[sink.duckdb]
-path = "{db}"
-threads = 1
-
-[dead_letter]
-path = "{db.with_suffix('.deadletter.jsonl')}"
-
-[metrics]
-port = {metrics_port}
-host = "127.0.0.1"
-
-[index]
-debounce_s = 0.1
-{index}
-""")
-    return path
+    return write_config(path, stream=stream, db=db, worker_id=worker_id,
+                        index=f"debounce_s = 0.1\n{index}", holdback_s=holdback_s,
+                        flush_interval_s=flush_interval_s, metrics_port=metrics_port)
 
 
 # -- tests -----------------------------------------------------------------------------

@@ -114,7 +114,8 @@ def test_output_stream_down_holds_checkpoints_and_loses_nothing(
     db = tmp_path / "w.duckdb"
     table = f"leases-{stream}-{stream}"
     cfg = write_config(tmp_path / "dredge.toml", stream=stream, db=db, sample=sample,
-                       worker_id="publisher", extra=f"""
+                       worker_id="publisher", metrics_port=port, sink_retry_max_s=1.0,
+                       extra=f"""
 [sink.kinesis_out]
 stream = "{out_stream}"
 region = "{REGION}"
@@ -125,8 +126,6 @@ backoff_max_s = 0.2
 connect_timeout_s = 1.0
 read_timeout_s = 5.0
 """)
-    text = cfg.read_text().replace("[metrics]\nport = 0\n", f'[metrics]\nport = {port}\nhost = "127.0.0.1"\n')
-    cfg.write_text(text.replace("[pipeline]\n", "[pipeline]\nsink_retry_max_s = 1.0\n"))
     worker = Worker(cfg, moto.env(), tmp_path / "w.log").start().wait_started()
     try:
         # 1. nothing listens at the output endpoint: flushes fail, are retried, nothing moves

@@ -23,7 +23,6 @@ import pytest
 
 from dredge.testing import MotoServer, free_port, service_unavailable
 from tests.integration.streams import (
-    REGION,
     PutLog,
     Sample,
     Worker,
@@ -108,9 +107,7 @@ def test_split_and_merge_while_running(kinesis_local: str, moto: MotoServer, sam
     thirds = [payloads[len(payloads) * k // 3: len(payloads) * (k + 1) // 3] for k in range(3)]
     put_payloads(kin, stream, thirds[0], rng, log)
     cfg = write_config(tmp_path / "dredge.toml", stream=stream, db=tmp_path / "w.duckdb",
-                       sample=sample, worker_id="resharder")
-    cfg.write_text(cfg.read_text().replace(f'region = "{REGION}"',
-                                           f'region = "{REGION}"\nendpoint_url = "{kinesis_local}"'))
+                       sample=sample, worker_id="resharder", stream_endpoint=kinesis_local)
     worker = Worker(cfg, moto.env(), tmp_path / "w.log").start().wait_started()
     try:
         time.sleep(1.0)
