@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# A real, small Apache Druid on this machine, with a local Kinesis emulator, all on 127.0.0.1.
+# A real, small Apache Druid on this machine, with a local Kinesis emulator and a local S3
+# (moto server), all on 127.0.0.1.
 #
-#   druid.sh deps     fetch jars from Maven Central into lib/ (cached), build the two
+#   druid.sh deps     fetch jars from Maven Central into lib/ (cached), build the three
 #                     extensions Central lacks from Druid's source release, npm-install kinesis-local
-#   druid.sh up       start ZooKeeper, kinesis-local, then the Druid services, in the background;
-#                     return once every one answers its health check (pids and logs under var/)
+#   druid.sh up       start ZooKeeper, kinesis-local, moto (S3), then the Druid services, in the
+#                     background; return once every one answers its health check (pids and logs
+#                     under var/)
 #   druid.sh down     stop what `up` started (pids under var/pids), newest first
 #   druid.sh status   one line per process: pid, port, health
 #   druid.sh env      the endpoints, as shell assignments (eval "$(druid.sh env)")
@@ -12,7 +14,9 @@
 # Ports (environment, defaults in brackets): DRUID_ZK_PORT [12181], DRUID_DERBY_PORT [11527],
 # DRUID_COORDINATOR_PORT [18081] (also the Overlord), DRUID_BROKER_PORT [18082],
 # DRUID_HISTORICAL_PORT [18083], DRUID_INDEXER_PORT [18091], DRUID_ROUTER_PORT [18888],
-# KINESIS_LOCAL_PORT [14568] (plain HTTP), KINESIS_LOCAL_TLS_PORT [14567].
+# KINESIS_LOCAL_PORT [14568] (plain HTTP), KINESIS_LOCAL_TLS_PORT [14567], DRUID_S3_PORT [15055]
+# (moto server: Druid's `s3` input source and druid.s3.* point there).
+# DRUID_PYTHON [.venv/bin/python of the repository: `make install`] runs the moto server.
 # Others: DRUID_SERVICES (which Druid services, in start order), DRUID_UP_TIMEOUT [300 s],
 # DRUID_LOG_LEVEL [warn], DRUID_JAVA_OPTS [-XX:TieredStopAtLevel=1], JAVA [java],
 # DRUID_LIB_DIR [infra/druid/lib] (jars; point it outside the clone to share them between clones).
@@ -27,6 +31,7 @@ VAR="${DRUID_VAR_DIR:-$HERE/var}"
 KINESIS_HOME="$REPO/infra/kinesis-local"
 KINESIS_PKG="$KINESIS_HOME/node_modules/kinesis-local"
 JAVA="${JAVA:-java}"
+PYTHON="${DRUID_PYTHON:-$REPO/.venv/bin/python}"
 MVN=(mvn -q -B)
 
 # Maven 3.8 prints bare colour resets even with -q -B; drop them (pipefail keeps mvn's status).
@@ -41,6 +46,7 @@ mvn_quiet() { "${MVN[@]}" "$@" 2>&1 | sed -e 's/\x1b\[[0-9;]*m//g' -e '/^[[:spac
 : "${DRUID_ROUTER_PORT:=18888}"
 : "${KINESIS_LOCAL_PORT:=14568}"
 : "${KINESIS_LOCAL_TLS_PORT:=14567}"
+: "${DRUID_S3_PORT:=15055}"
 : "${DRUID_SERVICES:=coordinator broker historical indexer router}"
 : "${DRUID_UP_TIMEOUT:=300}"
 export DRUID_LOG_LEVEL="${DRUID_LOG_LEVEL:-warn}"
@@ -78,6 +84,7 @@ port_of() {
   case "$1" in
     zookeeper) echo "$DRUID_ZK_PORT" ;;
     kinesis) echo "$KINESIS_LOCAL_PORT" ;;
+    s3) echo "$DRUID_S3_PORT" ;;
     coordinator) echo "$DRUID_COORDINATOR_PORT" ;;
     broker) echo "$DRUID_BROKER_PORT" ;;
     historical) echo "$DRUID_HISTORICAL_PORT" ;;
@@ -103,26 +110,7 @@ deps() {
     mkdir -p "$stamp" && touch "$stamp/core"
   fi
 
-  local src="$LIB/src/apache-druid-$DRUID_VERSION-src"
-  if [[ -f "$stamp/extensions" ]]; then
-    log "extensions: cached in lib/extensions"
-  else
-    if [[ ! -d "$src/extensions-core/kinesis-indexing-service" ]]; then
-      log "extensions: source release org.apache.druid:distribution:$DRUID_VERSION:tar.gz"
-      mkdir -p "$LIB/src"
-      mvn_quiet dependency:copy -Dartifact="org.apache.druid:distribution:$DRUID_VERSION:tar.gz" \
-        -DoutputDirectory="$LIB/src"
-      tar -xzf "$LIB/src/distribution-$DRUID_VERSION.tar.gz" -C "$LIB/src" \
-        "apache-druid-$DRUID_VERSION-src/extensions-core/kinesis-indexing-service/src/main" \
-        "apache-druid-$DRUID_VERSION-src/extensions-core/multi-stage-query/src/main"
-      rm -f "$LIB/src/distribution-$DRUID_VERSION.tar.gz"
-    fi
-    log "extensions: compiling druid-kinesis-indexing-service and druid-multi-stage-query"
-    rm -rf "$LIB/extensions" "$LIB/build"
-    mvn_quiet -f "$HERE/extensions/pom.xml" -Ddruid.version="$DRUID_VERSION" -Ddruid.lib="$LIB" package
-    prune_extension_jars
-    mkdir -p "$stamp" && touch "$stamp/extensions"
-  fi
+  build_extensions "$stamp"
 
   if [[ -f "$KINESIS_PKG/main.js" ]]; then
     log "kinesis-local: installed"
@@ -131,6 +119,58 @@ deps() {
     (cd "$KINESIS_HOME" && npm ci --no-audit --no-fund --loglevel=error)
   fi
   log "deps ready: $(du -sh "$LIB" | cut -f1) in $LIB"
+}
+
+# The extensions built from the source release: module under extensions/, folder under the
+# release's extensions-core/, Druid's name for it (its folder under lib/extensions).
+EXTENSIONS=(
+  "kinesis kinesis-indexing-service druid-kinesis-indexing-service"
+  "msq multi-stage-query druid-multi-stage-query"
+  "s3 s3-extensions druid-s3-extensions"
+)
+
+# Stamp per extension: an existing lib/ gains a new extension without recompiling the others.
+missing_extensions() {
+  local stamp="$1" entry module
+  for entry in "${EXTENSIONS[@]}"; do
+    read -r module _ <<<"$entry"
+    [[ -f "$stamp/extension-$module" ]] || echo "$module"
+  done
+}
+
+build_extensions() {
+  local stamp="$1" src="$LIB/src/apache-druid-$DRUID_VERSION-src" entry module dir name
+  # A lib/ from before the per-extension stamps had kinesis and msq under one stamp.
+  if [[ -f "$stamp/extensions" ]]; then touch "$stamp/extension-kinesis" "$stamp/extension-msq"; fi
+  local todo=() names=() paths=()
+  for entry in "${EXTENSIONS[@]}"; do
+    read -r module dir name <<<"$entry"
+    [[ -f "$stamp/extension-$module" ]] && continue
+    todo+=("$module")
+    names+=("$name")
+    [[ -d "$src/extensions-core/$dir/src/main" ]] \
+      || paths+=("apache-druid-$DRUID_VERSION-src/extensions-core/$dir/src/main")
+  done
+  if [[ ${#todo[@]} -eq 0 ]]; then
+    log "extensions: cached in lib/extensions"
+    return
+  fi
+  if [[ ${#paths[@]} -gt 0 ]]; then
+    log "extensions: source release org.apache.druid:distribution:$DRUID_VERSION:tar.gz"
+    mkdir -p "$LIB/src"
+    mvn_quiet dependency:copy -Dartifact="org.apache.druid:distribution:$DRUID_VERSION:tar.gz" \
+      -DoutputDirectory="$LIB/src"
+    tar -xzf "$LIB/src/distribution-$DRUID_VERSION.tar.gz" -C "$LIB/src" "${paths[@]}"
+    rm -f "$LIB/src/distribution-$DRUID_VERSION.tar.gz"
+  fi
+  log "extensions: compiling ${names[*]}"
+  for name in "${names[@]}"; do rm -rf "$LIB/extensions/$name"; done
+  for module in "${todo[@]}"; do rm -rf "$LIB/build/$module"; done
+  mvn_quiet -f "$HERE/extensions/pom.xml" -Ddruid.version="$DRUID_VERSION" -Ddruid.lib="$LIB" \
+    -pl "$(IFS=,; echo "${todo[*]}")" package
+  prune_extension_jars
+  mkdir -p "$stamp"
+  for module in "${todo[@]}"; do touch "$stamp/extension-$module"; done
 }
 
 # An extension folder keeps only jars that the core classpath lacks (Druid's extension class
@@ -171,7 +211,7 @@ healthy() {
   port="$(port_of "$svc")"
   case "$svc" in
     zookeeper) port_open "$port" ;;
-    kinesis) [[ "$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/")" != 000 ]] ;;
+    kinesis | s3) [[ "$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/")" != 000 ]] ;;
     *) [[ "$(curl -s -m 2 "http://127.0.0.1:$port/status/health" 2>/dev/null)" == true ]] ;;
   esac
 }
@@ -207,6 +247,7 @@ druid_cmd() {
     "-Ddruid.metadata.storage.connector.port=$DRUID_DERBY_PORT" \
     "-Ddruid.metadata.storage.connector.connectURI=jdbc:derby://127.0.0.1:$DRUID_DERBY_PORT/var/druid/metadata.db;create=true" \
     "-Ddruid.extensions.directory=$LIB/extensions" \
+    "-Ddruid.s3.endpoint.url=http://127.0.0.1:$DRUID_S3_PORT" \
     -cp "conf/$svc:conf/_common:$LIB/core/*" \
     org.apache.druid.cli.Main server "$svc"
 }
@@ -228,9 +269,11 @@ wait_healthy() {
 }
 
 up() {
-  [[ -f "$LIB/.deps-$DRUID_VERSION/core" && -f "$LIB/.deps-$DRUID_VERSION/extensions" ]] \
+  [[ -f "$LIB/.deps-$DRUID_VERSION/core" && -z "$(missing_extensions "$LIB/.deps-$DRUID_VERSION")" ]] \
     || die "jars missing: run '$0 deps' (make druid-deps) first"
   [[ -f "$KINESIS_PKG/main.js" ]] || die "kinesis-local missing: run '$0 deps' first"
+  "$PYTHON" -c 'import moto.server' 2>/dev/null \
+    || die "no moto server in $PYTHON: run 'make install' (or set DRUID_PYTHON)"
   # Druid resolves var/... against its working directory, infra/druid; keep var/ there.
   [[ "$VAR" == "$HERE/var" ]] || die "DRUID_VAR_DIR must be $HERE/var for now"
   mkdir -p "$VAR"/{log,pids,tmp,zk,druid}
@@ -238,6 +281,8 @@ up() {
 
   start kinesis "$KINESIS_PKG" env KINESIS_MOCK_PLAIN_PORT="$KINESIS_LOCAL_PORT" \
     KINESIS_MOCK_TLS_PORT="$KINESIS_LOCAL_TLS_PORT" LOG_LEVEL=WARN node main.js
+  # S3 for Druid's `s3` input source (the backfill's s3:// staging); buckets live in memory.
+  start s3 "$HERE" "$PYTHON" -m moto.server -H 127.0.0.1 -p "$DRUID_S3_PORT"
 
   cat >"$VAR/zk/zoo.cfg" <<EOF
 tickTime=2000
@@ -250,7 +295,7 @@ EOF
   start zookeeper "$HERE" "$JAVA" -XX:+UseSerialGC -Xms32m -Xmx128m -Dlog4j.configurationFile=conf/_common/log4j2.xml \
     -Dzookeeper.jmx.log4j.disable=true -cp "conf/_common:$LIB/core/*" \
     org.apache.zookeeper.server.quorum.QuorumPeerMain "$VAR/zk/zoo.cfg"
-  wait_healthy kinesis zookeeper
+  wait_healthy kinesis s3 zookeeper
 
   local svc cmd
   for svc in $DRUID_SERVICES; do
@@ -294,7 +339,7 @@ down() {
     pids+=($!)
   done
   for pid in "${pids[@]}"; do wait "$pid" || true; done
-  for svc in coordinator zookeeper kinesis; do stop_one "$svc"; done
+  for svc in coordinator zookeeper kinesis s3; do stop_one "$svc"; done
   # Any pid file left names a service no longer in DRUID_SERVICES: stop it too.
   for f in "$VAR"/pids/*.pid; do
     [[ -e "$f" ]] || continue
@@ -305,7 +350,7 @@ down() {
 
 status() {
   local svc pid state rc=0
-  for svc in kinesis zookeeper $DRUID_SERVICES; do
+  for svc in kinesis s3 zookeeper $DRUID_SERVICES; do
     pid="-"
     state="stopped"
     if alive "$svc"; then
@@ -326,6 +371,7 @@ DRUID_OVERLORD_URL=http://127.0.0.1:$DRUID_COORDINATOR_PORT
 DRUID_BROKER_URL=http://127.0.0.1:$DRUID_BROKER_PORT
 DRUID_ROUTER_URL=http://127.0.0.1:$DRUID_ROUTER_PORT
 KINESIS_LOCAL_URL=http://127.0.0.1:$KINESIS_LOCAL_PORT
+DRUID_S3_URL=http://127.0.0.1:$DRUID_S3_PORT
 EOF
 }
 
