@@ -9,7 +9,7 @@ Connection options, each with an environment override (the option wins)::
     --druid-ca-file      DREDGE_DRUID_CA_FILE       https: trust this CA bundle
     --[no-]druid-tls-verify  DREDGE_DRUID_TLS_VERIFY (1/0) https: check certificates
     --druid-datasource   DREDGE_DRUID_DATASOURCE    default dredge_flows
-    --druid-staging      DREDGE_DRUID_STAGING       backfill: auto | inline | local:/dir
+    --druid-staging      DREDGE_DRUID_STAGING       backfill: auto | inline | local:/dir | s3://bucket/prefix/
 
 The supervisor's Kinesis side: ``--stream`` (DREDGE_DRUID_STREAM), ``--kinesis-endpoint``
 (DREDGE_DRUID_KINESIS_ENDPOINT: what *Druid* uses to reach Kinesis) and ``--region``
@@ -64,8 +64,10 @@ def add_druid_args(p: argparse.ArgumentParser, staging: bool = False) -> None:
     if staging:
         g.add_argument("--druid-staging", help="how backfill rows reach Druid: inline (in the "
                        "SQL; small hours), local:/dir (a folder the Druid indexers read at the same "
-                       "path), or auto (default: local next to --db when Druid is on this machine, "
-                       "else inline)")
+                       "path), s3://bucket/prefix/ (gzipped objects, deleted after the task; Druid "
+                       "needs druid-s3-extensions; S3 endpoint and region from [sink.druid] "
+                       "s3_endpoint_url/s3_region or AWS_ENDPOINT_URL/AWS_REGION), or auto (default: "
+                       "local next to --db when Druid is on this machine, else inline)")
 
 
 def _file_sections(args: argparse.Namespace, env: Mapping[str, str]

@@ -53,9 +53,13 @@ class DruidConfig:
     backoff_max_s: float = 30.0
     # Backfill (REPLACE tasks). How the rows reach Druid: "inline" (in the SQL text, through
     # the Router/Broker: small hours only), "local:/dir" (JSON files written to a folder the
-    # Druid indexers read at the same path: same machine or a shared mount), or "auto":
-    # local next to the DuckDB file when the URL is loopback (Druid on this machine), else inline.
+    # Druid indexers read at the same path: same machine or a shared mount), "s3://bucket/prefix/"
+    # (gzipped JSON objects Dredge writes and Druid reads with its druid-s3-extensions; deleted
+    # after the task), or "auto": local next to the DuckDB file when the URL is loopback (Druid on
+    # this machine), else inline. Details: dredge/sinks/druid_staging.py.
     staging: str = "auto"
+    s3_endpoint_url: str = ""  # s3:// staging, Dredge's side; empty: AWS (or AWS_ENDPOINT_URL)
+    s3_region: str = ""  # s3:// staging; empty: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1
     max_inline_bytes: int = 4 << 20  # inline JSON per statement; a bigger hour needs local:
     max_statement_hours: int = 24  # consecutive hours replaced by one task
     task_timeout_s: float = 900.0  # one REPLACE task, submitted to segments loaded
@@ -79,9 +83,16 @@ class DruidConfig:
             raise ConfigError("druid.backoff_max_s", "must be >= backoff_base_s")
         if self.max_attempts < 1:
             raise ConfigError("druid.max_attempts", "must be >= 1")
-        if self.staging not in ("auto", "inline") and not (
+        if self.staging.startswith("s3://"):
+            from dredge.sinks.druid_staging import parse_s3_url
+
+            parse_s3_url(self.staging)
+        elif self.staging not in ("auto", "inline") and not (
                 self.staging.startswith("local:") and self.staging[6:].startswith("/")):
-            raise ConfigError("druid.staging", '"auto", "inline" or "local:/absolute/dir"')
+            raise ConfigError("druid.staging",
+                              '"auto", "inline", "local:/absolute/dir" or "s3://bucket/prefix/"')
+        if self.s3_endpoint_url and not self.s3_endpoint_url.startswith(("http://", "https://")):
+            raise ConfigError("druid.s3_endpoint_url", "an http:// or https:// URL")
         if self.max_inline_bytes < 1024 or self.max_statement_hours < 1:
             raise ConfigError("druid.max_inline_bytes", "max_inline_bytes >= 1024 and "
                               "max_statement_hours >= 1")

@@ -8,7 +8,8 @@ hour in Druid is then a function of the store: replaying the same files again, p
 twice, or resuming after a failure never counts anything twice.
 
 Druid unreachable or a task failing: retried a bounded number of times with jittered backoff,
-then :class:`SinkError`; the hours stay pending for the next run. Why REPLACE and not the
+then :class:`SinkError`; the hours stay pending for the next run. How the rows reach Druid
+(inline, local files, S3 objects): :mod:`dredge.sinks.druid_staging`. Why REPLACE and not the
 stream for history: docs/druid.md (measured).
 """
 
@@ -17,11 +18,9 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -32,6 +31,7 @@ from prometheus_client import Gauge
 from dredge.enrich.rollup import DIMENSIONS, METRICS, Rolled
 from dredge.errors import SinkError
 from dredge.sinks.druid import LONG_DIMENSIONS, DruidAPI, DruidConfig, DruidUnreachable
+from dredge.sinks.druid_staging import Part, Staging
 from dredge.sinks.duckdb import DuckDBSink, IngestRecord, Rows
 from dredge.sinks.kinesis_out import encode, retries_total
 from dredge.sources.kinesis.limits import Backoff
@@ -70,7 +70,7 @@ def _sql_string(text: str) -> str:
 
 def replace_statement(datasource: str, start: int, end: int, source: dict[str, Any]) -> str:
     """``REPLACE ... OVERWRITE WHERE`` the hours [start, end) with the JSON lines of ``source``
-    (a Druid input source: inline data or local files)."""
+    (a Druid input source: inline data, local files or S3 objects)."""
     dims = [d for d in DIMENSIONS if d != "window_start"]
     extend = ", ".join([f'"{d}" {"BIGINT" if d in LONG_DIMENSIONS else "VARCHAR"}' for d in dims]
                        + [f'"{m}" BIGINT' for m in METRICS])
@@ -92,7 +92,7 @@ class PushSummary:
     hours: int = 0  # hours brought up to date
     statements: int = 0  # REPLACE tasks that succeeded
     rows: int = 0  # rows sent (before Druid's rollup to minutes)
-    bytes: int = 0  # JSON sent (inline or staged)
+    bytes: int = 0  # JSON sent (inline or staged; before gzip for S3)
     attempts: int = 0  # REPLACE tasks submitted (failures included)
     pending: int = 0  # hours still pending (after a failure)
     seconds: float = 0.0
@@ -121,6 +121,9 @@ class DruidBackfill:
         self.api = api or DruidAPI(config)
         self._sleep = sleep
         self.staging = config.resolved_staging(store.config.path)
+        self._stager = Staging(self.staging, config.datasource,
+                               s3_endpoint_url=config.s3_endpoint_url, s3_region=config.s3_region,
+                               timeout_s=config.timeout_s)
         self._cursor: duckdb.DuckDBPyConnection | None = None
 
     @property
@@ -206,8 +209,8 @@ class DruidBackfill:
         summary = PushSummary()
         hours = self.pending()
         try:
-            for start, end, data, rows in self._statements(hours):
-                self._replace(start, end, data, rows, summary)
+            for start, end, parts, rows in self._statements(hours):
+                self._replace(start, end, parts, rows, summary)
                 summary.hours += (end - start) // HOUR
                 if progress is not None:
                     progress(summary)
@@ -217,12 +220,12 @@ class DruidBackfill:
             pending_intervals.labels(self.name).set(summary.pending)
         return summary
 
-    def _statements(self, hours: list[int]) -> Iterator[tuple[int, int, bytes, int]]:
-        """Runs of consecutive pending hours as (start, end, JSON lines, rows): at most
+    def _statements(self, hours: list[int]) -> Iterator[tuple[int, int, list[Part], int]]:
+        """Runs of consecutive pending hours as (start, end, each hour's JSON lines, rows): at most
         ``max_statement_hours``, and inline at most ``max_inline_bytes`` (whole hours)."""
         inline = self.staging == "inline"
         start = end = 0
-        parts: list[bytes] = []
+        parts: list[Part] = []
         size = rows = 0
         for hour in hours:
             data, n = self._hour_lines(hour)
@@ -233,74 +236,62 @@ class DruidBackfill:
                 raise SinkError(
                     f"hour {_ts(hour)} has {len(data) / 1e6:.1f} MB of rows, more than inline "
                     f"staging takes ({self.config.max_inline_bytes / 1e6:.1f} MB): use "
-                    "--druid-staging local:/dir (a folder the Druid indexers can read); the "
-                    "hours stay pending")
+                    "--druid-staging local:/dir (a folder the Druid indexers can read) or "
+                    "s3://bucket/prefix/ (Druid with druid-s3-extensions); the hours stay pending")
             if parts and (hour != end or (end - start) // HOUR >= self.config.max_statement_hours
                           or (inline and size + len(data) > self.config.max_inline_bytes)):
-                yield start, end, b"".join(parts), rows
+                yield start, end, parts, rows
                 parts, size, rows = [], 0, 0
             if not parts:
                 start = hour
-            parts.append(data)
+            parts.append((hour, data))
             size += len(data)
             rows += n
             end = hour + HOUR
         if parts:
-            yield start, end, b"".join(parts), rows
+            yield start, end, parts, rows
 
-    @contextlib.contextmanager
-    def _staged(self, start: int, data: bytes) -> Iterator[dict[str, Any]]:
-        """The rows as a Druid input source: inline, or a file in the staging folder."""
-        if self.staging == "inline":
-            yield {"type": "inline", "data": data.decode()}
-            return
-        folder = Path(self.staging.removeprefix("local:"))
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"dredge-{self.config.datasource}-{start}-{uuid.uuid4().hex[:12]}.json"
-        path.write_bytes(data)
-        try:
-            yield {"type": "local", "files": [str(path)]}
-        finally:
-            path.unlink(missing_ok=True)
-
-    def _replace(self, start: int, end: int, data: bytes, rows: int, summary: PushSummary) -> None:
+    def _replace(self, start: int, end: int, parts: list[Part], rows: int,
+                 summary: PushSummary) -> None:
         context = {"maxNumTasks": self.config.max_num_tasks, "finalizeAggregations": False,
                    "groupByEnableMultiValueUnnesting": False, "waitUntilSegmentsLoad": True,
                    "sqlTimeZone": "Etc/UTC"}
+        size = sum(len(d) for _, d in parts)
         backoff = Backoff(self.config.backoff_base_s, self.config.backoff_max_s)
         error = ""
-        for attempt in range(self.config.max_attempts):
-            if attempt:
-                delay = backoff.next_delay()
-                retries_total.labels(self.name, "call").inc()
-                log.warning("druid_replace_retry", datasource=self.config.datasource,
-                            start=_ts(start), end=_ts(end), attempt=attempt + 1,
-                            wait_s=round(delay, 2), error=error[:300])
-                self._sleep(delay)
-            t0 = time.perf_counter()
-            summary.attempts += 1
-            try:
-                with self._staged(start, data) as source:
-                    sql = replace_statement(self.config.datasource, start, end, source)
+        # staged once, for every attempt; removed when the statement ends (druid_staging)
+        with self._stager.staged(start, parts) as source:
+            sql = replace_statement(self.config.datasource, start, end, source)
+            for attempt in range(self.config.max_attempts):
+                if attempt:
+                    delay = backoff.next_delay()
+                    retries_total.labels(self.name, "call").inc()
+                    log.warning("druid_replace_retry", datasource=self.config.datasource,
+                                start=_ts(start), end=_ts(end), attempt=attempt + 1,
+                                wait_s=round(delay, 2), error=error[:300])
+                    self._sleep(delay)
+                t0 = time.perf_counter()
+                summary.attempts += 1
+                try:
                     task = self.api.submit_sql_task(sql, context)
                     state, error = self._wait_task(task)
-            except DruidUnreachable as exc:
-                error = str(exc)
-                continue
-            if state == "SUCCESS":
-                seconds = time.perf_counter() - t0
-                self._unmark(start, end)
-                summary.statements += 1
-                summary.rows += rows
-                summary.bytes += len(data)
-                summary.task_seconds.append(seconds)
-                metrics.sink_rows_total.labels(self.name, "stored").inc(rows)
-                metrics.sink_flush_seconds.labels(self.name).observe(seconds)
-                log.info("druid_replace_done", datasource=self.config.datasource, task=task,
-                         start=_ts(start), end=_ts(end), rows=rows, bytes=len(data),
-                         seconds=round(seconds, 2))
-                return
-            error = f"task {task} {state}: {error}"
+                except DruidUnreachable as exc:
+                    error = str(exc)
+                    continue
+                if state == "SUCCESS":
+                    seconds = time.perf_counter() - t0
+                    self._unmark(start, end)
+                    summary.statements += 1
+                    summary.rows += rows
+                    summary.bytes += size
+                    summary.task_seconds.append(seconds)
+                    metrics.sink_rows_total.labels(self.name, "stored").inc(rows)
+                    metrics.sink_flush_seconds.labels(self.name).observe(seconds)
+                    log.info("druid_replace_done", datasource=self.config.datasource, task=task,
+                             start=_ts(start), end=_ts(end), rows=rows, bytes=size,
+                             seconds=round(seconds, 2))
+                    return
+                error = f"task {task} {state}: {error}"
         metrics.sink_rows_total.labels(self.name, "failed").inc(rows)
         raise SinkError(f"Druid REPLACE of {_ts(start)}..{_ts(end)} into {self.config.datasource!r}"
                         f" failed {self.config.max_attempts} times; the hours stay pending (run"

@@ -37,6 +37,7 @@ DRUID_SH = Path(__file__).resolve().parents[2] / "infra" / "druid" / "druid.sh"
 PIDS = DRUID_SH.parent / "var" / "pids"
 ROUTER = f"http://127.0.0.1:{os.environ.get('DRUID_ROUTER_PORT', 18888)}"
 KINESIS = f"http://127.0.0.1:{os.environ.get('KINESIS_LOCAL_PORT', 14568)}"
+S3 = f"http://127.0.0.1:{os.environ.get('DRUID_S3_PORT', 15055)}"  # druid.sh's moto: Druid reads it
 INGEST_TIMEOUT = 300.0
 
 Totals = dict[tuple[str, str, str], tuple[int, int, int]]
@@ -301,6 +302,72 @@ def test_backfill_survives_the_indexer_stopped_mid_task(
         worker.join(600)
     assert rc == [0]
     assert druid_totals(druid, ds) == duckdb_totals(store)
+
+
+# -- S3 staging: Dredge writes objects to the moto server druid.sh runs, Druid reads them ------
+
+
+@pytest.fixture(scope="module")
+def s3(druid: DruidAPI) -> Any:
+    """A boto3 client on the S3 endpoint the local Druid's druid-s3-extensions reads."""
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client("s3", endpoint_url=S3, region_name="us-east-1",
+                          aws_access_key_id="dredge", aws_secret_access_key="dredge",
+                          config=Config(connect_timeout=3, retries={"max_attempts": 1}))
+    try:
+        client.list_buckets()
+    except Exception as exc:
+        service_unavailable(f"S3 (moto) not answering at {S3}: {exc} (make druid-up)")
+    return client
+
+
+def test_backfill_through_s3_staging_equals_duckdb_and_leaves_no_objects(
+        druid: DruidAPI, s3: Any, sample: Path, store: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``replay --sink druid --druid-staging s3://bucket/prefix/`` (endpoint from [sink.druid]
+    s3_endpoint_url of --config): each hour a gzipped object, read by Druid's `s3` input source;
+    Druid's totals equal the store's, and the objects are gone afterwards."""
+    ds = datasource(druid, "s3")
+    bucket = f"dredge-test-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "dredge")  # moto takes any
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "dredge")
+    cfg = tmp_path / "dredge.toml"
+    cfg.write_text(f'[sink.druid]\ns3_endpoint_url = "{S3}"\n')
+    staging = f"s3://{bucket}/backfill/"
+    capsys.readouterr()
+    assert main(replay_args(sample, tmp_path / "s.duckdb", "--sink", "druid", "--config", str(cfg),
+                            "--druid-url", ROUTER, "--druid-datasource", ds,
+                            "--druid-staging", staging, "--json")) == 0
+    out = json.loads(capsys.readouterr().out)["druid"]
+    assert out["staging"] == staging and out["pending"] == 0 and out["hours"] == 2
+    assert out["bytes"] > 4 << 20  # more than inline staging would take
+    assert druid_totals(druid, ds) == duckdb_totals(store)
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+def test_backfill_s3_staging_into_a_missing_bucket_is_a_clear_error(
+        druid: DruidAPI, s3: Any, sample: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bucket that does not exist (endpoint from AWS_ENDPOINT_URL_S3): one clear error,
+    exit 1, the files stored and their hours pending; Druid is never asked."""
+    ds = datasource(druid, "s3missing")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "dredge")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "dredge")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", S3)
+    missing = f"dredge-missing-{uuid.uuid4().hex[:8]}"
+    capsys.readouterr()
+    t0 = time.monotonic()
+    assert main(replay_args(sample, tmp_path / "m.duckdb", "--sink", "druid", "--druid-url",
+                            ROUTER, "--druid-datasource", ds, "--druid-staging",
+                            f"s3://{missing}/x/", "--json")) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["stored"] > 0 and out["druid"]["pending"] == 2
+    assert f"bucket '{missing}' does not exist" in out["druid"]["error"]
+    assert time.monotonic() - t0 < 60
+    assert running_tasks(druid, ds) == []
 
 
 # -- the live path: dredge run -> output stream -> Kinesis supervisor ---------------------------------------

@@ -5,6 +5,7 @@ tests/integration/test_druid_sink.py), and query parameters as literals."""
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,95 @@ def test_druid_config_validation() -> None:
                        (DruidConfig(max_num_tasks=1), "max_num_tasks")):
         with pytest.raises(ConfigError, match=field):
             bad.validate()
+
+
+def test_s3_staging_setting_is_checked() -> None:
+    from dredge.sinks.druid_staging import parse_s3_url
+
+    assert parse_s3_url("s3://flows-stage/dredge/backfill") == ("flows-stage", "dredge/backfill/")
+    assert parse_s3_url("s3://flows.stage-1/a/") == ("flows.stage-1", "a/")
+    assert parse_s3_url("s3://flows-stage") == ("flows-stage", "")
+    assert parse_s3_url("s3://flows-stage/") == ("flows-stage", "")
+    DruidConfig(staging="s3://flows-stage/dredge/", s3_endpoint_url="http://127.0.0.1:15055",
+                s3_region="eu-west-1").validate()
+    for staging in ("s3://", "s3:///x/", "s3://Flows/x/", "s3://ab/x", "s3://a..b/x",
+                    "s3://bucket_1/x", "s3://b" + "x" * 63, "s3://bucket/a//b/",
+                    "s3://bucket/a b/", "s3:/bucket/x/", "S3://bucket/x/"):
+        with pytest.raises(ConfigError, match=r"druid\.staging"):
+            DruidConfig(staging=staging).validate()
+    with pytest.raises(ConfigError, match=r"druid\.s3_endpoint_url"):
+        DruidConfig(staging="s3://bucket/x/", s3_endpoint_url="127.0.0.1:15055").validate()
+    # auto stays local-or-inline; s3 is taken as given
+    assert DruidConfig(staging="s3://b-1/x/").resolved_staging("x.duckdb") == "s3://b-1/x/"
+
+
+def test_s3_staging_stages_gzipped_hours_once_and_deletes_them(tmp_path: Path) -> None:
+    """Against moto (in process): one .json.gz object per hour, the REPLACE reads their
+    s3:// URIs, retries reuse them, and they are deleted after success and after failure."""
+    import gzip
+
+    import boto3
+    from moto import mock_aws
+
+    seen: list[dict[str, bytes]] = []
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="stage")
+
+        class Peek(ScriptedAPI):
+            def submit_sql_task(self, query: str, context: dict[str, Any]) -> str:
+                uris = json.loads(query.split("EXTERN('")[1].split("', '")[0])["uris"]
+                seen.append({u: gzip.decompress(s3.get_object(
+                    Bucket="stage", Key=u.removeprefix("s3://stage/"))["Body"].read())
+                    for u in uris})
+                return super().submit_sql_task(query, context)
+
+        api = Peek([DruidUnreachable("refused"), "SUCCESS", "FAILED", "FAILED"])
+        store, b = backfill(tmp_path, api, staging="s3://stage/bf/")
+        b.store_files([(flows([0, 0, 1]), rec("a"))])
+        assert b.push().statements == 1
+        assert len(seen) == 2 and seen[0] == seen[1]  # a retry reads the same objects
+        objects = seen[0]
+        assert [u.removeprefix("s3://stage/bf/dredge-dredge_flows-1795564800-").split("/")[1]
+                for u in objects] == ["2026-11-25T00.json.gz", "2026-11-25T01.json.gz"]
+        assert [v.count(b"\n") for v in objects.values()] == [2, 1]
+        assert b'"src_app":"api"' in next(iter(objects.values()))
+        assert s3.list_objects_v2(Bucket="stage").get("KeyCount") == 0
+        # a statement that fails every attempt: staged once, deleted too, hours pending
+        b.mark_stored()
+        with pytest.raises(SinkError, match="failed 2 times"):
+            b.push()
+        assert len(seen) == 4 and seen[2].keys() == seen[3].keys() != objects.keys()
+        assert s3.list_objects_v2(Bucket="stage").get("KeyCount") == 0
+        assert b.pending() == [T0, T0 + H]
+        # no such bucket: a clear error before Druid is asked, hours still pending
+        store2, b2 = backfill(tmp_path / "2", ScriptedAPI([]), staging="s3://missing-bucket/x/")
+        b2.store_files([(flows([0]), rec("a"))])
+        with pytest.raises(SinkError, match="bucket 'missing-bucket' does not exist"):
+            b2.push()
+        assert b2.pending() == [T0]
+        for x in (b, store, b2, store2):
+            x.close()
+
+
+def test_s3_staging_reports_access_denied() -> None:
+    from botocore.exceptions import ClientError
+
+    from dredge.sinks.druid_staging import Staging
+
+    class Denied:
+        def put_object(self, **kw: Any) -> None:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"},
+                               "ResponseMetadata": {"HTTPStatusCode": 403}}, "PutObject")
+
+        def delete_objects(self, **kw: Any) -> dict[str, Any]:
+            raise AssertionError("nothing was staged")
+
+    stager = Staging("s3://stage/x/", "ds", client=Denied())
+    with pytest.raises(SinkError, match=r"access denied \(AccessDenied\).*s3:PutObject"), \
+            stager.staged(T0, [(T0, b"{}\n")]):
+        pass
 
 
 def test_auto_staging_is_local_only_when_druid_is_on_this_machine() -> None:
