@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import mmap
+from typing import Any
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 OPEN = np.int32(np.iinfo(np.int32).max)
-MAX_RUN = (1 << 24) - 1
 _HUGE_PAGE = 2 << 20
 _HUGE_MIN = 8 << 20
 _K1 = np.uint64(0x9E3779B97F4A7C15)
@@ -130,38 +133,144 @@ def table_bits(n: int) -> int:
     return bits
 
 
+W4 = 4  # uint32 words per IPv4 slot: address, tail start, tail owner + 2, first segment
+W6 = 8  # per IPv6 slot: hi >> 32, hi, lo >> 32, lo, tail start, tail owner + 2, first segment, 0
+MAX_SEGMENTS = (1 << 32) - 1  # segment numbers are uint32 words of a slot
+
+
+def _prefetch_typing(typingctx: Any, arr: Any, idx: Any) -> Any:
+    """Hint the CPU to start loading element ``idx`` of the C-contiguous ``arr`` (flat).
+
+    Unlike a load it retires at once, so dozens of cache misses can be in flight while
+    earlier rows are being answered; an address past the end is harmless (no fault).
+    """
+    if not isinstance(arr, types.Array) or not isinstance(idx, types.Integer):
+        return None
+    sig = types.void(arr, idx)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ind = context.cast(builder, args[1], signature.args[1], types.intp)
+        ptr = builder.gep(ary.data, [ind])
+        i32 = ir.IntType(32)
+        ptr = builder.bitcast(ptr, ir.IntType(8).as_pointer())
+        fnty = ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(  # type: ignore[no-untyped-call]
+            builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])  # read, keep in all levels, data
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+_prefetch: Any = intrinsic(_prefetch_typing)
+
+
 @njit(cache=True, nogil=True)
-def build_table4(lo: np.ndarray, first: np.ndarray, count: np.ndarray, bits: int,
-                 tab: np.ndarray) -> None:
-    """Fill ``tab`` (2 << bits zeros) with the IPv4 addresses."""
-    size = 1 << bits
-    mask = size - 1
+def place4(lo: np.ndarray, bits: int, tab: np.ndarray, where: np.ndarray) -> None:
+    """Put the IPv4 addresses in ``tab`` ((1 << bits) + 1 slots of zeros); ``where[i]`` = slot."""
+    mask = (1 << bits) - 1
     shift = np.uint64(64 - bits)
     for i in range(lo.shape[0]):
         s = _slot4(lo[i], shift)
-        while tab[2 * s + 1] != 0:
+        while tab[W4 * s + 2] != 0:
             s = (s + 1) & mask
-        tab[2 * s] = lo[i]
-        tab[2 * s + 1] = (np.uint64(first[i]) << np.uint64(24)) | np.uint64(count[i])
+        tab[W4 * s] = np.uint32(lo[i])
+        tab[W4 * s + 2] = 1  # taken; the tail is written by fill_slots
+        where[i] = s
 
 
 @njit(cache=True, nogil=True)
-def build_table6(hi: np.ndarray, lo: np.ndarray, first: np.ndarray, count: np.ndarray, bits: int,
-                 tab: np.ndarray) -> None:
-    """Fill ``tab`` (3 << bits zeros) with the IPv6 addresses."""
-    size = 1 << bits
-    mask = size - 1
+def place6(hi: np.ndarray, lo: np.ndarray, bits: int, tab: np.ndarray, where: np.ndarray) -> None:
+    """Put the IPv6 addresses in ``tab`` ((1 << bits) + 1 slots of zeros); ``where[i]`` = slot."""
+    mask = (1 << bits) - 1
     shift = np.uint64(64 - bits)
+    m32 = np.uint64(0xFFFFFFFF)
     for i in range(lo.shape[0]):
         s = _slot6(hi[i], lo[i], shift)
-        while tab[3 * s + 2] != 0:
+        while tab[W6 * s + 5] != 0:
             s = (s + 1) & mask
-        tab[3 * s] = hi[i]
-        tab[3 * s + 1] = lo[i]
-        tab[3 * s + 2] = (np.uint64(first[i]) << np.uint64(24)) | np.uint64(count[i])
+        tab[W6 * s] = np.uint32(hi[i] >> np.uint64(32))
+        tab[W6 * s + 1] = np.uint32(hi[i] & m32)
+        tab[W6 * s + 2] = np.uint32(lo[i] >> np.uint64(32))
+        tab[W6 * s + 3] = np.uint32(lo[i] & m32)
+        tab[W6 * s + 5] = 1
+        where[i] = s
 
 
-_GROUP = 32  # lookups in flight: their cache misses overlap instead of queueing
+@njit(cache=True, nogil=True)
+def fill_slots(tab: np.ndarray, width: int, keys: int, bits: int, where: np.ndarray,
+               first: np.ndarray, count: np.ndarray, start: np.ndarray, end: np.ndarray, owner: np.ndarray,
+               seg: np.ndarray, pos: int) -> int:
+    """Tails and segment numbers of the placed addresses, in slot order.
+
+    Address i's segments are ``start/end/owner[first[i]:first[i] + count[i]]`` (relative
+    times, sorted). Its tail goes in its slot: the last segment if still owned, else
+    "nobody from the last end on"; the segments before the tail are copied to ``seg`` from
+    row ``pos`` on, so a slot's segments end where the next slot's begin (one more slot at
+    the end holds the total). Returns the next free row.
+    """
+    size = 1 << bits
+    who = np.full(size, -1, np.int64)
+    for i in range(where.shape[0]):
+        who[where[i]] = i
+    w = keys  # tail start, tail owner + 2, first segment follow the key words
+    for s in range(size):
+        tab[width * s + w + 2] = np.uint32(pos)
+        i = who[s]
+        if i < 0:
+            continue
+        a = first[i]
+        b = a + count[i]
+        if end[b - 1] >= OPEN:
+            b -= 1
+            tab[width * s + w] = np.uint32(start[b])
+            tab[width * s + w + 1] = np.uint32(owner[b] + 2)
+        else:
+            tab[width * s + w] = np.uint32(end[b - 1])
+            tab[width * s + w + 1] = np.uint32(1)  # nobody
+        for k in range(a, b):
+            seg[pos, 0] = start[k]
+            seg[pos, 1] = end[k]
+            seg[pos, 2] = owner[k]
+            pos += 1
+    tab[width * size + w + 2] = np.uint32(pos)
+    return pos
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _search(seg: np.ndarray, a: int, b: int, tr: int) -> int:
+    """Owner among segments [a, b) at relative time tr, or -1."""
+    if b - a <= 8:
+        k = b - 1
+        while k >= a and seg[k, 0] > tr:
+            k -= 1
+    else:
+        lo_i = a
+        hi_i = b
+        while lo_i < hi_i:
+            mid = (lo_i + hi_i) >> 1
+            if seg[mid, 0] <= tr:
+                lo_i = mid + 1
+            else:
+                hi_i = mid
+        k = lo_i - 1
+    if k >= a and tr < seg[k, 1]:
+        return int(seg[k, 2])
+    return -1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _answer(seg: np.ndarray, p_row: np.ndarray, p_a: np.ndarray, p_b: np.ndarray,
+            p_t: np.ndarray, j: int, out: np.ndarray) -> int:
+    o = _search(seg, p_a[j], p_b[j], p_t[j])
+    out[p_row[j]] = o
+    return 1 if o >= 0 else 0
+
+
+_AHEAD = 16  # rows between a slot's prefetch and its probe
+_PENDING = 16  # rows between a segment run's prefetch and its search (a power of two)
 
 
 @njit(cache=True, nogil=True)
@@ -170,101 +279,92 @@ def lookup(fam: np.ndarray, hi: np.ndarray, lo: np.ndarray, t: np.ndarray,
            seg: np.ndarray, base: int, out: np.ndarray) -> int:
     """Owner of each (address, time), or -1. Returns the number of hits.
 
-    Works in groups of ``_GROUP`` rows and three passes (home slots, runs, segments), so
-    the memory loads of a group are independent of each other and the CPU issues them
-    together: on tables far larger than the caches this is what sets the rate.
+    A software pipeline: the slot of row r + _AHEAD is prefetched while row r is probed; a
+    row whose time is at or after its address's tail is answered from the slot (one cache
+    miss); any other row prefetches its segments and waits in a ring of _PENDING rows
+    before its search. The loads of many rows are thus in flight at once: on tables far
+    larger than the caches this is what sets the rate.
     """
     mask4 = (1 << bits4) - 1
     shift4 = np.uint64(64 - bits4)
     mask6 = (1 << bits6) - 1
     shift6 = np.uint64(64 - bits6)
+    m32 = np.uint64(0xFFFFFFFF)
     open_ = np.int64(OPEN)
     n = fam.shape[0]
-    slot = np.empty(_GROUP, np.int64)
-    word = np.empty(_GROUP, np.uint64)
-    first = np.empty(_GROUP, np.int64)
-    last = np.empty(_GROUP, np.int64)
+    p_row = np.empty(_PENDING, np.int64)
+    p_a = np.empty(_PENDING, np.int64)
+    p_b = np.empty(_PENDING, np.int64)
+    p_t = np.empty(_PENDING, np.int64)
+    head = 0  # oldest pending row
+    tail = 0  # next free place in the ring
     hits = 0
-    for g0 in range(0, n, _GROUP):
-        g1 = min(n, g0 + _GROUP)
-        # pass 1: home slot of each address, and its run word (independent loads)
-        for r in range(g0, g1):
-            i = r - g0
-            f = fam[r]
-            if f == 4:
-                s = _slot4(lo[r], shift4)
-                slot[i] = s
-                word[i] = tab4[2 * s + 1]
-            elif f == 6:
-                s = _slot6(hi[r], lo[r], shift6)
-                slot[i] = s
-                word[i] = tab6[3 * s + 2]
-            else:
-                slot[i] = -1
-                word[i] = 0
-        # pass 2: probe from the home slot to the address's run; touch its last segment
-        for r in range(g0, g1):
-            i = r - g0
-            v = word[i]
-            s = slot[i]
-            run = np.uint64(0)
-            if fam[r] == 4:
-                key = lo[r]
-                while v != 0:
-                    if tab4[2 * s] == key:
-                        run = v
-                        break
-                    s = (s + 1) & mask4
-                    v = tab4[2 * s + 1]
-            elif fam[r] == 6:
-                kh = hi[r]
-                kl = lo[r]
-                while v != 0:
-                    if tab6[3 * s + 1] == kl and tab6[3 * s] == kh:
-                        run = v
-                        break
-                    s = (s + 1) & mask6
-                    v = tab6[3 * s + 2]
-            if run == 0:
-                first[i] = 0
-                last[i] = -1
-                word[i] = 0
-            else:
-                a = np.int64(run >> np.uint64(24))
-                b = a + np.int64(run & np.uint64(0xFFFFFF))
-                first[i] = a
-                last[i] = b
-                word[i] = np.uint64(seg[b - 1, 0])  # the load is the point
-        # pass 3: last segment with start <= t; owner if t < its end
-        for r in range(g0, g1):
-            i = r - g0
-            out[r] = -1
-            a = first[i]
-            b = last[i]
-            if b <= a:
-                continue
-            tr = t[r] - base
-            if tr < 0:
-                continue
+    for r in range(n):
+        q = r + _AHEAD
+        if q < n:
+            if fam[q] == 4:
+                w = W4 * _slot4(lo[q], shift4)
+                _prefetch(tab4, w)
+                _prefetch(tab4, w + W4 + 3)  # the next slot's first segment: where ours end
+            elif fam[q] == 6:
+                w = W6 * _slot6(hi[q], lo[q], shift6)
+                _prefetch(tab6, w)
+                _prefetch(tab6, w + W6 + 6)
+        out[r] = -1
+        f = fam[r]
+        tr = t[r] - base
+        a = np.int64(0)
+        b = np.int64(0)
+        if tr >= 0 and (f == 4 or f == 6):
             if tr >= open_:
                 tr = open_ - 1
-            if b - a <= 8:
-                k = b - 1
-                while k >= a and seg[k, 0] > tr:
-                    k -= 1
-            else:
-                lo_i = a
-                hi_i = b
-                while lo_i < hi_i:
-                    mid = (lo_i + hi_i) >> 1
-                    if seg[mid, 0] <= tr:
-                        lo_i = mid + 1
+            if f == 4:
+                s = _slot4(lo[r], shift4)
+                key = np.uint32(lo[r])
+                taken = tab4[W4 * s + 2]
+                while taken != 0 and tab4[W4 * s] != key:
+                    s = (s + 1) & mask4
+                    taken = tab4[W4 * s + 2]
+                if taken != 0:
+                    if tr >= np.int64(tab4[W4 * s + 1]):
+                        out[r] = np.int32(taken) - 2
+                        hits += taken >= 2
                     else:
-                        hi_i = mid
-                k = lo_i - 1
-            if k >= a and tr < seg[k, 1]:
-                out[r] = seg[k, 2]
-                hits += 1
+                        a = np.int64(tab4[W4 * s + 3])
+                        b = np.int64(tab4[W4 * s + W4 + 3])
+            else:
+                s = _slot6(hi[r], lo[r], shift6)
+                k0 = np.uint32(hi[r] >> np.uint64(32))
+                k1 = np.uint32(hi[r] & m32)
+                k2 = np.uint32(lo[r] >> np.uint64(32))
+                k3 = np.uint32(lo[r] & m32)
+                taken = tab6[W6 * s + 5]
+                while taken != 0 and not (tab6[W6 * s + 3] == k3 and tab6[W6 * s + 2] == k2
+                                          and tab6[W6 * s + 1] == k1 and tab6[W6 * s] == k0):
+                    s = (s + 1) & mask6
+                    taken = tab6[W6 * s + 5]
+                if taken != 0:
+                    if tr >= np.int64(tab6[W6 * s + 4]):
+                        out[r] = np.int32(taken) - 2
+                        hits += taken >= 2
+                    else:
+                        a = np.int64(tab6[W6 * s + 6])
+                        b = np.int64(tab6[W6 * s + W6 + 6])
+        if b > a:
+            _prefetch(seg, 3 * a)
+            _prefetch(seg, 3 * b - 1)
+            j = tail & (_PENDING - 1)
+            p_row[j] = r
+            p_a[j] = a
+            p_b[j] = b
+            p_t[j] = tr
+            tail += 1
+        if tail - head == _PENDING:
+            hits += _answer(seg, p_row, p_a, p_b, p_t, head & (_PENDING - 1), out)
+            head += 1
+    while head < tail:
+        hits += _answer(seg, p_row, p_a, p_b, p_t, head & (_PENDING - 1), out)
+        head += 1
     return hits
 
 

@@ -34,15 +34,16 @@ _FOREVER = np.iinfo(np.int64).max
 
 @dataclass(frozen=True)
 class AddrTable:
-    """Hash tables from addresses to runs of segments (layout: :mod:`dredge.index.kernels`)."""
+    """Hash tables from addresses to their segments (layout: :mod:`dredge.index.kernels`)."""
 
-    tab4: np.ndarray  # uint64 [address, run] per slot
+    tab4: np.ndarray  # uint32 [address, tail start, tail owner + 2, first segment] per slot
     bits4: int
-    tab6: np.ndarray  # uint64 [hi, lo, run] per slot
+    tab6: np.ndarray  # uint32 [hi, lo as 4 words, tail start, tail owner + 2, first, 0] per slot
     bits6: int
-    seg: np.ndarray  # int32 (n, 3): start, end (OPEN = still owned), owner; times - base
+    seg: np.ndarray  # int32 (n, 3): start, end, owner of the segments before each tail
     base: int  # epoch seconds of relative time 0
     addresses: int = 0
+    inline: int = 0  # segments held only in slots (an address's last, still owned)
 
     @classmethod
     def build(cls, fam: np.ndarray, hi: np.ndarray, lo: np.ndarray, seg_start: np.ndarray,
@@ -61,26 +62,33 @@ class AddrTable:
         else:
             first = np.zeros(0, np.int64)
         count = np.diff(np.append(first, n))
-        if count.size and int(count.max()) > kernels.MAX_RUN:
-            raise OwnerIndexError(f"an address has more than {kernels.MAX_RUN} segments")
         base = int(seg_start.min()) if n else 0
-        seg = kernels.zeros((n, 3), np.int32)
         open_ = int(kernels.OPEN)
-        seg[:, 0] = np.clip(seg_start - base, 0, open_ - 1)
-        seg[:, 1] = np.clip(seg_end - base, 0, open_)  # FOREVER (int64 max) -> OPEN
-        seg[:, 2] = seg_owner
+        start = np.clip(seg_start - base, 0, open_ - 1).astype(np.int32)
+        end = np.clip(seg_end - base, 0, open_).astype(np.int32)  # FOREVER -> OPEN
+        owner = seg_owner.astype(np.int32, copy=False)
+        inline = int(np.count_nonzero(end[first + count - 1] == open_)) if n else 0
+        if n - inline > kernels.MAX_SEGMENTS:
+            raise OwnerIndexError(f"more than {kernels.MAX_SEGMENTS} segments")
+        seg = kernels.zeros((n - inline, 3), np.int32)
         ffam = fam[first]
-        v4 = first[ffam == 4]
-        v6 = first[ffam == 6]
-        bits4 = kernels.table_bits(v4.size)
-        bits6 = kernels.table_bits(v6.size)
-        tab4 = kernels.zeros(2 << bits4, np.uint64)
-        tab6 = kernels.zeros(3 << bits6, np.uint64)
-        kernels.build_table4(lo[v4], v4.astype(np.int64), count[ffam == 4].astype(np.int64),
-                             bits4, tab4)
-        kernels.build_table6(hi[v6], lo[v6], v6.astype(np.int64),
-                             count[ffam == 6].astype(np.int64), bits6, tab6)
-        return cls(tab4, bits4, tab6, bits6, seg, base, int(first.size))
+        pos = 0
+        tabs = []
+        for f, width, keys in ((4, kernels.W4, 1), (6, kernels.W6, 4)):
+            sel = ffam == f
+            firsts = first[sel]
+            bits = kernels.table_bits(firsts.size)
+            tab = kernels.zeros(width * ((1 << bits) + 1), np.uint32)
+            where = np.empty(firsts.size, np.int64)
+            if f == 4:
+                kernels.place4(lo[firsts], bits, tab, where)
+            else:
+                kernels.place6(hi[firsts], lo[firsts], bits, tab, where)
+            pos = kernels.fill_slots(tab, width, keys, bits, where, firsts.astype(np.int64),
+                                     count[sel].astype(np.int64), start, end, owner, seg, pos)
+            tabs.append((tab, bits))
+        (tab4, bits4), (tab6, bits6) = tabs
+        return cls(tab4, bits4, tab6, bits6, seg, base, int(first.size), inline)
 
     def lookup(self, addr: Addr, t: np.ndarray, out: np.ndarray) -> int:
         return int(kernels.lookup(addr.fam, addr.hi, addr.lo, t, self.tab4, self.bits4,
@@ -88,7 +96,7 @@ class AddrTable:
 
     @property
     def segments(self) -> int:
-        return int(self.seg.shape[0])
+        return int(self.seg.shape[0]) + self.inline
 
     @property
     def nbytes(self) -> int:
