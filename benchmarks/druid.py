@@ -2,6 +2,7 @@
 
     make druid-up
     python benchmarks/druid.py [--flows 50000] [--hours 2] [--shards 2] [--pack-bytes 65536]
+    python benchmarks/druid.py --only backfill --flows 41667 --hours 1 --staging local,s3 --repeat 2
 
 Generates a sample, replays it into DuckDB (the ledger), then into two fresh datasources:
 
@@ -11,8 +12,11 @@ Generates a sample, replays it into DuckDB (the ledger), then into two fresh dat
              the last PutRecords to Druid SQL answering the right totals (publish -> queryable).
              Then one more file's rows on the running task: steady-state publish -> queryable.
              Also a slice published one row per record (pack_bytes 0), for the ratio.
-3. backfill  `dredge replay --sink druid`'s push: every hour REPLACEd from the store (local
-             staging): rows/s, and submit -> queryable (the task ends once segments load).
+3. backfill  `dredge replay --sink druid`'s push: every hour REPLACEd from the store, per
+             staging (`--staging`: local files, and/or s3 objects on druid.sh's moto server,
+             which the local Druid reads with druid-s3-extensions), each into a fresh
+             datasource, `--repeat` times alternating the order: rows/s of the whole push (read
+             the store, stage, REPLACE), and submit -> queryable (the task ends once segments load).
 
 Ports from the same environment variables as infra/druid/druid.sh. Prints numbers only.
 kinesis-local (kinesis-mock) slows down as a stream grows (each PutRecords costs more with the
@@ -43,6 +47,7 @@ from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
 from dredge.sinks.kinesis_out import KinesisOutConfig, KinesisPublisher, encode, pack
 
 ROUTER = f"http://127.0.0.1:{os.environ.get('DRUID_ROUTER_PORT', 18888)}"
+S3 = f"http://127.0.0.1:{os.environ.get('DRUID_S3_PORT', 15055)}"
 KINESIS = f"http://127.0.0.1:{os.environ.get('KINESIS_LOCAL_PORT', 14568)}"
 CREDS = {"aws_access_key_id": "dredge", "aws_secret_access_key": "dredge"}
 
@@ -105,6 +110,9 @@ def main() -> int:
     ap.add_argument("--unpacked-rows", type=int, default=2000,
                     help="rows published one per record, for the ratio (0: skip)")
     ap.add_argument("--only", choices=["stream", "backfill"], help="run one path only")
+    ap.add_argument("--staging", default="local", help="backfill staging(s), comma-separated: "
+                    "local, s3 (default: local)")
+    ap.add_argument("--repeat", type=int, default=1, help="backfill runs per staging")
     ap.add_argument("--keep", action="store_true", help="keep the datasources")
     args = ap.parse_args()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", CREDS["aws_access_key_id"])
@@ -225,20 +233,40 @@ def _stream_path(api: DruidAPI, args: argparse.Namespace, rows: pa.Table,
 
 def backfill_path(api: DruidAPI, args: argparse.Namespace, db: Path, tmp: Path,
                   want: tuple[int, int, int], created: list[str]) -> None:
+    kinds = [k.strip() for k in args.staging.split(",") if k.strip()]
+    bucket = ""
+    if "s3" in kinds:
+        s3 = boto3.client("s3", endpoint_url=S3, region_name="us-east-1", **CREDS)
+        bucket = f"dredge-bench-{uuid.uuid4().hex[:8]}"
+        s3.create_bucket(Bucket=bucket)
+    for run in range(args.repeat):
+        for kind in kinds if run % 2 == 0 else kinds[::-1]:
+            staging = f"s3://{bucket}/stage/" if kind == "s3" else f"local:{tmp / 'stage'}"
+            backfill_once(api, db, staging, want, created)
+    if bucket:
+        left = s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0)
+        print(f"             s3 objects left in {bucket}: {left}")
+
+
+def backfill_once(api: DruidAPI, db: Path, staging: str, want: tuple[int, int, int],
+                  created: list[str]) -> None:
     backfill_ds = f"dredge_bench_backfill_{uuid.uuid4().hex[:6]}"
     created.append(backfill_ds)
     with DuckDBSink(DuckDBConfig(path=str(db))) as store:
-        b = DruidBackfill(store, DruidConfig(url=ROUTER, datasource=backfill_ds,
-                                             staging=f"local:{tmp / 'stage'}"))
+        b = DruidBackfill(store, DruidConfig(url=ROUTER, datasource=backfill_ds, staging=staging,
+                                             s3_endpoint_url=S3))
         b.mark_stored()
         summary = b.push()
         b.close()
     check = sums(api, backfill_ds)
-    print(f"backfill     {summary.rows / summary.seconds:,.0f} rows/s ({summary.hours} hours, "
-          f"{summary.statements} REPLACE task(s), {summary.seconds:.1f} s submit -> queryable; "
-          f"totals {'equal' if check == want else f'DIFFER {check} != {want}'})")
-    print(f"             per task (submit -> segments loaded): "
-          f"{', '.join(f'{s:.1f} s' for s in summary.task_seconds)}")
+    tasks = sum(summary.task_seconds)
+    print(f"backfill     {staging.split(':')[0]:5} {summary.rows / summary.seconds:,.0f} rows/s "
+          f"({summary.rows:,} rows, {summary.bytes / 1e6:.1f} MB JSON, {summary.hours} hours, "
+          f"{summary.statements} REPLACE task(s), {summary.seconds:.1f} s in all; totals "
+          f"{'equal' if check == want else f'DIFFER {check} != {want}'})")
+    print(f"             submit -> queryable (segments loaded): "
+          f"{', '.join(f'{s:.1f} s' for s in summary.task_seconds)}; read + stage "
+          f"{summary.seconds - tasks:.1f} s")
 
 
 if __name__ == "__main__":
