@@ -97,15 +97,15 @@ def flatten(group: np.ndarray, start: np.ndarray, end: np.ndarray, owner: np.nda
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _slot4(lo: np.uint64, shift: np.uint64) -> np.int64:
-    return np.int64((lo * _K1) >> shift)
+def _hash4(lo: np.uint64) -> np.uint64:
+    return lo * _K1
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _slot6(hi: np.uint64, lo: np.uint64, shift: np.uint64) -> np.int64:
+def _hash6(hi: np.uint64, lo: np.uint64) -> np.uint64:
     h = (lo * _K1) ^ (hi * _K2)
     h ^= h >> np.uint64(31)
-    return np.int64((h * _K1) >> shift)
+    return h * _K1
 
 
 def zeros(shape: int | tuple[int, ...], dtype: type) -> np.ndarray:
@@ -168,74 +168,122 @@ _prefetch: Any = intrinsic(_prefetch_typing)
 
 
 @njit(cache=True, nogil=True)
-def place4(lo: np.ndarray, bits: int, tab: np.ndarray, where: np.ndarray) -> None:
-    """Put the IPv4 addresses in ``tab`` ((1 << bits) + 1 slots of zeros); ``where[i]`` = slot."""
-    mask = (1 << bits) - 1
-    shift = np.uint64(64 - bits)
-    for i in range(lo.shape[0]):
-        s = _slot4(lo[i], shift)
-        while tab[W4 * s + 2] != 0:
-            s = (s + 1) & mask
-        tab[W4 * s] = np.uint32(lo[i])
-        tab[W4 * s + 2] = 1  # taken; the tail is written by fill_slots
-        where[i] = s
+def addr_hash(fam: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """The 64-bit hash of each address; its top ``bits`` are the home slot in a table of
+    ``1 << bits`` slots, so an order by hash is an order by home slot at any table size."""
+    out = np.empty(fam.shape[0], np.uint64)
+    for i in range(fam.shape[0]):
+        out[i] = _hash6(hi[i], lo[i]) if fam[i] == 6 else _hash4(lo[i])
+    return out
 
 
 @njit(cache=True, nogil=True)
-def place6(hi: np.ndarray, lo: np.ndarray, bits: int, tab: np.ndarray, where: np.ndarray) -> None:
-    """Put the IPv6 addresses in ``tab`` ((1 << bits) + 1 slots of zeros); ``where[i]`` = slot."""
-    mask = (1 << bits) - 1
-    shift = np.uint64(64 - bits)
-    m32 = np.uint64(0xFFFFFFFF)
-    for i in range(lo.shape[0]):
-        s = _slot6(hi[i], lo[i], shift)
-        while tab[W6 * s + 5] != 0:
-            s = (s + 1) & mask
-        tab[W6 * s] = np.uint32(hi[i] >> np.uint64(32))
-        tab[W6 * s + 1] = np.uint32(hi[i] & m32)
-        tab[W6 * s + 2] = np.uint32(lo[i] >> np.uint64(32))
-        tab[W6 * s + 3] = np.uint32(lo[i] & m32)
-        tab[W6 * s + 5] = 1
-        where[i] = s
+def sort_runs(order: np.ndarray, h: np.ndarray, fam: np.ndarray, hi: np.ndarray, lo: np.ndarray,
+              start: np.ndarray) -> bool:
+    """Rows in ``order`` are sorted by hash ``h`` (stable); sort each run of equal hashes by
+    start in place, ties keeping their order. False if a run holds two addresses."""
+    n = order.shape[0]
+    i = 0
+    while i < n:
+        r0 = order[i]
+        j = i + 1
+        while j < n and h[order[j]] == h[r0]:
+            r = order[j]
+            if fam[r] != fam[r0] or hi[r] != hi[r0] or lo[r] != lo[r0]:
+                return False
+            j += 1
+        if j - i > 32:
+            run = order[i:j].copy()
+            order[i:j] = run[np.argsort(start[run], kind="mergesort")]
+        else:
+            for k in range(i + 1, j):
+                r = order[k]
+                m = k
+                while m > i and start[order[m - 1]] > start[r]:
+                    order[m] = order[m - 1]
+                    m -= 1
+                order[m] = r
+        i = j
+    return True
 
 
 @njit(cache=True, nogil=True)
-def fill_slots(tab: np.ndarray, width: int, keys: int, bits: int, where: np.ndarray,
-               first: np.ndarray, count: np.ndarray, start: np.ndarray, end: np.ndarray, owner: np.ndarray,
+def probe_slots(home: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Slot of each address: the first free one from its home on, taken in ``order``
+    (ascending home). Clusters never wrap around: the table grows past ``1 << bits``
+    instead, so slot order is ``order`` and the table can be filled front to back."""
+    slot = np.empty(home.shape[0], np.int64)
+    nxt = 0
+    for i in order:
+        s = max(home[i], nxt)
+        slot[i] = s
+        nxt = s + 1
+    return slot
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _relative(x: int, base: int, top: int) -> int:
+    """x - base clipped to [0, top], without overflowing for x near the int64 limits."""
+    if x <= base:
+        return 0
+    if x >= base + top:
+        return top
+    return x - base
+
+
+@njit(cache=True, nogil=True)
+def fill_table(tab: np.ndarray, width: int, keys: int, order: np.ndarray, slot: np.ndarray,
+               hi: np.ndarray, lo: np.ndarray, first: np.ndarray, count: np.ndarray,
+               start: np.ndarray, end: np.ndarray, owner: np.ndarray, base: int,
                seg: np.ndarray, pos: int) -> int:
-    """Tails and segment numbers of the placed addresses, in slot order.
+    """Write the addresses (taken in ``order``, i.e. slot order) into ``tab``; returns the
+    next free row of ``seg``.
 
-    Address i's segments are ``start/end/owner[first[i]:first[i] + count[i]]`` (relative
-    times, sorted). Its tail goes in its slot: the last segment if still owned, else
-    "nobody from the last end on"; the segments before the tail are copied to ``seg`` from
-    row ``pos`` on, so a slot's segments end where the next slot's begin (one more slot at
-    the end holds the total). Returns the next free row.
+    Address i is ``(hi[i], lo[i])`` (``keys`` = 1: the IPv4 word of lo, 4: all of both);
+    its segments are ``start/end/owner[first[i]:first[i] + count[i]]`` (epoch seconds,
+    sorted; stored relative to ``base``). Its tail goes in its slot: the last segment if
+    still owned, else "nobody from the last end on". The segments before the tail go to
+    ``seg`` from row ``pos`` on, so a slot's segments end where the next slot's begin; the
+    last slot of ``tab`` stays free and holds the total.
     """
-    size = 1 << bits
-    who = np.full(size, -1, np.int64)
-    for i in range(where.shape[0]):
-        who[where[i]] = i
+    open_ = int(OPEN)
+    m32 = np.uint64(0xFFFFFFFF)
     w = keys  # tail start, tail owner + 2, first segment follow the key words
-    for s in range(size):
-        tab[width * s + w + 2] = np.uint32(pos)
-        i = who[s]
-        if i < 0:
-            continue
+    size = tab.shape[0] // width
+    s_free = 0  # slots before it have their first segment written
+    for i in order:
+        s = slot[i]
+        while s_free < s:
+            tab[width * s_free + w + 2] = np.uint32(pos)
+            s_free += 1
+        o = width * s
+        if keys == 1:
+            tab[o] = np.uint32(lo[i] & m32)
+        else:
+            tab[o] = np.uint32(hi[i] >> np.uint64(32))
+            tab[o + 1] = np.uint32(hi[i] & m32)
+            tab[o + 2] = np.uint32(lo[i] >> np.uint64(32))
+            tab[o + 3] = np.uint32(lo[i] & m32)
         a = first[i]
         b = a + count[i]
-        if end[b - 1] >= OPEN:
+        e = _relative(end[b - 1], base, open_)
+        if e == open_:
             b -= 1
-            tab[width * s + w] = np.uint32(start[b])
-            tab[width * s + w + 1] = np.uint32(owner[b] + 2)
+            tab[o + w] = np.uint32(_relative(start[b], base, open_ - 1))
+            tab[o + w + 1] = np.uint32(owner[b] + 2)
         else:
-            tab[width * s + w] = np.uint32(end[b - 1])
-            tab[width * s + w + 1] = np.uint32(1)  # nobody
+            tab[o + w] = np.uint32(e)
+            tab[o + w + 1] = np.uint32(1)  # nobody
+        tab[o + w + 2] = np.uint32(pos)
         for k in range(a, b):
-            seg[pos, 0] = start[k]
-            seg[pos, 1] = end[k]
+            seg[pos, 0] = _relative(start[k], base, open_ - 1)
+            seg[pos, 1] = _relative(end[k], base, open_)
             seg[pos, 2] = owner[k]
             pos += 1
-    tab[width * size + w + 2] = np.uint32(pos)
+        s_free = s + 1
+    while s_free < size:
+        tab[width * s_free + w + 2] = np.uint32(pos)
+        s_free += 1
     return pos
 
 
@@ -285,9 +333,7 @@ def lookup(fam: np.ndarray, hi: np.ndarray, lo: np.ndarray, t: np.ndarray,
     before its search. The loads of many rows are thus in flight at once: on tables far
     larger than the caches this is what sets the rate.
     """
-    mask4 = (1 << bits4) - 1
     shift4 = np.uint64(64 - bits4)
-    mask6 = (1 << bits6) - 1
     shift6 = np.uint64(64 - bits6)
     m32 = np.uint64(0xFFFFFFFF)
     open_ = np.int64(OPEN)
@@ -303,11 +349,11 @@ def lookup(fam: np.ndarray, hi: np.ndarray, lo: np.ndarray, t: np.ndarray,
         q = r + _AHEAD
         if q < n:
             if fam[q] == 4:
-                w = W4 * _slot4(lo[q], shift4)
+                w = W4 * np.int64(_hash4(lo[q]) >> shift4)
                 _prefetch(tab4, w)
                 _prefetch(tab4, w + W4 + 3)  # the next slot's first segment: where ours end
             elif fam[q] == 6:
-                w = W6 * _slot6(hi[q], lo[q], shift6)
+                w = W6 * np.int64(_hash6(hi[q], lo[q]) >> shift6)
                 _prefetch(tab6, w)
                 _prefetch(tab6, w + W6 + 6)
         out[r] = -1
@@ -319,11 +365,11 @@ def lookup(fam: np.ndarray, hi: np.ndarray, lo: np.ndarray, t: np.ndarray,
             if tr >= open_:
                 tr = open_ - 1
             if f == 4:
-                s = _slot4(lo[r], shift4)
+                s = np.int64(_hash4(lo[r]) >> shift4)
                 key = np.uint32(lo[r])
                 taken = tab4[W4 * s + 2]
                 while taken != 0 and tab4[W4 * s] != key:
-                    s = (s + 1) & mask4
+                    s += 1
                     taken = tab4[W4 * s + 2]
                 if taken != 0:
                     if tr >= np.int64(tab4[W4 * s + 1]):
@@ -333,7 +379,7 @@ def lookup(fam: np.ndarray, hi: np.ndarray, lo: np.ndarray, t: np.ndarray,
                         a = np.int64(tab4[W4 * s + 3])
                         b = np.int64(tab4[W4 * s + W4 + 3])
             else:
-                s = _slot6(hi[r], lo[r], shift6)
+                s = np.int64(_hash6(hi[r], lo[r]) >> shift6)
                 k0 = np.uint32(hi[r] >> np.uint64(32))
                 k1 = np.uint32(hi[r] & m32)
                 k2 = np.uint32(lo[r] >> np.uint64(32))
@@ -341,7 +387,7 @@ def lookup(fam: np.ndarray, hi: np.ndarray, lo: np.ndarray, t: np.ndarray,
                 taken = tab6[W6 * s + 5]
                 while taken != 0 and not (tab6[W6 * s + 3] == k3 and tab6[W6 * s + 2] == k2
                                           and tab6[W6 * s + 1] == k1 and tab6[W6 * s] == k0):
-                    s = (s + 1) & mask6
+                    s += 1
                     taken = tab6[W6 * s + 5]
                 if taken != 0:
                     if tr >= np.int64(tab6[W6 * s + 4]):

@@ -63,29 +63,28 @@ class AddrTable:
             first = np.zeros(0, np.int64)
         count = np.diff(np.append(first, n))
         base = int(seg_start.min()) if n else 0
-        open_ = int(kernels.OPEN)
-        start = np.clip(seg_start - base, 0, open_ - 1).astype(np.int32)
-        end = np.clip(seg_end - base, 0, open_).astype(np.int32)  # FOREVER -> OPEN
-        owner = seg_owner.astype(np.int32, copy=False)
-        inline = int(np.count_nonzero(end[first + count - 1] == open_)) if n else 0
+        last_end = seg_end[first + count - 1]
+        inline = int(np.count_nonzero(last_end >= base + int(kernels.OPEN)))  # still owned
         if n - inline > kernels.MAX_SEGMENTS:
             raise OwnerIndexError(f"more than {kernels.MAX_SEGMENTS} segments")
         seg = kernels.zeros((n - inline, 3), np.int32)
         ffam = fam[first]
+        fhash = kernels.addr_hash(ffam, hi[first], lo[first])
         pos = 0
         tabs = []
         for f, width, keys in ((4, kernels.W4, 1), (6, kernels.W6, 4)):
-            sel = ffam == f
-            firsts = first[sel]
-            bits = kernels.table_bits(firsts.size)
-            tab = kernels.zeros(width * ((1 << bits) + 1), np.uint32)
-            where = np.empty(firsts.size, np.int64)
-            if f == 4:
-                kernels.place4(lo[firsts], bits, tab, where)
-            else:
-                kernels.place6(hi[firsts], lo[firsts], bits, tab, where)
-            pos = kernels.fill_slots(tab, width, keys, bits, where, firsts.astype(np.int64),
-                                     count[sel].astype(np.int64), start, end, owner, seg, pos)
+            sel = np.flatnonzero(ffam == f)
+            bits = kernels.table_bits(sel.size)
+            home = (fhash[sel] >> np.uint64(64 - bits)).astype(np.int64)
+            # in hash order (build.address_order) the whole build runs front to back
+            order = np.arange(sel.size) if bool(np.all(home[1:] >= home[:-1])) \
+                else np.argsort(home, kind="stable")
+            slot = kernels.probe_slots(home, order)
+            slots = max(1 << bits, int(slot.max()) + 1 if sel.size else 0) + 1
+            tab = kernels.zeros(width * slots, np.uint32)
+            a = first[sel]
+            pos = kernels.fill_table(tab, width, keys, order, slot, hi[a], lo[a], a,
+                                     count[sel], seg_start, seg_end, seg_owner, base, seg, pos)
             tabs.append((tab, bits))
         (tab4, bits4), (tab6, bits6) = tabs
         return cls(tab4, bits4, tab6, bits6, seg, base, int(first.size), inline)
