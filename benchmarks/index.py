@@ -5,9 +5,16 @@
 Synthetic history: ``intervals / per-address`` addresses (3 % IPv6), each handed from owner
 to owner over 24 h, half the hand-overs after a gap, the last interval usually left open.
 Rates are per CPU-second of one core (``time.process_time``; lookups are single-threaded).
-Queries: addresses of the history at random times in the window, drawn uniformly (every
-lookup a likely cache miss: the worst case) and Zipf-skewed (hot addresses, like real
-traffic), plus addresses the index does not hold.
+Queries: addresses of the history, 10 % of them addresses the index does not hold, drawn
+
+- uniform: uniformly (every lookup a likely cache miss: the worst case), at times drawn
+  uniformly over the 24 h window (so mostly before an address's latest hand-over);
+- zipf: Zipf-skewed (hot addresses, like real traffic), times uniform over the window;
+- recent: addresses uniform, times in the window's last 5 minutes (what the daemon sees:
+  live flows are near "now").
+
+Then ``IndexSnapshot.lookup``, the real caller, on batches of 10k and 100k flows (source
+and destination of each flow, CIDR tables and private/public for the unknown addresses).
 
 The baseline is the index as of commit 46f562e (before this work), loaded from git and
 run on the same arrays in the same process.
@@ -31,7 +38,7 @@ import numpy as np
 
 from dredge.flowlog.parser import Addr
 from dredge.index import kernels
-from dredge.index.build import addr_table
+from dredge.index.build import addr_table, address_order
 
 BASELINE_COMMIT = "46f562e"
 FOREVER = np.iinfo(np.int64).max
@@ -68,14 +75,18 @@ def history(n_intervals: int, per_address: float, rng: np.random.Generator
     return Addr(fam[which], hi[which], lo[which]), start.astype(np.int64), end.astype(np.int64), owner
 
 
-def queries(addr: Addr, n: int, rng: np.random.Generator, skew: bool) -> tuple[Addr, np.ndarray]:
+RECENT_S = 300
+
+
+def queries(addr: Addr, n: int, rng: np.random.Generator, skew: bool, recent: bool = False
+            ) -> tuple[Addr, np.ndarray]:
     m = addr.fam.size
     if skew:
         idx = np.minimum(rng.zipf(1.3, n) - 1, m - 1)
         idx = rng.permutation(m)[idx]  # hot addresses anywhere in the table
     else:
         idx = rng.integers(0, m, n)
-    t = T0 + rng.integers(0, DAY, n)
+    t = T0 + DAY - rng.integers(1, RECENT_S + 1, n) if recent else T0 + rng.integers(0, DAY, n)
     miss = rng.random(n) < 0.1  # 10 % addresses the index does not hold
     lo = addr.lo[idx].copy()
     lo[miss & (addr.fam[idx] == 4)] = np.uint64(0xC0A80000) + rng.integers(
@@ -109,8 +120,9 @@ def rss_mb() -> float:
 
 def flat(addr: Addr, start: np.ndarray, end: np.ndarray, owner: np.ndarray
          ) -> tuple[np.ndarray, ...]:
-    """The sort + flatten step both versions share (the baseline's build did the same)."""
-    order = np.lexsort((start, addr.lo, addr.hi, addr.fam))
+    """The sort + flatten step both versions share (the baseline's build sorted by address;
+    either table takes each address's segments together in any order of addresses)."""
+    order = address_order(addr.fam, addr.hi, addr.lo, start)
     fam, hi, lo, st, en, ow = (a[order] for a in (addr.fam, addr.hi, addr.lo, start, end, owner))
     change = np.ones(fam.size, np.bool_)
     change[1:] = (fam[1:] != fam[:-1]) | (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
@@ -129,6 +141,45 @@ def rate(table: Any, q: Addr, t: np.ndarray, out: np.ndarray, repeat: int) -> fl
         table.lookup(q, t, out)
         best = min(best, time.process_time() - t0)
     return q.fam.size / best
+
+
+NETWORKS = (("10.0.0.0", 8), ("192.168.0.0", 16), ("172.16.0.0", 12), ("52.95.0.0", 16),
+            ("54.239.0.0", 16), ("52.94.0.0", 22))
+
+
+def snapshot_of(snapshot_mod: ModuleType, table: Any) -> Any:
+    """An IndexSnapshot of ``table`` and a few CIDR tables (built by that version's classes)."""
+    import ipaddress
+
+    import pyarrow as pa
+
+    cidrs = []
+    for owner, (net, prefix) in enumerate(sorted(NETWORKS, key=lambda n: -n[1])):
+        one = np.ones(1)
+        t = snapshot_mod.AddrTable.build(
+            (one * 4).astype(np.int8), np.zeros(1, np.uint64),
+            np.array([int(ipaddress.ip_address(net))], np.uint64), np.zeros(1, np.int64),
+            np.full(1, FOREVER, np.int64), np.array([owner + 5000], np.int32))
+        cidrs.append(snapshot_mod.CidrTable(4, prefix, t))
+    return snapshot_mod.IndexSnapshot(pa.table({"app": pa.array([], pa.string())}), table, tuple(cidrs))
+
+
+def batch_rate(snap: Any, src: Addr, dst: Addr, t: np.ndarray, batch: int, repeat: int) -> float:
+    """Lookups per CPU-second through ``IndexSnapshot.lookup``, flows in batches of ``batch``
+    rows: source and destination of each batch, as the enricher does."""
+    n = t.size - t.size % batch
+    parts = [(Addr(src.fam[i:i + batch], src.hi[i:i + batch], src.lo[i:i + batch]),
+              Addr(dst.fam[i:i + batch], dst.hi[i:i + batch], dst.lo[i:i + batch]), t[i:i + batch])
+             for i in range(0, n, batch)]
+    snap.lookup(*parts[0][::2])  # warm
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.process_time()
+        for s, d, tb in parts:
+            snap.lookup(s, tb)
+            snap.lookup(d, tb)
+        best = min(best, time.process_time() - t0)
+    return 2 * n / best
 
 
 def manager_timing(n_intervals: int, per_address: float, rng: np.random.Generator) -> None:
@@ -196,8 +247,11 @@ def main() -> None:
     n = start.size
     print(f"history: {n:,} intervals, {np.unique(addr.lo).size:,} addresses, "
           f"{(addr.fam == 6).mean():.1%} IPv6 intervals, generated in {time.perf_counter() - t0:.1f} s")
-    qs = {name: queries(addr, args.queries, rng, skew) for name, skew in
-          (("uniform", False), ("zipf", True))}
+    qs = {name: queries(addr, args.queries, rng, skew, recent) for name, skew, recent in
+          (("uniform", False, False), ("zipf", True, False), ("recent", False, True))}
+    dsts = {name: queries(addr, args.queries, rng, False, name == "recent")[0]
+            for name in ("uniform", "recent")}
+    batches = (10_000, 100_000)
 
     t0 = time.perf_counter()
     segs = flat(addr, start, end, owner)
@@ -206,38 +260,54 @@ def main() -> None:
 
     rows = []
     out = np.empty(args.queries, np.int32)
-    results: dict[str, np.ndarray] = {}
-    impls: list[tuple[str, Any]] = []
+    results: dict[str, dict[str, np.ndarray]] = {}
+    impls: list[tuple[str, ModuleType]] = []
     if not args.no_baseline:
         _, base_snapshot = baseline_modules()
-        impls.append(("baseline " + BASELINE_COMMIT, base_snapshot.AddrTable))
-    from dredge.index.snapshot import AddrTable
-    impls.append(("current", AddrTable))
-    for name, cls in impls:
+        impls.append(("baseline " + BASELINE_COMMIT, base_snapshot))
+    from dredge.index import snapshot as current_snapshot
+    impls.append(("current", current_snapshot))
+    for name, mod in impls:
+        cls = mod.AddrTable
         gc.collect()
         cls.build(*(a[:1000] for a in segs))  # compile
         t0 = time.perf_counter()
         table = cls.build(*segs)
         t_table = time.perf_counter() - t0
         r = {q: rate(table, *qs[q], out, args.repeat) for q in qs}
-        table.lookup(*qs["uniform"], out)
-        results[name] = out.copy()
-        rows.append((name, table.nbytes / n, t_table, r["uniform"], r["zipf"]))
-        del table
+        results[name] = {}
+        for q in qs:
+            table.lookup(*qs[q], out)
+            results[name][q] = out.copy()
+        snap = snapshot_of(mod, table)
+        rb = {(q, b): batch_rate(snap, qs[q][0], dsts[q], qs[q][1], b, args.repeat)
+              for q in dsts for b in batches}
+        rows.append((name, table.nbytes / n, t_table, r, rb))
+        del table, snap
     if len(results) == 2:
         a, b = results.values()
-        assert np.array_equal(a, b), "baseline and current disagree"
+        assert all(np.array_equal(a[q], b[q]) for q in qs), "baseline and current disagree"
         print("baseline and current lookups agree on every query")
 
     print()
     print(f"{'implementation':<18} {'bytes/interval':>15} {'table build s':>14} "
-          f"{'lookups/s uniform':>18} {'lookups/s zipf':>15}")
-    for name, bpi, tb, ru, rz in rows:
-        print(f"{name:<18} {bpi:>15.1f} {tb:>14.2f} {ru / 1e6:>17.1f}M {rz / 1e6:>14.1f}M")
+          + " ".join(f"{'lookups/s ' + q:>17}" for q in qs))
+    for name, bpi, tb, r, _ in rows:
+        print(f"{name:<18} {bpi:>15.1f} {tb:>14.2f} "
+              + " ".join(f"{r[q] / 1e6:>16.1f}M" for q in qs))
     if len(rows) == 2:
-        (_, b0, tb0, u0, z0), (_, b1, tb1, u1, z1) = rows
+        (_, b0, tb0, r0, _), (_, b1, tb1, r1, _) = rows
         print(f"{'ratio current/base':<18} {b1 / b0:>15.2f} {tb1 / tb0:>14.2f} "
-              f"{u1 / u0:>17.2f}x {z1 / z0:>14.2f}x")
+              + " ".join(f"{r1[q] / r0[q]:>16.2f}x" for q in qs))
+    print()
+    print("IndexSnapshot.lookup, src and dst per batch (lookups/s; 10 % unknown -> CIDR tables):")
+    cols = [(q, b) for q in dsts for b in batches]
+    print(f"{'implementation':<18} " + " ".join(f"{f'{q} {b // 1000}k':>15}" for q, b in cols))
+    for name, _, _, _, rb in rows:
+        print(f"{name:<18} " + " ".join(f"{rb[c] / 1e6:>14.1f}M" for c in cols))
+    if len(rows) == 2:
+        rb0, rb1 = rows[0][4], rows[1][4]
+        print(f"{'ratio current/base':<18} " + " ".join(f"{rb1[c] / rb0[c]:>14.2f}x" for c in cols))
 
     # whole build from interval arrays (what the live manager does) and the swap
     gc.collect()

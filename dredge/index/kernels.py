@@ -208,13 +208,13 @@ def sort_runs(order: np.ndarray, h: np.ndarray, fam: np.ndarray, hi: np.ndarray,
 
 
 @njit(cache=True, nogil=True)
-def probe_slots(home: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """Slot of each address: the first free one from its home on, taken in ``order``
-    (ascending home). Clusters never wrap around: the table grows past ``1 << bits``
-    instead, so slot order is ``order`` and the table can be filled front to back."""
+def probe_slots(home: np.ndarray) -> np.ndarray:
+    """Slot of each address, taken in ascending order of home slot: the first free one
+    from its home on. Clusters never wrap around (the table grows past ``1 << bits``
+    instead), so slots ascend too and the table is filled front to back."""
     slot = np.empty(home.shape[0], np.int64)
     nxt = 0
-    for i in order:
+    for i in range(home.shape[0]):
         s = max(home[i], nxt)
         slot[i] = s
         nxt = s + 1
@@ -232,12 +232,11 @@ def _relative(x: int, base: int, top: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def fill_table(tab: np.ndarray, width: int, keys: int, order: np.ndarray, slot: np.ndarray,
+def fill_table(tab: np.ndarray, width: int, keys: int, slot: np.ndarray,
                hi: np.ndarray, lo: np.ndarray, first: np.ndarray, count: np.ndarray,
                start: np.ndarray, end: np.ndarray, owner: np.ndarray, base: int,
                seg: np.ndarray, pos: int) -> int:
-    """Write the addresses (taken in ``order``, i.e. slot order) into ``tab``; returns the
-    next free row of ``seg``.
+    """Write the addresses (in slot order) into ``tab``; returns the next free row of ``seg``.
 
     Address i is ``(hi[i], lo[i])`` (``keys`` = 1: the IPv4 word of lo, 4: all of both);
     its segments are ``start/end/owner[first[i]:first[i] + count[i]]`` (epoch seconds,
@@ -251,7 +250,7 @@ def fill_table(tab: np.ndarray, width: int, keys: int, order: np.ndarray, slot: 
     w = keys  # tail start, tail owner + 2, first segment follow the key words
     size = tab.shape[0] // width
     s_free = 0  # slots before it have their first segment written
-    for i in order:
+    for i in range(slot.shape[0]):
         s = slot[i]
         while s_free < s:
             tab[width * s_free + w + 2] = np.uint32(pos)
@@ -317,6 +316,45 @@ def _answer(seg: np.ndarray, p_row: np.ndarray, p_a: np.ndarray, p_b: np.ndarray
     return 1 if o >= 0 else 0
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _find4(tab4: np.ndarray, shift4: np.uint64, lo: np.uint64) -> int:
+    """Slot of an IPv4 address, or -1."""
+    s = np.int64(_hash4(lo) >> shift4)
+    key = np.uint32(lo)
+    taken = tab4[W4 * s + 2]
+    while taken != 0 and tab4[W4 * s] != key:
+        s += 1
+        taken = tab4[W4 * s + 2]
+    return int(s) if taken != 0 else -1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _find6(tab6: np.ndarray, shift6: np.uint64, hi: np.uint64, lo: np.uint64) -> int:
+    """Slot of an IPv6 address, or -1."""
+    m32 = np.uint64(0xFFFFFFFF)
+    s = np.int64(_hash6(hi, lo) >> shift6)
+    k0 = np.uint32(hi >> np.uint64(32))
+    k1 = np.uint32(hi & m32)
+    k2 = np.uint32(lo >> np.uint64(32))
+    k3 = np.uint32(lo & m32)
+    taken = tab6[W6 * s + 5]
+    while taken != 0 and not (tab6[W6 * s + 3] == k3 and tab6[W6 * s + 2] == k2
+                              and tab6[W6 * s + 1] == k1 and tab6[W6 * s] == k0):
+        s += 1
+        taken = tab6[W6 * s + 5]
+    return int(s) if taken != 0 else -1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _at(tab: np.ndarray, width: int, keys: int, s: int, tr: int) -> tuple[int, int, int]:
+    """(owner, a, b) of slot s at relative time tr: the tail's owner (-1: nobody) and an
+    empty run if tr is at or after the tail's start, else -1 and the run [a, b) to search."""
+    w = width * s + keys
+    if tr >= int(np.int64(tab[w])):
+        return int(np.int64(tab[w + 1])) - 2, 0, 0
+    return -1, int(np.int64(tab[w + 2])), int(np.int64(tab[w + width + 2]))
+
+
 _AHEAD = 16  # rows between a slot's prefetch and its probe
 _PENDING = 16  # rows between a segment run's prefetch and its search (a power of two)
 
@@ -335,7 +373,6 @@ def lookup(fam: np.ndarray, hi: np.ndarray, lo: np.ndarray, t: np.ndarray,
     """
     shift4 = np.uint64(64 - bits4)
     shift6 = np.uint64(64 - bits6)
-    m32 = np.uint64(0xFFFFFFFF)
     open_ = np.int64(OPEN)
     n = fam.shape[0]
     p_row = np.empty(_PENDING, np.int64)
@@ -359,44 +396,24 @@ def lookup(fam: np.ndarray, hi: np.ndarray, lo: np.ndarray, t: np.ndarray,
         out[r] = -1
         f = fam[r]
         tr = t[r] - base
-        a = np.int64(0)
-        b = np.int64(0)
-        if tr >= 0 and (f == 4 or f == 6):
-            if tr >= open_:
-                tr = open_ - 1
-            if f == 4:
-                s = np.int64(_hash4(lo[r]) >> shift4)
-                key = np.uint32(lo[r])
-                taken = tab4[W4 * s + 2]
-                while taken != 0 and tab4[W4 * s] != key:
-                    s += 1
-                    taken = tab4[W4 * s + 2]
-                if taken != 0:
-                    if tr >= np.int64(tab4[W4 * s + 1]):
-                        out[r] = np.int32(taken) - 2
-                        hits += taken >= 2
-                    else:
-                        a = np.int64(tab4[W4 * s + 3])
-                        b = np.int64(tab4[W4 * s + W4 + 3])
-            else:
-                s = np.int64(_hash6(hi[r], lo[r]) >> shift6)
-                k0 = np.uint32(hi[r] >> np.uint64(32))
-                k1 = np.uint32(hi[r] & m32)
-                k2 = np.uint32(lo[r] >> np.uint64(32))
-                k3 = np.uint32(lo[r] & m32)
-                taken = tab6[W6 * s + 5]
-                while taken != 0 and not (tab6[W6 * s + 3] == k3 and tab6[W6 * s + 2] == k2
-                                          and tab6[W6 * s + 1] == k1 and tab6[W6 * s] == k0):
-                    s += 1
-                    taken = tab6[W6 * s + 5]
-                if taken != 0:
-                    if tr >= np.int64(tab6[W6 * s + 4]):
-                        out[r] = np.int32(taken) - 2
-                        hits += taken >= 2
-                    else:
-                        a = np.int64(tab6[W6 * s + 6])
-                        b = np.int64(tab6[W6 * s + W6 + 6])
-        if b > a:
+        if tr < 0 or (f != 4 and f != 6):
+            continue
+        if tr >= open_:
+            tr = open_ - 1
+        if f == 4:
+            s = _find4(tab4, shift4, lo[r])
+            if s < 0:
+                continue
+            o, a, b = _at(tab4, W4, 1, s, tr)
+        else:
+            s = _find6(tab6, shift6, hi[r], lo[r])
+            if s < 0:
+                continue
+            o, a, b = _at(tab6, W6, 4, s, tr)
+        if o >= 0:
+            out[r] = o
+            hits += 1
+        elif b > a:
             _prefetch(seg, 3 * a)
             _prefetch(seg, 3 * b - 1)
             j = tail & (_PENDING - 1)
@@ -405,13 +422,50 @@ def lookup(fam: np.ndarray, hi: np.ndarray, lo: np.ndarray, t: np.ndarray,
             p_b[j] = b
             p_t[j] = tr
             tail += 1
-        if tail - head == _PENDING:
-            hits += _answer(seg, p_row, p_a, p_b, p_t, head & (_PENDING - 1), out)
-            head += 1
+            if tail - head == _PENDING:
+                hits += _answer(seg, p_row, p_a, p_b, p_t, head & (_PENDING - 1), out)
+                head += 1
     while head < tail:
         hits += _answer(seg, p_row, p_a, p_b, p_t, head & (_PENDING - 1), out)
         head += 1
     return hits
+
+
+@njit(cache=True, nogil=True)
+def lookup_networks(fam: np.ndarray, hi: np.ndarray, lo: np.ndarray, net_fam: int,
+                    hi_mask: np.uint64, lo_mask: np.uint64, tab4: np.ndarray, bits4: int,
+                    tab6: np.ndarray, bits6: int, seg: np.ndarray, base: int,
+                    out: np.ndarray) -> int:
+    """For the rows of family ``net_fam`` still without an owner (``out < 0``): the owner
+    of the address masked to a prefix, at time 0 (networks are timeless). Returns the
+    number of rows it answered; one call per prefix length, no temporary arrays."""
+    tr = -base
+    if tr < 0:
+        return 0
+    if tr >= OPEN:
+        tr = int(OPEN) - 1
+    shift4 = np.uint64(64 - bits4)
+    shift6 = np.uint64(64 - bits6)
+    found = 0
+    for r in range(fam.shape[0]):
+        if out[r] >= 0 or fam[r] != net_fam:
+            continue
+        if net_fam == 4:
+            s = _find4(tab4, shift4, lo[r] & lo_mask)
+            if s < 0:
+                continue
+            o, a, b = _at(tab4, W4, 1, s, tr)
+        else:
+            s = _find6(tab6, shift6, hi[r] & hi_mask, lo[r] & lo_mask)
+            if s < 0:
+                continue
+            o, a, b = _at(tab6, W6, 4, s, tr)
+        if b > a:
+            o = _search(seg, a, b, tr)
+        if o >= 0:
+            out[r] = o
+            found += 1
+    return found
 
 
 @njit(cache=True, nogil=True)

@@ -70,21 +70,24 @@ class AddrTable:
         seg = kernels.zeros((n - inline, 3), np.int32)
         ffam = fam[first]
         fhash = kernels.addr_hash(ffam, hi[first], lo[first])
+        if any(not bool(np.all(h[1:] >= h[:-1])) for h in (fhash[ffam == 4], fhash[ffam == 6])):
+            # not in hash order (build.address_order): reorder, then fill front to back
+            o = np.argsort(fhash, kind="stable")
+            c = count[o]
+            rows = np.repeat(first[o] - (np.cumsum(c) - c), c) + np.arange(n)
+            return cls.build(fam[rows], hi[rows], lo[rows], seg_start[rows], seg_end[rows],
+                             seg_owner[rows])
         pos = 0
         tabs = []
         for f, width, keys in ((4, kernels.W4, 1), (6, kernels.W6, 4)):
             sel = np.flatnonzero(ffam == f)
             bits = kernels.table_bits(sel.size)
-            home = (fhash[sel] >> np.uint64(64 - bits)).astype(np.int64)
-            # in hash order (build.address_order) the whole build runs front to back
-            order = np.arange(sel.size) if bool(np.all(home[1:] >= home[:-1])) \
-                else np.argsort(home, kind="stable")
-            slot = kernels.probe_slots(home, order)
-            slots = max(1 << bits, int(slot.max()) + 1 if sel.size else 0) + 1
+            slot = kernels.probe_slots((fhash[sel] >> np.uint64(64 - bits)).astype(np.int64))
+            slots = max(1 << bits, int(slot[-1]) + 1 if sel.size else 0) + 1
             tab = kernels.zeros(width * slots, np.uint32)
             a = first[sel]
-            pos = kernels.fill_table(tab, width, keys, order, slot, hi[a], lo[a], a,
-                                     count[sel], seg_start, seg_end, seg_owner, base, seg, pos)
+            pos = kernels.fill_table(tab, width, keys, slot, hi[a], lo[a], a, count[sel],
+                                     seg_start, seg_end, seg_owner, base, seg, pos)
             tabs.append((tab, bits))
         (tab4, bits4), (tab6, bits6) = tabs
         return cls(tab4, bits4, tab6, bits6, seg, base, int(first.size), inline)
@@ -110,13 +113,25 @@ class CidrTable:
     prefix: int
     table: AddrTable
 
+    def masks(self) -> tuple[np.uint64, np.uint64]:
+        """(hi, lo) masks of the prefix."""
+        if self.fam == 6:
+            return (_prefix_mask(min(self.prefix, 64), 64),
+                    _prefix_mask(self.prefix - 64 if self.prefix > 64 else 0, 64))
+        return np.uint64(0), _prefix_mask(self.prefix, 32)
+
     def mask(self, addr: Addr) -> Addr:
-        hi_bits = min(self.prefix, 64) if self.fam == 6 else 0
-        lo_bits = (self.prefix - 64 if self.prefix > 64 else 0) if self.fam == 6 else self.prefix
-        hi = addr.hi & _prefix_mask(hi_bits, 64) if self.fam == 6 else np.zeros_like(addr.hi)
-        lo = addr.lo & (_prefix_mask(lo_bits, 64) if self.fam == 6 else _prefix_mask(lo_bits, 32))
+        hm, lm = self.masks()
         fam = np.where(addr.fam == self.fam, addr.fam, np.int8(0)).astype(np.int8)
-        return Addr(fam, hi, lo)
+        return Addr(fam, addr.hi & hm, addr.lo & lm)
+
+    def lookup_pending(self, addr: Addr, out: np.ndarray) -> int:
+        """Fill ``out`` where it is < 0 and the address is in one of these networks;
+        returns how many rows it filled."""
+        hm, lm = self.masks()
+        t = self.table
+        return int(kernels.lookup_networks(addr.fam, addr.hi, addr.lo, self.fam, hm, lm, t.tab4,
+                                           t.bits4, t.tab6, t.bits6, t.seg, t.base, out))
 
 
 def _prefix_mask(bits: int, width: int) -> np.uint64:
@@ -159,16 +174,12 @@ class IndexSnapshot:
         if miss.size and self.cidrs:
             sub = addr.take(miss)
             sub_out = np.full(miss.size, -1, np.int32)
-            zero_t = np.zeros(miss.size, np.int64)
-            tmp = np.empty(miss.size, np.int32)
+            left = int(miss.size)
             for c in self.cidrs:  # longest prefix first
-                pending = sub_out < 0
-                if not pending.any():
+                if not left:
                     break
-                c.table.lookup(c.mask(sub), zero_t, tmp)
-                take = pending & (tmp >= 0)
-                sub_out[take] = tmp[take]
-            cidr_hits = int((sub_out >= 0).sum())
+                left -= c.lookup_pending(sub, sub_out)
+            cidr_hits = int(miss.size) - left
             out[miss] = sub_out
             miss = miss[sub_out < 0]
         if miss.size:

@@ -154,3 +154,36 @@ def test_ipv6_addresses_sharing_a_hash() -> None:
     out = np.empty(8, np.int32)
     table.lookup(q, t, out)
     assert out.tolist() == [2, 3, -1, 3, 4, 5, 4, 3]  # the open interval resumes after 150
+
+
+_NETS = ["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.3/32", "0.0.0.0/0", "52.95.0.0/16",
+         "2001:db8::/32", "2001:db8:1::/48", "2001:db8:1::1/128", "2001:db8:1:2:3::/80", "::/0"]
+_IPS = ["10.1.2.3", "10.1.2.4", "10.1.9.9", "10.9.9.9", "52.95.1.1", "8.8.8.8", "2001:db8:1::1",
+        "2001:db8:1:2:3::9", "2001:db8:1::2", "2001:db8:2::1", "2a00::1"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(_NETS), max_size=8),
+       st.lists(st.sampled_from(_IPS), min_size=1, max_size=50))
+def test_networks_longest_prefix_equals_brute_force(nets: list[str], ips: list[str]) -> None:
+    import ipaddress
+
+    import pyarrow as pa
+
+    from dredge.flowlog.parser import parse_addresses
+    from dredge.index.build import build_snapshot
+
+    snap, _ = build_snapshot(None, pa.table({"cidr": pa.array(nets, pa.string()),
+                                             "app": pa.array(nets, pa.string())}))
+    ids, stats = snap.lookup(parse_addresses(pa.array(ips, pa.string())), np.zeros(len(ips), np.int64))
+    got = [snap.owners.column("app")[int(i)].as_py() for i in ids]
+    want = []
+    for ip in ips:
+        a = ipaddress.ip_address(ip)
+        best = max((ipaddress.ip_network(n) for n in nets
+                    if ipaddress.ip_network(n).version == a.version and a in ipaddress.ip_network(n)),
+                   key=lambda n: n.prefixlen, default=None)
+        want.append(str(best) if best is not None else
+                    ("unknown" if a.version == 4 and a.is_private else "internet"))
+    assert got == want  # the apps are the networks as written, which are canonical
+    assert stats.cidr == sum(w not in ("unknown", "internet") for w in want)
