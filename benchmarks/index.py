@@ -16,8 +16,8 @@ Queries: addresses of the history, 10 % of them addresses the index does not hol
 Then ``IndexSnapshot.lookup``, the real caller, on batches of 10k and 100k flows (source
 and destination of each flow, CIDR tables and private/public for the unknown addresses).
 
-The baseline is the index as of commit 46f562e (before this work), loaded from git and
-run on the same arrays in the same process.
+The baseline is the index as of commit 46f562e (before issue 4's work; ``--baseline COMMIT``
+for another), loaded from git and run on the same arrays in the same process.
 """
 
 from __future__ import annotations
@@ -94,14 +94,14 @@ def queries(addr: Addr, n: int, rng: np.random.Generator, skew: bool, recent: bo
     return Addr(addr.fam[idx], addr.hi[idx], lo), t.astype(np.int64)
 
 
-def baseline_modules() -> tuple[ModuleType, ModuleType]:
-    """kernels.py and snapshot.py of BASELINE_COMMIT, importable next to the current ones."""
+def baseline_modules(commit: str = BASELINE_COMMIT) -> tuple[ModuleType, ModuleType]:
+    """kernels.py and snapshot.py of ``commit``, importable next to the current ones."""
     tmp = Path(tempfile.mkdtemp(prefix="dredge-index-baseline-"))
     pkg = tmp / "index_baseline"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     for name in ("kernels", "snapshot"):
-        src = subprocess.run(["git", "show", f"{BASELINE_COMMIT}:dredge/index/{name}.py"],
+        src = subprocess.run(["git", "show", f"{commit}:dredge/index/{name}.py"],
                              check=True, capture_output=True, text=True).stdout
         (pkg / f"{name}.py").write_text(src.replace("from dredge.index import kernels",
                                                     "from index_baseline import kernels"))
@@ -236,6 +236,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=2_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--baseline", default=BASELINE_COMMIT,
+                    help="the commit to compare with (default: the index before issue 4's work)")
     ap.add_argument("--manager-intervals", type=int, default=2_000_000,
                     help="history size for the live manager's rebuild/save/load timing (0 = skip)")
     ap.add_argument("--seed", type=int, default=1)
@@ -263,8 +265,8 @@ def main() -> None:
     results: dict[str, dict[str, np.ndarray]] = {}
     impls: list[tuple[str, ModuleType]] = []
     if not args.no_baseline:
-        _, base_snapshot = baseline_modules()
-        impls.append(("baseline " + BASELINE_COMMIT, base_snapshot))
+        _, base_snapshot = baseline_modules(args.baseline)
+        impls.append(("baseline " + args.baseline, base_snapshot))
     from dredge.index import snapshot as current_snapshot
     impls.append(("current", current_snapshot))
     for name, mod in impls:

@@ -1,16 +1,24 @@
-"""Compiled kernels of the index: flatten overlapping intervals, hash addresses, look up.
+"""Compiled kernels of the index: flatten overlapping intervals, hash addresses, build the
+tables, look up.
 
-The owner of an address at time t is found with one hash probe (address -> its run of
-segments) and a short search among that address's segments: no per-flow Python.
+The owner of an address at time t is found with one hash probe and, unless t is at or
+after the address's latest change, a short search among its older segments: no per-flow
+Python.
 
 Layout (chosen for memory and cache misses; see docs/index.md):
 
-- one open-addressing table per family, linear probing, sized to a power of two at least
-  1.5x the number of addresses. An IPv4 slot is two uint64 words ``[address, run]``, an IPv6
-  slot three ``[hi, lo, run]``; ``run = first_segment << 24 | count`` (0 = empty slot), so a
-  probe that hits reads one cache line and goes straight to the segments;
-- segments as rows of three int32 ``[start, end, owner]`` with times relative to the
-  table's ``base`` (the earliest start), ``end == OPEN`` for "still owned": 12 bytes each.
+- one open-addressing table of uint32 words per family, linear probing from the home slot
+  (top ``bits`` of the address's hash; ``1 << bits`` >= 1.5x the addresses). Slots are in
+  hash order and never wrap around: the table runs past ``1 << bits`` where a cluster
+  does, and one free slot ends it. An IPv4 slot is ``[address, tail start, tail owner + 2,
+  first segment]`` (16 bytes), an IPv6 slot ``[hi >> 32, hi, lo >> 32, lo, tail start,
+  tail owner + 2, first segment, 0]`` (32 bytes); owner word 0 = empty slot, 1 = nobody;
+- the *tail* is what holds from the address's latest change on: its last segment if still
+  owned, else nobody from its last end on. A lookup at or after it (live flows) costs the
+  slot's cache miss only;
+- the segments before the tail, as rows of three int32 ``[start, end, owner]`` (times
+  relative to the table's ``base``, the earliest start; ``end == OPEN`` for "still
+  owned"), in slot order: a slot's run ends where the next slot's begins.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ A snapshot holds:
   vpc, subnet, type); an owner id is a row number. Row 0 is ``unknown`` (private space
   nobody owns), row 1 is ``internet`` (public space nobody owns).
 - ownership segments: per address, non-overlapping [start, end) runs sorted by start,
-  reached through an open-addressing hash table keyed by the 128-bit address;
+  reached through an open-addressing hash table keyed by the 128-bit address, whose slot
+  holds the latest one itself (layout: :mod:`dredge.index.kernels`);
 - CIDR tables, one per prefix length, longest first, for addresses with no owner at t.
 
 Snapshots are never mutated: a provider builds a new one and swaps a reference.
