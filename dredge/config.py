@@ -325,11 +325,16 @@ class LeaseSection:
     take_interval_s: float = 5.0  # run the lease taker this often
     max_leases_per_worker: int = 0
     max_leases_to_steal_at_once: int = 1
+    # Delete leases of finished shards (split/merged, every child started, or trimmed) this
+    # often, like KCL's lease cleanup; 0 = keep them.
+    cleanup_interval_s: float = 300.0
 
     def validate(self) -> None:
         self.lease_config(self.table + "-x").validate()
         if not self.take_interval_s > 0:
             raise ConfigError("take_interval_s", "must be > 0")
+        if self.cleanup_interval_s < 0:
+            raise ConfigError("cleanup_interval_s", "must be >= 0 (0 = keep finished leases)")
         if self.endpoint_url and not self.endpoint_url.startswith(("http://", "https://")):
             raise ConfigError("endpoint_url", "an http:// or https:// URL")
 

@@ -335,3 +335,57 @@ def test_max_leases_per_worker_leaves_the_rest(moto: MotoServer) -> None:
         assert await a.take() == set()
 
     run(moto, body)
+
+
+def test_finished_leases_are_cleaned_up_and_never_leased_again(moto: MotoServer) -> None:
+    """KCL's lease cleanup: a parent's lease goes once all its children have started, a
+    trimmed shard's once it is no longer listed; later syncs with the same listing do not
+    create them again (a new lease would read the finished shard once more)."""
+
+    async def body(client: Any) -> None:
+        a = LeaseManager(client, config(), "worker-a", clock=FakeClock())
+        await a.ensure_table()
+        p0, p1 = ShardInfo("shardId-000000000000"), ShardInfo("shardId-000000000001")
+        c2 = ShardInfo("shardId-000000000002", (p0.shard_id,))
+        c3 = ShardInfo("shardId-000000000003", (p0.shard_id,))
+        m4 = ShardInfo("shardId-000000000004", (c3.shard_id, p1.shard_id))
+        listing = [m4, c3, c2, p1, p0]  # children first: leases are still created parents first
+        await a.sync_shards(listing)
+        assert await a.take() == {s.shard_id for s in listing}
+
+        async def table() -> dict[str, str]:
+            return {lease.shard_id: lease.checkpoint for lease in await a.list_leases()}
+
+        await a.checkpoint(p0.shard_id, SHARD_END)
+        await a.checkpoint(c2.shard_id, SEQ)
+        assert await a.clean_finished(s.shard_id for s in listing) == []  # c3 not started
+        await a.checkpoint(c3.shard_id, SEQ)
+        assert await a.clean_finished(s.shard_id for s in listing) == [p0.shard_id]
+        assert p0.shard_id not in await table()
+        assert p0.shard_id not in a.held()
+        # the same listing again: p0 stays without a lease; its children read on
+        await a.sync_shards(listing)
+        assert p0.shard_id not in await table()
+        assert a.is_ready(c2.shard_id, await a.list_leases())
+        # a second worker starting now does not resurrect it either
+        b = LeaseManager(client, a._config, "worker-b", clock=FakeClock())
+        await b.sync_shards(listing)
+        assert p0.shard_id not in await table()
+
+        # c3 and p1 end, m4 starts: both go
+        await a.checkpoint(c3.shard_id, SHARD_END)
+        await a.checkpoint(p1.shard_id, SHARD_END)
+        assert a.is_ready(m4.shard_id, await a.list_leases())
+        assert await a.clean_finished(s.shard_id for s in listing) == []  # m4 not started
+        await a.checkpoint(m4.shard_id, SEQ)
+        assert await a.clean_finished(s.shard_id for s in listing) == sorted([c3.shard_id, p1.shard_id])
+        await a.sync_shards(listing)
+        assert await table() == {c2.shard_id: SEQ, m4.shard_id: SEQ}
+
+        # c2 ends without children (the stream shrank) and is later trimmed from the listing
+        await a.checkpoint(c2.shard_id, SHARD_END)
+        assert await a.clean_finished(s.shard_id for s in listing) == []
+        assert await a.clean_finished([m4.shard_id]) == [c2.shard_id]
+        assert await table() == {m4.shard_id: SEQ}
+
+    run(moto, body)

@@ -17,6 +17,7 @@ Follows the Kinesis Client Library's ``DynamoDBLeaseTaker`` (KCL 2.x):
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 from collections.abc import Iterable, Mapping, Sequence, Set
@@ -164,3 +165,69 @@ def parents_done(parent_shard_ids: Iterable[str], checkpoints: Mapping[str, str]
     ``checkpoints`` maps the shard id of every existing lease to its checkpoint.
     """
     return all(checkpoints.get(parent, SHARD_END) == SHARD_END for parent in parent_shard_ids)
+
+
+# Checkpoints of a lease whose shard has not been read yet.
+START_POSITIONS = frozenset({"TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"})
+
+
+def started(checkpoint: str) -> bool:
+    """The shard's reading has begun: a sequence number, or SHARD_END."""
+    return checkpoint not in START_POSITIONS
+
+
+def finished_leases(checkpoints: Mapping[str, str], children: Mapping[str, Set[str]],
+                    listed: Set[str]) -> list[str]:
+    """Leases of finished shards that may be deleted (KCL's completed-lease cleanup).
+
+    A lease at SHARD_END goes once every child shard has a lease that has started (the
+    children no longer need it: ``parents_done`` treats a missing parent as finished), or
+    once ListShards stops listing its shard (trimmed after the retention period).
+    ``checkpoints``: every lease's checkpoint; ``children``: its recorded child shards;
+    ``listed``: the shard ids of a complete listing.
+    """
+    out = []
+    for shard, cp in checkpoints.items():
+        if cp != SHARD_END:
+            continue
+        kids = children.get(shard, frozenset())
+        if shard not in listed or (kids and all(
+                k in checkpoints and started(checkpoints[k]) for k in kids)):
+            out.append(shard)
+    return sorted(out)
+
+
+def superseded(parents: Mapping[str, Sequence[str]], checkpoints: Mapping[str, str]) -> set[str]:
+    """Listed shards that must never get a lease again: the ancestors of a shard whose lease
+    has started. Their own leases were finished (or the child could not have started) and
+    may since have been deleted; a new lease would read them again from the start.
+    ``parents``: shard -> its parent shards, from the listing."""
+    out: set[str] = set()
+    stack = [p for s, cp in checkpoints.items() if started(cp) for p in parents.get(s, ())]
+    while stack:
+        p = stack.pop()
+        if p not in out:
+            out.add(p)
+            stack.extend(parents.get(p, ()))
+    return out
+
+
+def lineage_order(parents: Mapping[str, Sequence[str]]) -> list[str]:
+    """The listed shards, each after its listed parents (Kahn's order, ties by shard id)."""
+    waiting = {s: {p for p in ps if p in parents and p != s} for s, ps in parents.items()}
+    kids: dict[str, list[str]] = {}
+    for s, ps in waiting.items():
+        for p in ps:
+            kids.setdefault(p, []).append(s)
+    ready = [s for s, ps in waiting.items() if not ps]
+    heapq.heapify(ready)
+    out: list[str] = []
+    while ready:
+        s = heapq.heappop(ready)
+        out.append(s)
+        for k in kids.get(s, ()):
+            waiting[k].discard(s)
+            if not waiting[k]:
+                heapq.heappush(ready, k)
+    # a cycle cannot come from Kinesis; keep such shards rather than drop them
+    return out + sorted(set(parents) - set(out))

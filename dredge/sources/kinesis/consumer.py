@@ -74,6 +74,8 @@ class StreamConsumer:
         self._released = asyncio.Event()
         self._wake = asyncio.Event()
         self._relist = asyncio.Event()
+        # Finished shards' leases: cleaned at the first discovery, then every cleanup_interval_s.
+        self._cleaned_at = float("-inf")
 
     @property
     def leases(self) -> LeaseManager:
@@ -98,6 +100,11 @@ class StreamConsumer:
         shards = await list_shards(self._kinesis, self.name)
         self._catalog.update(shards)
         await self.leases.sync_shards([s.info for s in shards])
+        every = self._config.lease.cleanup_interval_s
+        now = time.monotonic()
+        if every and now - self._cleaned_at >= every:
+            await self.leases.clean_finished(s.shard_id for s in shards)
+            self._cleaned_at = now
 
     # -- what the batcher asks -----------------------------------------------------------
 

@@ -33,8 +33,11 @@ from dredge.sources.kinesis.balance import (
     SHARD_END,
     CounterWatch,
     LeaseState,
+    finished_leases,
+    lineage_order,
     parents_done,
     plan_take,
+    superseded,
 )
 from dredge.telemetry.logging import get_logger
 from dredge.telemetry.metrics import REGISTRY
@@ -65,7 +68,8 @@ log = get_logger(__name__)
 
 lease_events_total = Counter(
     "dredge_kinesis_lease_events_total",
-    "Lease ownership changes seen by this worker (taken, stolen, lost, expired, released).",
+    "Lease ownership changes seen by this worker (taken, stolen, lost, expired, released,"
+    " deleted: the lease of a finished shard cleaned up).",
     ["event"],
     registry=REGISTRY,
 )
@@ -91,6 +95,7 @@ class DynamoDBClient(Protocol):
     async def get_item(self, **kwargs: Any) -> dict[str, Any]: ...
     async def put_item(self, **kwargs: Any) -> dict[str, Any]: ...
     async def update_item(self, **kwargs: Any) -> dict[str, Any]: ...
+    async def delete_item(self, **kwargs: Any) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -282,21 +287,27 @@ class LeaseManager:
 
         A shard whose parent already had a lease starts at TRIM_HORIZON, so nothing after
         the parent's end is skipped; others (including every shard of a first sync) start at
-        ``initial_position``, and ``is_ready`` still orders children after parents.
+        ``initial_position``, and ``is_ready`` still orders children after parents. Leases are
+        created parents first. A shard with a started descendant gets no lease: it was
+        finished, and its lease may have been cleaned up (``clean_finished``).
         """
-        shards = list(shards)
+        by_id = {shard.shard_id: shard for shard in shards}
+        parents = {s: shard.parent_shard_ids for s, shard in by_id.items()}
         existing = {lease.shard_id: lease for lease in await self.list_leases()}
+        done = superseded(parents, {s: lease.checkpoint for s, lease in existing.items()})
         children: dict[str, set[str]] = {}
-        for shard in shards:
+        for shard in by_id.values():
             for parent in shard.parent_shard_ids:
                 children.setdefault(parent, set()).add(shard.shard_id)
         try:
-            for shard in shards:
+            for shard in (by_id[s] for s in lineage_order(parents)):
                 kids = frozenset(children.get(shard.shard_id, ()))
                 if shard.shard_id in existing:
                     missing = kids - existing[shard.shard_id].child_shard_ids
                     if missing:
                         await self._add_children(shard.shard_id, missing)
+                    continue
+                if shard.shard_id in done:
                     continue
                 leased_parent = any(p in existing for p in shard.parent_shard_ids)
                 lease = Lease(
@@ -321,6 +332,32 @@ class LeaseManager:
                         raise
         except (ClientError, BotoCoreError) as exc:
             raise CheckpointError(f"lease table {self._table}: {exc}") from exc
+
+    async def clean_finished(self, listed: Iterable[str]) -> list[str]:
+        """Delete the leases of finished shards no one needs any more (``finished_leases``);
+        ``listed``: the shard ids of a complete ListShards. Returns the shards deleted."""
+        leases = await self.list_leases()
+        doomed = finished_leases({lease.shard_id: lease.checkpoint for lease in leases},
+                                 {lease.shard_id: lease.child_shard_ids for lease in leases},
+                                 set(listed))
+        deleted = []
+        for shard_id in doomed:
+            try:
+                await self._ddb.delete_item(
+                    TableName=self._table, Key={"leaseKey": {"S": shard_id}},
+                    ConditionExpression="checkpoint = :end",
+                    ExpressionAttributeValues={":end": {"S": SHARD_END}})
+            except ClientError as exc:
+                if _conditional_failed(exc):
+                    continue
+                raise CheckpointError(f"lease table {self._table}: {exc}") from exc
+            except BotoCoreError as exc:
+                raise CheckpointError(f"lease table {self._table}: {exc}") from exc
+            self._held.pop(shard_id, None)
+            lease_events_total.labels(event="deleted").inc()
+            log.info("lease_deleted", shard_id=shard_id, why="finished")
+            deleted.append(shard_id)
+        return deleted
 
     async def _add_children(self, shard_id: str, kids: Iterable[str]) -> None:
         # ADD on a string set is idempotent and leaves leaseCounter alone, so it never

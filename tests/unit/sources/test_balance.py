@@ -9,11 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dredge.sources.kinesis.balance import (
+    SHARD_END,
     CounterWatch,
     LeaseState,
+    finished_leases,
     lease_target,
+    lineage_order,
     parents_done,
     plan_take,
+    superseded,
 )
 
 
@@ -239,3 +243,81 @@ def test_simultaneous_rounds_from_cold_start_converge(
         if balanced(table.loads(workers), total):
             break
     assert balanced(table.loads(workers), total), table.loads(workers)
+
+
+# -- finished leases -------------------------------------------------------------------------
+
+# p0 split into c2, c3; c3 and p1 merged into m4 (as in the lease table tests)
+PARENTS = {"p0": (), "p1": (), "c2": ("p0",), "c3": ("p0",), "m4": ("c3", "p1")}
+CHILDREN = {"p0": {"c2", "c3"}, "p1": {"m4"}, "c3": {"m4"}}
+
+
+def test_a_finished_lease_goes_once_every_child_has_started() -> None:
+    listed = set(PARENTS)
+    cps = {"p0": SHARD_END, "p1": "17", "c2": "TRIM_HORIZON", "c3": "TRIM_HORIZON", "m4": "TRIM_HORIZON"}
+    assert finished_leases(cps, CHILDREN, listed) == []
+    cps["c2"] = "42"
+    assert finished_leases(cps, CHILDREN, listed) == []  # c3 has not started
+    cps["c3"] = SHARD_END
+    assert finished_leases(cps, CHILDREN, listed) == ["p0"]  # c3 waits for m4
+    cps["p1"] = SHARD_END
+    cps["m4"] = "99"
+    assert finished_leases(cps, CHILDREN, listed) == ["c3", "p0", "p1"]
+    # a child without a lease keeps the parent (its lease may not be written yet)
+    del cps["c2"]
+    assert "p0" not in finished_leases(cps, CHILDREN, listed)
+    # trimmed from the stream: goes whatever its children
+    assert finished_leases({"p0": SHARD_END, "c2": "TRIM_HORIZON"}, CHILDREN, {"c2"}) == ["p0"]
+    # open, or not started, leases never go
+    assert finished_leases({"x": "5", "y": "LATEST"}, {}, set()) == []
+
+
+def test_superseded_are_the_ancestors_of_started_shards() -> None:
+    assert superseded(PARENTS, {}) == set()
+    assert superseded(PARENTS, {"c2": "TRIM_HORIZON", "m4": "AT_TIMESTAMP"}) == set()
+    assert superseded(PARENTS, {"c2": "1"}) == {"p0"}
+    assert superseded(PARENTS, {"m4": SHARD_END}) == {"c3", "p0", "p1"}
+
+
+def test_lineage_order_puts_parents_first() -> None:
+    order = lineage_order({"m4": ("c3", "p1"), "c3": ("p0",), "c2": ("p0",), "p1": (), "p0": (),
+                           "x9": ("gone",)})
+    pos = {s: i for i, s in enumerate(order)}
+    assert sorted(order) == ["c2", "c3", "m4", "p0", "p1", "x9"]
+    for s, ps in PARENTS.items():
+        assert all(pos[p] < pos[s] for p in ps)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_cleanup_never_lets_a_shard_be_leased_twice(data: st.DataObject) -> None:
+    """Random lineages: after deleting whatever finished_leases allows, a shard lacking a
+    lease is superseded exactly when it had been finished (so no new lease reads it again),
+    and every child still finds its parents done."""
+    n = data.draw(st.integers(1, 12))
+    parents: dict[str, tuple[str, ...]] = {}
+    for i in range(n):
+        earlier = [f"s{j}" for j in range(i)]
+        k = data.draw(st.integers(0, min(2, len(earlier))))
+        parents[f"s{i}"] = tuple(data.draw(st.permutations(earlier))[:k]) if k else ()
+    children: dict[str, set[str]] = {}
+    for s, ps in parents.items():
+        for p in ps:
+            children.setdefault(p, set()).add(s)
+    # a consistent state: a shard is finished, started or not started; a shard may have
+    # started only when all its parents finished
+    cps: dict[str, str] = {}
+    for s in parents:
+        ready = all(cps.get(p) == SHARD_END for p in parents[s])
+        state = data.draw(st.sampled_from(["TRIM_HORIZON", "7", SHARD_END] if ready else ["TRIM_HORIZON"]))
+        cps[s] = state
+    finished = {s for s, c in cps.items() if c == SHARD_END}
+    for s in finished_leases(cps, children, set(parents)):
+        del cps[s]
+    done = superseded(parents, cps)
+    for s in parents:
+        if s not in cps:
+            assert s in done and s in finished, (s, parents, cps)
+        if s in cps:
+            assert parents_done(parents[s], cps) == all(
+                p in finished for p in parents[s]), (s, parents, cps)
