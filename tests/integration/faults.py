@@ -3,7 +3,9 @@
 moto never throttles; this proxy does, the way Kinesis does: HTTP 400 with the JSON error
 body of the AWS JSON protocol (``ProvisionedThroughputExceededException``,
 ``KMSThrottlingException``, ``ExpiredIteratorException``, ``InvalidArgumentException``) or
-HTTP 500 ``InternalFailure``. Everything else is forwarded to moto unchanged.
+HTTP 500 ``InternalFailure``; or it drops the connection without an answer (status 0, code
+``DROP``: a network failure as the client sees it). Everything else is forwarded to moto
+unchanged.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dredge.testing import free_port
 
 # (target, request body) -> (status, error code) to inject, or None to forward
 Decide = Callable[[str, dict[str, Any]], tuple[int, str] | None]
+DROP = (0, "DROP")  # close the connection without answering
 
 
 class FaultProxy:
@@ -32,6 +35,7 @@ class FaultProxy:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.injected: collections.Counter[str] = collections.Counter()
         self.forwarded: collections.Counter[str] = collections.Counter()
+        self.access_keys: collections.Counter[str] = collections.Counter()  # who signed
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -71,6 +75,10 @@ class FaultProxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         target = request.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
+        auth = request.headers.get("Authorization", "")
+        if "Credential=" in auth:
+            with self._lock:
+                self.access_keys[auth.split("Credential=", 1)[1].split("/", 1)[0]] += 1
         try:
             doc = orjson.loads(body) if body else {}
         except orjson.JSONDecodeError:
@@ -81,6 +89,10 @@ class FaultProxy:
                 self.injected[f"{target}:{fault[1]}"] += 1
             else:
                 self.forwarded[target] += 1
+        if fault == DROP:
+            assert request.transport is not None
+            request.transport.abort()  # the client sees the connection reset mid-request
+            return web.Response(status=500)  # never sent
         if fault is not None:
             status, code = fault
             return web.Response(status=status, content_type="application/x-amz-json-1.1",

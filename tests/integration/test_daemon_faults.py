@@ -1,7 +1,9 @@
 """Faults the way Kinesis returns them, injected by a loopback proxy in front of moto:
 throttling (ProvisionedThroughputExceeded, KMS), expired iterators, 500s, a checkpoint
-GetShardIterator refuses (trimmed). Recovered, counted in metrics, nothing lost; and a
-KPL aggregate resumed mid-way (AT_SEQUENCE_NUMBER + sub-sequence) is not read twice.
+GetShardIterator refuses (trimmed), connections reset before any answer. Recovered, counted
+in metrics, nothing lost; a KPL aggregate resumed mid-way (AT_SEQUENCE_NUMBER +
+sub-sequence) is not read twice; AT_TIMESTAMP starts where it should; a role_arn stream is
+read with the assumed role's credentials. Readers use the daemon's own client factory.
 """
 
 from __future__ import annotations
@@ -9,20 +11,23 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import time
 import urllib.request
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiobotocore.session import get_session
 
 from dredge.batcher import parse_batch
-from dredge.config import KinesisConfig
+from dredge.config import KinesisConfig, StreamConfig
 from dredge.decode import DecodeConfig, encode_kpl
 from dredge.flowlog.fields import DEFAULT_FORMAT
 from dredge.flowlog.parser import FlowParser
+from dredge.sources.kinesis.clients import kinesis_client
 from dredge.sources.kinesis.discovery import ShardCatalog
+from dredge.sources.kinesis.leases import AT_TIMESTAMP, TRIM_HORIZON
 from dredge.sources.kinesis.reader import (
     SEQUENCE,
     Position,
@@ -31,7 +36,7 @@ from dredge.sources.kinesis.reader import (
     reader_events_total,
 )
 from dredge.testing import MotoServer, free_port
-from tests.integration.faults import FaultProxy
+from tests.integration.faults import DROP, FaultProxy
 from tests.integration.streams import (
     REGION,
     PutLog,
@@ -130,20 +135,26 @@ def test_throttling_and_expired_iterators_recovered_counted_no_loss(
     assert store_totals(tmp_path / "w.duckdb").as_tuple() == line_totals(log.lines()).as_tuple()
 
 
-def _client(endpoint: str) -> Any:
-    return get_session().create_client("kinesis", region_name=REGION, endpoint_url=endpoint,
-                                       aws_access_key_id="testing", aws_secret_access_key="testing")
+@pytest.fixture
+def aws_env(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials and the STS endpoint for the daemon's own client factory in this process."""
+    for name, value in moto.env().items():
+        if name != "AWS_ENDPOINT_URL":
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", moto.endpoint)
 
 
-async def _read(endpoint: str, stream: str, shard: str, start: Position, want_records: int
-                ) -> list[ReadBatch]:
+async def _read(endpoint: str, stream: str, shard: str, start: Position, want_records: int,
+                role_arn: str = "") -> list[ReadBatch]:
+    """Read with the daemon's own Kinesis client (no SDK retries; role assumed if given)."""
     got: list[ReadBatch] = []
 
     async def deliver(batch: ReadBatch) -> None:
         got.append(batch)
 
     cfg = KinesisConfig(idle_poll_interval_s=0.05, backoff_base_s=0.01, backoff_max_s=0.05)
-    async with _client(endpoint) as client:
+    source = StreamConfig(name=stream, region=REGION, endpoint_url=endpoint, role_arn=role_arn)
+    async with kinesis_client(source, cfg) as client:
         reader = ShardReader(client, stream, shard, 1, start, deliver, cfg, ShardCatalog())
         task = asyncio.create_task(reader.run())
         try:
@@ -157,7 +168,7 @@ async def _read(endpoint: str, stream: str, shard: str, start: Position, want_re
     return got
 
 
-def test_trimmed_checkpoint_falls_back_to_trim_horizon(moto: MotoServer) -> None:
+def test_trimmed_checkpoint_falls_back_to_trim_horizon(moto: MotoServer, aws_env: None) -> None:
     stream = f"trim-{uuid.uuid4().hex[:8]}"
     kin = kinesis(moto.endpoint)
     create_stream(kin, stream, 1)
@@ -179,7 +190,68 @@ def test_trimmed_checkpoint_falls_back_to_trim_horizon(moto: MotoServer) -> None
     assert reader_events_total.labels(stream, "trimmed_checkpoint")._value.get() == before + 1
 
 
-def test_kpl_aggregate_resumed_at_its_sub_sequence(moto: MotoServer, sample: Sample) -> None:
+def test_dropped_connections_are_retried_and_counted(moto: MotoServer, aws_env: None) -> None:
+    """The connection reset before any answer (network failure), on GetRecords and on
+    GetShardIterator: the reader retries, counts ``network_error``, reads every record once."""
+    stream = f"drop-{uuid.uuid4().hex[:8]}"
+    kin = kinesis(moto.endpoint)
+    create_stream(kin, stream, 1)
+    seqs = [kin.put_record(StreamName=stream, Data=f"line {i}".encode(), PartitionKey="p")["SequenceNumber"]
+            for i in range(6)]
+    calls = {"GetRecords": 0, "GetShardIterator": 0}
+
+    def decide(target: str, body: dict[str, Any]) -> tuple[int, str] | None:
+        if target in calls:
+            calls[target] += 1
+            if calls[target] <= 2:  # the first two of each are dropped
+                return DROP
+        return None
+
+    before = reader_events_total.labels(stream, "network_error")._value.get()
+    with FaultProxy(moto.endpoint, decide) as proxy:
+        got = asyncio.run(_read(proxy.endpoint, stream, "shardId-000000000000",
+                                Position(TRIM_HORIZON), len(seqs)))
+        dropped = proxy.count("GetRecords", "DROP") + proxy.count("GetShardIterator", "DROP")
+    assert dropped == 4
+    assert [s for b in got for s in b.sequences] == seqs
+    assert reader_events_total.labels(stream, "network_error")._value.get() == before + dropped
+
+
+def test_at_timestamp_starts_at_the_first_record_arrived_since(moto: MotoServer, aws_env: None) -> None:
+    stream = f"ts-{uuid.uuid4().hex[:8]}"
+    kin = kinesis(moto.endpoint)
+    create_stream(kin, stream, 1)
+    for i in range(4):
+        kin.put_record(StreamName=stream, Data=f"old {i}".encode(), PartitionKey="p")
+    time.sleep(1.5)
+    since = datetime.now(UTC)
+    time.sleep(0.5)
+    new = [kin.put_record(StreamName=stream, Data=f"new {i}".encode(), PartitionKey="p")["SequenceNumber"]
+           for i in range(3)]
+    got = asyncio.run(_read(moto.endpoint, stream, "shardId-000000000000",
+                            Position(AT_TIMESTAMP, timestamp=since), len(new)))
+    assert [s for b in got for s in b.sequences] == new
+
+
+def test_role_arn_reads_with_the_assumed_role_credentials(moto: MotoServer, aws_env: None) -> None:
+    """[[streams]] role_arn: Kinesis calls are signed with the credentials STS AssumeRole
+    returned (moto's start with ASIA), not with the ambient ones."""
+    stream = f"role-{uuid.uuid4().hex[:8]}"
+    kin = kinesis(moto.endpoint)
+    create_stream(kin, stream, 1)
+    seqs = [kin.put_record(StreamName=stream, Data=b"x", PartitionKey="p")["SequenceNumber"]
+            for _ in range(3)]
+    with FaultProxy(moto.endpoint, lambda target, body: None) as proxy:
+        got = asyncio.run(_read(proxy.endpoint, stream, "shardId-000000000000",
+                                Position(TRIM_HORIZON), len(seqs),
+                                role_arn="arn:aws:iam::123456789012:role/dredge-reader"))
+    assert [s for b in got for s in b.sequences] == seqs
+    keys = set(proxy.access_keys)
+    assert keys and all(k.startswith("ASIA") for k in keys), keys
+    assert "testing" not in keys
+
+
+def test_kpl_aggregate_resumed_at_its_sub_sequence(moto: MotoServer, sample: Sample, aws_env: None) -> None:
     stream = f"kpl-{uuid.uuid4().hex[:8]}"
     kin = kinesis(moto.endpoint)
     create_stream(kin, stream, 1)
