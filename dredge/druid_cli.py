@@ -141,9 +141,12 @@ def cmd_spec(args: argparse.Namespace) -> int:
 
 
 def _reachable(api: DruidAPI) -> None:
-    why = api.healthy()
-    if why:
-        raise SinkError(f"{why} (is Druid running? `make druid-up` starts the local one)")
+    from dredge.sinks.druid import DruidUnreachable
+
+    try:
+        api.check()
+    except DruidUnreachable as exc:  # credentials and certificates say what is wrong already
+        raise SinkError(f"{exc} (is Druid running? `make druid-up` starts the local one)") from exc
 
 
 def cmd_init(args: argparse.Namespace) -> int:

@@ -8,11 +8,18 @@ Parameters are written into the SQL as literals here rather than passed to pydru
 0.6.9 formats its ``pyformat`` parameters with ``%`` over the whole statement and passes the
 value ``*`` through unquoted (``pydruid.db.api.escape``). The query context asks for exact
 answers: ``useApproximateTopN: false`` (a one-dimension top-N would otherwise be approximate).
+
+TLS and basic auth go to pydruid as ``requests`` takes them: ``ssl_verify_cert`` is the CA file,
+True, or False when ``tls_verify`` is off (which wins over a CA file); user and password as
+basic auth. pydruid reports an HTTP error as the response text: Jetty's HTML page for a 401, so
+the status is read back from it to give one line.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
+import warnings
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,9 +29,10 @@ import pyarrow as pa
 from dredge.enrich.rollup import FLOWS_SCHEMA
 from dredge.errors import SinkError
 from dredge.query.spec import DRUID, METRICS, Dialect, QuerySpec
-from dredge.sinks.druid import DruidConfig
+from dredge.sinks.druid import DruidConfig, certificate_error, refused_message, untrusted_message
 
 QUERY_CONTEXT = {"useApproximateTopN": False, "sqlTimeZone": "Etc/UTC"}
+JETTY_ERROR = re.compile(r"HTTP ERROR (\d{3})\s*([^<]*)")  # Jetty's error page, e.g. a 401
 
 
 def dialect(datasource: str) -> Dialect:
@@ -89,7 +97,7 @@ def connect(config: DruidConfig) -> Any:
     url = urlsplit(config.url)
     if url.hostname is None:
         raise SinkError(f"Druid URL without a host: {config.url}")
-    verify: bool | str = config.ca_file or config.tls_verify
+    verify: bool | str = (config.ca_file or True) if config.tls_verify else False
     return pydruid_connect(
         host=url.hostname, port=url.port or (443 if url.scheme == "https" else 80),
         path=url.path.rstrip("/") + "/druid/v2/sql/", scheme=url.scheme,
@@ -100,6 +108,7 @@ def connect(config: DruidConfig) -> Any:
 def run(spec: QuerySpec, config: DruidConfig) -> pa.Table:
     """Run a query spec on Druid; the result as DuckDB would give it."""
     import requests
+    import urllib3
     from pydruid.db import exceptions
 
     config.validate()
@@ -108,16 +117,28 @@ def run(spec: QuerySpec, config: DruidConfig) -> pa.Table:
     schema = result_schema(spec)
     conn = connect(config)
     try:
-        cursor = conn.cursor()
-        cursor.execute(query)
-        rows = cursor.fetchall()
+        with warnings.catch_warnings():
+            if not config.tls_verify:  # asked for: no InsecureRequestWarning on every query
+                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            cursor = conn.cursor()
+            cursor.execute(query)
+            rows = cursor.fetchall()
     except requests.RequestException as exc:
+        cert = certificate_error(exc)
+        if cert is not None:
+            raise SinkError(untrusted_message(config.url, cert)) from exc
         raise SinkError(f"Druid unreachable at {config.url}: {exc}") from exc
     except exceptions.Error as exc:
-        text = str(exc)
+        text = " ".join(str(exc).split())
         if "not found" in text and config.datasource in text:
             raise SinkError(f"no datasource {config.datasource!r} in Druid at {config.url} "
                             "(run `dredge druid init` or `dredge replay --sink druid`)") from exc
+        page = JETTY_ERROR.search(text)
+        if page and page[1] in ("401", "403"):
+            raise SinkError(refused_message(f"Druid SQL at {config.url}", int(page[1]),
+                                            config.user)) from exc
+        if page:
+            raise SinkError(f"Druid refused the query: HTTP {page[1]} {page[2].strip()}") from exc
         raise SinkError(f"Druid refused the query: {text[:500]}") from exc
     finally:
         conn.close()

@@ -126,6 +126,40 @@ class DruidUnreachable(SinkError):
     callers outside the Druid sink)."""
 
 
+def certificate_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate check that failed behind ``exc`` (urllib's URLError, requests' SSLError
+    and the urllib3 errors it wraps), or None."""
+    todo, seen = [exc], set()
+    while todo:
+        err = todo.pop()
+        if id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, ssl.SSLCertVerificationError):
+            return err
+        todo += [e for e in (err.__cause__, err.__context__, getattr(err, "reason", None), *err.args)
+                 if isinstance(e, BaseException)]
+    return None
+
+
+def untrusted_message(url: str, err: ssl.SSLCertVerificationError) -> str:
+    """One line for a certificate Dredge does not trust: not worth retrying."""
+    why = err.verify_message or err.reason or str(err)
+    return (f"Druid at {url}: TLS certificate not trusted ({why}): give its CA with "
+            "--druid-ca-file (DREDGE_DRUID_CA_FILE), or skip the check with --no-druid-tls-verify")
+
+
+def refused_message(what: str, code: int, user: str) -> str:
+    """One line for HTTP 401/403 (basic auth): not worth retrying."""
+    if code == 401:
+        why = (f"user {user!r} or its password refused" if user
+               else "Druid wants a user and password")
+    else:
+        why = f"user {user or '(none)'!r} is not allowed to do this"
+    return (f"{what}: HTTP {code}: {why} (--druid-user/--druid-password, "
+            "DREDGE_DRUID_USER/DREDGE_DRUID_PASSWORD)")
+
+
 class DruidAPI:
     """The few Druid HTTP endpoints Dredge uses, with basic auth and TLS settings."""
 
@@ -156,11 +190,14 @@ class DruidAPI:
             if exc.code >= 500:
                 raise DruidUnreachable(f"Druid {method} {url}: HTTP {exc.code}: {detail}") from exc
             if exc.code in (401, 403):
-                raise SinkError(f"Druid {method} {url}: HTTP {exc.code}: check --druid-user/"
-                                "--druid-password (DREDGE_DRUID_USER/PASSWORD)") from exc
+                raise SinkError(refused_message(f"Druid {method} {url}", exc.code,
+                                                self.config.user)) from exc
             raise SinkError(f"Druid {method} {url}: HTTP {exc.code}: {detail}") from exc
         except (OSError, ValueError) as exc:  # refused, timed out, TLS, bad URL
             requests_total.labels("druid", "failed").inc()
+            cert = certificate_error(exc)
+            if cert is not None:  # a retry would meet the same certificate
+                raise SinkError(untrusted_message(url, cert)) from exc
             reason = getattr(exc, "reason", exc)
             raise DruidUnreachable(f"Druid unreachable at {url}: {reason}") from exc
         requests_total.labels("druid", "ok").inc()
@@ -171,11 +208,16 @@ class DruidAPI:
             "POST", "/druid/v2/sql", {"query": query, "context": context or {}})
         return rows
 
+    def check(self) -> None:
+        """Return when the SQL and the Overlord endpoints answer (the second one checks the
+        credentials: /status/health needs none); else :class:`SinkError`."""
+        self.request("GET", "/status/health", timeout=5)
+        self.request("GET", "/druid/indexer/v1/supervisor", overlord=True, timeout=5)
+
     def healthy(self) -> str | None:
-        """None when the SQL and the Overlord endpoints answer; else why not."""
+        """None when :meth:`check` passes; else why not."""
         try:
-            self.request("GET", "/status/health", timeout=5)
-            self.request("GET", "/druid/indexer/v1/supervisor", overlord=True, timeout=5)
+            self.check()
         except SinkError as exc:
             return str(exc)
         return None

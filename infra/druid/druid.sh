@@ -2,21 +2,26 @@
 # A real, small Apache Druid on this machine, with a local Kinesis emulator and a local S3
 # (moto server), all on 127.0.0.1.
 #
-#   druid.sh deps     fetch jars from Maven Central into lib/ (cached), build the three
+#   druid.sh deps     fetch jars from Maven Central into lib/ (cached), build the four
 #                     extensions Central lacks from Druid's source release, npm-install kinesis-local
-#   druid.sh up       start ZooKeeper, kinesis-local, moto (S3), then the Druid services, in the
-#                     background; return once every one answers its health check (pids and logs
-#                     under var/)
+#   druid.sh up       make a CA and the Router's certificate once (var/tls), start ZooKeeper,
+#                     kinesis-local, moto (S3), then the Druid services, in the background; return
+#                     once every one answers its health check (pids and logs under var/); then
+#                     make sure the basic-auth user exists with its password
 #   druid.sh down     stop what `up` started (pids under var/pids), newest first
 #   druid.sh status   one line per process: pid, port, health
-#   druid.sh env      the endpoints, as shell assignments (eval "$(druid.sh env)")
+#   druid.sh env      the endpoints, the CA file and the basic-auth user, as shell assignments
+#                     (eval "$(druid.sh env)")
 #
 # Ports (environment, defaults in brackets): DRUID_ZK_PORT [12181], DRUID_DERBY_PORT [11527],
 # DRUID_COORDINATOR_PORT [18081] (also the Overlord), DRUID_BROKER_PORT [18082],
 # DRUID_HISTORICAL_PORT [18083], DRUID_INDEXER_PORT [18091], DRUID_ROUTER_PORT [18888],
+# DRUID_ROUTER_TLS_PORT [18889] (the Router over https, certificate from var/tls/ca.pem),
 # KINESIS_LOCAL_PORT [14568] (plain HTTP), KINESIS_LOCAL_TLS_PORT [14567], DRUID_S3_PORT [15055]
 # (moto server: Druid's `s3` input source and druid.s3.* point there).
 # DRUID_PYTHON [.venv/bin/python of the repository: `make install`] runs the moto server.
+# Basic auth (druid-basic-security): DRUID_AUTH_USER [dredge], DRUID_AUTH_PASSWORD
+# [dredge-local-password]; requests without credentials still pass (see README.md).
 # Others: DRUID_SERVICES (which Druid services, in start order), DRUID_UP_TIMEOUT [300 s],
 # DRUID_LOG_LEVEL [warn], DRUID_JAVA_OPTS [-XX:TieredStopAtLevel=1], JAVA [java],
 # DRUID_LIB_DIR [infra/druid/lib] (jars; point it outside the clone to share them between clones).
@@ -44,11 +49,18 @@ mvn_quiet() { "${MVN[@]}" "$@" 2>&1 | sed -e 's/\x1b\[[0-9;]*m//g' -e '/^[[:spac
 : "${DRUID_HISTORICAL_PORT:=18083}"
 : "${DRUID_INDEXER_PORT:=18091}"
 : "${DRUID_ROUTER_PORT:=18888}"
+: "${DRUID_ROUTER_TLS_PORT:=18889}"
 : "${KINESIS_LOCAL_PORT:=14568}"
 : "${KINESIS_LOCAL_TLS_PORT:=14567}"
 : "${DRUID_S3_PORT:=15055}"
 : "${DRUID_SERVICES:=coordinator broker historical indexer router}"
 : "${DRUID_UP_TIMEOUT:=300}"
+: "${DRUID_AUTH_USER:=dredge}"
+: "${DRUID_AUTH_PASSWORD:=dredge-local-password}"
+# prop FILE KEY: a value of a Druid properties file (the passwords below live in conf/ only).
+prop() { sed -n "s/^$2=//p" "$HERE/conf/$1"; }
+TLS_STORE_PASSWORD="$(prop router/runtime.properties druid.server.https.keyStorePassword)"
+ADMIN_PASSWORD="$(prop _common/common.runtime.properties druid.auth.authenticator.basic.initialAdminPassword)"
 export DRUID_LOG_LEVEL="${DRUID_LOG_LEVEL:-warn}"
 
 # What Druid's own bin/run-java passes on Java 11+ (strong encapsulation), plus small-JVM flags.
@@ -127,6 +139,7 @@ EXTENSIONS=(
   "kinesis kinesis-indexing-service druid-kinesis-indexing-service"
   "msq multi-stage-query druid-multi-stage-query"
   "s3 s3-extensions druid-s3-extensions"
+  "basic-security druid-basic-security druid-basic-security"
 )
 
 # Stamp per extension: an existing lib/ gains a new extension without recompiling the others.
@@ -192,6 +205,66 @@ prune_extension_jars() {
   done
 }
 
+# ------------------------------------------------------------------------------ TLS and auth
+
+# A CA and the Router's certificate (127.0.0.1 and localhost), made once under var/tls: ca.pem is
+# what clients trust (`druid.sh env` prints it as DRUID_CA_FILE); router.p12 is the Router's
+# keystore (PKCS12, alias `router`). The CA key stays there too, unused after this.
+tls_material() {
+  local dir="$VAR/tls"
+  [[ -f "$dir/router.p12" && -f "$dir/ca.pem" ]] && return 0
+  command -v openssl >/dev/null || die "openssl not found (apt-get install openssl)"
+  log "tls: making a CA and the Router's certificate in $dir"
+  rm -rf "$dir.new" && mkdir -p "$dir.new"
+  (
+    cd "$dir.new"
+    umask 077
+    openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 -keyout ca.key -out ca.pem \
+      -subj "/CN=Dredge local Druid CA" -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -sha256 -keyout router.key -out router.csr \
+      -subj "/CN=127.0.0.1" 2>/dev/null
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=critical,CA:FALSE" \
+      "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" \
+      "subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid,issuer" >router.ext
+    openssl x509 -req -sha256 -days 3650 -in router.csr -CA ca.pem -CAkey ca.key \
+      -CAcreateserial -extfile router.ext -out router.pem 2>/dev/null
+    openssl pkcs12 -export -name router -in router.pem -inkey router.key -certfile ca.pem \
+      -passout "pass:$TLS_STORE_PASSWORD" -out router.p12
+    rm -f router.csr router.ext ca.srl
+    chmod 644 ca.pem
+  ) || die "tls: openssl failed"
+  rm -rf "$dir" && mv "$dir.new" "$dir"
+}
+
+# The basic-auth user Dredge uses (druid-basic-security, authenticator `basic`): created through
+# the Coordinator's API when missing, its password set every time (DRUID_AUTH_PASSWORD wins over
+# an older one). The admin's password is initialAdminPassword of conf/_common.
+ensure_user() {
+  local api="http://127.0.0.1:$DRUID_COORDINATOR_PORT/druid-ext/basic-security/authentication/db/basic"
+  local auth=(-u "admin:$ADMIN_PASSWORD") code
+  code="$(curl -s -m 10 -o /dev/null -w '%{http_code}' "${auth[@]}" "$api/users/$DRUID_AUTH_USER")"
+  if [[ "$code" == 400 || "$code" == 404 ]]; then
+    code="$(curl -s -m 10 -o /dev/null -w '%{http_code}' "${auth[@]}" -X POST "$api/users/$DRUID_AUTH_USER")"
+    [[ "$code" == 200 ]] || die "auth: creating user $DRUID_AUTH_USER: HTTP $code"
+  elif [[ "$code" != 200 ]]; then
+    die "auth: reading user $DRUID_AUTH_USER: HTTP $code"
+  fi
+  code="$(curl -s -m 10 -o /dev/null -w '%{http_code}' "${auth[@]}" -X POST \
+    -H 'Content-Type: application/json' \
+    --data "$(printf '{"password": "%s"}' "$DRUID_AUTH_PASSWORD")" \
+    "$api/users/$DRUID_AUTH_USER/credentials")"
+  [[ "$code" == 200 ]] || die "auth: setting the password of $DRUID_AUTH_USER: HTTP $code"
+  # The other services poll the Coordinator for users (pollingPeriod 5 s in conf/_common).
+  local deadline=$((SECONDS + 60))
+  until [[ "$(curl -s -m 5 -o /dev/null -w '%{http_code}' --cacert "$VAR/tls/ca.pem" \
+    -u "$DRUID_AUTH_USER:$DRUID_AUTH_PASSWORD" "https://127.0.0.1:$DRUID_ROUTER_TLS_PORT/status")" == 200 ]]; do
+    ((SECONDS < deadline)) || die "auth: the Router does not accept $DRUID_AUTH_USER after 60 s"
+    sleep 1
+  done
+  log "auth: user $DRUID_AUTH_USER ready"
+}
+
 # ------------------------------------------------------------------------------------- process
 
 pidfile() { echo "$VAR/pids/$1.pid"; }
@@ -212,6 +285,10 @@ healthy() {
   case "$svc" in
     zookeeper) port_open "$port" ;;
     kinesis | s3) [[ "$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/")" != 000 ]] ;;
+    router)
+      [[ "$(curl -s -m 2 "http://127.0.0.1:$port/status/health" 2>/dev/null)" == true ]] \
+        && [[ "$(curl -s -m 2 --cacert "$VAR/tls/ca.pem" \
+          "https://127.0.0.1:$DRUID_ROUTER_TLS_PORT/status/health" 2>/dev/null)" == true ]] ;;
     *) [[ "$(curl -s -m 2 "http://127.0.0.1:$port/status/health" 2>/dev/null)" == true ]] ;;
   esac
 }
@@ -229,6 +306,9 @@ start() {
   if port_open "$port"; then
     die "$name: port $port is already taken by another process; set its port variable (see druid.sh)"
   fi
+  if [[ "$name" == router ]] && port_open "$DRUID_ROUTER_TLS_PORT"; then
+    die "router: TLS port $DRUID_ROUTER_TLS_PORT is already taken; set DRUID_ROUTER_TLS_PORT"
+  fi
   (cd "$dir" && exec "$@") >"$VAR/log/$name.log" 2>&1 </dev/null &
   echo $! >"$(pidfile "$name")"
   log "$name: started (pid $!, port $port)"
@@ -237,12 +317,17 @@ start() {
 druid_cmd() {
   local svc="$1" port
   port="$(port_of "$svc")"
-  local jvm=()
+  local jvm=() tls=()
   mapfile -t jvm < <(grep -v '^\s*\(#\|$\)' "$HERE/conf/$svc/jvm.config")
+  # Only the Router listens on TLS too (druid.enableTlsPort in conf/router); nothing inside the
+  # cluster calls it, so the other services need no client TLS settings.
+  [[ "$svc" == router ]] && tls=("-Ddruid.tlsPort=$DRUID_ROUTER_TLS_PORT"
+    "-Ddruid.server.https.keyStorePath=$VAR/tls/router.p12")
   printf '%s\0' "$JAVA" "${JAVA_FLAGS[@]}" "${jvm[@]}" "${EXTRA_JAVA_FLAGS[@]}" \
     "-Ddruid.node.type=$svc" \
     "-Ddruid.host=127.0.0.1" \
     "-Ddruid.plaintextPort=$port" \
+    ${tls[@]+"${tls[@]}"} \
     "-Ddruid.zk.service.host=127.0.0.1:$DRUID_ZK_PORT" \
     "-Ddruid.metadata.storage.connector.port=$DRUID_DERBY_PORT" \
     "-Ddruid.metadata.storage.connector.connectURI=jdbc:derby://127.0.0.1:$DRUID_DERBY_PORT/var/druid/metadata.db;create=true" \
@@ -278,6 +363,7 @@ up() {
   [[ "$VAR" == "$HERE/var" ]] || die "DRUID_VAR_DIR must be $HERE/var for now"
   mkdir -p "$VAR"/{log,pids,tmp,zk,druid}
   local t0=$SECONDS
+  tls_material
 
   start kinesis "$KINESIS_PKG" env KINESIS_MOCK_PLAIN_PORT="$KINESIS_LOCAL_PORT" \
     KINESIS_MOCK_TLS_PORT="$KINESIS_LOCAL_TLS_PORT" LOG_LEVEL=WARN node main.js
@@ -304,7 +390,9 @@ EOF
   done
   # shellcheck disable=SC2086
   wait_healthy $DRUID_SERVICES
-  log "up: healthy after $((SECONDS - t0))s; router http://127.0.0.1:$DRUID_ROUTER_PORT"
+  [[ " $DRUID_SERVICES " == *" coordinator "* ]] && ensure_user
+  log "up: healthy after $((SECONDS - t0))s; router http://127.0.0.1:$DRUID_ROUTER_PORT" \
+    "and https://127.0.0.1:$DRUID_ROUTER_TLS_PORT (CA $VAR/tls/ca.pem)"
 }
 
 stop_one() {
@@ -359,7 +447,8 @@ status() {
     else
       rc=1
     fi
-    printf '%-12s pid=%-8s port=%-6s %s\n' "$svc" "$pid" "$(port_of "$svc")" "$state"
+    printf '%-12s pid=%-8s port=%-6s %s%s\n' "$svc" "$pid" "$(port_of "$svc")" "$state" \
+      "$([[ "$svc" == router ]] && echo " (https port $DRUID_ROUTER_TLS_PORT)")"
   done
   return "$rc"
 }
@@ -370,6 +459,10 @@ DRUID_COORDINATOR_URL=http://127.0.0.1:$DRUID_COORDINATOR_PORT
 DRUID_OVERLORD_URL=http://127.0.0.1:$DRUID_COORDINATOR_PORT
 DRUID_BROKER_URL=http://127.0.0.1:$DRUID_BROKER_PORT
 DRUID_ROUTER_URL=http://127.0.0.1:$DRUID_ROUTER_PORT
+DRUID_ROUTER_TLS_URL=https://127.0.0.1:$DRUID_ROUTER_TLS_PORT
+DRUID_CA_FILE=$VAR/tls/ca.pem
+DRUID_AUTH_USER=$DRUID_AUTH_USER
+DRUID_AUTH_PASSWORD=$DRUID_AUTH_PASSWORD
 KINESIS_LOCAL_URL=http://127.0.0.1:$KINESIS_LOCAL_PORT
 DRUID_S3_URL=http://127.0.0.1:$DRUID_S3_PORT
 EOF

@@ -386,3 +386,45 @@ def test_config_file_supplies_what_options_and_environment_leave_unset(
     conf.write_text('[sink.druid]\nurl = "druid:8888"\n')
     with pytest.raises(ConfigError, match=r"sink\.druid\.url"):
         druid_config(args, {})
+
+
+def test_refused_credentials_and_untrusted_certificates_are_not_retried(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 401 and a certificate Dredge does not trust are plain SinkErrors (a retry would meet
+    the same answer), with one line saying what to set; a refused connection stays retryable."""
+    import io
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    from dredge.sinks.druid import DruidAPI
+
+    cert = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    cert.verify_message = "self-signed certificate in certificate chain"
+    failures: list[BaseException] = [
+        urllib.error.HTTPError("https://druid:9088/x", 401, "Unauthorized", {},  # type: ignore[arg-type]
+                               io.BytesIO(b"<html>401</html>")),
+        urllib.error.URLError(cert),
+        urllib.error.URLError(ConnectionRefusedError(111, "Connection refused")),
+    ]
+
+    def urlopen(*a: object, **kw: object) -> None:
+        raise failures.pop(0)
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    api = DruidAPI(DruidConfig(url="https://druid:9088", user="dredge", password="x"))
+    with pytest.raises(SinkError) as err:
+        api.request("GET", "/x")
+    assert not isinstance(err.value, DruidUnreachable)
+    assert str(err.value) == ("Druid GET https://druid:9088/x: HTTP 401: user 'dredge' or its "
+                              "password refused (--druid-user/--druid-password, "
+                              "DREDGE_DRUID_USER/DREDGE_DRUID_PASSWORD)")
+    with pytest.raises(SinkError) as err:
+        api.request("GET", "/x")
+    assert not isinstance(err.value, DruidUnreachable)
+    assert str(err.value) == ("Druid at https://druid:9088/x: TLS certificate not trusted "
+                              "(self-signed certificate in certificate chain): give its CA with "
+                              "--druid-ca-file (DREDGE_DRUID_CA_FILE), or skip the check with "
+                              "--no-druid-tls-verify")
+    with pytest.raises(DruidUnreachable, match="Connection refused"):
+        api.request("GET", "/x")
