@@ -144,7 +144,10 @@ def test_untrusted_certificate_is_one_line_exit_2_and_no_verify_works_without_a_
         druid: DruidAPI, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DREDGE_DRUID_PASSWORD", PASSWORD)
-    conn = ["--druid-url", TLS_URL, "--druid-user", USER]
+    # a datasource no test writes: the query's answer then comes from Druid's SQL layer
+    # whatever datasources the cluster holds (proof that TLS and auth got through)
+    absent = f"dredge_test_absent_{uuid.uuid4().hex[:8]}"
+    conn = ["--druid-url", TLS_URL, "--druid-user", USER, "--druid-datasource", absent]
     for cmd in (["druid", "status"], ["query", "top", "--backend", "druid"]):
         rc, _, err = run(capsys, *cmd, *conn)  # system CAs only, verification on
         assert rc == 2
@@ -155,9 +158,14 @@ def test_untrusted_certificate_is_one_line_exit_2_and_no_verify_works_without_a_
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             rc, _, err = run(capsys, *cmd, *conn, "--no-druid-tls-verify")
-        assert rc == 0, err
+        if cmd[0] == "query":  # reached Druid SQL, which knows no such datasource
+            assert rc == 2
+            assert f"no datasource '{absent}' in Druid at {TLS_URL}" in one_error_line(err)
+        else:
+            assert rc == 0, err
+            assert err == ""
         # no InsecureRequestWarning per query: the check was turned off on purpose
-        assert err == "" and not [w for w in caught if "Unverified HTTPS" in str(w.message)]
+        assert not [w for w in caught if "Unverified HTTPS" in str(w.message)]
     monkeypatch.setenv("DREDGE_DRUID_TLS_VERIFY", "0")
     rc, _, err = run(capsys, "druid", "status", *conn)
     assert rc == 0, err
