@@ -152,6 +152,8 @@ def _reachable(api: DruidAPI) -> None:
 def cmd_init(args: argparse.Namespace) -> int:
     from dredge.sinks.druid import DruidAPI, supervisor_spec
 
+    if args.create_stream < 0:
+        raise ConfigError("create_stream", "a number of shards >= 1")
     config = druid_config(args)
     sup = _supervisor_config(args)
     api = DruidAPI(config)

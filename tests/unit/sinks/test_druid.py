@@ -323,6 +323,9 @@ def test_init_and_status_exit_2_with_one_line_when_druid_is_unreachable(
         err = capsys.readouterr().err
         assert err.startswith("dredge: error: Druid unreachable at " + url) and "make druid-up" in err
         assert err.count("\n") == 1
+    assert main(["druid", "init", "--create-stream", "-2", "--druid-url", url]) == 2
+    err = capsys.readouterr().err
+    assert err == "dredge: error: create_stream: a number of shards >= 1\n"
 
 
 def test_spec_command_reads_options_and_environment(
