@@ -130,7 +130,7 @@ class PrefixTables:
 def split_intervals(iv: Intervals, sources: Sequence[str]
                     ) -> tuple[Intervals, PrefixTables | None]:
     """The intervals of address sources, and the prefix tables built from the companions'."""
-    length_of = {i: c[1] for i, name in enumerate(sources) if (c := companion_of(name))}
+    length_of = _lengths(sources)
     if not length_of:
         return iv, None
     lengths = np.full(len(sources), -1, np.int16)
@@ -153,7 +153,7 @@ def containing(iv: Intervals, sources: Sequence[str], fam: int, hi: int, lo: int
     """Rows of ``iv``: exact intervals of the address (address sources) and intervals of
     delegated prefixes holding it (companion sources); for ``dredge index lookup``."""
     keep = np.zeros(len(iv), np.bool_)
-    length_of = {i: c[1] for i, name in enumerate(sources) if (c := companion_of(name))}
+    length_of = _lengths(sources)
     exact = (iv.fam == fam) & (iv.hi == np.uint64(hi)) & (iv.lo == np.uint64(lo))
     keep |= exact & ~np.isin(iv.src, list(length_of))
     for i, n in length_of.items():
@@ -163,6 +163,11 @@ def containing(iv: Intervals, sources: Sequence[str], fam: int, hi: int, lo: int
         keep |= ((iv.src == i) & (iv.fam == fam) & (iv.hi == np.uint64(net >> 64 if fam == 6 else 0))
                  & (iv.lo == np.uint64(net & ((1 << 64) - 1))))
     return np.flatnonzero(keep)
+
+
+def _lengths(sources: Sequence[str]) -> dict[int, int]:
+    """Source index -> prefix length, for the companion sources among ``sources``."""
+    return {i: c[1] for i, name in enumerate(sources) if (c := companion_of(name))}
 
 
 def _take(iv: Intervals, rows: np.ndarray) -> Intervals:
