@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 from prometheus_client import Counter, Histogram
 
+from dredge.aws import Backoff
 from dredge.config import PipelineConfig
 from dredge.decode import DecodeConfig, decode_records
 from dredge.enrich.holdback import Holdback, HoldbackConfig
@@ -36,11 +37,9 @@ from dredge.flowlog.fields import FlowFormat
 from dredge.flowlog.parser import FlowParser
 from dredge.pipeline import Enricher
 from dredge.sinks.deadletter import DeadLetters
-from dredge.sinks.duckdb import ShardCheckpoint
 from dredge.snapshots import SnapshotSource
-from dredge.sources.kinesis.leases import SHARD_END
-from dredge.sources.kinesis.limits import Backoff
-from dredge.sources.kinesis.reader import SEQUENCE, Position, ReadBatch
+from dredge.sources.kinesis.reader import ReadBatch
+from dredge.sources.kinesis.shards import SEQUENCE, SHARD_END, Position, ShardCheckpoint
 from dredge.telemetry import metrics
 from dredge.telemetry.logging import get_logger
 from dredge.telemetry.metrics import REGISTRY

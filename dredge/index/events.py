@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from dredge.aws import error_code
 from dredge.errors import ConfigError
 from dredge.index import metrics
 from dredge.index.history import Owner, owner_of
@@ -282,7 +283,7 @@ class AssignmentStream(PollingProvider):
                     it = await self._iterator(shard)
                 resp = await self._client.get_records(ShardIterator=it, Limit=self.config.limit)
             except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
+                code = error_code(exc)
                 if code == "ExpiredIteratorException":
                     it = None
                     continue

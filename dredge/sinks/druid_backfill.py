@@ -28,13 +28,13 @@ import numpy as np
 import pyarrow as pa
 from prometheus_client import Gauge
 
+from dredge.aws import Backoff
 from dredge.enrich.rollup import DIMENSIONS, METRICS, Rolled
 from dredge.errors import SinkError
 from dredge.sinks.druid import LONG_DIMENSIONS, DruidAPI, DruidConfig, DruidUnreachable
 from dredge.sinks.druid_staging import Part, Staging
 from dredge.sinks.duckdb import DuckDBSink, IngestRecord, Rows
 from dredge.sinks.kinesis_out import encode, retries_total
-from dredge.sources.kinesis.limits import Backoff
 from dredge.telemetry import metrics
 from dredge.telemetry.logging import get_logger
 from dredge.telemetry.metrics import REGISTRY

@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from dredge.enrich.rollup import Rolled
 from dredge.errors import ConfigError, SinkError
 from dredge.index.snapshot import OWNER_FIELDS
+from dredge.sources.kinesis.shards import ShardCheckpoint
 from dredge.telemetry import metrics
 
 OWNERS_DDL = """
@@ -91,18 +92,6 @@ CREATE TABLE IF NOT EXISTS checkpoints (
   updated_at TIMESTAMP NOT NULL,
   PRIMARY KEY (stream, shard_id)
 )"""
-
-
-@dataclass(frozen=True)
-class ShardCheckpoint:
-    """A shard's position after everything before it is stored; ``records``: Kinesis records
-    stored since the previous checkpoint of this shard (added to the running total)."""
-
-    stream: str
-    shard_id: str
-    sequence: str  # a sequence number, or SHARD_END
-    sub_sequence: int = 0
-    records: int = 0
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ checkpointed.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import threading
 import time
@@ -37,11 +36,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from prometheus_client import Counter
 
+from dredge.aws import RETRYABLE_CODES, Backoff, error_code, resolve_region
 from dredge.enrich.rollup import METRICS, Rolled
 from dredge.errors import ConfigError, SinkError
 from dredge.flowlog.fields import CODES
 from dredge.index.snapshot import OWNER_FIELDS
-from dredge.sources.kinesis.limits import Backoff
 from dredge.telemetry import metrics
 from dredge.telemetry.logging import get_logger
 from dredge.telemetry.metrics import REGISTRY
@@ -53,12 +52,6 @@ MAX_CALL_BYTES = 5 * 1024 * 1024  # PutRecords: data + partition keys per call
 MAX_RECORD_BYTES = 1024 * 1024  # one record's data + partition key
 MAX_KEY_CHARS = 256  # partition key, Unicode characters
 
-# Whole-call errors worth retrying (throttling, the service or network away); others are final.
-RETRYABLE_CODES = frozenset({
-    "ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException",
-    "InternalFailure", "InternalFailureException", "ServiceUnavailable",
-    "ServiceUnavailableException", "KMSThrottlingException", "RequestTimeout",
-})
 
 requests_total = Counter(
     "dredge_sink_requests_total",
@@ -171,10 +164,8 @@ def make_client(config: KinesisOutConfig) -> KinesisClient:
     import boto3
     from botocore.config import Config
 
-    region = (config.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-              or "us-east-1")
     client: KinesisClient = boto3.session.Session().client(
-        "kinesis", region_name=region, endpoint_url=config.endpoint_url or None,
+        "kinesis", region_name=resolve_region(config.region), endpoint_url=config.endpoint_url or None,
         config=Config(retries={"max_attempts": 1, "mode": "standard"},
                       connect_timeout=config.connect_timeout_s, read_timeout=config.read_timeout_s,
                       max_pool_connections=4))
@@ -314,7 +305,7 @@ class KinesisPublisher:
             try:
                 out = self.client.put_records(StreamName=self.config.stream, Records=records)
             except Exception as exc:  # botocore's errors: classify, never let one escape raw
-                code = _error_code(exc)
+                code = error_code(exc)  # None: a transport error, retried
                 requests_total.labels(self.name, "failed").inc()
                 last_error = f"{type(exc).__name__}: {exc}"[:300]
                 if code is not None and code not in RETRYABLE_CODES:
@@ -346,15 +337,6 @@ class KinesisPublisher:
                         failed=len(todo), records=len(entries), error_code=first.get("ErrorCode"))
         raise SinkError(f"Kinesis stream {self.config.stream!r}: {len(todo)} record(s) not stored "
                         f"after {self.config.max_attempts} attempts ({last_error})")
-
-
-def _error_code(exc: Exception) -> str | None:
-    """The AWS error code of a ClientError; None for transport errors (retryable)."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        code = response.get("Error", {}).get("Code")
-        return str(code) if code else "Unknown"
-    return None
 
 
 def _digest(data: list[bytes], keys: list[str]) -> bytes:

@@ -18,9 +18,10 @@ from dredge.flowlog.fields import DEFAULT_FORMAT
 from dredge.index.loaders import load_index
 from dredge.index.snapshot import IndexSnapshot
 from dredge.sinks.deadletter import DeadLetters
-from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink, ShardCheckpoint
+from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
 from dredge.snapshots import StaticSnapshots
-from dredge.sources.kinesis.reader import Position, ReadBatch
+from dredge.sources.kinesis.reader import ReadBatch
+from dredge.sources.kinesis.shards import Position, ShardCheckpoint
 
 LINE = b"2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 20 %d 1418530010 1418530070 ACCEPT OK"
 

@@ -12,7 +12,6 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from dredge.enrich.rollup import FLOWS_SCHEMA, Rolled
 from dredge.errors import ConfigError, SinkError
-from dredge.sinks.duckdb import ShardCheckpoint
 from dredge.sinks.kinesis_out import (
     MAX_CALL_BYTES,
     KinesisOutConfig,
@@ -22,6 +21,7 @@ from dredge.sinks.kinesis_out import (
     encode,
     pack,
 )
+from dredge.sources.kinesis.shards import ShardCheckpoint
 from dredge.telemetry.metrics import REGISTRY
 
 

@@ -6,8 +6,9 @@ import random
 
 import pytest
 
-from dredge.sources.kinesis.limits import Backoff, ShardRateLimiter
-from dredge.sources.kinesis.reader import SEQUENCE, Position, furthest
+from dredge.aws import Backoff
+from dredge.sources.kinesis.limits import ShardRateLimiter
+from dredge.sources.kinesis.shards import SEQUENCE, Position, furthest
 
 MiB = 1024 * 1024
 
