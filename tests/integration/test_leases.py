@@ -276,8 +276,8 @@ def test_restarted_worker_adopts_its_own_rows(moto: MotoServer) -> None:
 
 def test_children_wait_for_parents_to_reach_shard_end(moto: MotoServer) -> None:
     async def body(client: Any) -> None:
-        clock, cfg = FakeClock(), config(initial_position=LATEST)
-        a = LeaseCoordinator(client, cfg, "worker-a", clock=clock)
+        clock, cfg = FakeClock(), config()
+        a = LeaseCoordinator(client, cfg, "worker-a", initial_position=LATEST, clock=clock)
         await a.ensure_table()
         p0, p1 = ShardInfo("shardId-000000000000"), ShardInfo("shardId-000000000001")
         await a.sync_shards([p0, p1])
