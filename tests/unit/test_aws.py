@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from dredge.aws import (
     RETRYABLE_CODES,
     AssumedRole,
+    Backoff,
     assume_role,
     assumed_role_session,
     error_code,
@@ -124,3 +126,23 @@ def test_assumed_role_session_acts_as_the_role(moto: MotoServer,
 
     who = asyncio.run(main())
     assert who["Arn"].endswith(":assumed-role/dredge-reader/unit-session")
+
+
+def test_backoff_full_jitter_capped_and_reset() -> None:
+    b = Backoff(0.1, 2.0, random.Random(1))
+    ceilings = []
+    for _ in range(8):
+        ceilings.append(b.ceiling())
+        d = b.next_delay()
+        assert 0 <= d <= ceilings[-1]
+    assert ceilings[:5] == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6])
+    assert ceilings[5:] == pytest.approx([2.0, 2.0, 2.0])
+    b.reset()
+    assert b.ceiling() == pytest.approx(0.1)
+    many = [Backoff(1.0, 1.0, random.Random(i)).next_delay() for i in range(200)]
+    assert 0.4 < sum(many) / len(many) < 0.6  # uniform on [0, 1]: jittered, not fixed
+
+
+def test_invalid_backoff_refused() -> None:
+    with pytest.raises(ValueError):
+        Backoff(1.0, 0.5)
