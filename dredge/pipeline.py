@@ -135,6 +135,11 @@ def _text(ref: FileRef, kind: str, enricher: Enricher, result: FileResult,
             dead.write(dead_letters_of(parsed, origin, line_base))
         enricher.add_columns(cols, counts)
         line_base += parsed.physical_lines
+    if state.long_lines:
+        enricher.counts.malformed += len(state.long_lines)
+        dead.write([{**origin, "line": long.line, "reason": "line_too_long", "field": None,
+                     "text": long.head.decode("utf-8", "replace"), "length": long.length}
+                    for long in state.long_lines])
     if state.truncated:
         result.truncated = True
         result.warning = state.error
