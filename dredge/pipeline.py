@@ -159,11 +159,11 @@ def _parquet(ref: FileRef, enricher: Enricher, result: FileResult, dead: DeadLet
             wanted = [c for c in pf.schema_arrow.names if c in PARQUET_COLUMNS]
             for batch in pf.iter_batches(batch_size=1 << 18, columns=wanted):
                 table = pa.Table.from_batches([batch])
-                cols, counts, bad_rows = FlowColumns.from_arrow(table)
+                cols, counts, bad_rows, reasons = FlowColumns.from_arrow(table)
                 if bad_rows.size:
-                    dead.write([{"file": ref.path, "line": row_base + int(r) + 1, "reason": "bad_address",
+                    dead.write([{"file": ref.path, "line": row_base + int(r) + 1, "reason": str(why),
                                  "field": None, "text": str(table.slice(int(r), 1).to_pylist()[0])}
-                                for r in bad_rows])
+                                for r, why in zip(bad_rows, reasons, strict=True)])
                 enricher.add_columns(cols, counts)
                 row_base += table.num_rows
     except (pa.ArrowInvalid, OSError) as exc:
