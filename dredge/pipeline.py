@@ -24,6 +24,8 @@ from dredge.index.snapshot import IndexSnapshot
 from dredge.sinks.deadletter import DeadLetters
 from dredge.sources.files import FileRef, ReadState, open_file, text_chunks
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
 # The columns enrichment reads from a Parquet flow-log file; the rest are never decoded.
 PARQUET_COLUMNS = frozenset({
     "start", "bytes", "packets", "protocol", "action", "log_status", "flow_direction",
@@ -116,6 +118,8 @@ def _text(ref: FileRef, kind: str, enricher: Enricher, result: FileResult,
     origin = {"file": ref.path}
     for chunk in text_chunks(ref, kind, state, chunk_bytes):
         if parser is None:
+            if chunk.startswith(UTF8_BOM):  # editors on Windows write one; not part of the header
+                chunk = chunk[len(UTF8_BOM):]
             first_end = chunk.find(b"\n")
             first = chunk[: first_end if first_end >= 0 else len(chunk)]
             if looks_like_header(first):

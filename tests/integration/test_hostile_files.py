@@ -47,3 +47,20 @@ def test_gzip_bomb_replays_in_bounded_memory(tmp_path: Path) -> None:
     dead = [orjson.loads(line) for line in (tmp_path / "b.deadletter.jsonl").read_bytes().splitlines()]
     assert [(d["line"], d["reason"]) for d in dead] == [(3, "line_too_long")]
     assert dead[0]["length"] >= 1 << 20 and len(dead[0]["text"]) <= 256
+
+
+def test_a_byte_order_mark_before_a_custom_header_loses_nothing(tmp_path: Path) -> None:
+    from dredge.cli import main
+
+    header = "version srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
+    rows = [f"2 10.0.0.{i} 10.0.1.{i} 443 5{i:04d} 6 {i + 1} {840 * (i + 1)} 1764547200 1764547260 ACCEPT OK"
+            for i in range(1, 50)]
+    path = tmp_path / "bom.log"
+    path.write_bytes(b"\xef\xbb\xbf" + "\n".join([header, *rows]).encode() + b"\n")
+    db = tmp_path / "b.duckdb"
+    assert main(["replay", str(path), "--db", str(db), "--no-progress"]) == 0
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    got = con.execute("SELECT SUM(flows), SUM(bytes) FROM flows").fetchone()
+    assert got == (49, sum(840 * (i + 1) for i in range(1, 50)))
