@@ -98,7 +98,7 @@ def _file_history(args: argparse.Namespace, ip: str) -> list[dict[str, Any]]:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from dredge.query.spec import parse_time
+    from dredge.times import parse_time
 
     if args.action == "stats":
         out = _stats(args)
