@@ -38,7 +38,7 @@ import numpy as np
 
 from dredge.flowlog.parser import Addr
 from dredge.index import kernels
-from dredge.index.build import addr_table, address_order
+from dredge.index.tables import addr_table, address_order
 
 BASELINE_COMMIT = "46f562e"
 FOREVER = np.iinfo(np.int64).max

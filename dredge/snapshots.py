@@ -28,8 +28,8 @@ from dredge.telemetry.logging import get_logger
 
 if TYPE_CHECKING:
     from dredge.config import IndexSection
-    from dredge.index.history import Owner
     from dredge.index.live import IndexManager, SourceSink
+    from dredge.index.owners import Owner
 
 log = get_logger(__name__)
 

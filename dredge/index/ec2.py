@@ -36,10 +36,9 @@ from typing import Any
 
 from dredge.errors import ConfigError
 from dredge.index import metrics
-from dredge.index.history import Owner
 from dredge.index.live import IndexManager, SourceSink
+from dredge.index.owners import OWNER_FIELDS, Owner
 from dredge.index.prefixes import expand_v4, split_keys
-from dredge.index.snapshot import OWNER_FIELDS
 from dredge.index.tasks import PollingProvider
 from dredge.telemetry.logging import get_logger
 

@@ -30,8 +30,8 @@ import orjson
 
 from dredge.errors import ConfigError
 from dredge.index import metrics
-from dredge.index.history import Owner, owner_of
 from dredge.index.live import IndexManager, SourceSink
+from dredge.index.owners import Owner, owner_of
 from dredge.index.tasks import PollingProvider
 from dredge.telemetry.logging import get_logger
 

@@ -36,11 +36,13 @@ import pyarrow as pa
 
 from dredge.errors import ConfigError, OwnerIndexError
 from dredge.index import metrics
-from dredge.index.build import BuildReport, _cidr_tables, addr_table
-from dredge.index.history import EventLog, Events, Owner, OwnerCatalog, addr_text
+from dredge.index.build import BuildReport, cidr_tables
+from dredge.index.history import EventLog, Events, addr_text
+from dredge.index.owners import OWNER_FIELDS, Owner, OwnerCatalog, owner_columns
 from dredge.index.prefixes import companions, containing, prefix_source, split_intervals
-from dredge.index.snapshot import OWNER_FIELDS, IndexSnapshot
+from dredge.index.snapshot import IndexSnapshot
 from dredge.index.state import State, load_state, save_state
+from dredge.index.tables import addr_table
 from dredge.index.tasks import Provider, Supervisor
 from dredge.telemetry import metrics as core_metrics
 from dredge.telemetry.logging import get_logger
@@ -162,7 +164,7 @@ class IndexManager:
         self._build_lock = threading.Lock()  # one rebuild or save at a time
         self._pending = _Pending()
         self._pending_cursors: dict[str, Any] = {}
-        self._snapshot, _ = self._build(self._log, {})
+        self._snapshot = self._build(self._log, {})
         self._tasks = Supervisor("index")
         self._dirty: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -341,7 +343,7 @@ class IndexManager:
             try:
                 new_log = self._log.merge(pending.batches).compact(self.cutoff())
                 networks = {**self._networks, **pending.networks}
-                snap, _ = self._build(new_log, networks)
+                snap = self._build(new_log, networks)
             except Exception:
                 metrics.rebuilds_total.labels("failed").inc()
                 with self._lock:  # put the work back: nothing submitted is lost
@@ -361,26 +363,24 @@ class IndexManager:
         core_metrics.index_intervals.set(snap.intervals)
         return snap
 
-    def _build(self, event_log: EventLog, networks: dict[str, pa.Table]
-               ) -> tuple[IndexSnapshot, BuildReport]:
-        report = BuildReport()
+    def _build(self, event_log: EventLog, networks: dict[str, pa.Table]) -> IndexSnapshot:
         all_iv = event_log.intervals()
         iv, prefixes = split_intervals(all_iv, event_log.sources)  # delegated prefixes apart
-        addrs = addr_table(iv.fam, iv.hi, iv.lo, iv.start, iv.end, iv.owner, report)
+        addrs = addr_table(iv.fam, iv.hi, iv.lo, iv.start, iv.end, iv.owner)
         cidrs: tuple[Any, ...] = ()
         with self._lock:
             if networks:
-                nets = pa.concat_tables(
-                    [_net_columns(t) for t in networks.values()], promote_options="permissive")
+                nets = pa.concat_tables([owner_columns(t, keep=("cidr",)) for t in networks.values()],
+                                        promote_options="permissive")
                 net_ids = self._catalog.intern_table(nets)
             owners = self._catalog.table()
         if networks:
-            cidrs = _cidr_tables(nets, net_ids, report)
+            cidrs = cidr_tables(nets, net_ids, BuildReport())
         counts = {name: int((event_log.src == i).sum()) for i, name in enumerate(event_log.sources)}
         counts |= {name: t.num_rows for name, t in networks.items()}
         snap = IndexSnapshot(owners, addrs, cidrs, len(all_iv), time.time(), counts,
                              prefixes=prefixes)
-        return snap, report
+        return snap
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -448,13 +448,6 @@ class IndexManager:
     def owner(self, owner_id: int) -> Owner:
         with self._lock:
             return self._catalog.row(owner_id)
-
-
-def _net_columns(t: pa.Table) -> pa.Table:
-    cols = {"cidr": t.column("cidr").cast(pa.string())}
-    for f in OWNER_FIELDS:
-        cols[f] = t.column(f).cast(pa.string()) if f in t.column_names else pa.nulls(t.num_rows, pa.string())
-    return pa.table(cols)
 
 
 def address_history(event_log: EventLog, catalog_row: Callable[[int], Owner], ip: str

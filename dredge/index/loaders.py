@@ -16,7 +16,8 @@ import pyarrow.csv as pacsv
 
 from dredge.errors import OwnerIndexError
 from dredge.index.build import BuildReport, build_snapshot
-from dredge.index.snapshot import OWNER_FIELDS, IndexSnapshot
+from dredge.index.owners import OWNER_FIELDS
+from dredge.index.snapshot import IndexSnapshot
 from dredge.telemetry.logging import get_logger
 
 log = get_logger(__name__)
