@@ -187,7 +187,8 @@ def manager_timing(n_intervals: int, per_address: float, rng: np.random.Generato
     into an IndexManager's history, one rebuild (merge, compact, derive, build, swap), a
     second rebuild after 1,000 new events, state save and load."""
     from dredge.index.history import Events
-    from dredge.index.live import IndexConfig, IndexManager
+    from dredge.index.live import IndexManager
+    from dredge.index.providers.config import IndexConfig
 
     addr, start, end, owner = history(n_intervals, per_address, rng)
     closed = np.flatnonzero(end != FOREVER)

@@ -62,6 +62,11 @@ class Events:
                     np.where(owner >= 0, ASSIGN, RELEASE).astype(np.int8), owner)
         return ev.take(np.flatnonzero(ev.fam > 0))
 
+    def remap_owners(self, remap: np.ndarray) -> Events:
+        """The events with owner ids mapped through ``remap`` (old id -> new id)."""
+        owner = np.where(self.owner >= 0, remap[np.maximum(self.owner, 0)], -1).astype(np.int32)
+        return Events(self.fam, self.hi, self.lo, self.time, self.kind, owner)
+
     def take(self, idx: np.ndarray) -> Events:
         return Events(self.fam[idx], self.hi[idx], self.lo[idx], self.time[idx], self.kind[idx],
                       self.owner[idx])
@@ -175,10 +180,8 @@ class EventLog:
         return EventLog(self.sources, self.src[keep], e.take(keep), self.seq[keep], self.next_seq)
 
     def remap_owners(self, remap: np.ndarray) -> EventLog:
-        e = self.events
-        owner = np.where(e.owner >= 0, remap[np.maximum(e.owner, 0)], -1).astype(np.int32)
-        return EventLog(self.sources, self.src,
-                        Events(e.fam, e.hi, e.lo, e.time, e.kind, owner), self.seq, self.next_seq)
+        return EventLog(self.sources, self.src, self.events.remap_owners(remap), self.seq,
+                        self.next_seq)
 
     def current(self, source: str) -> dict[str, int]:
         """Address text -> owner id for the addresses the source holds assigned now (its
