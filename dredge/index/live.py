@@ -4,12 +4,13 @@
 :class:`~dredge.index.history.EventLog`), rebuilds an :class:`IndexSnapshot` from it in a
 worker thread when something changed (debounced), and swaps one reference. A batch calls
 ``current()`` once and keeps the snapshot it got: a rebuild never touches it, and an update
-never waits for a batch nor a batch for an update.
+never waits for a batch nor a batch for an update. What providers submit waits in the
+manager's :class:`~dredge.index.intake.Intake` until a rebuild takes it.
 
-Lifecycle (what the daemon does)::
+Lifecycle (what the daemon does; providers: :mod:`dredge.index.providers`)::
 
-    manager = IndexManager(IndexConfig(state_path="/var/lib/dredge/index.arrow"))
-    manager.add(Ec2Inventory(Ec2Config(regions=("us-east-1",)), manager))
+    manager = IndexManager(LiveConfig(state_path="/var/lib/dredge/index.arrow"))
+    manager.add(Ec2Inventory(Ec2Config(regions=["us-east-1"]), manager))
     manager.add(AssignmentFile(EventFileConfig(path="/var/run/tasks.jsonl"), manager))
     manager.add(CidrFiles(CidrConfig(paths=("networks.csv", "ip-ranges.json")), manager))
     await manager.start()   # load the saved state, start providers, first snapshot

@@ -29,10 +29,20 @@ from dredge.index.tables import AddrTable, CidrTable
 
 @dataclass(frozen=True)
 class LookupStats:
+    """How one lookup's addresses were answered; add them up to count many lookups."""
+
     owner: int = 0
     cidr: int = 0
     unknown: int = 0
     internet: int = 0
+
+    def __add__(self, other: LookupStats) -> LookupStats:
+        return LookupStats(self.owner + other.owner, self.cidr + other.cidr,
+                           self.unknown + other.unknown, self.internet + other.internet)
+
+    @property
+    def lookups(self) -> int:
+        return self.owner + self.cidr + self.unknown + self.internet
 
 
 @dataclass(frozen=True)

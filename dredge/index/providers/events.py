@@ -34,7 +34,12 @@ from dredge.errors import SourceError
 from dredge.index import metrics
 from dredge.index.owners import Owner, owner_of
 from dredge.index.providers.base import IndexFeed, PollingProvider, SourceSink
-from dredge.index.providers.config import EventFileConfig, EventStreamConfig, resolve_region
+from dredge.index.providers.config import (
+    EventFileConfig,
+    EventsConfig,
+    EventStreamConfig,
+    resolve_region,
+)
 from dredge.sources.kinesis.discovery import ShardCatalog, list_shards
 from dredge.sources.kinesis.reader import SEQUENCE, Position, ReadBatch, ShardReader
 from dredge.telemetry.logging import get_logger
@@ -88,18 +93,27 @@ def submit_lines(sink: SourceSink, lines: Iterable[bytes], cursor: Any) -> int:
 # -- a JSON-lines file -----------------------------------------------------------------------
 
 
-class AssignmentFile(PollingProvider):
+class _EventsProvider(PollingProvider):
+    """One source of assignment events, ``events/<medium>/<file or stream>``."""
+
+    name = KIND
+
+    def __init__(self, config: EventsConfig, manager: IndexFeed, interval_s: float,
+                 medium: str, what: str) -> None:
+        config.validate()
+        super().__init__(interval_s, f"{KIND}-{medium}")
+        self.sink = manager.sink(f"events/{medium}/{what}", KIND)
+
+
+class AssignmentFile(_EventsProvider):
     """Provider: follows a file that is appended to (``tail -F``: rotation and truncation
     start over at offset 0 of the new file)."""
 
-    name = KIND
     task_name = "tail"
 
     def __init__(self, config: EventFileConfig, manager: IndexFeed) -> None:
-        config.validate()
-        super().__init__(config.poll_interval_s, f"{KIND}-file")
+        super().__init__(config, manager, config.poll_interval_s, "file", config.path)
         self.config = config
-        self.sink = manager.sink(f"events/file/{config.path}", KIND)
         self._inode = -1
         self._offset = 0
 
@@ -159,7 +173,7 @@ class AssignmentFile(PollingProvider):
 # -- a Kinesis stream ------------------------------------------------------------------------
 
 
-class AssignmentStream(PollingProvider):
+class AssignmentStream(_EventsProvider):
     """Provider: every shard of a Kinesis stream, one shard reader per shard.
 
     No leases: every worker reads every shard (events are few; each worker needs all of
@@ -167,14 +181,11 @@ class AssignmentStream(PollingProvider):
     A shard reader that stops on an error it does not retry is reported and started again
     from its position after a wait: the stream's events must keep coming."""
 
-    name = KIND
     task_name = "discover"
 
     def __init__(self, config: EventStreamConfig, manager: IndexFeed) -> None:
-        config.validate()
-        super().__init__(config.discover_interval_s, f"{KIND}-kinesis")
+        super().__init__(config, manager, config.discover_interval_s, "kinesis", config.stream)
         self.config = config
-        self.sink = manager.sink(f"events/kinesis/{config.stream}", KIND)
         self._positions: dict[str, str] = {}
         self._readers: set[str] = set()
         self._catalog = ShardCatalog()
