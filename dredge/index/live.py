@@ -38,7 +38,7 @@ from dredge.errors import OwnerIndexError
 from dredge.index import metrics
 from dredge.index.build import BuildReport, cidr_tables
 from dredge.index.config import LiveConfig
-from dredge.index.history import EventLog, addr_text
+from dredge.index.history import EventLog
 from dredge.index.intake import Intake, Provider, SourceSink, SourceStatus
 from dredge.index.owners import OWNER_FIELDS, Owner, owner_columns
 from dredge.index.prefixes import containing, split_intervals
@@ -282,4 +282,4 @@ def address_history(event_log: EventLog, catalog_row: Callable[[int], Owner], ip
     return out
 
 
-__all__ = ["IndexManager", "SourceSink", "SourceStatus", "addr_text", "address_history"]
+__all__ = ["IndexManager", "address_history"]
