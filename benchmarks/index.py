@@ -201,14 +201,14 @@ def manager_timing(n_intervals: int, per_address: float, rng: np.random.Generato
         m = IndexManager(IndexConfig(retention_s=10 * DAY, state_path=str(state)),
                          clock=lambda: float(T0 + DAY))
         for i in range(1000):
-            m._catalog.intern((f"app{i}", None, None, None, None, None, None, "instance"))
-        m._pending.batches.append(("bench", ev))
+            m.intake.catalog.intern((f"app{i}", None, None, None, None, None, None, "instance"))
+        m.intake.submit_events("bench", ev)
         t0 = time.perf_counter()
         snap = m.rebuild_now()
         t_first = time.perf_counter() - t0
         small = ev.take(rng.integers(0, len(ev), 1000))
-        m._pending.batches.append(("bench", Events(small.fam, small.hi, small.lo, small.time + 1,
-                                                   small.kind, small.owner)))
+        m.intake.submit_events("bench", Events(small.fam, small.hi, small.lo, small.time + 1,
+                                               small.kind, small.owner))
         t0 = time.perf_counter()
         m.rebuild_now()
         t_again = time.perf_counter() - t0

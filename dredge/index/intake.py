@@ -184,6 +184,13 @@ class Intake:
             self._changed()
         return SubmitResult(len(ev), too_late, invalid)
 
+    def submit_events(self, source: str, events: Events) -> None:
+        """Events already in columns, owners as ids of :attr:`catalog` (bulk loads and
+        benchmarks; no retention check, no freshness counted)."""
+        with self.lock:
+            self._pending.batches.append((source, events))
+        self._changed()
+
     def set_networks(self, sink: SourceSink, table: pa.Table) -> None:
         if "cidr" not in table.column_names:
             raise OwnerIndexError("a CIDR map needs a 'cidr' column")
