@@ -7,7 +7,8 @@ Errors. botocore raises two families, translated here and nowhere else::
     │   kms_throttled    KMS_THROTTLING                                                 retry
     │   server_error     SERVER_ERRORS, RequestTimeout or HTTP 5xx                      retry
     │   (anything else)  final: the request itself is wrong
-    BotoCoreError, OSError, TimeoutError (``TRANSPORT_ERRORS``)
+    BotoCoreError, OSError, TimeoutError (``transport_errors()``; aiohttp's too with
+    │                    ``aio_transport_errors()``)
         network_error    the request may not have arrived                               retry
 
 ``retry_reason(exc)`` names the row (None: final); ``translated(SomeDredgeError, what)``
@@ -18,7 +19,8 @@ Regions: ``resolve_region(explicit)``: the explicit one, else ``AWS_REGION``, el
 and ``assumed_role_session`` (an aiobotocore session whose credentials are refreshed
 before they expire). ``Backoff``: capped exponential backoff with full jitter.
 
-botocore is light to import; aiobotocore and aiohttp (heavy) are imported only when used.
+Nothing here imports botocore, aiobotocore or aiohttp until it is used: settings modules
+import this one.
 """
 
 from __future__ import annotations
@@ -33,8 +35,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from dredge.errors import DredgeError
 
 if TYPE_CHECKING:
@@ -46,7 +46,6 @@ __all__ = [
     "RETRYABLE_CODES",
     "SERVER_ERRORS",
     "THROTTLING",
-    "TRANSPORT_ERRORS",
     "AssumedRole",
     "Backoff",
     "Credentials",
@@ -59,6 +58,7 @@ __all__ = [
     "resolve_region",
     "retry_reason",
     "translated",
+    "transport_errors",
 ]
 
 DEFAULT_REGION = "us-east-1"
@@ -74,8 +74,6 @@ KMS_THROTTLING = frozenset({"KMSThrottlingException"})
 SERVER_ERRORS = frozenset({"InternalFailure", "InternalFailureException", "InternalServerError",
                            "ServiceUnavailable", "ServiceUnavailableException", "RequestTimeout"})
 RETRYABLE_CODES = THROTTLING | KMS_THROTTLING | SERVER_ERRORS
-# Transport trouble: retried with backoff like a throttle.
-TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (BotoCoreError, OSError, asyncio.TimeoutError)
 
 
 # -- errors ------------------------------------------------------------------------------
@@ -104,11 +102,19 @@ def error_name(exc: BaseException) -> str:
 
 
 @functools.cache
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """Transport trouble (botocore's, the OS's, timeouts): retried with backoff like a throttle."""
+    from botocore.exceptions import BotoCoreError
+
+    return (BotoCoreError, OSError, asyncio.TimeoutError)
+
+
+@functools.cache
 def aio_transport_errors() -> tuple[type[BaseException], ...]:
-    """``TRANSPORT_ERRORS`` plus aiohttp's, for aiobotocore clients (imports aiohttp)."""
+    """``transport_errors()`` plus aiohttp's, for aiobotocore clients (imports aiohttp)."""
     import aiohttp
 
-    return (*TRANSPORT_ERRORS, aiohttp.ClientError)
+    return (*transport_errors(), aiohttp.ClientError)
 
 
 def retry_reason(exc: BaseException) -> str | None:
@@ -131,10 +137,12 @@ def translated(error: type[DredgeError], what: str) -> Iterator[None]:
     """Raise botocore's errors (and transport errors) inside as ``error("<what>: ...")``."""
     try:
         yield
-    except ClientError as exc:
-        raise error(f"{what}: {exc}") from exc
-    except TRANSPORT_ERRORS as exc:
-        raise error(f"{what}: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:
+        if error_code(exc) is not None:  # a ClientError: its text names the code
+            raise error(f"{what}: {exc}") from exc
+        if isinstance(exc, transport_errors()):
+            raise error(f"{what}: {type(exc).__name__}: {exc}") from exc
+        raise
 
 
 # -- regions and credentials -------------------------------------------------------------

@@ -85,6 +85,9 @@ def test_reads_every_shard_checkpoints_and_releases(moto: MotoServer) -> None:
                 await consumer.commit_checkpoint(first, got[first][-1].epoch + 100,
                                                  Position(SEQUENCE, put[first][-1]))
             held = await consumer.leases.list_leases()
+            # nothing lost while running (after release, a last renewal may drop what it no
+            # longer holds: harmless, the final flush is done by then)
+            assert discarded == []
             await consumer.stop_reading()
             await consumer.release()
             await task
@@ -97,7 +100,6 @@ def test_reads_every_shard_checkpoints_and_releases(moto: MotoServer) -> None:
     assert {lease.shard_id: (lease.owner, lease.checkpoint) for lease in held} == {
         first: ("worker-1", put[first][-1]), second: ("worker-1", put[second][-1])}
     assert {lease.shard_id: lease.owner for lease in released} == {first: None, second: None}
-    assert discarded == []  # no lease was lost
 
 
 def test_consumer_needs_open_before_its_leases() -> None:
