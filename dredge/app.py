@@ -81,10 +81,12 @@ class Daemon:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set (then shut down cleanly) or a component fails (raises)."""
-        from dredge.batcher import BatchSink, StreamBatcher
+        from dredge.batcher import StreamBatcher
+        from dredge.sinks.base import BatchSink
         from dredge.sinks.deadletter import DeadLetters
         from dredge.sinks.duckdb import DuckDBSink
-        from dredge.sinks.kinesis_out import KinesisPublisher, PublishingSink
+        from dredge.sinks.kinesis_out import KinesisPublisher
+        from dredge.sinks.publishing import PublishingSink
         from dredge.snapshots import index_from_config
         from dredge.sources.kinesis.consumer import StreamConsumer
 

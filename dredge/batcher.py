@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-from prometheus_client import Counter, Histogram
 
 from dredge.config import PipelineConfig
 from dredge.decode import DecodeConfig, decode_records
@@ -34,46 +33,32 @@ from dredge.flowlog import kernels
 from dredge.flowlog.columns import FlowColumns, RecordCounts
 from dredge.flowlog.fields import FlowFormat
 from dredge.flowlog.parser import FlowParser
-from dredge.pipeline import Enricher
+from dredge.pipeline import Enricher, count_records
+from dredge.sinks.base import BatchSink, ShardCheckpoint
 from dredge.sinks.deadletter import DeadLetters
-from dredge.sinks.duckdb import ShardCheckpoint
 from dredge.snapshots import SnapshotSource
 from dredge.sources.kinesis.leases import SHARD_END
 from dredge.sources.kinesis.limits import Backoff
 from dredge.sources.kinesis.reader import SEQUENCE, Position, ReadBatch
-from dredge.telemetry import metrics
 from dredge.telemetry.logging import get_logger
-from dredge.telemetry.metrics import REGISTRY
+from dredge.telemetry.metrics import counter, histogram
 
 log = get_logger(__name__)
 
-flushes_total = Counter(
+flushes_total = counter(
     "dredge_stream_flushes_total",
-    "Flushes of the stream pipeline to the sink, by outcome (stored, failed).",
-    ["outcome"],
-    registry=REGISTRY,
-)
-batches_total = Counter(
+    "Flushes of the stream pipeline to the sink, by outcome (stored, failed).", ["outcome"])
+batches_total = counter(
     "dredge_stream_batches_total",
     "GetRecords batches taken by the pipeline, by outcome (processed, stale: lease gone).",
-    ["outcome"],
-    registry=REGISTRY,
-)
-lease_checkpoints_total = Counter(
+    ["outcome"])
+lease_checkpoints_total = counter(
     "dredge_stream_lease_checkpoints_total",
     "Lease checkpoints after a flush, by outcome (ok, lost, failed: retried next flush).",
-    ["outcome"],
-    registry=REGISTRY,
-)
-batch_seconds = Histogram(
+    ["outcome"])
+batch_seconds = histogram(
     "dredge_stream_batch_seconds",
-    "Time to decode, parse, enrich and roll up one GetRecords batch.",
-    registry=REGISTRY,
-)
-
-
-class BatchSink(Protocol):
-    def store_batch(self, rows: list[Rolled], checkpoints: list[ShardCheckpoint]) -> None: ...
+    "Time to decode, parse, enrich and roll up one GetRecords batch.")
 
 
 class ShardOwner(Protocol):
@@ -357,7 +342,7 @@ class StreamBatcher:
     def _parse(self, batch: ReadBatch, parser: FlowParser) -> ParsedBatch:
         t0 = time.perf_counter()
         parsed = parse_batch(batch, parser, self._decode)
-        _count(parsed.counts)
+        count_records("stream", parsed.counts)
         batch_seconds.observe(time.perf_counter() - t0)
         return parsed
 
@@ -372,7 +357,7 @@ class StreamBatcher:
         t0 = time.perf_counter()
         parsed = parse_batch(batch, parser, self._decode)
         self._apply(parsed, pending, len(batch.data))
-        _count(parsed.counts)
+        count_records("stream", parsed.counts)
         batch_seconds.observe(time.perf_counter() - t0)
 
     # -- flushing ------------------------------------------------------------------------
@@ -451,13 +436,6 @@ class StreamBatcher:
             lease_checkpoints_total.labels("ok").inc()
             if self._unconfirmed.get(key) == (epoch, position):
                 del self._unconfirmed[key]
-
-
-def _count(c: RecordCounts) -> None:
-    for outcome, n in (("ok", c.data), ("nodata", c.nodata), ("skipdata", c.skipdata),
-                       ("malformed", c.malformed)):
-        if n:
-            metrics.records_total.labels("stream", outcome).inc(n)
 
 
 def _sequence(position: Position) -> str:

@@ -23,6 +23,7 @@ from dredge.flowlog.parser import FlowParser, ParsedChunk
 from dredge.index.snapshot import IndexSnapshot
 from dredge.sinks.deadletter import DeadLetters
 from dredge.sources.files import FileRef, ReadState, open_file, text_chunks
+from dredge.telemetry.metrics import records_total
 
 # The columns enrichment reads from a Parquet flow-log file; the rest are never decoded.
 PARQUET_COLUMNS = frozenset({
@@ -59,6 +60,13 @@ def dead_letters_of(chunk: ParsedChunk, origin: dict[str, Any], line_base: int) 
             "text": chunk.line_text(int(rec)),
         })
     return out
+
+
+def count_records(source: str, counts: RecordCounts) -> None:
+    """Add a batch's or a file's records to ``dredge_parse_records_total{source=...}``."""
+    for outcome, n in counts.outcomes():
+        if n:
+            records_total.labels(source, outcome).inc(n)
 
 
 class Enricher:

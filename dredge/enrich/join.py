@@ -8,22 +8,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from dredge.flowlog.columns import FlowColumns
-from dredge.index.snapshot import IndexSnapshot, LookupStats
-from dredge.telemetry import metrics
+from dredge.index.snapshot import IndexSnapshot
+from dredge.telemetry.metrics import counter
+from dredge.telemetry.tally import Tally
+
+lookups_total = counter("dredge_enrich_lookups_total",
+                        "Address lookups by result (owner, cidr, unknown, internet).", ["result"])
+_RESULTS = ("owner", "cidr", "unknown", "internet")
 
 
 @dataclass
-class JoinCounts:
-    owner: int = 0
-    cidr: int = 0
-    unknown: int = 0
-    internet: int = 0
+class JoinCounts(Tally):
+    """Both sides' lookups by result, added up from the snapshot's ``LookupStats``."""
 
-    def add(self, s: LookupStats) -> None:
-        self.owner += s.owner
-        self.cidr += s.cidr
-        self.unknown += s.unknown
-        self.internet += s.internet
+    owner: int = 0  # an interval of the ownership history
+    cidr: int = 0  # a CIDR map's prefix
+    unknown: int = 0  # nothing, private address space
+    internet: int = 0  # nothing, public address space
 
     @property
     def lookups(self) -> int:
@@ -38,8 +39,8 @@ def enrich(cols: FlowColumns, snapshot: IndexSnapshot, counts: JoinCounts | None
     for stats in (s_stats, d_stats):
         if counts is not None:
             counts.add(stats)
-        for result in ("owner", "cidr", "unknown", "internet"):
+        for result in _RESULTS:
             v = getattr(stats, result)
             if v:
-                metrics.enrich_lookups_total.labels(result).inc(v)
+                lookups_total.labels(result).inc(v)
     return src, dst

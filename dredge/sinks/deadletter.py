@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from dredge.telemetry import metrics
+from dredge.telemetry.metrics import records_total
 
 
 class DeadLetters:
@@ -28,7 +28,7 @@ class DeadLetters:
         with self._lock:
             self.count += len(records)
             for r in records:
-                metrics.records_total.labels("deadletter", str(r.get("reason", "unknown"))).inc()
+                records_total.labels("deadletter", str(r.get("reason", "unknown"))).inc()
             if self.path is None:
                 return
             if self._fh is None:

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from dredge.enrich.rollup import DIMENSIONS, METRICS
 from dredge.errors import ConfigError, SinkError
-from dredge.sinks.kinesis_out import requests_total
+from dredge.sinks.metrics import requests_total
 from dredge.telemetry.logging import get_logger
 
 log = get_logger(__name__)

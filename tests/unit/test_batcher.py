@@ -17,8 +17,9 @@ from dredge.errors import LeaseLost, OwnerIndexError, SinkError
 from dredge.flowlog.fields import DEFAULT_FORMAT
 from dredge.index.loaders import load_index
 from dredge.index.snapshot import IndexSnapshot
+from dredge.sinks.base import ShardCheckpoint
 from dredge.sinks.deadletter import DeadLetters
-from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink, ShardCheckpoint
+from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
 from dredge.snapshots import StaticSnapshots
 from dredge.sources.kinesis.reader import Position, ReadBatch
 

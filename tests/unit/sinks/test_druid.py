@@ -16,9 +16,10 @@ from dredge.enrich.rollup import DIMENSIONS, FLOWS_SCHEMA, Rolled
 from dredge.errors import ConfigError, SinkError
 from dredge.query.druid import inline_parameters, literal, result_schema
 from dredge.query.spec import QuerySpec
+from dredge.sinks.base import IngestRecord
 from dredge.sinks.druid import DruidConfig, DruidUnreachable, SupervisorConfig, supervisor_spec
 from dredge.sinks.druid_backfill import DruidBackfill, replace_statement
-from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink, IngestRecord
+from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
 
 H = 3600
 T0 = 1795564800  # 2026-11-25T00:00Z
