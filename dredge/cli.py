@@ -16,9 +16,9 @@ import orjson
 
 from dredge import __version__
 from dredge.app import add_run_command
-from dredge.druid_cli import add_druid_args, add_druid_command
+from dredge.commands.druid import add_druid_args, add_druid_command
+from dredge.commands.index import add_index_args, add_index_command, load_snapshot
 from dredge.errors import ConfigError, DredgeError
-from dredge.index.commands import add_index_args, add_index_command, load_snapshot
 from dredge.telemetry.logging import configure, get_logger
 
 log = get_logger("dredge.cli")
@@ -41,7 +41,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         with DuckDBSink(DuckDBConfig(path=args.db)) as sink:
             bar = None if args.no_progress else (lambda n: Progress(n))
             if args.sink == "druid":
-                from dredge.druid_cli import replay_into_druid
+                from dredge.commands.druid import replay_into_druid
 
                 summary, druid = replay_into_druid(
                     args, sink, lambda target: replay(args.paths, snap, target, dead, config, bar))
@@ -72,7 +72,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         for f in summary.failures:
             print(f"failed       {f}")
         if druid is not None:
-            from dredge.druid_cli import druid_replay_lines
+            from dredge.commands.druid import druid_replay_lines
 
             print("\n".join(druid_replay_lines(druid)))
     return 1 if summary.failed or (druid is not None and druid.get("error")) else 0
@@ -93,7 +93,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         az_price=args.az_price, region_price=args.region_price,
     )
     if args.backend == "druid":
-        from dredge.druid_cli import druid_config
+        from dredge.commands.druid import druid_config
         from dredge.query.druid import run
 
         table = run(spec, druid_config(args))
