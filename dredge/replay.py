@@ -18,7 +18,7 @@ from dredge.errors import ConfigError, SourceError
 from dredge.flowlog.columns import RecordCounts
 from dredge.flowlog.fields import DEFAULT_FORMAT, FlowFormat
 from dredge.index.snapshot import IndexSnapshot
-from dredge.pipeline import FileResult, count_records, process_file
+from dredge.pipeline import FileResult, count_records, process_file, window_ok
 from dredge.sinks.base import FileSink, IngestRecord
 from dredge.sinks.deadletter import DeadLetters
 from dredge.sources.files import FileRef, discover, file_digest, sniff
@@ -43,7 +43,7 @@ class ReplayConfig:
     format: str = ""  # used for files without a header line; default: the v2 format
 
     def validate(self) -> None:
-        if self.window_s <= 0 or (86400 % self.window_s and self.window_s % 60):
+        if not window_ok(self.window_s):
             raise ConfigError("window", "must be a positive number of seconds dividing a day, or whole minutes")
         if self.workers < 1:
             raise ConfigError("workers", "must be >= 1")

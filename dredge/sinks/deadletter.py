@@ -7,12 +7,23 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from dredge.telemetry.metrics import records_total
+
+
+@dataclass(frozen=True)
+class DeadLetterConfig:
+    """``[dead_letter]``: where the daemon writes rejected records."""
+
+    path: str = "dredge.deadletter.jsonl"  # JSON lines; empty: count only
+
+    def validate(self) -> None:
+        pass
 
 
 class DeadLetters:

@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from dredge.enrich.rollup import Rolled
 from dredge.errors import ConfigError, SinkError
+from dredge.settings import check_positive, check_url
 from dredge.sinks.metrics import flush_seconds, requests_total, retries_total, rows_total
 from dredge.sinks.rowcodec import MAX_KEY_CHARS, Packed, encode, pack
 from dredge.sources.kinesis.limits import Backoff
@@ -74,11 +75,8 @@ class KinesisOutConfig:
             raise ConfigError("max_attempts", "must be >= 1")
         if not 0 < self.backoff_base_s <= self.backoff_max_s:
             raise ConfigError("backoff_base_s", "must be > 0 and <= backoff_max_s")
-        for name in ("connect_timeout_s", "read_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(name, "must be > 0")
-        if self.endpoint_url and not self.endpoint_url.startswith(("http://", "https://")):
-            raise ConfigError("endpoint_url", "an http:// or https:// URL")
+        check_positive(self, "connect_timeout_s", "read_timeout_s")
+        check_url("endpoint_url", self.endpoint_url)
 
 
 class KinesisClient(Protocol):

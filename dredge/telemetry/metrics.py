@@ -9,11 +9,26 @@ are bounded (stream, shard, sink, outcome, reason); never IPs or app names.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from dredge.errors import ConfigError
+
 REGISTRY = CollectorRegistry(auto_describe=True)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """``[metrics]``: the daemon's Prometheus endpoint (``dredge.app.metrics_server``)."""
+
+    port: int = 9108  # Prometheus /metrics; 0 = no HTTP server
+    host: str = "0.0.0.0"
+
+    def validate(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError("port", "must be in 0..65535")
 
 _M = TypeVar("_M", Counter, Gauge, Histogram)
 
