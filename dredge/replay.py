@@ -58,11 +58,11 @@ class ReplayConfig:
 class ReplaySummary:
     """What one replay did: files by outcome, records, lookups, rows stored, time."""
 
-    files: int = 0
-    stored: int = 0
-    already: int = 0
-    failed: int = 0
-    truncated: int = 0
+    files: int = 0  # found under the paths
+    stored: int = 0  # committed by this run
+    already: int = 0  # ingested before (same content hash): skipped
+    failed: int = 0  # unreadable: nothing stored, see ``failures``
+    truncated: int = 0  # stored up to the damage, see ``warnings``
     counts: RecordCounts = field(default_factory=RecordCounts)
     lookups: int = 0
     unknown: int = 0
