@@ -46,6 +46,12 @@ batch_seconds = histogram(
 
 
 class StreamBatcher:
+    """The pipeline between the shard readers and the sink: one per daemon, every stream.
+
+    Readers ``put`` batches; ``register`` tells it each stream's format and lease owner;
+    ``discard`` drops a shard whose lease is gone; ``run`` until ``drain_and_stop``.
+    """
+
     def __init__(
         self,
         sink: BatchSink,
@@ -211,7 +217,7 @@ class StreamBatcher:
 
     def _apply_released(self, work: list[tuple[HeldBatch, Pending]]) -> None:
         for held, pending in work:
-            self._apply(held.parsed, pending, held.records)
+            pending.add(held.parsed, self._snapshots, self._config.window_s, held.records)
 
     def _parse(self, batch: ReadBatch, parser: FlowParser) -> ParsedBatch:
         t0 = time.perf_counter()
@@ -220,13 +226,9 @@ class StreamBatcher:
         batch_seconds.observe(time.perf_counter() - t0)
         return parsed
 
-    def _apply(self, parsed: ParsedBatch, pending: Pending, records: int) -> None:
-        """Enrich and roll up into the shard's pending rows; its position moves to this batch's."""
-        pending.add(parsed, self._snapshots, self._config.window_s, records)
-
     def _work(self, batch: ReadBatch, parser: FlowParser, pending: Pending) -> None:
         t0 = time.perf_counter()
         parsed = parse_batch(batch, parser, self._decode)
-        self._apply(parsed, pending, len(batch.data))
+        pending.add(parsed, self._snapshots, self._config.window_s, len(batch.data))
         count_records("stream", parsed.counts)
         batch_seconds.observe(time.perf_counter() - t0)
