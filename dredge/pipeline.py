@@ -62,6 +62,8 @@ class PipelineConfig:
             raise ConfigError("holdback_s", "between 0 (off) and 3600 seconds")
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
 # The columns enrichment reads from a Parquet flow-log file; the rest are never decoded.
 PARQUET_COLUMNS = frozenset({
     "start", "bytes", "packets", "protocol", "action", "log_status", "flow_direction",
@@ -161,6 +163,8 @@ def _text(ref: FileRef, kind: str, enricher: Enricher, result: FileResult,
     origin = {"file": ref.path}
     for chunk in text_chunks(ref, kind, state, chunk_bytes):
         if parser is None:
+            if chunk.startswith(UTF8_BOM):  # editors on Windows write one; not part of the header
+                chunk = chunk[len(UTF8_BOM):]
             first_end = chunk.find(b"\n")
             first = chunk[: first_end if first_end >= 0 else len(chunk)]
             if looks_like_header(first):
@@ -180,6 +184,11 @@ def _text(ref: FileRef, kind: str, enricher: Enricher, result: FileResult,
             dead.write(dead_letters_of(parsed, origin, line_base))
         enricher.add_columns(cols, counts)
         line_base += parsed.physical_lines
+    if state.long_lines:
+        enricher.counts.malformed += len(state.long_lines)
+        dead.write([{**origin, "line": long.line, "reason": "line_too_long", "field": None,
+                     "text": long.head.decode("utf-8", "replace"), "length": long.length}
+                    for long in state.long_lines])
     if state.truncated:
         result.truncated = True
         result.warning = state.error
@@ -199,11 +208,11 @@ def _parquet(ref: FileRef, enricher: Enricher, result: FileResult, dead: DeadLet
             wanted = [c for c in pf.schema_arrow.names if c in PARQUET_COLUMNS]
             for batch in pf.iter_batches(batch_size=1 << 18, columns=wanted):
                 table = pa.Table.from_batches([batch])
-                cols, counts, bad_rows = FlowColumns.from_arrow(table)
+                cols, counts, bad_rows, reasons = FlowColumns.from_arrow(table)
                 if bad_rows.size:
-                    dead.write([{"file": ref.path, "line": row_base + int(r) + 1, "reason": "bad_address",
+                    dead.write([{"file": ref.path, "line": row_base + int(r) + 1, "reason": str(why),
                                  "field": None, "text": str(table.slice(int(r), 1).to_pylist()[0])}
-                                for r in bad_rows])
+                                for r, why in zip(bad_rows, reasons, strict=True)])
                 enricher.add_columns(cols, counts)
                 row_base += table.num_rows
     except (pa.ArrowInvalid, OSError) as exc:

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dredge.flowlog import kernels
+from dredge.flowlog import bounds, kernels
 from dredge.flowlog.fields import BY_COLUMN, CODES, LOG_NODATA, LOG_OK, LOG_SKIPDATA, FlowFormat
 from dredge.flowlog.parser import Addr, ParsedChunk, parse_addresses
 from dredge.telemetry.tally import Tally
@@ -53,9 +53,13 @@ class FlowColumns:
         return int(self.start.shape[0])
 
     @classmethod
-    def from_parsed(cls, chunk: ParsedChunk) -> tuple[FlowColumns, RecordCounts]:
+    def from_parsed(cls, chunk: ParsedChunk, now: int | None = None
+                    ) -> tuple[FlowColumns, RecordCounts]:
+        """The data records of a chunk; records past a plausibility bound are marked
+        ``OUT_OF_RANGE`` in ``chunk.status`` (and counted malformed) first."""
         fmt = chunk.fmt
         fmt.check_enrichable()
+        bounds.mark(chunk, now)
         good = chunk.status == kernels.OK
         counts = RecordCounts(malformed=int(chunk.n - good.sum()))
         if fmt.has("log-status"):
@@ -102,9 +106,11 @@ class FlowColumns:
         return cols, counts
 
     @classmethod
-    def from_arrow(cls, table: pa.Table) -> tuple[FlowColumns, RecordCounts, np.ndarray]:
+    def from_arrow(cls, table: pa.Table, now: int | None = None
+                   ) -> tuple[FlowColumns, RecordCounts, np.ndarray, np.ndarray]:
         """From a Parquet flow-log table (snake_case columns). Returns the row numbers of bad
-        rows (bad addresses) too, so the caller can dead-letter them."""
+        rows (bad addresses, numbers past a plausibility bound) and their reasons too, so the
+        caller can dead-letter them."""
         names = set(table.column_names)
         fmt = FlowFormat(tuple(BY_COLUMN[c].name for c in table.column_names if c in BY_COLUMN))
         fmt.check_enrichable()
@@ -146,6 +152,16 @@ class FlowColumns:
                     src = p.where(p.fam > 0, src)
                 else:
                     dst = p.where(p.fam > 0, dst)
+        def int_column(name: str) -> tuple[np.ndarray, np.ndarray] | None:
+            c = col(name)
+            if c is None:
+                return None
+            c = c.cast(pa.int64())
+            return (pc.fill_null(c, 0).to_numpy(), c.is_null().to_numpy(zero_copy_only=False))
+
+        odd, _which = bounds.out_of_range(int_column, n, bounds.clock(now))
+        reasons = np.where(bad, "bad_address", np.where(odd, "out_of_range", ""))
+        bad |= odd
         keep = ((status == LOG_OK) | (status == 0)) & ~bad
         counts.malformed = int(bad.sum())
         counts.data = int(keep.sum())
@@ -162,4 +178,5 @@ class FlowColumns:
             src=src.take(idx),
             dst=dst.take(idx),
         )
-        return cols, counts, np.flatnonzero(bad)
+        rows = np.flatnonzero(bad)
+        return cols, counts, rows, reasons[rows]

@@ -17,11 +17,13 @@ WRONG_FIELD_COUNT = 1
 BAD_INTEGER = 2
 BAD_ADDRESS = 3
 BAD_WORD = 4
+OUT_OF_RANGE = 5  # parsed, but past a plausibility bound (flowlog/bounds.py)
 STATUS_REASONS = {
     WRONG_FIELD_COUNT: "wrong_field_count",
     BAD_INTEGER: "bad_integer",
     BAD_ADDRESS: "bad_address",
     BAD_WORD: "bad_word",
+    OUT_OF_RANGE: "out_of_range",
 }
 
 _U64 = np.uint64
@@ -133,6 +135,9 @@ def _parse_addr(buf: np.ndarray, s: int, e: int, groups: np.ndarray) -> tuple[in
     for i in range(s, e):
         if buf[i] == 58:
             ok, hi, lo = _parse_v6(buf, s, e, groups)
+            if ok and hi == 0 and (lo >> _U64(32)) == _U64(0xFFFF):
+                # IPv4-mapped (::ffff:10.0.0.1): the IPv4 address itself, so it meets its owner
+                return 4, _U64(0), lo & _U64(0xFFFFFFFF)
             return (6 if ok else -1), hi, lo
     ok4, v = _parse_v4(buf, s, e)
     return (4 if ok4 else -1), _U64(0), _U64(v)

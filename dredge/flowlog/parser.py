@@ -166,11 +166,12 @@ class FlowParser:
             ints, int_null, fam, hi, lo, codes, str_start, str_len,
             line_start, line_end, line_no, status, bad_field,
         )
-        return ParsedChunk(
+        parsed = ParsedChunk(
             self.fmt, buf, n, ints[:, :n], int_null[:, :n], fam[:, :n], hi[:, :n], lo[:, :n],
             codes[:, :n], str_start[:, :n], str_len[:, :n], line_start[:n], line_end[:n],
             line_no[:n], status[:n], bad_field[:n], self, phys,
         )
+        return parsed
 
 
 

@@ -1,7 +1,9 @@
 """The dead-letter file: one JSON object per rejected record, with its origin and reason.
 
 ``{"file": ..., "line": 12, "reason": "bad_address", "field": "srcaddr", "text": "..."}``
-(``shard``/``sequence`` instead of ``file``/``line`` for stream records).
+(``shard``/``sequence`` instead of ``file``/``line`` for stream records). A record's text is
+capped at ``MAX_TEXT`` characters (``text_length`` then gives the whole length), so a hostile
+input cannot grow the file by more than that per rejected record.
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ class DeadLetterConfig:
     def validate(self) -> None:
         pass
 
+MAX_TEXT = 4096  # a dead letter keeps at most this much of the rejected text
+
+
+def _capped(record: dict[str, Any]) -> dict[str, Any]:
+    text = record.get("text")
+    if isinstance(text, str) and len(text) > MAX_TEXT:
+        return {**record, "text": text[:MAX_TEXT], "text_length": len(text)}
+    return record
+
 
 class DeadLetters:
     def __init__(self, path: Path | None) -> None:
@@ -45,7 +56,7 @@ class DeadLetters:
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._fh = self.path.open("ab")
-            self._fh.write(b"".join(orjson.dumps(r) + b"\n" for r in records))
+            self._fh.write(b"".join(orjson.dumps(_capped(r)) + b"\n" for r in records))
             self._fh.flush()
 
     def close(self) -> None:

@@ -115,6 +115,25 @@ def sniff(ref: FileRef) -> str:
     return "text"
 
 
+# A flow-log record is a few hundred bytes; a "line" past this is not one (a gzip bomb of
+# zeros, a binary file): it is dropped as it streams, so memory stays bounded by the chunk.
+MAX_LINE_BYTES = 1 << 20
+# gzip of flow-log text inflates about 4-10x; past this ratio (checked once the output passes
+# INFLATION_FLOOR bytes) the file is a bomb: what was read so far is kept, the rest refused.
+MAX_INFLATION = 200
+INFLATION_FLOOR = 64 << 20
+_SALVAGE_STEP = 512  # after a damaged block, re-inflate its input this many bytes at a time
+
+
+@dataclass(frozen=True)
+class LongLine:
+    """A line dropped for passing the length limit: where it was and how it began."""
+
+    line: int  # 1-based physical line number in the file's text
+    length: int  # bytes seen before the limit (at least MAX_LINE_BYTES)
+    head: bytes
+
+
 @dataclass
 class ReadState:
     """What the reader learned while streaming: truncation or corruption of the file."""
@@ -123,12 +142,33 @@ class ReadState:
     error: str | None = None
     compressed_bytes: int = 0
     text_bytes: int = 0
+    lines: int = 0  # newlines handed out so far
     tail: bytes = field(default=b"", repr=False)  # an unfinished last line of a truncated file
+    long_lines: list[LongLine] = field(default_factory=list, repr=False)
+
+
+def _salvage(saved: Any, data: bytes, max_out: int) -> Iterator[bytes]:
+    """Re-inflate ``data`` from the state before it, a few bytes at a time, handing out what
+    precedes the damage (``gzip -dc`` keeps it too); ends when the damage is reached."""
+    d = saved
+    for i in range(0, len(data), _SALVAGE_STEP):
+        piece = data[i:i + _SALVAGE_STEP]
+        while piece:
+            try:
+                out = d.decompress(piece, max_out)
+            except zlib_ng.error:  # type: ignore[misc]
+                return
+            if out:
+                yield out
+            if d.eof:
+                return
+            piece = d.unconsumed_tail
 
 
 def _decompress(fh: BinaryIO, state: ReadState, read_size: int, max_out: int) -> Iterator[bytes]:
     """Gzip members one after another; no single output piece is larger than max_out, so a
-    file that inflates enormously is streamed, never held whole."""
+    file that inflates enormously is streamed, never held whole; one that inflates more than
+    MAX_INFLATION times its size is stopped there."""
     d = zlib_ng.decompressobj(wbits=31)
     fed = False
     while True:
@@ -138,13 +178,24 @@ def _decompress(fh: BinaryIO, state: ReadState, read_size: int, max_out: int) ->
         state.compressed_bytes += len(data)
         while data:
             fed = True
+            saved = d.copy()  # type: ignore[attr-defined]
             try:
                 out = d.decompress(data, max_out)
             except zlib_ng.error as exc:  # type: ignore[misc]
+                for out in _salvage(saved, data, max_out):
+                    state.text_bytes += len(out)
+                    yield out
                 state.truncated, state.error = True, f"corrupt gzip: {exc}"
                 return
             if out:
+                state.text_bytes += len(out)
                 yield out
+            if (state.text_bytes > INFLATION_FLOOR
+                    and state.text_bytes > MAX_INFLATION * state.compressed_bytes):
+                state.truncated = True
+                state.error = (f"gzip inflates more than {MAX_INFLATION}x (a gzip bomb?): stopped "
+                               f"after {state.text_bytes} bytes from {state.compressed_bytes}")
+                return
             if d.eof:
                 data = d.unused_data
                 d = zlib_ng.decompressobj(wbits=31)
@@ -154,17 +205,20 @@ def _decompress(fh: BinaryIO, state: ReadState, read_size: int, max_out: int) ->
     if fed and not d.eof:
         tail = d.flush()
         if tail:
+            state.text_bytes += len(tail)
             yield tail
         state.truncated, state.error = True, "truncated gzip: the file ends inside a member"
 
 
-def text_chunks(ref: FileRef, kind: str, state: ReadState, chunk_bytes: int = 16 << 20
-                ) -> Iterator[bytes]:
+def text_chunks(ref: FileRef, kind: str, state: ReadState, chunk_bytes: int = 16 << 20,
+                max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes]:
     """The file's text in chunks of about ``chunk_bytes`` ending with a newline (the last may
     not, if the file doesn't).
 
-    On a truncated or corrupt gzip the readable prefix is handed out; a partial last line
-    is left in ``state.tail`` rather than parsed.
+    A line longer than ``max_line_bytes`` is dropped while it streams (recorded in
+    ``state.long_lines``, an empty line in its place keeps the numbering), so memory is
+    bounded by the chunk size whatever the file holds. On a truncated or corrupt gzip the
+    readable prefix is handed out; a partial last line is left in ``state.tail``.
     """
     fh = open_file(ref)
     with fh:
@@ -172,31 +226,49 @@ def text_chunks(ref: FileRef, kind: str, state: ReadState, chunk_bytes: int = 16
         if kind == "gzip":
             pieces = _decompress(fh, state, 1 << 18, max(chunk_bytes // 2, 1 << 16))
         else:
-            pieces = iter(lambda: fh.read(max(chunk_bytes // 2, 1 << 16)), b"")
-        buf: list[bytes] = []
-        size = 0
+            pieces = _plain(fh, state, max(chunk_bytes // 2, 1 << 16))
+        pending = bytearray()
+        skipping: LongLine | None = None  # the long line being dropped
         for piece in pieces:
-            buf.append(piece)
-            size += len(piece)
-            state.text_bytes += len(piece)
-            if size < chunk_bytes:
-                continue
-            joined = b"".join(buf)
-            start = 0
-            while len(joined) - start >= chunk_bytes:
-                cut = joined.rfind(b"\n", start, start + chunk_bytes) + 1
-                if cut <= start:  # a line longer than a chunk: cut after it
-                    cut = joined.find(b"\n", start + chunk_bytes) + 1
-                    if cut <= 0:
-                        break
-                yield joined[start:cut]
-                start = cut
-            rest = joined[start:]
-            buf, size = ([rest], len(rest)) if rest else ([], 0)
-        rest = b"".join(buf)
-        if state.truncated and rest and not rest.endswith(b"\n"):
-            cut = rest.rfind(b"\n") + 1
-            state.tail = rest[cut:]
-            rest = rest[:cut]
-        if rest:
-            yield rest
+            if skipping is not None:
+                nl = piece.find(b"\n")
+                if nl < 0:
+                    skipping = LongLine(skipping.line, skipping.length + len(piece), skipping.head)
+                    continue
+                state.long_lines.append(
+                    LongLine(skipping.line, skipping.length + nl, skipping.head))
+                skipping = None
+                piece = piece[nl + 1:]
+            pending += piece
+            last = pending.rfind(b"\n") + 1
+            if len(pending) - last > max_line_bytes:
+                line = state.lines + pending.count(b"\n", 0, last) + 1
+                skipping = LongLine(line, len(pending) - last, bytes(pending[last:last + 256]))
+                del pending[last:]
+                pending += b"\n"
+            while len(pending) >= chunk_bytes:
+                cut = pending.rfind(b"\n", 0, chunk_bytes) + 1 or pending.find(b"\n", chunk_bytes) + 1
+                if not cut:
+                    break
+                yield _hand_out(state, pending, cut)
+        if skipping is not None:
+            state.long_lines.append(skipping)
+        if state.truncated and pending and not pending.endswith(b"\n"):
+            cut = pending.rfind(b"\n") + 1
+            state.tail = bytes(pending[cut:])
+            del pending[cut:]
+        if pending:
+            yield _hand_out(state, pending, len(pending))
+
+
+def _plain(fh: BinaryIO, state: ReadState, size: int) -> Iterator[bytes]:
+    for piece in iter(lambda: fh.read(size), b""):
+        state.text_bytes += len(piece)
+        yield piece
+
+
+def _hand_out(state: ReadState, pending: bytearray, cut: int) -> bytes:
+    out = bytes(pending[:cut])
+    del pending[:cut]
+    state.lines += out.count(b"\n")
+    return out
