@@ -17,6 +17,15 @@ import orjson
 
 from dredge.telemetry.metrics import records_total
 
+MAX_TEXT = 4096  # a dead letter keeps at most this much of the rejected text
+
+
+def _capped(record: dict[str, Any]) -> dict[str, Any]:
+    text = record.get("text")
+    if isinstance(text, str) and len(text) > MAX_TEXT:
+        return {**record, "text": text[:MAX_TEXT], "text_length": len(text)}
+    return record
+
 
 @dataclass(frozen=True)
 class DeadLetterConfig:
@@ -26,15 +35,6 @@ class DeadLetterConfig:
 
     def validate(self) -> None:
         pass
-
-MAX_TEXT = 4096  # a dead letter keeps at most this much of the rejected text
-
-
-def _capped(record: dict[str, Any]) -> dict[str, Any]:
-    text = record.get("text")
-    if isinstance(text, str) and len(text) > MAX_TEXT:
-        return {**record, "text": text[:MAX_TEXT], "text_length": len(text)}
-    return record
 
 
 class DeadLetters:
