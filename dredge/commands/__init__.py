@@ -2,7 +2,8 @@
 function the parsed arguments dispatch to (``args.func``).
 
 ``run`` (the daemon), ``replay``, ``query``, ``parse``, ``generate``, ``index``, ``druid``.
-A command module imports only light modules at import time (``dredge --help`` builds every
-parser); the pipeline, the sinks, boto3 and the compiled kernels are imported when the
-command runs.
+``dredge --help`` builds every parser, so a command module imports the pipeline, the
+sinks, boto3 and pydruid only when its command runs. (``index.py`` still loads numpy, Arrow
+and the compiled address parser at import time, as it did before the move: most of what
+``dredge --help`` costs.)
 """
