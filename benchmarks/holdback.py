@@ -30,7 +30,8 @@ from dredge.flowlog.parser import parse_addresses
 from dredge.generate.estate import build_estate
 from dredge.generate.events import app_names, assignment_events
 from dredge.generate.owners import build_intervals
-from dredge.index.live import IndexConfig, IndexManager
+from dredge.index.live import IndexManager
+from dredge.index.providers.config import IndexConfig
 from dredge.index.snapshot import IndexSnapshot
 
 START = 1_795_564_800

@@ -38,7 +38,7 @@ import numpy as np
 
 from dredge.flowlog.parser import Addr
 from dredge.index import kernels
-from dredge.index.build import addr_table, address_order
+from dredge.index.tables import addr_table, address_order
 
 BASELINE_COMMIT = "46f562e"
 FOREVER = np.iinfo(np.int64).max
@@ -187,7 +187,8 @@ def manager_timing(n_intervals: int, per_address: float, rng: np.random.Generato
     into an IndexManager's history, one rebuild (merge, compact, derive, build, swap), a
     second rebuild after 1,000 new events, state save and load."""
     from dredge.index.history import Events
-    from dredge.index.live import IndexConfig, IndexManager
+    from dredge.index.live import IndexManager
+    from dredge.index.providers.config import IndexConfig
 
     addr, start, end, owner = history(n_intervals, per_address, rng)
     closed = np.flatnonzero(end != FOREVER)
@@ -200,14 +201,14 @@ def manager_timing(n_intervals: int, per_address: float, rng: np.random.Generato
         m = IndexManager(IndexConfig(retention_s=10 * DAY, state_path=str(state)),
                          clock=lambda: float(T0 + DAY))
         for i in range(1000):
-            m._catalog.intern((f"app{i}", None, None, None, None, None, None, "instance"))
-        m._pending.batches.append(("bench", ev))
+            m.intake.catalog.intern((f"app{i}", None, None, None, None, None, None, "instance"))
+        m.intake.submit_events("bench", ev)
         t0 = time.perf_counter()
         snap = m.rebuild_now()
         t_first = time.perf_counter() - t0
         small = ev.take(rng.integers(0, len(ev), 1000))
-        m._pending.batches.append(("bench", Events(small.fam, small.hi, small.lo, small.time + 1,
-                                                   small.kind, small.owner)))
+        m.intake.submit_events("bench", Events(small.fam, small.hi, small.lo, small.time + 1,
+                                               small.kind, small.owner))
         t0 = time.perf_counter()
         m.rebuild_now()
         t_again = time.perf_counter() - t0

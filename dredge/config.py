@@ -7,7 +7,8 @@ and checks the rules that span sections (unique streams and lease tables)::
     [sink]         dredge.sinks.config.SinkConfig      (duckdb, kinesis_out, druid beside each sink)
     [dead_letter]  dredge.sinks.deadletter.DeadLetterConfig
     [metrics]      dredge.telemetry.metrics.MetricsConfig
-    [[streams]], [kinesis], [lease], [index]: below (moving beside the Kinesis source and the index)
+    [index]        dredge.index.providers.config.IndexConfig
+    [[streams]], [kinesis], [lease]: below (moving beside the Kinesis source)
 
 Every field default *is* the default; ``DredgeConfig()`` validates. A file is read with
 :func:`load_config` (the generic loader is :mod:`dredge.settings`); keys the dataclasses do
@@ -37,22 +38,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from dredge import settings
 from dredge.decode.batch import DecodeConfig
 from dredge.errors import ConfigError, ParseError
 from dredge.flowlog.fields import DEFAULT_FORMAT, FlowFormat
+from dredge.index.providers.config import IndexConfig
 from dredge.pipeline import PipelineConfig
 from dredge.settings import sub_validate
 from dredge.sinks.config import DeadLetterConfig, SinkConfig
 from dredge.sources.kinesis.leases import AT_TIMESTAMP, INITIAL_POSITIONS, LeaseConfig
 from dredge.telemetry.metrics import MetricsConfig
-
-if TYPE_CHECKING:  # the index's modules load numba: imported when validated or used
-    from dredge.index.ec2 import Ec2Config
-    from dredge.index.events import EventFileConfig, EventStreamConfig
-    from dredge.index.live import IndexConfig
 
 _STREAM_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -107,146 +103,6 @@ class StreamConfig:
 
     def table_name(self, lease_table_prefix: str) -> str:
         return self.lease_table or f"{lease_table_prefix}-{self.name}"
-
-
-def _url(where: str, url: str) -> None:
-    if url and not url.startswith(("http://", "https://")):
-        raise ConfigError(where, "an http:// or https:// URL")
-
-
-@dataclass(frozen=True)
-class Ec2Section:
-    """One EC2 inventory provider (``[[index.ec2]]``): accounts x regions, polled."""
-
-    regions: list[str] = field(default_factory=lambda: ["us-east-1"])
-    # one IAM role per account to assume (the account is the ARN's); [] = the default
-    # credentials' own account
-    role_arns: list[str] = field(default_factory=list)
-    role_session_name: str = "dredge-index"
-    external_id: str = ""
-    endpoint_url: str = ""  # EC2 and STS endpoint; empty: AWS (or AWS_ENDPOINT_URL)
-    poll_interval_s: float = 60.0
-    app_tags: list[str] = field(default_factory=lambda: ["app", "application", "App"])
-    cluster_tags: list[str] = field(default_factory=lambda: ["cluster", "Cluster"])
-    asg_convention: bool = True  # app/cluster from "app-stack-detail-vNNN" group names
-
-    def validate(self) -> None:
-        self.provider_config().validate()
-        _url("endpoint_url", self.endpoint_url)
-        for i, r in enumerate(self.regions):
-            if not r:
-                raise ConfigError(f"regions[{i}]", "must not be empty")
-
-    def provider_config(self) -> Ec2Config:
-        from dredge.index.ec2 import Ec2Config
-
-        return Ec2Config(
-            regions=tuple(self.regions), role_arns=tuple(self.role_arns),
-            role_session_name=self.role_session_name, external_id=self.external_id,
-            poll_interval_s=self.poll_interval_s, app_tags=tuple(self.app_tags),
-            cluster_tags=tuple(self.cluster_tags), asg_convention=self.asg_convention,
-            endpoint_url=self.endpoint_url)
-
-
-EVENT_KINDS = ("file", "kinesis")
-
-
-@dataclass(frozen=True)
-class EventsSection:
-    """One assignment-event provider (``[[index.events]]``): a JSON-lines file or a stream."""
-
-    kind: str = "file"  # "file" (followed as it is appended to) or "kinesis"
-    path: str = ""  # kind = "file"
-    start_at: str = "beginning"  # kind = "file", no saved position: "beginning" or "end"
-    stream: str = ""  # kind = "kinesis": the stream name (every shard is read, no leases)
-    region: str = ""  # kind = "kinesis"; empty: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1
-    endpoint_url: str = ""  # kind = "kinesis"; empty: AWS (or AWS_ENDPOINT_URL)
-    initial_position: str = "TRIM_HORIZON"  # kind = "kinesis", no saved position
-    poll_interval_s: float = 1.0
-
-    def validate(self) -> None:
-        if self.kind not in EVENT_KINDS:
-            raise ConfigError("kind", f"one of {list(EVENT_KINDS)}")
-        if self.kind == "file":
-            for name in ("stream", "region", "endpoint_url"):
-                if getattr(self, name):
-                    raise ConfigError(name, 'only with kind = "kinesis"')
-        else:
-            if self.path:
-                raise ConfigError("path", 'only with kind = "file"')
-            if not _STREAM_NAME.match(self.stream):
-                raise ConfigError("stream", "a Kinesis stream name: 1-128 of A-Z a-z 0-9 _ . -")
-            _url("endpoint_url", self.endpoint_url)
-        self.provider_config().validate()
-
-    def provider_config(self) -> EventFileConfig | EventStreamConfig:
-        from dredge.index.events import EventFileConfig, EventStreamConfig
-
-        if self.kind == "file":
-            return EventFileConfig(path=self.path, poll_interval_s=self.poll_interval_s,
-                                   start_at=self.start_at)
-        region = (self.region or os.environ.get("AWS_REGION")
-                  or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
-        return EventStreamConfig(stream=self.stream, region=region,
-                                 endpoint_url=self.endpoint_url,
-                                 initial_position=self.initial_position,
-                                 poll_interval_s=self.poll_interval_s)
-
-
-@dataclass(frozen=True)
-class IndexSection:
-    """The IP -> application index (``[index]``).
-
-    Ownership files alone (no provider, no ``state_path``): one static snapshot built at
-    start, as ``dredge replay --index/--cidrs``. Anything else: the live index
-    (``dredge.index.live``) with the configured providers, ``cidrs`` reloaded when they
-    change, history kept ``retention_s`` and saved to ``state_path``.
-    """
-
-    ownership: list[str] = field(default_factory=list)  # ownership history, JSON lines
-    cidrs: list[str] = field(default_factory=list)  # CIDR maps: CSV or AWS ip-ranges.json
-    cidr_poll_interval_s: float = 10.0  # live index: look for changed CIDR maps this often
-    state_path: str = ""  # live index: saved here periodically and on stop, loaded at start
-    retention_s: float = 24 * 3600.0  # live index: history kept this long
-    save_interval_s: float = 300.0
-    debounce_s: float = 1.0  # live index: wait this long after a change before rebuilding
-    compact_interval_s: float = 300.0  # rebuild (compact) at least this often
-    ec2: list[Ec2Section] = field(default_factory=list)
-    events: list[EventsSection] = field(default_factory=list)
-
-    def validate(self) -> None:
-        for i, p in enumerate(self.ownership):
-            if not p:
-                raise ConfigError(f"ownership[{i}]", "must not be empty")
-        for i, p in enumerate(self.cidrs):
-            if not p:
-                raise ConfigError(f"cidrs[{i}]", "must not be empty")
-            if self.live and not p.endswith((".csv", ".json")):  # the live reloader's rule
-                raise ConfigError(f"cidrs[{i}]", f"{p}: a .csv CIDR map or an ip-ranges .json file")
-        if not self.cidr_poll_interval_s > 0:
-            raise ConfigError("cidr_poll_interval_s", "must be > 0")
-        self.live_config().validate()
-        for i, e in enumerate(self.ec2):
-            sub_validate(f"ec2[{i}]", e.validate)
-        paths: set[str] = set()
-        for i, ev in enumerate(self.events):
-            sub_validate(f"events[{i}]", ev.validate)
-            key = ev.path or f"kinesis:{ev.stream}"
-            if key in paths:  # one source per file or stream: two would share positions
-                raise ConfigError(f"events[{i}]", f"{key} is listed twice")
-            paths.add(key)
-
-    @property
-    def live(self) -> bool:
-        """True: the daemon runs the live index; False: one static snapshot from the files."""
-        return bool(self.ec2 or self.events or self.state_path or not self.ownership)
-
-    def live_config(self) -> IndexConfig:
-        from dredge.index.live import IndexConfig
-
-        return IndexConfig(retention_s=self.retention_s, debounce_s=self.debounce_s,
-                           compact_interval_s=self.compact_interval_s,
-                           state_path=self.state_path, save_interval_s=self.save_interval_s)
 
 
 @dataclass(frozen=True)
@@ -319,7 +175,7 @@ class LeaseSection:
 @dataclass(frozen=True)
 class DredgeConfig:
     streams: list[StreamConfig] = field(default_factory=list)
-    index: IndexSection = field(default_factory=IndexSection)
+    index: IndexConfig = field(default_factory=IndexConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     kinesis: KinesisConfig = field(default_factory=KinesisConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)

@@ -19,7 +19,8 @@ import pyarrow.compute as pc
 
 from dredge.errors import ConfigError, ParseError
 from dredge.flowlog.parser import parse_addresses
-from dredge.index.snapshot import OWNER_FIELDS, IndexSnapshot
+from dredge.index.owners import OWNER_FIELDS
+from dredge.index.snapshot import IndexSnapshot
 from dredge.telemetry.logging import get_logger
 
 log = get_logger(__name__)
@@ -98,7 +99,7 @@ def _file_history(args: argparse.Namespace, ip: str) -> list[dict[str, Any]]:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from dredge.query.spec import parse_time
+    from dredge.times import parse_time
 
     if args.action == "stats":
         out = _stats(args)

@@ -15,17 +15,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dredge.flowlog.parser import Addr, parse_addresses
-from dredge.index import kernels
-from dredge.index.snapshot import OWNER_FIELDS, AddrTable, CidrTable, IndexSnapshot
+from dredge.index.owners import OWNER_FIELDS, SPECIAL_OWNERS, encode_owners, owners_table
+from dredge.index.snapshot import IndexSnapshot
+from dredge.index.tables import AddrTable, CidrTable, addr_table
 
 _FOREVER = np.iinfo(np.int64).max
-_SPECIAL = pa.table({
-    f: pa.array(
-        {"app": ["unknown", "internet"], "type": ["unknown", "internet"]}.get(f, [None, None]),
-        pa.string(),
-    )
-    for f in OWNER_FIELDS
-})
+_SPECIAL = owners_table(SPECIAL_OWNERS)
 
 
 @dataclass
@@ -35,48 +30,6 @@ class BuildReport:
     segments: int = 0
     networks: int = 0
     invalid_networks: int = 0
-
-
-def owner_columns(table: pa.Table) -> pa.Table:
-    """The owner fields of a table, as strings; missing columns are null."""
-    cols = {}
-    for f in OWNER_FIELDS:
-        if f in table.column_names:
-            col = table.column(f)
-            cols[f] = col.cast(pa.string()) if col.type != pa.string() else col
-        else:
-            cols[f] = pa.nulls(table.num_rows, pa.string())
-    return pa.table(cols)
-
-
-def encode_owners(*tables: pa.Table) -> tuple[pa.Table, list[np.ndarray]]:
-    """Distinct owner tuples (in order of first appearance) and each table's owner ids."""
-    combined = pa.concat_tables([owner_columns(t) for t in tables]).combine_chunks()
-    n = combined.num_rows
-    codes = []
-    cards = []
-    for f in OWNER_FIELDS:
-        enc = pc.dictionary_encode(combined.column(f), null_encoding="encode").combine_chunks()
-        codes.append(enc.indices.to_numpy(zero_copy_only=False).astype(np.int64))
-        cards.append(max(len(enc.dictionary), 1))
-    if float(np.prod(np.array(cards, np.float64))) < 2**62:
-        key = np.zeros(n, np.int64)
-        for c, card in zip(codes, cards, strict=True):
-            key = key * card + c
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    else:  # too many distinct values for one int64 key: rows of codes
-        _, first, inverse = np.unique(np.stack(codes, axis=1), axis=0, return_index=True,
-                                      return_inverse=True)
-    order = np.argsort(first, kind="stable")  # ids in order of first appearance
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    ids = rank[inverse.ravel()].astype(np.int32)
-    owners = combined.take(pa.array(first[order]))
-    out, pos = [], 0
-    for t in tables:
-        out.append(ids[pos:pos + t.num_rows])
-        pos += t.num_rows
-    return owners, out
 
 
 def _interval_segments(intervals: pa.Table, owner_ids: np.ndarray, report: BuildReport
@@ -90,51 +43,14 @@ def _interval_segments(intervals: pa.Table, owner_ids: np.ndarray, report: Build
     good = (addr.fam > 0) & ~start_null & (end > start)
     report.invalid_intervals += int((~good).sum())
     idx = np.flatnonzero(good)
-    return addr_table(addr.fam[idx], addr.hi[idx], addr.lo[idx], start[idx].astype(np.int64),
-                      end[idx].astype(np.int64), owner_ids[idx].astype(np.int32), report)
+    table = addr_table(addr.fam[idx], addr.hi[idx], addr.lo[idx], start[idx].astype(np.int64),
+                       end[idx].astype(np.int64), owner_ids[idx].astype(np.int32))
+    report.intervals += int(idx.size)
+    report.segments += table.segments
+    return table
 
 
-def address_order(fam: np.ndarray, hi: np.ndarray, lo: np.ndarray, start: np.ndarray
-                  ) -> np.ndarray:
-    """Row order with each address's rows together, by start (ties: arrival order).
-
-    Addresses come in hash order (:func:`kernels.addr_hash`), which is the order of their
-    slots in the table: :meth:`AddrTable.build` then writes front to back instead of at
-    random; one sort by hash and short sorts of each address's rows are cheaper than a
-    four-key lexsort.
-    """
-    h = kernels.addr_hash(fam, hi, lo)
-    order = np.argsort(h, kind="stable")
-    if kernels.sort_runs(order, h, fam, hi, lo, start):
-        return order
-    # two addresses share a hash (IPv6, or across families): sort fully
-    return np.lexsort((start, lo, hi, fam))
-
-
-def addr_table(fam: np.ndarray, hi: np.ndarray, lo: np.ndarray, start: np.ndarray,
-               end: np.ndarray, owner: np.ndarray, report: BuildReport | None = None
-               ) -> AddrTable:
-    """Valid intervals (end > start, end = int64 max for open) in arrival order -> AddrTable.
-
-    Where intervals of one address overlap, the latest start wins (ties: the later row).
-    """
-    n = fam.size
-    order = address_order(fam, hi, lo, start)
-    fam, hi, lo, st, en, ow = (a[order] for a in (fam, hi, lo, start, end, owner))
-    change = np.ones(n, np.bool_)
-    if n:
-        change[1:] = (fam[1:] != fam[:-1]) | (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
-    group = np.cumsum(change) - 1
-    g, s, e, o = kernels.flatten(group, st, en, ow)
-    firsts = np.flatnonzero(change)
-    if report is not None:
-        report.intervals += n
-        report.segments += int(g.size)
-    gf = firsts[g]
-    return AddrTable.build(fam[gf], hi[gf], lo[gf], s, e, o)
-
-
-def _cidr_tables(networks: pa.Table, owner_ids: np.ndarray, report: BuildReport
+def cidr_tables(networks: pa.Table, owner_ids: np.ndarray, report: BuildReport
                  ) -> tuple[CidrTable, ...]:
     fams, prefixes, his, los, keep = [], [], [], [], []
     for i, text in enumerate(networks.column("cidr").to_pylist()):
@@ -181,7 +97,7 @@ def build_snapshot(intervals: pa.Table | None = None, networks: pa.Table | None 
     report = BuildReport()
     owners, (_, net_ids, int_ids) = encode_owners(_SPECIAL, networks, intervals)
     addrs = _interval_segments(intervals, int_ids, report)
-    cidrs = _cidr_tables(networks, net_ids, report)
+    cidrs = cidr_tables(networks, net_ids, report)
     snap = IndexSnapshot(owners, addrs, cidrs, report.intervals, time.time(), dict(sources or {}))
     return snap, report
 
@@ -197,4 +113,5 @@ def empty_intervals() -> pa.Table:
     return pa.table(cols)
 
 
-__all__ = ["Addr", "BuildReport", "build_snapshot", "empty_intervals", "encode_owners"]
+__all__ = ["Addr", "BuildReport", "build_snapshot", "cidr_tables", "empty_intervals",
+           "encode_owners"]

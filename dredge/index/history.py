@@ -19,70 +19,17 @@ keeps compaction safe against late events.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from dredge.flowlog.parser import parse_addresses
 from dredge.index import kernels
-from dredge.index.build import encode_owners, owner_columns
-from dredge.index.snapshot import OWNER_FIELDS
 
 RELEASE, ASSIGN = 0, 1
 FOREVER = np.iinfo(np.int64).max
-Owner = tuple[str | None, ...]  # values of OWNER_FIELDS, in order
-SPECIAL_OWNERS: tuple[Owner, Owner] = (
-    ("unknown", None, None, None, None, None, None, "unknown"),
-    ("internet", None, None, None, None, None, None, "internet"),
-)
-
-
-class OwnerCatalog:
-    """Owner tuples interned to int32 ids, stable for the life of the catalog; ids 0 and 1
-    are ``unknown`` and ``internet``. Not thread-safe: the index manager guards it."""
-
-    def __init__(self, rows: Iterable[Owner] = SPECIAL_OWNERS) -> None:
-        self._rows: list[Owner] = []
-        self._ids: dict[Owner, int] = {}
-        for r in rows:
-            self.intern(r)
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    def intern(self, owner: Owner) -> int:
-        got = self._ids.get(owner)
-        if got is None:
-            got = len(self._rows)
-            self._rows.append(owner)
-            self._ids[owner] = got
-        return got
-
-    def intern_table(self, table: pa.Table) -> np.ndarray:
-        """Owner ids of a table's rows (its owner-field columns), vectorized over rows."""
-        distinct, (ids,) = encode_owners(owner_columns(table))
-        cols = [distinct.column(f).to_pylist() for f in OWNER_FIELDS]
-        remap = np.array([self.intern(tuple(c[i] for c in cols)) for i in range(distinct.num_rows)]
-                         or [0], np.int32)
-        out: np.ndarray = remap[ids]
-        return out
-
-    def row(self, owner_id: int) -> Owner:
-        return self._rows[owner_id]
-
-    def rows(self) -> list[Owner]:
-        return list(self._rows)
-
-    def table(self) -> pa.Table:
-        return pa.table({f: pa.array([r[i] for r in self._rows], pa.string())
-                         for i, f in enumerate(OWNER_FIELDS)})
-
-
-def owner_of(record: Mapping[str, Any]) -> Owner:
-    return tuple(None if record.get(f) is None else str(record[f]) for f in OWNER_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -114,6 +61,11 @@ class Events:
         ev = Events(addr.fam, addr.hi, addr.lo, np.asarray(times, np.int64).reshape(-1),
                     np.where(owner >= 0, ASSIGN, RELEASE).astype(np.int8), owner)
         return ev.take(np.flatnonzero(ev.fam > 0))
+
+    def remap_owners(self, remap: np.ndarray) -> Events:
+        """The events with owner ids mapped through ``remap`` (old id -> new id)."""
+        owner = np.where(self.owner >= 0, remap[np.maximum(self.owner, 0)], -1).astype(np.int32)
+        return Events(self.fam, self.hi, self.lo, self.time, self.kind, owner)
 
     def take(self, idx: np.ndarray) -> Events:
         return Events(self.fam[idx], self.hi[idx], self.lo[idx], self.time[idx], self.kind[idx],
@@ -228,10 +180,8 @@ class EventLog:
         return EventLog(self.sources, self.src[keep], e.take(keep), self.seq[keep], self.next_seq)
 
     def remap_owners(self, remap: np.ndarray) -> EventLog:
-        e = self.events
-        owner = np.where(e.owner >= 0, remap[np.maximum(e.owner, 0)], -1).astype(np.int32)
-        return EventLog(self.sources, self.src,
-                        Events(e.fam, e.hi, e.lo, e.time, e.kind, owner), self.seq, self.next_seq)
+        return EventLog(self.sources, self.src, self.events.remap_owners(remap), self.seq,
+                        self.next_seq)
 
     def current(self, source: str) -> dict[str, int]:
         """Address text -> owner id for the addresses the source holds assigned now (its

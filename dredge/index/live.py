@@ -4,12 +4,13 @@
 :class:`~dredge.index.history.EventLog`), rebuilds an :class:`IndexSnapshot` from it in a
 worker thread when something changed (debounced), and swaps one reference. A batch calls
 ``current()`` once and keeps the snapshot it got: a rebuild never touches it, and an update
-never waits for a batch nor a batch for an update.
+never waits for a batch nor a batch for an update. What providers submit waits in the
+manager's :class:`~dredge.index.intake.Intake` until a rebuild takes it.
 
-Lifecycle (what the daemon does)::
+Lifecycle (what the daemon does; providers: :mod:`dredge.index.providers`)::
 
-    manager = IndexManager(IndexConfig(state_path="/var/lib/dredge/index.arrow"))
-    manager.add(Ec2Inventory(Ec2Config(regions=("us-east-1",)), manager))
+    manager = IndexManager(LiveConfig(state_path="/var/lib/dredge/index.arrow"))
+    manager.add(Ec2Inventory(Ec2Config(regions=["us-east-1"]), manager))
     manager.add(AssignmentFile(EventFileConfig(path="/var/run/tasks.jsonl"), manager))
     manager.add(CidrFiles(CidrConfig(paths=("networks.csv", "ip-ranges.json")), manager))
     await manager.start()   # load the saved state, start providers, first snapshot
@@ -26,143 +27,45 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from dredge.errors import ConfigError, OwnerIndexError
+from dredge.errors import OwnerIndexError
 from dredge.index import metrics
-from dredge.index.build import BuildReport, _cidr_tables, addr_table
-from dredge.index.history import EventLog, Events, Owner, OwnerCatalog, addr_text
-from dredge.index.prefixes import companions, containing, prefix_source, split_intervals
-from dredge.index.snapshot import OWNER_FIELDS, IndexSnapshot
-from dredge.index.state import State, load_state, save_state
-from dredge.index.tasks import Provider, Supervisor
+from dredge.index.build import BuildReport, cidr_tables
+from dredge.index.config import LiveConfig
+from dredge.index.history import EventLog
+from dredge.index.intake import Intake, Provider, SourceSink, SourceStatus
+from dredge.index.owners import OWNER_FIELDS, Owner, owner_columns
+from dredge.index.prefixes import containing, split_intervals
+from dredge.index.snapshot import IndexSnapshot
+from dredge.index.state import load_state, save_state
+from dredge.index.supervisor import Supervisor
+from dredge.index.tables import addr_table
 from dredge.telemetry import metrics as core_metrics
 from dredge.telemetry.logging import get_logger
 
 log = get_logger(__name__)
 
 
-@dataclass(frozen=True)
-class IndexConfig:
-    retention_s: float = 24 * 3600.0
-    # wait this long after a change before rebuilding, to fold a burst into one rebuild
-    debounce_s: float = 1.0
-    # rebuild (and so compact) at least this often, even with no change
-    compact_interval_s: float = 300.0
-    state_path: str = ""  # "" = keep nothing on disk
-    save_interval_s: float = 300.0
-
-    def validate(self) -> None:
-        if not self.retention_s > 0:
-            raise ConfigError("retention_s", "must be > 0")
-        if self.debounce_s < 0:
-            raise ConfigError("debounce_s", "must be >= 0")
-        if not self.compact_interval_s > 0:
-            raise ConfigError("compact_interval_s", "must be > 0")
-        if not self.save_interval_s > 0:
-            raise ConfigError("save_interval_s", "must be > 0")
-        if self.state_path and Path(self.state_path).is_dir():
-            raise ConfigError("state_path", "is a directory; give a file path")
-
-
-@dataclass
-class SourceStatus:
-    """Freshness of one source, for ``dredge index stats``."""
-
-    provider: str
-    updated_at: float = 0.0  # last report (poll, read, reload), epoch s
-    last_event_at: int = 0  # the latest event time seen
-    accepted: int = 0
-    too_late: int = 0
-    invalid: int = 0
-    error: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class SubmitResult:
-    accepted: int = 0
-    too_late: int = 0
-    invalid: int = 0
-
-
-@dataclass
-class _Pending:
-    batches: list[tuple[str, Events]] = field(default_factory=list)
-    networks: dict[str, pa.Table] = field(default_factory=dict)
-
-
-class SourceSink:
-    """A provider's handle on the manager for one source (thread-safe)."""
-
-    def __init__(self, manager: IndexManager, source: str, provider: str) -> None:
-        self._m = manager
-        self.source = source
-        self.provider = provider
-
-    def submit(self, ips: Sequence[str | None], times: Sequence[int] | np.ndarray,
-               owners: Sequence[Owner | None], cursor: Any = None) -> SubmitResult:
-        """Assignments (owner) and releases (None) at their own times. ``cursor``, if given,
-        is saved with the state that includes these events (see :meth:`cursor`)."""
-        return self._m._submit(self, ips, times, owners, cursor)
-
-    def set_networks(self, table: pa.Table) -> None:
-        """Replace this source's CIDR map (``cidr`` + owner fields)."""
-        self._m._set_networks(self, table)
-
-    def touch(self, error: str | None = None) -> None:
-        """Record a report (a poll with no change still counts for freshness)."""
-        self._m._touch(self, error)
-
-    def cursor(self) -> Any:
-        """The cursor saved with the loaded state, or None."""
-        return self._m._cursors.get(self.source)
-
-    def assigned(self) -> dict[str, Owner]:
-        """Address -> owner this source holds assigned now (after the loaded state and
-        everything submitted since): how a poller picks up after a restart."""
-        return self._m._assigned(self.source)
-
-    def prefix_sink(self, length: int) -> SourceSink:
-        """The sink of this source's delegated prefixes of one length: submit their network
-        addresses (see :mod:`dredge.index.prefixes`)."""
-        return self._m.sink(prefix_source(self.source, length), self.provider)
-
-    def assigned_prefixes(self) -> dict[str, Owner]:
-        """``network/length`` -> owner for the prefixes this source holds assigned now."""
-        with self._m._lock:
-            names = set(self._m._log.sources) | {s for s, _ in self._m._pending.batches}
-        return {f"{ip}/{n}": o for name, n in companions(self.source, names).items()
-                for ip, o in self._m._assigned(name).items()}
-
-
 class IndexManager:
     """Owns the history, the current snapshot and the providers (see the module doc)."""
 
-    def __init__(self, config: IndexConfig | None = None,
+    def __init__(self, config: LiveConfig | None = None,
                  clock: Callable[[], float] = time.time) -> None:
-        self.config = config or IndexConfig()
+        self.config = config or LiveConfig()
         self.config.validate()
         self.clock = clock
         self._providers: list[Provider] = []
-        self._catalog = OwnerCatalog()
         self._log = EventLog.empty()
         self._networks: dict[str, pa.Table] = {}
-        self._cursors: dict[str, Any] = {}
-        self._status: dict[str, SourceStatus] = {}
-        self._lock = threading.Lock()  # pending, catalog, cursors, status
+        self.intake = Intake(clock, self.config.retention_s, lambda: self._log, self._mark_dirty)
         self._build_lock = threading.Lock()  # one rebuild or save at a time
-        self._pending = _Pending()
-        self._pending_cursors: dict[str, Any] = {}
-        self._snapshot, _ = self._build(self._log, {})
+        self._snapshot = self._build(self._log, {})
         self._tasks = Supervisor("index")
         self._dirty: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -196,9 +99,8 @@ class IndexManager:
         self._providers.append(provider)
 
     def sink(self, source: str, provider: str) -> SourceSink:
-        with self._lock:
-            self._status.setdefault(source, SourceStatus(provider))
-        return SourceSink(self, source, provider)
+        """The handle a provider submits one source's events and maps through."""
+        return self.intake.sink(source, provider)
 
     async def start(self) -> None:
         if self._started:
@@ -246,65 +148,8 @@ class IndexManager:
     # -- providers' side (any thread) ----------------------------------------------------
 
     def cutoff(self) -> int:
-        return int(self.clock() - self.config.retention_s)
-
-    def _submit(self, sink: SourceSink, ips: Sequence[str | None], times: Sequence[int] | np.ndarray,
-                owners: Sequence[Owner | None], cursor: Any) -> SubmitResult:
-        if not (len(ips) == len(times) == len(owners)):
-            raise ValueError("ips, times and owners differ in length")
-        t = np.asarray(times, np.int64).reshape(-1)
-        with self._lock:
-            ids = np.array([-1 if o is None else self._catalog.intern(o) for o in owners],
-                           np.int32)
-            ev = Events.of(ips, t, ids)
-            invalid = len(ips) - len(ev)
-            fresh = ev.time >= self.cutoff()
-            too_late = int((~fresh).sum())
-            if too_late:
-                ev = ev.take(np.flatnonzero(fresh))
-            if len(ev):
-                self._pending.batches.append((sink.source, ev))
-            if cursor is not None:
-                self._pending_cursors[sink.source] = cursor
-            st = self._status.setdefault(sink.source, SourceStatus(sink.provider))
-            st.accepted += len(ev)
-            st.too_late += too_late
-            st.invalid += invalid
-            st.updated_at = self.clock()
-            if len(ev):
-                st.last_event_at = max(st.last_event_at, int(ev.time.max()))
-        for outcome, n in (("accepted", len(ev)), ("too_late", too_late), ("invalid", invalid)):
-            if n:
-                metrics.events_total.labels(sink.provider, outcome).inc(n)
-        metrics.provider_updated.labels(sink.provider).set(time.time())
-        if len(ev) or cursor is not None:
-            self._mark_dirty()
-        return SubmitResult(len(ev), too_late, invalid)
-
-    def _set_networks(self, sink: SourceSink, table: pa.Table) -> None:
-        if "cidr" not in table.column_names:
-            raise OwnerIndexError("a CIDR map needs a 'cidr' column")
-        with self._lock:
-            self._pending.networks[sink.source] = table
-            st = self._status.setdefault(sink.source, SourceStatus(sink.provider))
-            st.updated_at = self.clock()
-            st.accepted = table.num_rows
-        self._mark_dirty()
-
-    def _assigned(self, source: str) -> dict[str, Owner]:
-        with self._lock:
-            batches = [b for b in self._pending.batches if b[0] == source]
-            now = self._log.merge(batches).current(source)
-            return {ip: self._catalog.row(o) for ip, o in now.items()}
-
-    def _touch(self, sink: SourceSink, error: str | None) -> None:
-        with self._lock:
-            st = self._status.setdefault(sink.source, SourceStatus(sink.provider))
-            st.error = error
-            if error is None:
-                st.updated_at = self.clock()
-        if error is None:
-            metrics.provider_updated.labels(sink.provider).set(time.time())
+        """Events before this (epoch s) are refused: now - retention."""
+        return self.intake.cutoff()
 
     def _mark_dirty(self) -> None:
         loop = self._loop
@@ -335,22 +180,17 @@ class IndexManager:
         it in a worker thread). Returns the new snapshot."""
         with self._build_lock:
             t0 = time.perf_counter()
-            with self._lock:
-                pending, self._pending = self._pending, _Pending()
-                cursors, self._pending_cursors = self._pending_cursors, {}
+            pending = self.intake.take()
             try:
                 new_log = self._log.merge(pending.batches).compact(self.cutoff())
                 networks = {**self._networks, **pending.networks}
-                snap, _ = self._build(new_log, networks)
+                snap = self._build(new_log, networks)
             except Exception:
                 metrics.rebuilds_total.labels("failed").inc()
-                with self._lock:  # put the work back: nothing submitted is lost
-                    self._pending.batches[:0] = pending.batches
-                    self._pending.networks = {**pending.networks, **self._pending.networks}
-                    self._pending_cursors = {**cursors, **self._pending_cursors}
+                self.intake.put_back(pending)
                 raise
             self._log, self._networks = new_log, networks
-            self._cursors.update(cursors)
+            self.intake.cursors.update(pending.cursors)
             self._snapshot = snap  # the swap
             self.last_build_seconds = time.perf_counter() - t0
         metrics.rebuilds_total.labels("ok").inc()
@@ -361,50 +201,29 @@ class IndexManager:
         core_metrics.index_intervals.set(snap.intervals)
         return snap
 
-    def _build(self, event_log: EventLog, networks: dict[str, pa.Table]
-               ) -> tuple[IndexSnapshot, BuildReport]:
-        report = BuildReport()
+    def _build(self, event_log: EventLog, networks: dict[str, pa.Table]) -> IndexSnapshot:
         all_iv = event_log.intervals()
         iv, prefixes = split_intervals(all_iv, event_log.sources)  # delegated prefixes apart
-        addrs = addr_table(iv.fam, iv.hi, iv.lo, iv.start, iv.end, iv.owner, report)
-        cidrs: tuple[Any, ...] = ()
-        with self._lock:
-            if networks:
-                nets = pa.concat_tables(
-                    [_net_columns(t) for t in networks.values()], promote_options="permissive")
-                net_ids = self._catalog.intern_table(nets)
-            owners = self._catalog.table()
-        if networks:
-            cidrs = _cidr_tables(nets, net_ids, report)
+        addrs = addr_table(iv.fam, iv.hi, iv.lo, iv.start, iv.end, iv.owner)
+        nets = pa.concat_tables([owner_columns(t, keep=("cidr",)) for t in networks.values()],
+                                promote_options="permissive") if networks else None
+        owners, net_ids = self.intake.owners(nets)
+        cidrs = cidr_tables(nets, net_ids, BuildReport()) if nets is not None and net_ids is not None \
+            else ()
         counts = {name: int((event_log.src == i).sum()) for i, name in enumerate(event_log.sources)}
         counts |= {name: t.num_rows for name, t in networks.items()}
         snap = IndexSnapshot(owners, addrs, cidrs, len(all_iv), time.time(), counts,
                              prefixes=prefixes)
-        return snap, report
+        return snap
 
     # -- persistence ---------------------------------------------------------------------
 
     def _load(self, path: Path) -> None:
         state = load_state(path)
-        with self._build_lock, self._lock:
-            # the saved catalog's ids become ours; anything interned before start is re-mapped
-            old_rows = self._catalog.rows()
-            self._catalog = state.catalog
-            remap = np.array([self._catalog.intern(r) for r in old_rows], np.int32)
-            self._pending.batches = [(s, Events(e.fam, e.hi, e.lo, e.time, e.kind,
-                                                np.where(e.owner >= 0, remap[np.maximum(e.owner, 0)],
-                                                         -1).astype(np.int32)))
-                                     for s, e in self._pending.batches]
+        with self._build_lock:
+            self.intake.load(state)
             self._log = state.log
             self._networks = dict(state.networks)
-            self._cursors = dict(state.cursors)
-            for name, st in state.sources.items():
-                saved, mine = SourceStatus(**st), self._status.get(name)
-                if mine is not None:  # counted before the load (sinks made before start)
-                    saved.accepted += mine.accepted
-                    saved.too_late += mine.too_late
-                    saved.invalid += mine.invalid
-                self._status[name] = saved
         log.info("index_state_loaded", file=str(path), events=len(state.log),
                  sources=len(state.log.sources), saved_at=state.saved_at)
 
@@ -414,10 +233,7 @@ class IndexManager:
             raise OwnerIndexError("no state_path configured")
         path = Path(self.config.state_path)
         with self._build_lock:
-            with self._lock:
-                state = State(self._log, OwnerCatalog(self._catalog.rows()), dict(self._networks),
-                              dict(self._cursors),
-                              {k: v.to_json() for k, v in self._status.items()}, self.clock())
+            state = self.intake.state(self._log, self._networks)
             try:
                 size = save_state(path, state)
             except OwnerIndexError:
@@ -432,29 +248,20 @@ class IndexManager:
     @classmethod
     def from_state(cls, path: Path) -> IndexManager:
         """A manager holding a saved state as it was, for inspection (nothing compacted)."""
-        m = cls(IndexConfig(retention_s=1e12))
+        m = cls(LiveConfig(retention_s=1e12))
         m._load(path)
         m.rebuild_now()
         return m
 
     def status(self) -> dict[str, SourceStatus]:
-        with self._lock:
-            return {k: SourceStatus(**v.to_json()) for k, v in self._status.items()}
+        return self.intake.statuses()
 
     @property
     def history(self) -> EventLog:
         return self._log
 
     def owner(self, owner_id: int) -> Owner:
-        with self._lock:
-            return self._catalog.row(owner_id)
-
-
-def _net_columns(t: pa.Table) -> pa.Table:
-    cols = {"cidr": t.column("cidr").cast(pa.string())}
-    for f in OWNER_FIELDS:
-        cols[f] = t.column(f).cast(pa.string()) if f in t.column_names else pa.nulls(t.num_rows, pa.string())
-    return pa.table(cols)
+        return self.intake.owner(owner_id)
 
 
 def address_history(event_log: EventLog, catalog_row: Callable[[int], Owner], ip: str
@@ -475,12 +282,4 @@ def address_history(event_log: EventLog, catalog_row: Callable[[int], Owner], ip
     return out
 
 
-__all__ = [
-    "IndexConfig",
-    "IndexManager",
-    "SourceSink",
-    "SourceStatus",
-    "SubmitResult",
-    "addr_text",
-    "address_history",
-]
+__all__ = ["IndexManager", "address_history"]

@@ -16,8 +16,10 @@ import pyarrow.csv as pacsv
 
 from dredge.errors import OwnerIndexError
 from dredge.index.build import BuildReport, build_snapshot
-from dredge.index.snapshot import OWNER_FIELDS, IndexSnapshot
+from dredge.index.owners import OWNER_FIELDS
+from dredge.index.snapshot import IndexSnapshot
 from dredge.telemetry.logging import get_logger
+from dredge.times import epoch_seconds
 
 log = get_logger(__name__)
 
@@ -84,13 +86,7 @@ def _load_ownership_slow(path: Path) -> pa.Table:
 
 
 def _to_epoch(v: object) -> int | None:
-    if v is None:
-        return None
-    if isinstance(v, int | float):
-        return int(v)
-    from datetime import datetime
-
-    return int(datetime.fromisoformat(str(v).replace("Z", "+00:00")).timestamp())
+    return None if v is None else epoch_seconds(v)
 
 
 def load_cidr_csv(path: Path) -> pa.Table:

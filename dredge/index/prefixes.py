@@ -11,7 +11,7 @@ be (2^48 addresses), so its ownership is kept per network:
   freshness, and ``assigned()`` after a restart (:func:`assigned_prefixes`).
 - **Snapshot**: :class:`PrefixTables`, one hash table per (family, length), longest first,
   keyed by the network address and holding time segments (an
-  :class:`~dredge.index.snapshot.AddrTable`, overlaps settled as for addresses: the latest
+  :class:`~dredge.index.tables.AddrTable`, overlaps settled as for addresses: the latest
   start wins). ``IndexSnapshot.lookup`` consults it after an exact-address miss and before
   the static CIDR maps: an address in a delegated prefix gets the prefix's owner *at the
   flow's time*.
@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from dredge.flowlog.parser import Addr
-from dredge.index.build import addr_table
-from dredge.index.history import Intervals, Owner
-from dredge.index.snapshot import CidrTable
+from dredge.index.history import Intervals
+from dredge.index.owners import Owner
+from dredge.index.tables import CidrTable, addr_table
 
 MARK = "#prefix/"
 _COMPANION = re.compile(r"^(.*)#prefix/(\d{1,3})$")

@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from dredge.errors import OwnerIndexError
-from dredge.index.history import EventLog, Events, Owner, OwnerCatalog
-from dredge.index.snapshot import OWNER_FIELDS
+from dredge.index.history import EventLog, Events
+from dredge.index.owners import OWNER_FIELDS, Owner, OwnerCatalog
 
 FORMAT = "dredge-index-state/1"
 _META = b"dredge_index"

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 
 from dredge.enrich.rollup import DIMENSIONS
 from dredge.errors import ConfigError
+from dredge.times import parse_duration as parse_duration  # re-exported (home: dredge.times)
+from dredge.times import parse_time as parse_time
 
 METRICS = ("bytes", "packets", "flows")
 FILTERABLE = tuple(d for d in DIMENSIONS if d != "window_start")
@@ -64,27 +66,6 @@ class Dialect:
 
 DUCKDB = Dialect("duckdb", "flows", "window_start")
 DRUID = Dialect("druid", '"dredge_flows"', "__time")
-
-
-def parse_time(text: str) -> int:
-    """Epoch seconds from an integer or ISO 8601 / RFC 3339 text (``2026-11-25T10:00Z``)."""
-    t = text.strip()
-    if re.fullmatch(r"-?\d+", t):
-        return int(t)
-    try:
-        dt = datetime.fromisoformat(t.replace("z", "Z"))
-    except ValueError as exc:
-        raise ConfigError("time", f"not a time: {text!r} (use 2026-11-25T10:00Z or epoch seconds)") from exc
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp())
-
-
-def parse_duration(text: str) -> int:
-    m = re.fullmatch(r"(\d+)\s*([smhd]?)", text.strip())
-    if not m:
-        raise ConfigError("interval", f"not a duration: {text!r} (e.g. 60, 5m, 1h)")
-    return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from dredge.app import Daemon
 from dredge.config import load_config
 from dredge.errors import OwnerIndexError
 from dredge.index.live import IndexManager
-from dredge.index.tasks import Supervisor
+from dredge.index.supervisor import Supervisor
 from dredge.testing import MotoServer
 from tests.integration.streams import (
     PutLog,

@@ -17,8 +17,9 @@ import pyarrow as pa
 import pytest
 
 from dredge.flowlog.parser import parse_addresses
-from dredge.index.ec2 import Ec2Config, Ec2Inventory
-from dredge.index.live import IndexConfig, IndexManager
+from dredge.index.live import IndexManager
+from dredge.index.providers.config import Ec2Config, IndexConfig
+from dredge.index.providers.ec2 import Ec2Inventory
 from dredge.index.snapshot import IndexSnapshot
 from dredge.testing import MotoServer
 

@@ -14,8 +14,9 @@ import pyarrow as pa
 import pytest
 
 from dredge.flowlog.parser import parse_addresses
-from dredge.index.events import AssignmentFile, AssignmentStream, EventFileConfig, EventStreamConfig
-from dredge.index.live import IndexConfig, IndexManager
+from dredge.index.live import IndexManager
+from dredge.index.providers.config import EventFileConfig, EventStreamConfig, IndexConfig
+from dredge.index.providers.events import AssignmentFile, AssignmentStream
 from dredge.index.snapshot import IndexSnapshot
 from dredge.testing import MotoServer
 

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from dredge.config import DredgeConfig, Ec2Section, EventsSection, StreamConfig, load_config
+from dredge.config import DredgeConfig, StreamConfig, load_config
 from dredge.errors import ConfigError
-from dredge.index.events import EventFileConfig, EventStreamConfig
+from dredge.index.providers.config import Ec2Config as Ec2Section
+from dredge.index.providers.config import EventFileConfig, EventStreamConfig
+from dredge.index.providers.config import EventsConfig as EventsSection
 
 EXAMPLE = Path(__file__).parents[2] / "infra" / "dredge.example.toml"
 

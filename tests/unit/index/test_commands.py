@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 
 from dredge.cli import main
-from dredge.index.live import IndexConfig, IndexManager
+from dredge.index.live import IndexManager
+from dredge.index.providers.config import IndexConfig
 
 
 def _state(tmp_path: Path) -> Path:

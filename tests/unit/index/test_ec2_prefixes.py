@@ -23,8 +23,9 @@ import pyarrow as pa
 from botocore.parsers import create_parser
 
 from dredge.flowlog.parser import parse_addresses
-from dredge.index.ec2 import Ec2Config, Ec2Inventory, diff, interface_prefixes, inventory
-from dredge.index.live import IndexConfig, IndexManager, address_history
+from dredge.index.live import IndexManager, address_history
+from dredge.index.providers.config import Ec2Config, IndexConfig
+from dredge.index.providers.ec2 import Ec2Inventory, diff, interface_prefixes, inventory
 from dredge.index.snapshot import IndexSnapshot
 
 _MODEL = botocore.session.get_session().get_service_model("ec2")

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from dredge.errors import ConfigError, OwnerIndexError
 from dredge.flowlog.parser import parse_addresses
 from dredge.index.history import EventLog, Events
-from dredge.index.live import IndexConfig, IndexManager, address_history
+from dredge.index.live import IndexManager, address_history
+from dredge.index.providers.config import IndexConfig
 from dredge.index.snapshot import IndexSnapshot
 
 

@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 
 from dredge.flowlog.parser import Addr
 from dredge.index import kernels
-from dredge.index.build import addr_table
-from dredge.index.snapshot import AddrTable
+from dredge.index.tables import AddrTable, addr_table
 
 FOREVER = np.iinfo(np.int64).max
 BASE = 1_700_000_000

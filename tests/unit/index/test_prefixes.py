@@ -11,8 +11,9 @@ import numpy as np
 import pyarrow as pa
 
 from dredge.flowlog.parser import parse_addresses
-from dredge.index.live import IndexConfig, IndexManager
+from dredge.index.live import IndexManager
 from dredge.index.prefixes import companion_of, expand_v4, prefix_source, split_keys
+from dredge.index.providers.config import IndexConfig
 from dredge.index.snapshot import IndexSnapshot
 
 

@@ -13,17 +13,23 @@ import pytest
 
 from dredge.errors import ConfigError
 from dredge.flowlog.parser import parse_addresses
-from dredge.index.cidr import CidrConfig, CidrFiles
-from dredge.index.ec2 import (
+from dredge.index.live import IndexManager
+from dredge.index.providers.cidr import CidrFiles
+from dredge.index.providers.config import (
+    CidrConfig,
     Ec2Config,
+    EventFileConfig,
+    EventStreamConfig,
+    IndexConfig,
+)
+from dredge.index.providers.ec2 import (
     diff,
     interface_addresses,
     interface_type,
     inventory,
     split_asg_name,
 )
-from dredge.index.events import EventFileConfig, EventStreamConfig, parse_events
-from dredge.index.live import IndexConfig, IndexManager
+from dredge.index.providers.events import parse_events
 
 
 def test_defaults_validate_and_errors_name_fields() -> None:

@@ -14,6 +14,10 @@ in history at its own time (see :mod:`dredge.index.history`). A bad line is coun
 Positions (file inode and offset; per-shard sequence numbers) are saved with the index
 state that holds the events read up to them, so a restart resumes where the saved history
 ends: no gap, and re-reads collapse as duplicates.
+
+A stream is read with the flow-log source's own shard reader and shard listing
+(:mod:`dredge.sources.kinesis`): limits, backoff, expired iterators, trimmed positions and
+the end of a closed shard are handled there, once.
 """
 
 from __future__ import annotations
@@ -22,18 +26,24 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import orjson
 
-from dredge.errors import ConfigError
+from dredge.errors import SourceError
 from dredge.index import metrics
-from dredge.index.history import Owner, owner_of
-from dredge.index.live import IndexManager, SourceSink
-from dredge.index.tasks import PollingProvider
+from dredge.index.owners import Owner, owner_of
+from dredge.index.providers.base import IndexFeed, PollingProvider, SourceSink
+from dredge.index.providers.config import (
+    EventFileConfig,
+    EventsConfig,
+    EventStreamConfig,
+    resolve_region,
+)
+from dredge.sources.kinesis.discovery import ShardCatalog, list_shards
+from dredge.sources.kinesis.reader import SEQUENCE, Position, ReadBatch, ShardReader
 from dredge.telemetry.logging import get_logger
+from dredge.times import epoch_seconds
 
 log = get_logger(__name__)
 KIND = "events"
@@ -42,9 +52,7 @@ KIND = "events"
 def _epoch(v: object) -> int:
     if isinstance(v, bool):
         raise ValueError("a boolean is not a time")
-    if isinstance(v, int | float):
-        return int(v)
-    return int(datetime.fromisoformat(str(v).replace("Z", "+00:00")).timestamp())
+    return epoch_seconds(v)
 
 
 def parse_events(lines: Iterable[bytes]) -> tuple[list[str], list[int], list[Owner | None], int]:
@@ -85,37 +93,27 @@ def submit_lines(sink: SourceSink, lines: Iterable[bytes], cursor: Any) -> int:
 # -- a JSON-lines file -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class EventFileConfig:
-    path: str = ""
-    poll_interval_s: float = 1.0
-    # with no saved position: read the file from its beginning, or only what is appended
-    start_at: str = "beginning"
-    max_read_bytes: int = 8 << 20
+class _EventsProvider(PollingProvider):
+    """One source of assignment events, ``events/<medium>/<file or stream>``."""
 
-    def validate(self) -> None:
-        if not self.path:
-            raise ConfigError("path", "give the JSON-lines file to follow")
-        if not self.poll_interval_s > 0:
-            raise ConfigError("poll_interval_s", "must be > 0")
-        if self.start_at not in ("beginning", "end"):
-            raise ConfigError("start_at", "beginning or end")
-        if self.max_read_bytes < 4096:
-            raise ConfigError("max_read_bytes", "must be >= 4096")
+    name = KIND
+
+    def __init__(self, config: EventsConfig, manager: IndexFeed, interval_s: float,
+                 medium: str, what: str) -> None:
+        config.validate()
+        super().__init__(interval_s, f"{KIND}-{medium}")
+        self.sink = manager.sink(f"events/{medium}/{what}", KIND)
 
 
-class AssignmentFile(PollingProvider):
+class AssignmentFile(_EventsProvider):
     """Provider: follows a file that is appended to (``tail -F``: rotation and truncation
     start over at offset 0 of the new file)."""
 
-    name = KIND
     task_name = "tail"
 
-    def __init__(self, config: EventFileConfig, manager: IndexManager) -> None:
-        config.validate()
-        super().__init__(config.poll_interval_s, f"{KIND}-file")
+    def __init__(self, config: EventFileConfig, manager: IndexFeed) -> None:
+        super().__init__(config, manager, config.poll_interval_s, "file", config.path)
         self.config = config
-        self.sink = manager.sink(f"events/file/{config.path}", KIND)
         self._inode = -1
         self._offset = 0
 
@@ -175,46 +173,22 @@ class AssignmentFile(PollingProvider):
 # -- a Kinesis stream ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class EventStreamConfig:
-    stream: str = ""
-    region: str = "us-east-1"
-    endpoint_url: str = ""  # "" = the AWS default (or AWS_ENDPOINT_URL)
-    # with no saved position for a shard
-    initial_position: str = "TRIM_HORIZON"
-    poll_interval_s: float = 1.0
-    discover_interval_s: float = 30.0
-    limit: int = 1000
-
-    def validate(self) -> None:
-        if not self.stream:
-            raise ConfigError("stream", "give the Kinesis stream of assignment events")
-        if self.initial_position not in ("TRIM_HORIZON", "LATEST"):
-            raise ConfigError("initial_position", "TRIM_HORIZON or LATEST")
-        if not self.poll_interval_s > 0:
-            raise ConfigError("poll_interval_s", "must be > 0")
-        if not self.discover_interval_s > 0:
-            raise ConfigError("discover_interval_s", "must be > 0")
-        if not 1 <= self.limit <= 10_000:
-            raise ConfigError("limit", "between 1 and 10000")
-
-
-class AssignmentStream(PollingProvider):
-    """Provider: every shard of a Kinesis stream, one GetRecords loop per shard.
+class AssignmentStream(_EventsProvider):
+    """Provider: every shard of a Kinesis stream, one shard reader per shard.
 
     No leases: every worker reads every shard (events are few; each worker needs all of
-    them for its own index). A poll is a shard discovery (every ``discover_interval_s``)."""
+    them for its own index). A poll is a shard discovery (every ``discover_interval_s``).
+    A shard reader that stops on an error it does not retry is reported and started again
+    from its position after a wait: the stream's events must keep coming."""
 
-    name = KIND
     task_name = "discover"
 
-    def __init__(self, config: EventStreamConfig, manager: IndexManager) -> None:
-        config.validate()
-        super().__init__(config.discover_interval_s, f"{KIND}-kinesis")
+    def __init__(self, config: EventStreamConfig, manager: IndexFeed) -> None:
+        super().__init__(config, manager, config.discover_interval_s, "kinesis", config.stream)
         self.config = config
-        self.sink = manager.sink(f"events/kinesis/{config.stream}", KIND)
         self._positions: dict[str, str] = {}
         self._readers: set[str] = set()
+        self._catalog = ShardCatalog()
         self._client: Any = None
         self._client_cm: Any = None
 
@@ -224,7 +198,7 @@ class AssignmentStream(PollingProvider):
         cur = self.sink.cursor()
         if isinstance(cur, dict):
             self._positions = {str(k): str(v) for k, v in cur.items()}
-        kwargs: dict[str, Any] = {"region_name": self.config.region}
+        kwargs: dict[str, Any] = {"region_name": resolve_region(self.config.region)}
         if self.config.endpoint_url:
             kwargs["endpoint_url"] = self.config.endpoint_url
         self._client_cm = get_session().create_client("kinesis", **kwargs)
@@ -237,76 +211,46 @@ class AssignmentStream(PollingProvider):
 
     async def poll(self) -> None:
         """Start a reader for every shard not read yet."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
-            shards = await self._list_shards()
-        except (BotoCoreError, ClientError) as exc:
+            shards = await list_shards(self._client, self.config.stream)
+        except SourceError as exc:
             self.report_error(self.sink, exc, "assignment_stream_discovery_failed",
                               stream=self.config.stream)
             return
-        for sid in shards:
-            if sid not in self._readers:
-                self._readers.add(sid)
-                self.spawn(self._read_shard(sid), f"shard-{sid}")
+        self._catalog.update(shards)
+        self.sink.touch()
+        for s in shards:
+            if s.shard_id not in self._readers:
+                self._readers.add(s.shard_id)
+                self.spawn(self._read_shard(s.shard_id), f"shard-{s.shard_id}")
 
-    async def _list_shards(self) -> list[str]:
-        out: list[str] = []
-        kwargs: dict[str, Any] = {"StreamName": self.config.stream}
-        while True:
-            resp = await self._client.list_shards(**kwargs)
-            out += [s["ShardId"] for s in resp.get("Shards", [])]
-            token = resp.get("NextToken")
-            if not token:
-                return out
-            kwargs = {"NextToken": token}
+    def _start(self, shard: str) -> Position:
+        seq = self._positions.get(shard)
+        return Position(SEQUENCE, seq) if seq else Position(self.config.initial_position)
 
-    async def _iterator(self, shard: str) -> str:
-        args: dict[str, Any] = {"StreamName": self.config.stream, "ShardId": shard}
-        pos = self._positions.get(shard)
-        if pos:
-            args |= {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": pos}
-        else:
-            args["ShardIteratorType"] = self.config.initial_position
-        resp = await self._client.get_shard_iterator(**args)
-        return str(resp["ShardIterator"])
+    async def _deliver(self, batch: ReadBatch) -> None:
+        if batch.shard_end:
+            log.info("assignment_stream_shard_closed", stream=self.config.stream,
+                     shard_id=batch.shard_id)
+            return
+        self._positions[batch.shard_id] = batch.sequences[-1]
+        lines = [ln for d in batch.data for ln in bytes(d).split(b"\n")]
+        submit_lines(self.sink, lines, dict(self._positions))
 
     async def _read_shard(self, shard: str) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from dredge.config import KinesisConfig
 
-        it: str | None = None
-        backoff = self.config.poll_interval_s
+        poll = self.config.poll_interval_s
+        limits = KinesisConfig(max_records=self.config.limit, idle_poll_interval_s=poll,
+                               backoff_base_s=poll, backoff_max_s=max(30.0, poll))
+        pos = self._start(shard)
         while True:
+            reader = ShardReader(self._client, self.config.stream, shard, 0, pos,
+                                 self._deliver, limits, self._catalog)
             try:
-                if it is None:
-                    it = await self._iterator(shard)
-                resp = await self._client.get_records(ShardIterator=it, Limit=self.config.limit)
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if code == "ExpiredIteratorException":
-                    it = None
-                    continue
+                await reader.run()
+                return  # the shard is closed and read to its end
+            except SourceError as exc:  # not retried by the reader (access denied, ...)
                 self.report_error(self.sink, exc)
-                it = None if code != "ProvisionedThroughputExceededException" else it
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            except BotoCoreError as exc:
-                self.report_error(self.sink, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            backoff = self.config.poll_interval_s
-            records = resp.get("Records", [])
-            if records:
-                self._positions[shard] = str(records[-1]["SequenceNumber"])
-                lines = [ln for r in records for ln in bytes(r["Data"]).split(b"\n")]
-                submit_lines(self.sink, lines, dict(self._positions))
-            else:
-                self.sink.touch()
-            it = resp.get("NextShardIterator")
-            if it is None:
-                log.info("assignment_stream_shard_closed", stream=self.config.stream, shard_id=shard)
-                return
-            if not records or resp.get("MillisBehindLatest", 0) == 0:
-                await asyncio.sleep(self.config.poll_interval_s)
+            pos = reader.position
+            await asyncio.sleep(limits.backoff_max_s)

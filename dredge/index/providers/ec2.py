@@ -34,53 +34,20 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dredge.errors import ConfigError
 from dredge.index import metrics
-from dredge.index.history import Owner
-from dredge.index.live import IndexManager, SourceSink
+from dredge.index.owners import OWNER_FIELDS, Owner
 from dredge.index.prefixes import expand_v4, split_keys
-from dredge.index.snapshot import OWNER_FIELDS
-from dredge.index.tasks import PollingProvider
+from dredge.index.providers.base import IndexFeed, PollingProvider, SourceSink
+from dredge.index.providers.config import Ec2Config, account_of
 from dredge.telemetry.logging import get_logger
 
 log = get_logger(__name__)
 KIND = "ec2"
 ASG_TAG = "aws:autoscaling:groupName"
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/.+$")
 _VERSION = re.compile(r"^(.+)-v\d+$")
 
 
-@dataclass(frozen=True)
-class Ec2Config:
-    regions: tuple[str, ...] = ("us-east-1",)
-    # one role per account to assume; () = only the account of the default credentials
-    role_arns: tuple[str, ...] = ()
-    role_session_name: str = "dredge-index"
-    external_id: str = ""
-    poll_interval_s: float = 60.0
-    app_tags: tuple[str, ...] = ("app", "application", "App")
-    cluster_tags: tuple[str, ...] = ("cluster", "Cluster")
-    asg_convention: bool = True
-    endpoint_url: str = ""  # "" = the AWS default (or AWS_ENDPOINT_URL)
-
-    def validate(self) -> None:
-        if not self.regions:
-            raise ConfigError("regions", "give at least one region")
-        for arn in self.role_arns:
-            if not _ROLE_ARN.match(arn):
-                raise ConfigError("role_arns", f"not an IAM role ARN: {arn}")
-        if not self.poll_interval_s > 0:
-            raise ConfigError("poll_interval_s", "must be > 0")
-        if not self.app_tags:
-            raise ConfigError("app_tags", "give at least one tag key")
-
-
 # -- from API responses to owners (pure) -------------------------------------------------
-
-
-def account_of(role_arn: str) -> str:
-    m = _ROLE_ARN.match(role_arn)
-    return m.group(1) if m else "default"
 
 
 def split_asg_name(name: str) -> tuple[str, str]:
@@ -236,11 +203,11 @@ class Ec2Inventory(PollingProvider):
 
     name = KIND
 
-    def __init__(self, config: Ec2Config, manager: IndexManager,
+    def __init__(self, config: Ec2Config, manager: IndexFeed,
                  clock: Callable[[], float] | None = None) -> None:
         config.validate()
         super().__init__(config.poll_interval_s)
-        self.config = config
+        self.config = config.provider_config()
         self.clock = clock or manager.clock
         self.scopes = [
             _Scope(account, region, role, manager.sink(f"ec2/{account}/{region}", KIND))

@@ -1,72 +1,38 @@
-"""Background tasks of an index component, the protocol its providers follow, and the
-base the built-in providers share.
+"""The one interface of the live index's providers, and the base the built-in ones share.
 
-A component spawns its loops through a :class:`Supervisor`; a loop that raises is logged
-and kept as the component's ``failure``. The index manager then refuses to hand out
-snapshots (``current()`` raises), so the daemon stops loudly instead of enriching with an
-index that silently stopped updating. :class:`PollingProvider` is the start / poll loop /
-stop / error-reporting scaffolding of EC2 inventory, assignment events and CIDR maps.
+A provider is anything that follows :class:`~dredge.index.intake.Provider`: ``name`` (its
+kind, a bounded metric label), ``async start()``, ``async stop()`` (idempotent) and
+``failure``. It is built inert (no I/O in ``__init__``) from its settings and the index it
+feeds (:class:`IndexFeed`: where it gets one :class:`~dredge.index.intake.SourceSink` per
+source), and the index manager starts the providers in order and stops them in reverse.
+
+:class:`PollingProvider` is the start / poll loop / stop / error-reporting scaffolding of
+EC2 inventory, assignment events and CIDR maps.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, ClassVar, Protocol
 
 from dredge.index import metrics
+from dredge.index.intake import Provider, SourceSink
+from dredge.index.supervisor import Supervisor
 from dredge.telemetry.logging import get_logger
-
-if TYPE_CHECKING:
-    from dredge.index.live import SourceSink
 
 log = get_logger(__name__)
 
 
-class Provider(Protocol):
-    """What the index manager starts and stops: EC2 inventory, assignment events, CIDR maps."""
+class IndexFeed(Protocol):
+    """What a provider is given: the live index as its providers see it
+    (:class:`~dredge.index.live.IndexManager` is one)."""
 
-    name: str
+    clock: Callable[[], float]
 
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
+    def sink(self, source: str, provider: str) -> SourceSink: ...
 
-    @property
-    def failure(self) -> BaseException | None: ...
-
-
-class Supervisor:
-    def __init__(self, owner: str) -> None:
-        self.owner = owner
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self.failure: BaseException | None = None
-
-    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro, name=f"{self.owner}:{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        return task
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None and self.failure is None:
-            self.failure = exc
-            log.error("index_task_crashed", component=self.owner, task=task.get_name(),
-                      error=repr(exc))
-
-    async def close(self) -> None:
-        """Cancel every task and wait for them (idempotent)."""
-        tasks = list(self._tasks)
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        self._tasks.clear()
+    def cutoff(self) -> int: ...
 
 
 class PollingProvider:
@@ -135,3 +101,6 @@ class PollingProvider:
         sink.touch(error=str(error))
         if event:
             log.warning(event, error=str(error), **context)
+
+
+__all__ = ["IndexFeed", "PollingProvider", "Provider", "SourceSink"]

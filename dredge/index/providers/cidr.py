@@ -13,27 +13,14 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from dredge.errors import ConfigError, OwnerIndexError
-from dredge.index.live import IndexManager, SourceSink
+from dredge.errors import OwnerIndexError
 from dredge.index.loaders import load_networks
-from dredge.index.tasks import PollingProvider
+from dredge.index.providers.base import IndexFeed, PollingProvider, SourceSink
+from dredge.index.providers.config import CidrConfig
 from dredge.telemetry.logging import get_logger
 
 log = get_logger(__name__)
 KIND = "cidr"
-
-
-@dataclass(frozen=True)
-class CidrConfig:
-    paths: tuple[str, ...] = ()
-    poll_interval_s: float = 10.0
-
-    def validate(self) -> None:
-        if not self.poll_interval_s > 0:
-            raise ConfigError("poll_interval_s", "must be > 0")
-        for p in self.paths:
-            if not p.endswith((".csv", ".json")):
-                raise ConfigError("paths", f"{p}: a .csv CIDR map or an ip-ranges .json file")
 
 
 @dataclass
@@ -48,7 +35,7 @@ class CidrFiles(PollingProvider):
 
     name = KIND
 
-    def __init__(self, config: CidrConfig, manager: IndexManager) -> None:
+    def __init__(self, config: CidrConfig, manager: IndexFeed) -> None:
         config.validate()
         super().__init__(config.poll_interval_s)
         self.config = config
