@@ -18,14 +18,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dredge.enrich.join import JoinCounts, enrich
+from dredge.enrich.join import enrich
 from dredge.enrich.rollup import Rolled, Rollup
 from dredge.errors import ConfigError, DredgeError, ParseError
 from dredge.flowlog import kernels
 from dredge.flowlog.columns import FlowColumns, RecordCounts
 from dredge.flowlog.fields import FIELDS, FlowFormat, looks_like_header
 from dredge.flowlog.parser import FlowParser, ParsedChunk
-from dredge.index.snapshot import IndexSnapshot
+from dredge.index.snapshot import IndexSnapshot, LookupStats
 from dredge.settings import check_positive
 from dredge.sinks.deadletter import DeadLetters
 from dredge.sources.files import FileRef, ReadState, open_file, text_chunks
@@ -77,7 +77,7 @@ class FileResult:
     kind: str
     rows: Rolled | None = None
     counts: RecordCounts = field(default_factory=RecordCounts)
-    join: JoinCounts = field(default_factory=JoinCounts)
+    join: LookupStats = field(default_factory=LookupStats)
     fmt: str = ""
     truncated: bool = False
     error: str | None = None  # the file could not be used at all
@@ -115,12 +115,13 @@ class Enricher:
         self.snapshot = snapshot
         self.rollup = Rollup(window_s)
         self.counts = RecordCounts()
-        self.join = JoinCounts()
+        self.join = LookupStats()
 
     def add_columns(self, cols: FlowColumns, counts: RecordCounts) -> None:
         self.counts.add(counts)
         if cols.n:
-            src, dst = enrich(cols, self.snapshot, self.join)
+            src, dst, stats = enrich(cols, self.snapshot)
+            self.join += stats
             self.rollup.add(cols, src, dst)
 
     def table(self) -> pa.Table:

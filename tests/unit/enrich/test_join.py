@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from dredge.enrich.join import JoinCounts, enrich
+from dredge.enrich.join import enrich
 from dredge.flowlog.columns import FlowColumns
 from dredge.flowlog.fields import FlowFormat
 from dredge.flowlog.parser import FlowParser
 from dredge.index.loaders import load_index
-from dredge.index.snapshot import IndexSnapshot
+from dredge.index.snapshot import IndexSnapshot, LookupStats
 from dredge.telemetry.metrics import REGISTRY
 
 T = 1_795_600_800  # 2026-11-25T10:00:00Z
@@ -53,7 +53,7 @@ CASES = [
     (line("10.0.9.9", "10.0.2.7", T, pkt_src="10.0.1.5", pkt_dst="1.1.1.1"), "api", "internet"),
 ]
 # lookups by result, counted by hand from CASES (two per flow)
-EXPECTED = JoinCounts(owner=8, cidr=4, unknown=2, internet=2)
+EXPECTED = LookupStats(owner=8, cidr=4, unknown=2, internet=2)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def lookups(result: str) -> float:
 
 
 def test_each_side_gets_the_owner_at_the_flows_start(snapshot: IndexSnapshot) -> None:
-    src, dst = enrich(columns([c[0] for c in CASES]), snapshot)
+    src, dst, _ = enrich(columns([c[0] for c in CASES]), snapshot)
     apps = snapshot.owners.column("app")
     assert apps.take(src).to_pylist() == [c[1] for c in CASES]
     assert apps.take(dst).to_pylist() == [c[2] for c in CASES]
@@ -85,22 +85,15 @@ def test_each_side_gets_the_owner_at_the_flows_start(snapshot: IndexSnapshot) ->
 
 def test_counts_by_result_and_the_metric(snapshot: IndexSnapshot) -> None:
     before = {r: lookups(r) for r in ("owner", "cidr", "unknown", "internet")}
-    counts = JoinCounts()
-    enrich(columns([c[0] for c in CASES]), snapshot, counts)
-    assert counts == EXPECTED
-    assert counts.lookups == 2 * len(CASES)
+    _, _, stats = enrich(columns([c[0] for c in CASES]), snapshot)
+    assert stats == EXPECTED
+    assert stats.lookups == 2 * len(CASES)
     assert {r: lookups(r) - before[r] for r in before} == {
         "owner": 8, "cidr": 4, "unknown": 2, "internet": 2}
 
 
 def test_counts_add_up_over_batches(snapshot: IndexSnapshot) -> None:
-    counts = JoinCounts()
+    total = LookupStats()
     for case in CASES:  # one flow per batch: the same totals as one batch
-        enrich(columns([case[0]]), snapshot, counts)
-    assert counts == EXPECTED
-
-
-def test_no_counts_wanted(snapshot: IndexSnapshot) -> None:
-    src, dst = enrich(columns([CASES[0][0]]), snapshot, None)
-    assert snapshot.owners.column("app").take(src).to_pylist() == ["api"]
-    assert snapshot.owners.column("app").take(dst).to_pylist() == ["db"]
+        total += enrich(columns([case[0]]), snapshot)[2]
+    assert total == EXPECTED
