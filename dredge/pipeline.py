@@ -1,7 +1,7 @@
 """The hot path shared by replay and the stream daemon: parse -> enrich -> roll up, in columns.
 
 - :class:`Enricher`: enrich and roll up column batches against one index snapshot; the
-  stream daemon keeps one per shard and snapshot (:mod:`dredge.batches`).
+  stream daemon keeps one per shard and snapshot (:mod:`dredge.batcher.batches`).
 - :func:`process_file`: one file (text or Parquet) through it, for replay
   (:mod:`dredge.replay`); :func:`dead_letters_of` for its malformed lines (and ``dredge parse``).
 - :class:`PipelineConfig`: the stream daemon's pipeline settings (``[pipeline]``), and the

@@ -1,17 +1,12 @@
-"""The stream daemon's loop: shard batches -> decode -> parse -> [holdback] -> enrich -> roll up
--> one sink transaction per flush interval -> lease checkpoints.
+"""StreamBatcher: the stream daemon's loop between the shard readers and the sink.
 
 Shard readers hand over ``ReadBatch``es through a bounded queue (a full queue stops the
 readers: backpressure). Each batch is decoded and parsed, then enriched and rolled up against
-ONE snapshot reference (:mod:`dredge.batches`; a delay buffer, the holdback, can be put
-between the two). Rolled-up rows accumulate per shard; every ``flush_interval_s`` the
-:class:`~dredge.flusher.Flusher` stores the rows of all shards and their new positions in one
-transaction, then checkpoints the leases.
-
-Invariant: a shard's checkpoint (sink or lease) never passes data the sink has not stored.
-A failed flush stores nothing and checkpoints nothing; the batcher stops taking batches
-(readers block) and retries with backoff until the sink is back. A shard whose lease is
-lost has its unstored rows dropped: the new owner reads them again from the lease checkpoint.
+ONE snapshot reference (:mod:`dredge.batcher.batches`; a delay buffer, the holdback, can be
+put between the two). Every ``flush_interval_s`` the :class:`~dredge.batcher.flusher.Flusher`
+stores the rows of all shards and their new positions in one transaction, then checkpoints
+the leases. A shard whose lease is lost has its unstored rows dropped: the new owner reads
+them again from the lease checkpoint.
 """
 
 from __future__ import annotations
@@ -20,12 +15,12 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from dredge.batches import HeldBatch, ParsedBatch, Pending, ShardKey, parse_batch
+from dredge.batcher.batches import HeldBatch, ParsedBatch, Pending, ShardKey, parse_batch
+from dredge.batcher.flusher import Flusher, ShardOwner
 from dredge.decode import DecodeConfig
 from dredge.enrich.holdback import Holdback, HoldbackConfig
 from dredge.flowlog.fields import FlowFormat
 from dredge.flowlog.parser import FlowParser
-from dredge.flusher import Flusher, ShardOwner
 from dredge.pipeline import PipelineConfig, count_records
 from dredge.sinks.base import BatchSink
 from dredge.sinks.deadletter import DeadLetters

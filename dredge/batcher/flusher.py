@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Protocol
 
-from dredge.batches import Pending, ShardKey
+from dredge.batcher.batches import Pending, ShardKey
 from dredge.enrich.rollup import Rolled
 from dredge.errors import CheckpointError, LeaseLost, SinkError
 from dredge.pipeline import PipelineConfig
