@@ -44,7 +44,8 @@ from dredge.generate import generate
 from dredge.sinks.druid import DruidAPI, DruidConfig, SupervisorConfig, supervisor_spec
 from dredge.sinks.druid_backfill import DruidBackfill
 from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
-from dredge.sinks.kinesis_out import KinesisOutConfig, KinesisPublisher, encode, pack
+from dredge.sinks.kinesis_out import KinesisOutConfig, KinesisPublisher
+from dredge.sinks.rowcodec import encode, pack
 
 ROUTER = f"http://127.0.0.1:{os.environ.get('DRUID_ROUTER_PORT', 18888)}"
 S3 = f"http://127.0.0.1:{os.environ.get('DRUID_S3_PORT', 15055)}"

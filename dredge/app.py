@@ -1,4 +1,4 @@
-"""`dredge run`: the streaming daemon, built from a DredgeConfig.
+"""The streaming daemon, built from a DredgeConfig (``dredge run``: :mod:`dredge.commands.run`).
 
 Components start in order and stop in reverse (an ``AsyncExitStack`` unwinds whatever
 started, on any failure)::
@@ -19,7 +19,6 @@ on with an index that silently stopped updating would attribute flows wrongly.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import signal
@@ -27,10 +26,10 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dredge.errors import DredgeError
-from dredge.telemetry.logging import configure, get_logger
+from dredge.telemetry.logging import get_logger
 from dredge.telemetry.metrics import REGISTRY
 
 if TYPE_CHECKING:  # imported when the daemon runs: `dredge --help` stays quick
@@ -81,10 +80,12 @@ class Daemon:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set (then shut down cleanly) or a component fails (raises)."""
-        from dredge.batcher import BatchSink, StreamBatcher
+        from dredge.batcher import StreamBatcher
+        from dredge.sinks.base import BatchSink
         from dredge.sinks.deadletter import DeadLetters
         from dredge.sinks.duckdb import DuckDBSink
-        from dredge.sinks.kinesis_out import KinesisPublisher, PublishingSink
+        from dredge.sinks.kinesis_out import KinesisPublisher
+        from dredge.sinks.publishing import PublishingSink
         from dredge.snapshots import index_from_config
         from dredge.sources.kinesis.consumer import StreamConsumer
 
@@ -161,7 +162,7 @@ def run_daemon(config: DredgeConfig) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        if _early_stop.is_set():  # signalled while loading the config: start, then stop cleanly
+        if early_stop.is_set():  # signalled while loading the config: start, then stop cleanly
             stop.set()
         await Daemon(config).run(stop)
 
@@ -185,27 +186,5 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-_early_stop = threading.Event()
-
-
-def _remember_stop(signum: int, frame: object) -> None:
-    _early_stop.set()
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from dredge.config import load_config
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _remember_stop)
-
-    config = load_config(args.config)
-    configure(config.log_level)
-    config.require_streams()
-    return run_daemon(config)
-
-
-def add_run_command(sub: Any) -> None:
-    r = sub.add_parser("run", help="the streaming daemon: Kinesis -> enrich -> store, with leases")
-    r.add_argument("--config", required=True, help="TOML file (see infra/dredge.example.toml);"
-                   " DREDGE_<SECTION>__<KEY> environment variables override it")
-    r.set_defaults(func=cmd_run)
+# Set by ``dredge run``'s signal handlers while the config loads: start, then stop cleanly.
+early_stop = threading.Event()

@@ -1,6 +1,11 @@
-"""One file through the hot path: read -> parse -> enrich -> roll up, in columns.
+"""The hot path shared by replay and the stream daemon: parse -> enrich -> roll up, in columns.
 
-Shared by replay (files) and, through :func:`process_text`, by the stream daemon.
+- :class:`Enricher`: enrich and roll up column batches against one index snapshot; the
+  stream daemon keeps one per shard and snapshot (:mod:`dredge.batcher.batches`).
+- :func:`process_file`: one file (text or Parquet) through it, for replay
+  (:mod:`dredge.replay`); :func:`dead_letters_of` for its malformed lines (and ``dredge parse``).
+- :class:`PipelineConfig`: the stream daemon's pipeline settings (``[pipeline]``), and the
+  rollup window's rule (:func:`window_ok`) replay checks too.
 """
 
 from __future__ import annotations
@@ -13,16 +18,49 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dredge.enrich.join import JoinCounts, enrich
+from dredge.enrich.join import enrich
 from dredge.enrich.rollup import Rolled, Rollup
-from dredge.errors import DredgeError, ParseError
+from dredge.errors import ConfigError, DredgeError, ParseError
 from dredge.flowlog import kernels
 from dredge.flowlog.columns import FlowColumns, RecordCounts
 from dredge.flowlog.fields import FIELDS, FlowFormat, looks_like_header
 from dredge.flowlog.parser import FlowParser, ParsedChunk
-from dredge.index.snapshot import IndexSnapshot
+from dredge.index.snapshot import IndexSnapshot, LookupStats
+from dredge.settings import check_positive
 from dredge.sinks.deadletter import DeadLetters
 from dredge.sources.files import FileRef, ReadState, open_file, text_chunks
+from dredge.telemetry.metrics import records_total
+
+
+def window_ok(window_s: int) -> bool:
+    """A rollup window: a positive number of seconds dividing a day, or whole minutes."""
+    return window_s > 0 and (86400 % window_s == 0 or window_s % 60 == 0)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The stream daemon's pipeline (``[pipeline]``)."""
+
+    window_s: int = 60  # rollup window
+    flush_interval_s: float = 1.0  # commit rows + checkpoints this often
+    queue_batches: int = 64  # GetRecords batches waiting for the pipeline (backpressure)
+    sink_retry_max_s: float = 30.0  # longest wait between retries of a failed flush
+    shutdown_flush_attempts: int = 5  # flush attempts on SIGTERM before giving up (no checkpoint)
+    # hold parsed batches this long before enrichment, so late assignment events land in the
+    # index first; 0 = off. Held batches are never checkpointed (dropped on stop, read again).
+    holdback_s: float = 0.0
+    holdback_max_rows: int = 5_000_000  # flow rows held at most; more: readers wait
+
+    def validate(self) -> None:
+        if not window_ok(self.window_s):
+            raise ConfigError("window_s", "a positive number of seconds dividing a day, or whole minutes")
+        check_positive(self, "flush_interval_s", "sink_retry_max_s")
+        for name in ("queue_batches", "shutdown_flush_attempts", "holdback_max_rows"):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, "must be >= 1")
+        if not 0 <= self.holdback_s <= 3600:
+            raise ConfigError("holdback_s", "between 0 (off) and 3600 seconds")
+
 
 UTF8_BOM = b"\xef\xbb\xbf"
 
@@ -39,7 +77,7 @@ class FileResult:
     kind: str
     rows: Rolled | None = None
     counts: RecordCounts = field(default_factory=RecordCounts)
-    join: JoinCounts = field(default_factory=JoinCounts)
+    join: LookupStats = field(default_factory=LookupStats)
     fmt: str = ""
     truncated: bool = False
     error: str | None = None  # the file could not be used at all
@@ -63,6 +101,13 @@ def dead_letters_of(chunk: ParsedChunk, origin: dict[str, Any], line_base: int) 
     return out
 
 
+def count_records(source: str, counts: RecordCounts) -> None:
+    """Add a batch's or a file's records to ``dredge_parse_records_total{source=...}``."""
+    for outcome, n in counts.outcomes():
+        if n:
+            records_total.labels(source, outcome).inc(n)
+
+
 class Enricher:
     """Parse + enrich + roll up batches against one index snapshot."""
 
@@ -70,12 +115,13 @@ class Enricher:
         self.snapshot = snapshot
         self.rollup = Rollup(window_s)
         self.counts = RecordCounts()
-        self.join = JoinCounts()
+        self.join = LookupStats()
 
     def add_columns(self, cols: FlowColumns, counts: RecordCounts) -> None:
         self.counts.add(counts)
         if cols.n:
-            src, dst = enrich(cols, self.snapshot, self.join)
+            src, dst, stats = enrich(cols, self.snapshot)
+            self.join += stats
             self.rollup.add(cols, src, dst)
 
     def table(self) -> pa.Table:

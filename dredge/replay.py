@@ -13,26 +13,23 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from dredge.enrich.rollup import Rolled
 from dredge.errors import ConfigError, SourceError
 from dredge.flowlog.columns import RecordCounts
 from dredge.flowlog.fields import DEFAULT_FORMAT, FlowFormat
 from dredge.index.snapshot import IndexSnapshot
-from dredge.pipeline import FileResult, process_file
+from dredge.pipeline import FileResult, count_records, process_file, window_ok
+from dredge.sinks.base import FileSink, IngestRecord
 from dredge.sinks.deadletter import DeadLetters
-from dredge.sinks.duckdb import IngestRecord
 from dredge.sources.files import FileRef, discover, file_digest, sniff
-from dredge.telemetry import metrics
 from dredge.telemetry.logging import get_logger
+from dredge.telemetry.metrics import counter
 
 log = get_logger(__name__)
 
-
-class FileSink(Protocol):
-    def is_ingested(self, digest: str) -> bool: ...
-    def store_files(self, batch: list[tuple[Rolled, IngestRecord]]) -> list[bool]: ...
+files_total = counter("dredge_replay_files_total",
+                      "Files handled by replay, by outcome (stored, skipped, truncated, failed).",
+                      ["outcome"])
 
 
 @dataclass(frozen=True)
@@ -46,7 +43,7 @@ class ReplayConfig:
     format: str = ""  # used for files without a header line; default: the v2 format
 
     def validate(self) -> None:
-        if self.window_s <= 0 or (86400 % self.window_s and self.window_s % 60):
+        if not window_ok(self.window_s):
             raise ConfigError("window", "must be a positive number of seconds dividing a day, or whole minutes")
         if self.workers < 1:
             raise ConfigError("workers", "must be >= 1")
@@ -59,11 +56,13 @@ class ReplayConfig:
 
 @dataclass
 class ReplaySummary:
-    files: int = 0
-    stored: int = 0
-    already: int = 0
-    failed: int = 0
-    truncated: int = 0
+    """What one replay did: files by outcome, records, lookups, rows stored, time."""
+
+    files: int = 0  # found under the paths
+    stored: int = 0  # committed by this run
+    already: int = 0  # ingested before (same content hash): skipped
+    failed: int = 0  # unreadable: nothing stored, see ``failures``
+    truncated: int = 0  # stored up to the damage, see ``warnings``
     counts: RecordCounts = field(default_factory=RecordCounts)
     lookups: int = 0
     unknown: int = 0
@@ -168,11 +167,11 @@ def replay(paths: list[str], snapshot: IndexSnapshot, sink: FileSink, dead: Dead
             done += 1
         if result is None:
             summary.already += 1
-            metrics.files_total.labels("already_ingested").inc()
+            files_total.labels("already_ingested").inc()
         elif result.error is not None or result.rows is None or digest is None:
             summary.failed += 1
             summary.failures.append(f"{ref.path}: {result.error}")
-            metrics.files_total.labels("failed").inc()
+            files_total.labels("failed").inc()
             if bar is not None:
                 bar.clear()
             log.warning("file_failed", file=ref.path, error=result.error)
@@ -209,7 +208,7 @@ def _store(sink: FileSink, pending: list[tuple[FileRef, str, FileResult]], summa
     for (ref, _, result), ok in zip(pending, stored, strict=True):
         if not ok:
             summary.already += 1
-            metrics.files_total.labels("already_ingested").inc()
+            files_total.labels("already_ingested").inc()
             continue
         c = result.counts
         assert result.rows is not None
@@ -219,16 +218,13 @@ def _store(sink: FileSink, pending: list[tuple[FileRef, str, FileResult]], summa
         summary.lookups += result.join.lookups
         summary.unknown += result.join.unknown
         summary.internet += result.join.internet
-        for outcome, n in (("ok", c.data), ("nodata", c.nodata), ("skipdata", c.skipdata),
-                           ("malformed", c.malformed)):
-            if n:
-                metrics.records_total.labels("replay", outcome).inc(n)
+        count_records("replay", c)
         if result.truncated:
             summary.truncated += 1
             summary.warnings.append(f"{ref.path}: {result.warning}")
-            metrics.files_total.labels("truncated").inc()
+            files_total.labels("truncated").inc()
             log.warning("file_truncated", file=ref.path, error=result.warning, records=c.records)
-        metrics.files_total.labels("stored").inc()
+        files_total.labels("stored").inc()
 
 
 def _ordered_map(fn: Callable[[FileRef], tuple[FileRef, str | None, FileResult | None]],

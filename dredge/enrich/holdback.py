@@ -37,20 +37,16 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from prometheus_client import Counter, Gauge
-
 from dredge.errors import ConfigError
-from dredge.telemetry.metrics import REGISTRY
+from dredge.telemetry.metrics import counter, gauge
 
 T = TypeVar("T")
 
-held_rows = Gauge("dredge_holdback_held_rows", "Flow rows waiting in the holdback.",
-                  registry=REGISTRY)
-held_batches = Gauge("dredge_holdback_held_batches", "Batches waiting in the holdback.",
-                     registry=REGISTRY)
-batches_total = Counter("dredge_holdback_batches_total",
+held_rows = gauge("dredge_holdback_held_rows", "Flow rows waiting in the holdback.")
+held_batches = gauge("dredge_holdback_held_batches", "Batches waiting in the holdback.")
+batches_total = counter("dredge_holdback_batches_total",
                         "Batches leaving the holdback, by outcome (released, discarded, dropped).",
-                        ["outcome"], registry=REGISTRY)
+                        ["outcome"])
 
 
 @dataclass(frozen=True)

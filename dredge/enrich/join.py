@@ -1,45 +1,33 @@
 """The vectorized join: both sides of every flow get the owner of their address at the
-flow's own start time (one index snapshot per batch)."""
+flow's own start time (one index snapshot per batch).
+
+Lookups are counted by result (:class:`~dredge.index.snapshot.LookupStats`: owner, cidr,
+unknown, internet), returned for the caller to add up and counted in
+``dredge_enrich_lookups_total``.
+"""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
 from dredge.flowlog.columns import FlowColumns
 from dredge.index.snapshot import IndexSnapshot, LookupStats
-from dredge.telemetry import metrics
+from dredge.telemetry.metrics import counter
+
+lookups_total = counter("dredge_enrich_lookups_total",
+                        "Address lookups by result (owner, cidr, unknown, internet).", ["result"])
+_RESULTS = ("owner", "cidr", "unknown", "internet")
 
 
-@dataclass
-class JoinCounts:
-    owner: int = 0
-    cidr: int = 0
-    unknown: int = 0
-    internet: int = 0
-
-    def add(self, s: LookupStats) -> None:
-        self.owner += s.owner
-        self.cidr += s.cidr
-        self.unknown += s.unknown
-        self.internet += s.internet
-
-    @property
-    def lookups(self) -> int:
-        return self.owner + self.cidr + self.unknown + self.internet
-
-
-def enrich(cols: FlowColumns, snapshot: IndexSnapshot, counts: JoinCounts | None = None
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """Owner ids (rows of ``snapshot.owners``) for the source and destination of each flow."""
+def enrich(cols: FlowColumns, snapshot: IndexSnapshot
+           ) -> tuple[np.ndarray, np.ndarray, LookupStats]:
+    """Owner ids (rows of ``snapshot.owners``) for the source and destination of each flow,
+    and how both sides' lookups were answered."""
     src, s_stats = snapshot.lookup(cols.src, cols.start)
     dst, d_stats = snapshot.lookup(cols.dst, cols.start)
-    for stats in (s_stats, d_stats):
-        if counts is not None:
-            counts.add(stats)
-        for result in ("owner", "cidr", "unknown", "internet"):
-            v = getattr(stats, result)
-            if v:
-                metrics.enrich_lookups_total.labels(result).inc(v)
-    return src, dst
+    stats = s_stats + d_stats
+    for result in _RESULTS:
+        v = getattr(stats, result)
+        if v:
+            lookups_total.labels(result).inc(v)
+    return src, dst, stats

@@ -15,22 +15,23 @@ import pyarrow.compute as pc
 from dredge.flowlog import bounds, kernels
 from dredge.flowlog.fields import BY_COLUMN, CODES, LOG_NODATA, LOG_OK, LOG_SKIPDATA, FlowFormat
 from dredge.flowlog.parser import Addr, ParsedChunk, parse_addresses
+from dredge.telemetry.tally import Tally
 
 
 @dataclass
-class RecordCounts:
+class RecordCounts(Tally):
+    """Lines of a batch or a file by what they held."""
+
     records: int = 0  # lines that parsed (data + nodata + skipdata)
     data: int = 0
     nodata: int = 0
     skipdata: int = 0
     malformed: int = 0
 
-    def add(self, other: RecordCounts) -> None:
-        self.records += other.records
-        self.data += other.data
-        self.nodata += other.nodata
-        self.skipdata += other.skipdata
-        self.malformed += other.malformed
+    def outcomes(self) -> tuple[tuple[str, int], ...]:
+        """(outcome label of ``dredge_parse_records_total``, count)."""
+        return (("ok", self.data), ("nodata", self.nodata), ("skipdata", self.skipdata),
+                ("malformed", self.malformed))
 
 
 @dataclass

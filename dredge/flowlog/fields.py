@@ -46,75 +46,42 @@ def _f(name: str, kind: Kind, version: int, ptype: str = "string") -> Field:
     return Field(name, kind, version, ptype)
 
 
+def _many(version: int, kind: Kind, names: str, ptype: str = "string") -> list[Field]:
+    """Consecutive fields of one version and kind, in the order given."""
+    return [Field(n, kind, version, ptype) for n in names.split()]
+
+
 INT, ADDR, CODE, STR = Kind.INT, Kind.ADDR, Kind.CODE, Kind.STR
 
+# In AWS's order (version 2: the default format, in its order).
 FIELDS: dict[str, Field] = {
     f.name: f
     for f in [
-        # version 2: the default format, in its order
         _f("version", INT, 2, "int32"),
-        _f("account-id", STR, 2),
-        _f("interface-id", STR, 2),
-        _f("srcaddr", ADDR, 2),
-        _f("dstaddr", ADDR, 2),
-        _f("srcport", INT, 2, "int32"),
-        _f("dstport", INT, 2, "int32"),
-        _f("protocol", INT, 2, "int32"),
-        _f("packets", INT, 2, "int64"),
-        _f("bytes", INT, 2, "int64"),
-        _f("start", INT, 2, "int64"),
-        _f("end", INT, 2, "int64"),
-        _f("action", CODE, 2),
-        _f("log-status", CODE, 2),
-        # version 3
-        _f("vpc-id", STR, 3),
-        _f("subnet-id", STR, 3),
-        _f("instance-id", STR, 3),
+        *_many(2, STR, "account-id interface-id"),
+        *_many(2, ADDR, "srcaddr dstaddr"),
+        *_many(2, INT, "srcport dstport protocol", "int32"),
+        *_many(2, INT, "packets bytes start end", "int64"),
+        *_many(2, CODE, "action log-status"),
+        *_many(3, STR, "vpc-id subnet-id instance-id"),
         _f("tcp-flags", INT, 3, "int32"),
         _f("type", STR, 3),
-        _f("pkt-srcaddr", ADDR, 3),
-        _f("pkt-dstaddr", ADDR, 3),
-        # version 4
-        _f("region", STR, 4),
-        _f("az-id", STR, 4),
-        _f("sublocation-type", STR, 4),
-        _f("sublocation-id", STR, 4),
-        # version 5
-        _f("pkt-src-aws-service", STR, 5),
-        _f("pkt-dst-aws-service", STR, 5),
+        *_many(3, ADDR, "pkt-srcaddr pkt-dstaddr"),
+        *_many(4, STR, "region az-id sublocation-type sublocation-id"),
+        *_many(5, STR, "pkt-src-aws-service pkt-dst-aws-service"),
         _f("flow-direction", CODE, 5),
         _f("traffic-path", INT, 5, "int32"),
         # version 6: transit gateway flow logs
-        _f("resource-type", STR, 6),
-        _f("tgw-id", STR, 6),
-        _f("tgw-attachment-id", STR, 6),
-        _f("tgw-src-vpc-account-id", STR, 6),
-        _f("tgw-dst-vpc-account-id", STR, 6),
-        _f("tgw-src-vpc-id", STR, 6),
-        _f("tgw-dst-vpc-id", STR, 6),
-        _f("tgw-src-subnet-id", STR, 6),
-        _f("tgw-dst-subnet-id", STR, 6),
-        _f("tgw-src-eni", STR, 6),
-        _f("tgw-dst-eni", STR, 6),
-        _f("tgw-src-az-id", STR, 6),
-        _f("tgw-dst-az-id", STR, 6),
-        _f("tgw-pair-attachment-id", STR, 6),
-        _f("packets-lost-no-route", INT, 6, "int64"),
-        _f("packets-lost-blackhole", INT, 6, "int64"),
-        _f("packets-lost-mtu-exceeded", INT, 6, "int64"),
-        _f("packets-lost-ttl-expired", INT, 6, "int64"),
+        *_many(6, STR, """resource-type tgw-id tgw-attachment-id tgw-src-vpc-account-id
+                          tgw-dst-vpc-account-id tgw-src-vpc-id tgw-dst-vpc-id tgw-src-subnet-id
+                          tgw-dst-subnet-id tgw-src-eni tgw-dst-eni tgw-src-az-id tgw-dst-az-id
+                          tgw-pair-attachment-id"""),
+        *_many(6, INT, """packets-lost-no-route packets-lost-blackhole packets-lost-mtu-exceeded
+                          packets-lost-ttl-expired""", "int64"),
         # version 7: ECS
-        _f("ecs-cluster-arn", STR, 7),
-        _f("ecs-cluster-name", STR, 7),
-        _f("ecs-container-instance-arn", STR, 7),
-        _f("ecs-container-instance-id", STR, 7),
-        _f("ecs-container-id", STR, 7),
-        _f("ecs-second-container-id", STR, 7),
-        _f("ecs-service-name", STR, 7),
-        _f("ecs-task-definition-arn", STR, 7),
-        _f("ecs-task-arn", STR, 7),
-        _f("ecs-task-id", STR, 7),
-        # version 8
+        *_many(7, STR, """ecs-cluster-arn ecs-cluster-name ecs-container-instance-arn
+                          ecs-container-instance-id ecs-container-id ecs-second-container-id
+                          ecs-service-name ecs-task-definition-arn ecs-task-arn ecs-task-id"""),
         _f("reject-reason", STR, 8),
     ]
 }

@@ -9,12 +9,13 @@ input cannot grow the file by more than that per rejected record.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from dredge.telemetry import metrics
+from dredge.telemetry.metrics import records_total
 
 MAX_TEXT = 4096  # a dead letter keeps at most this much of the rejected text
 
@@ -24,6 +25,16 @@ def _capped(record: dict[str, Any]) -> dict[str, Any]:
     if isinstance(text, str) and len(text) > MAX_TEXT:
         return {**record, "text": text[:MAX_TEXT], "text_length": len(text)}
     return record
+
+
+@dataclass(frozen=True)
+class DeadLetterConfig:
+    """``[dead_letter]``: where the daemon writes rejected records."""
+
+    path: str = "dredge.deadletter.jsonl"  # JSON lines; empty: count only
+
+    def validate(self) -> None:
+        pass
 
 
 class DeadLetters:
@@ -39,7 +50,7 @@ class DeadLetters:
         with self._lock:
             self.count += len(records)
             for r in records:
-                metrics.records_total.labels("deadletter", str(r.get("reason", "unknown"))).inc()
+                records_total.labels("deadletter", str(r.get("reason", "unknown"))).inc()
             if self.path is None:
                 return
             if self._fh is None:

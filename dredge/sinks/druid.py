@@ -28,7 +28,8 @@ from urllib.parse import urlsplit
 
 from dredge.enrich.rollup import DIMENSIONS, METRICS
 from dredge.errors import ConfigError, SinkError
-from dredge.sinks.kinesis_out import requests_total
+from dredge.settings import check_positive
+from dredge.sinks.metrics import requests_total
 from dredge.telemetry.logging import get_logger
 
 log = get_logger(__name__)
@@ -76,9 +77,7 @@ class DruidConfig:
             raise ConfigError("druid.user", "a password needs a user")
         if not self.datasource or '"' in self.datasource:
             raise ConfigError("druid.datasource", "a datasource name without double quotes")
-        for name in ("timeout_s", "backoff_base_s", "task_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"druid.{name}", "must be > 0")
+        check_positive(self, "timeout_s", "backoff_base_s", "task_timeout_s", prefix="druid.")
         if self.backoff_max_s < self.backoff_base_s:
             raise ConfigError("druid.backoff_max_s", "must be >= backoff_base_s")
         if self.max_attempts < 1:

@@ -26,30 +26,21 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
-from prometheus_client import Gauge
 
 from dredge.aws import Backoff
 from dredge.enrich.rollup import DIMENSIONS, METRICS, Rolled
 from dredge.errors import SinkError
+from dredge.sinks.base import IngestRecord, Rows
 from dredge.sinks.druid import LONG_DIMENSIONS, DruidAPI, DruidConfig, DruidUnreachable
 from dredge.sinks.druid_staging import Part, Staging
-from dredge.sinks.duckdb import DuckDBSink, IngestRecord, Rows
-from dredge.sinks.kinesis_out import encode, retries_total
-from dredge.telemetry import metrics
+from dredge.sinks.duckdb import DuckDBSink
+from dredge.sinks.metrics import flush_seconds, pending_intervals, retries_total, rows_total
+from dredge.sinks.rowcodec import encode
 from dredge.telemetry.logging import get_logger
-from dredge.telemetry.metrics import REGISTRY
 
 log = get_logger(__name__)
 
 HOUR = 3600
-
-pending_intervals = Gauge(
-    "dredge_sink_pending_intervals",
-    "Hours waiting to be pushed to a sink (Druid backfill) after the last push.",
-    ["sink"],
-    registry=REGISTRY,
-)
-
 
 PENDING_DDL = """
 CREATE TABLE IF NOT EXISTS druid_pending (
@@ -285,14 +276,14 @@ class DruidBackfill:
                     summary.rows += rows
                     summary.bytes += size
                     summary.task_seconds.append(seconds)
-                    metrics.sink_rows_total.labels(self.name, "stored").inc(rows)
-                    metrics.sink_flush_seconds.labels(self.name).observe(seconds)
+                    rows_total.labels(self.name, "stored").inc(rows)
+                    flush_seconds.labels(self.name).observe(seconds)
                     log.info("druid_replace_done", datasource=self.config.datasource, task=task,
                              start=_ts(start), end=_ts(end), rows=rows, bytes=size,
                              seconds=round(seconds, 2))
                     return
                 error = f"task {task} {state}: {error}"
-        metrics.sink_rows_total.labels(self.name, "failed").inc(rows)
+        rows_total.labels(self.name, "failed").inc(rows)
         raise SinkError(f"Druid REPLACE of {_ts(start)}..{_ts(end)} into {self.config.datasource!r}"
                         f" failed {self.config.max_attempts} times; the hours stay pending (run"
                         f" again to push them): {error[:500]}")

@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -29,8 +29,8 @@ import pyarrow.compute as pc
 from dredge.enrich.rollup import Rolled
 from dredge.errors import ConfigError, SinkError
 from dredge.index.snapshot import OWNER_FIELDS
-from dredge.sources.kinesis.shards import ShardCheckpoint
-from dredge.telemetry import metrics
+from dredge.sinks.base import IngestRecord, Rows, ShardCheckpoint
+from dredge.sinks.metrics import flush_seconds, rows_total
 
 OWNERS_DDL = """
 CREATE TABLE IF NOT EXISTS owners (
@@ -79,9 +79,6 @@ CREATE TABLE IF NOT EXISTS ingested (
 )"""
 
 
-Rows: TypeAlias = Rolled | pa.Table  # rolled-up rows: facts + owners, or the flows schema with strings
-
-
 CHECKPOINTS_DDL = """
 CREATE TABLE IF NOT EXISTS checkpoints (
   stream VARCHAR NOT NULL,
@@ -105,20 +102,6 @@ class DuckDBConfig:
             raise ConfigError("sink.duckdb.path", "must not be empty")
         if self.threads < 0:
             raise ConfigError("sink.duckdb.threads", "must be >= 0")
-
-
-@dataclass(frozen=True)
-class IngestRecord:
-    hash: str
-    path: str
-    size: int
-    records: int
-    nodata: int
-    skipdata: int
-    malformed: int
-    truncated: bool
-    rows: int
-    seconds: float
 
 
 class DuckDBSink:
@@ -220,11 +203,11 @@ class DuckDBSink:
             except Exception as exc:  # whatever failed, the transaction must not stay open
                 _rollback(con)
                 n = sum(r.num_rows for r, _ in batch)
-                metrics.sink_rows_total.labels(self.name, "failed").inc(n)
+                rows_total.labels(self.name, "failed").inc(n)
                 raise SinkError(f"DuckDB refused a batch of {len(batch)} file(s): {exc}") from exc
         n = sum(r.num_rows for (r, _), ok in zip(batch, stored, strict=True) if ok)
-        metrics.sink_rows_total.labels(self.name, "stored").inc(n)
-        metrics.sink_flush_seconds.labels(self.name).observe(time.perf_counter() - t0)
+        rows_total.labels(self.name, "stored").inc(n)
+        flush_seconds.labels(self.name).observe(time.perf_counter() - t0)
         return stored
 
     def store_batch(self, rows: Rows | Sequence[Rows], checkpoints: list[ShardCheckpoint]) -> None:
@@ -252,11 +235,11 @@ class DuckDBSink:
                 con.commit()
             except Exception as exc:  # anything inside the transaction: roll it back, report
                 _rollback(con)
-                metrics.sink_rows_total.labels(self.name, "failed").inc(n)
+                rows_total.labels(self.name, "failed").inc(n)
                 raise SinkError(f"DuckDB refused {n} rows and {len(checkpoints)}"
                                 f" checkpoint(s): {exc}") from exc
-        metrics.sink_rows_total.labels(self.name, "stored").inc(n)
-        metrics.sink_flush_seconds.labels(self.name).observe(time.perf_counter() - t0)
+        rows_total.labels(self.name, "stored").inc(n)
+        flush_seconds.labels(self.name).observe(time.perf_counter() - t0)
 
     def _ensure_checkpoints(self, con: duckdb.DuckDBPyConnection) -> None:
         # Created on first use by the stream daemon; replay never needs the table.

@@ -1,23 +1,15 @@
-"""Rolled-up rows to a Kinesis output stream, as JSON lines: what Druid's Kinesis supervisor reads.
+"""The publisher: rolled-up rows to a Kinesis output stream with ``PutRecords``.
 
-One JSON object per rolled-up row, in the ``flows`` schema (``window_start`` as ISO 8601 UTC);
-the partition key is the application pair (``src_app|dst_app``), so one pair's rows stay in one
-shard. Rows of one pair are packed into records (newline-separated, up to ``pack_bytes``;
-Druid's JSON reader takes several objects per record): a shard takes 1000 records/s but 1 MB/s,
-so one row per record would waste most of it. JSON is built on columns: each owner tuple is
-serialized once with orjson into a fragment, rows are joined from fragments and number columns
-by Arrow.
+Rows become JSON records with :mod:`dredge.sinks.rowcodec`. ``PutRecords`` takes at most 500
+records and 5 MiB; a partial failure (throttled or internal records) is retried for the failed
+records only, with full-jitter backoff, a bounded number of times, then :class:`SinkError`.
+Delivery is at least once: a call whose answer is lost may have been stored. Retrying one
+logical publish (same ``token``) skips records acknowledged by an earlier attempt, which
+removes the duplicates of the common failure (part of a flush stored, then the stream or
+network failed).
 
-``PutRecords`` takes at most 500 records and 5 MiB; a partial failure (throttled or internal
-records) is retried for the failed records only, with full-jitter backoff, a bounded number of
-times, then :class:`SinkError`. Delivery is at least once: a call whose answer is lost may
-have been stored. Retrying one logical publish (same ``token``) skips records acknowledged by
-an earlier attempt, which removes the duplicates of the common failure (part of a flush
-stored, then the stream or network failed).
-
-:class:`PublishingSink` is what the stream daemon needs: publish a flush's rows, then store
-them and the shard positions in the local store; a failed publish raises before anything is
-checkpointed.
+The daemon wraps its store in :class:`dredge.sinks.publishing.PublishingSink` (publish, then
+store + checkpoint).
 """
 
 from __future__ import annotations
@@ -31,40 +23,21 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
-from prometheus_client import Counter
 
 from dredge.aws import RETRYABLE_CODES, Backoff, error_code, resolve_region
-from dredge.enrich.rollup import METRICS, Rolled
+from dredge.enrich.rollup import Rolled
 from dredge.errors import ConfigError, SinkError
-from dredge.flowlog.fields import CODES
-from dredge.index.snapshot import OWNER_FIELDS
-from dredge.telemetry import metrics
+from dredge.settings import check_positive, check_url
+from dredge.sinks.metrics import flush_seconds, requests_total, retries_total, rows_total
+from dredge.sinks.rowcodec import MAX_KEY_CHARS, Packed, encode, pack
 from dredge.telemetry.logging import get_logger
-from dredge.telemetry.metrics import REGISTRY
 
 log = get_logger(__name__)
 
 MAX_RECORDS = 500  # PutRecords: records per call
 MAX_CALL_BYTES = 5 * 1024 * 1024  # PutRecords: data + partition keys per call
 MAX_RECORD_BYTES = 1024 * 1024  # one record's data + partition key
-MAX_KEY_CHARS = 256  # partition key, Unicode characters
-
-
-requests_total = Counter(
-    "dredge_sink_requests_total",
-    "Requests a sink sent (PutRecords calls, Druid API calls), by outcome (ok, partial, failed).",
-    ["sink", "outcome"],
-    registry=REGISTRY,
-)
-retries_total = Counter(
-    "dredge_sink_retries_total",
-    "Waits before a sink retried, by what failed (partial: some records, call: the request).",
-    ["sink", "outcome"],
-    registry=REGISTRY,
-)
 
 
 @dataclass(frozen=True)
@@ -95,64 +68,8 @@ class KinesisOutConfig:
             raise ConfigError("max_attempts", "must be >= 1")
         if not 0 < self.backoff_base_s <= self.backoff_max_s:
             raise ConfigError("backoff_base_s", "must be > 0 and <= backoff_max_s")
-        for name in ("connect_timeout_s", "read_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(name, "must be > 0")
-        if self.endpoint_url and not self.endpoint_url.startswith(("http://", "https://")):
-            raise ConfigError("endpoint_url", "an http:// or https:// URL")
-
-
-# -- rows -> JSON lines ------------------------------------------------------------------
-
-_JSON_WORDS = {
-    name: pa.array(["null"] + [orjson.dumps(w.decode()).decode() for w in CODES[code]])
-    for name, code in (("action", "action"), ("flow_direction", "flow-direction"))
-}
-
-
-def _owner_fragments(owners: pa.Table, side: str) -> pa.Array:
-    """One JSON fragment per owner: ``"src_app":"api","src_cluster":null,...`` (orjson)."""
-    cols = [owners.column(f).to_pylist() for f in OWNER_FIELDS]
-    frags = []
-    for values in zip(*cols, strict=True):
-        body = orjson.dumps({f"{side}_{f}": v for f, v in zip(OWNER_FIELDS, values, strict=True)})
-        frags.append(body[1:-1].decode())
-    return pa.array(frags, pa.string())
-
-
-def _number(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
-    return pc.fill_null(pc.cast(col, pa.string()), "null")
-
-
-def encode(rows: Rolled | pa.Table) -> tuple[list[bytes], list[str]]:
-    """Rolled-up rows -> (one JSON object per row, its partition key), in row order."""
-    rolled = rows if isinstance(rows, Rolled) else Rolled.from_table(rows)
-    f = rolled.facts
-    if f.num_rows == 0:
-        return [], []
-    src_ids, dst_ids = f.column("src_owner"), f.column("dst_owner")
-    src = _owner_fragments(rolled.owners, "src").take(src_ids)
-    dst = _owner_fragments(rolled.owners, "dst").take(dst_ids)
-    when = pc.strftime(pc.cast(f.column("window_start"), pa.timestamp("s", tz="UTC")),
-                       format="%Y-%m-%dT%H:%M:%SZ")
-    parts: list[Any] = ['{"window_start":"', when, '",', src, ",", dst,
-                        ',"protocol":', _number(f.column("protocol"))]
-    for name in ("action", "flow_direction"):
-        codes = pc.cast(f.column(name), pa.int32())
-        parts += [f',"{name}":', _JSON_WORDS[name].take(codes)]
-    parts += [',"traffic_path":', _number(f.column("traffic_path"))]
-    for m in METRICS:
-        parts += [f',"{m}":', _number(f.column(m))]
-    parts.append("}")
-    lines = pc.binary_join_element_wise(*parts, "")
-    apps = rolled.owners.column("app")
-    key = pc.binary_join_element_wise(
-        apps.take(src_ids), apps.take(dst_ids), "|", null_handling="replace", null_replacement="")
-    key = pc.utf8_slice_codeunits(key, 0, MAX_KEY_CHARS)
-    return pc.cast(lines, pa.binary()).to_pylist(), key.to_pylist()
-
-
-# -- publishing ---------------------------------------------------------------------------
+        check_positive(self, "connect_timeout_s", "read_timeout_s")
+        check_url("endpoint_url", self.endpoint_url)
 
 
 class KinesisClient(Protocol):
@@ -180,44 +97,6 @@ class PublishResult:
     calls: int = 0
     retried: int = 0  # records sent again after a partial failure
     seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class Packed:
-    """Kinesis records: newline-separated JSON rows of one partition key each."""
-
-    data: list[bytes]
-    keys: list[str]
-    rows: np.ndarray  # rows per record
-
-
-def pack(lines: list[bytes], keys: list[str], max_bytes: int) -> Packed:
-    """Rows of the same key joined with newlines into records of at most ``max_bytes``
-    (0: one row per record). Keys keep their first-seen order; rows keep theirs."""
-    if max_bytes <= 0:
-        return Packed(lines, keys, np.ones(len(lines), np.int64))
-    groups: dict[str, list[int]] = {}
-    for i, k in enumerate(keys):
-        groups.setdefault(k, []).append(i)
-    data: list[bytes] = []
-    out_keys: list[str] = []
-    counts: list[int] = []
-    for key, idx in groups.items():
-        chunk: list[bytes] = []
-        size = 0
-        for i in idx:
-            n = len(lines[i]) + 1
-            if chunk and size + n > max_bytes:
-                data.append(b"\n".join(chunk))
-                out_keys.append(key)
-                counts.append(len(chunk))
-                chunk, size = [], 0
-            chunk.append(lines[i])
-            size += n
-        data.append(b"\n".join(chunk))
-        out_keys.append(key)
-        counts.append(len(chunk))
-    return Packed(data, out_keys, np.asarray(counts, np.int64))
 
 
 class KinesisPublisher:
@@ -281,7 +160,7 @@ class KinesisPublisher:
             if token is not None:
                 self._resume = (token, digest, acked)
             unsent = int(packed.rows[~acked].sum())
-            metrics.sink_rows_total.labels(self.name, "failed").inc(unsent)
+            rows_total.labels(self.name, "failed").inc(unsent)
             log.error("publish_failed", stream=self.config.stream, rows=int(packed.rows.sum()),
                       acknowledged=int(packed.rows[acked].sum()), unsent=unsent)
             raise
@@ -289,7 +168,7 @@ class KinesisPublisher:
         # retried with the same token, and nothing is sent twice.
         self._resume = (token, digest, acked) if token is not None else None
         result.seconds = time.perf_counter() - t0
-        metrics.sink_flush_seconds.labels(self.name).observe(result.seconds)
+        flush_seconds.labels(self.name).observe(result.seconds)
         return result
 
     def _put_batch(self, packed: Packed, batch: np.ndarray, acked: np.ndarray,
@@ -322,14 +201,14 @@ class KinesisPublisher:
             result.records += len(done)
             rows = int(packed.rows[done].sum())
             result.rows += rows
-            metrics.sink_rows_total.labels(self.name, "published").inc(rows)
+            rows_total.labels(self.name, "published").inc(rows)
             if not failed_mask.any():
                 requests_total.labels(self.name, "ok").inc()
                 return
             todo = todo[failed_mask]
             requests_total.labels(self.name, "partial").inc()
             retries_total.labels(self.name, "partial").inc()
-            metrics.sink_rows_total.labels(self.name, "retried").inc(int(packed.rows[todo].sum()))
+            rows_total.labels(self.name, "retried").inc(int(packed.rows[todo].sum()))
             result.retried += len(todo)
             first = next(e for e in entries if e.get("ErrorCode"))
             last_error = f"{len(todo)} of {len(entries)} records: {first.get('ErrorCode')}"
@@ -366,33 +245,3 @@ def _batches(data: list[bytes], keys: list[str], indices: np.ndarray, max_record
     if current:
         out.append(np.asarray(current, np.int64))
     return out
-
-
-# -- the daemon's sink ----------------------------------------------------------------------
-
-
-class CheckpointStore(Protocol):
-    def store_batch(self, rows: Any, checkpoints: list[Any]) -> None: ...
-
-
-class PublishingSink:
-    """Publish a flush's rows to the output stream, then store rows + positions locally.
-
-    A publish that fails raises SinkError before the store is touched: no checkpoint moves,
-    the daemon retries the flush (same positions, same token: acknowledged records are not
-    sent twice).
-    """
-
-    def __init__(self, store: CheckpointStore, publisher: KinesisPublisher) -> None:
-        self.store = store
-        self.publisher = publisher
-
-    def store_batch(self, rows: Rolled | pa.Table | Sequence[Rolled | pa.Table],
-                    checkpoints: list[Any]) -> None:
-        token = repr(sorted(
-            (c.stream, c.shard_id, c.sequence, c.sub_sequence) for c in checkpoints))
-        self.publisher.publish(rows, token=token)
-        self.store.store_batch(rows, checkpoints)
-
-    def __getattr__(self, name: str) -> Any:  # checkpoints(), open(), close() of the store
-        return getattr(self.store, name)

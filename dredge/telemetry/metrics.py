@@ -1,46 +1,66 @@
 """Prometheus metrics: one registry per process, names ``dredge_<component>_<noun>_<unit>``.
 
-Labels are bounded (stream, shard, sink, outcome, reason); never IPs or app names.
+Each component declares its own metrics beside its code with :func:`counter`, :func:`gauge`
+and :func:`histogram` (``sinks/metrics.py``, ``batcher.py``, ``index/metrics.py``, ...); this
+module holds the registry, the helpers and the few metrics several components share. Labels
+are bounded (stream, shard, sink, outcome, reason); never IPs or app names.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from dredge.errors import ConfigError
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-records_total = Counter(
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """``[metrics]``: the daemon's Prometheus endpoint (``dredge.app.metrics_server``)."""
+
+    port: int = 9108  # Prometheus /metrics; 0 = no HTTP server
+    host: str = "0.0.0.0"
+
+    def validate(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError("port", "must be in 0..65535")
+
+_M = TypeVar("_M", Counter, Gauge, Histogram)
+
+
+def _declare(kind: type[_M], name: str, doc: str, labels: Sequence[str], **extra: Any) -> _M:
+    if not name.startswith("dredge_"):
+        raise ValueError(f"metric {name!r}: names start with dredge_<component>_")
+    return kind(name, doc, list(labels), registry=REGISTRY, **extra)
+
+
+def counter(name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
+    """A counter on the process registry."""
+    return _declare(Counter, name, doc, labels)
+
+
+def gauge(name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
+    """A gauge on the process registry."""
+    return _declare(Gauge, name, doc, labels)
+
+
+def histogram(name: str, doc: str, labels: Sequence[str] = (),
+              buckets: Sequence[float] | None = None) -> Histogram:
+    """A histogram on the process registry (prometheus_client's default buckets unless given)."""
+    extra: dict[str, Any] = {} if buckets is None else {"buckets": tuple(buckets)}
+    return _declare(Histogram, name, doc, labels, **extra)
+
+
+# Shared: counted by replay, the stream batcher and the dead-letter file.
+records_total = counter(
     "dredge_parse_records_total",
     "Flow-log records seen by the parser, by outcome (ok, nodata, skipdata, malformed).",
-    ["source", "outcome"],
-    registry=REGISTRY,
-)
-files_total = Counter(
-    "dredge_replay_files_total",
-    "Files handled by replay, by outcome (stored, skipped, truncated, failed).",
-    ["outcome"],
-    registry=REGISTRY,
-)
-enrich_lookups_total = Counter(
-    "dredge_enrich_lookups_total",
-    "Address lookups by result (owner, cidr, unknown, internet).",
-    ["result"],
-    registry=REGISTRY,
-)
-sink_rows_total = Counter(
-    "dredge_sink_rows_total",
-    "Rolled-up rows written, by sink and outcome.",
-    ["sink", "outcome"],
-    registry=REGISTRY,
-)
-sink_flush_seconds = Histogram(
-    "dredge_sink_flush_seconds",
-    "Time to store one batch of rolled-up rows.",
-    ["sink"],
-    registry=REGISTRY,
-)
-index_intervals = Gauge(
-    "dredge_index_intervals",
-    "Ownership intervals held by the current index snapshot.",
-    registry=REGISTRY,
-)
+    ["source", "outcome"])
+# The index's (read by the live index); kept here until the index declares it beside itself.
+index_intervals = gauge(
+    "dredge_index_intervals", "Ownership intervals held by the current index snapshot.")

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from dredge.batcher import StreamBatcher
-from dredge.config import PipelineConfig
 from dredge.decode import DecodeConfig
 from dredge.enrich.rollup import Rolled
 from dredge.errors import LeaseLost, OwnerIndexError, SinkError
 from dredge.flowlog.fields import DEFAULT_FORMAT
 from dredge.index.loaders import load_index
 from dredge.index.snapshot import IndexSnapshot
+from dredge.pipeline import PipelineConfig
 from dredge.sinks.deadletter import DeadLetters
 from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
 from dredge.snapshots import StaticSnapshots

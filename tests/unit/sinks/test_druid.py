@@ -16,9 +16,10 @@ from dredge.enrich.rollup import DIMENSIONS, FLOWS_SCHEMA, Rolled
 from dredge.errors import ConfigError, SinkError
 from dredge.query.druid import inline_parameters, literal, result_schema
 from dredge.query.spec import QuerySpec
+from dredge.sinks.base import IngestRecord
 from dredge.sinks.druid import DruidConfig, DruidUnreachable, SupervisorConfig, supervisor_spec
 from dredge.sinks.druid_backfill import DruidBackfill, replace_statement
-from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink, IngestRecord
+from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
 
 H = 3600
 T0 = 1795564800  # 2026-11-25T00:00Z
@@ -57,7 +58,7 @@ def test_replace_statement_overwrites_exactly_its_hours() -> None:
 def test_druid_config_options_beat_environment(tmp_path: Path) -> None:
     import ssl
 
-    from dredge.druid_cli import druid_config
+    from dredge.commands.druid import druid_config
 
     args = argparse.Namespace(druid_url="https://druid:9088", druid_user=None, druid_password=None,
                               druid_tls_verify=None, druid_datasource=None)
@@ -353,7 +354,7 @@ def test_config_file_supplies_what_options_and_environment_leave_unset(
     import json
 
     from dredge.cli import main
-    from dredge.druid_cli import druid_config
+    from dredge.commands.druid import druid_config
 
     conf = tmp_path / "dredge.toml"
     conf.write_text('[sink.druid]\nurl = "https://druid.internal:9088"\nuser = "dredge"\n'

@@ -12,16 +12,10 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from dredge.enrich.rollup import FLOWS_SCHEMA, Rolled
 from dredge.errors import ConfigError, SinkError
-from dredge.sinks.kinesis_out import (
-    MAX_CALL_BYTES,
-    KinesisOutConfig,
-    KinesisPublisher,
-    PublishingSink,
-    _batches,
-    encode,
-    pack,
-)
-from dredge.sources.kinesis.shards import ShardCheckpoint
+from dredge.sinks.base import ShardCheckpoint
+from dredge.sinks.kinesis_out import MAX_CALL_BYTES, KinesisOutConfig, KinesisPublisher, _batches
+from dredge.sinks.publishing import PublishingSink
+from dredge.sinks.rowcodec import encode, pack
 from dredge.telemetry.metrics import REGISTRY
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from dredge.enrich.rollup import FLOWS_SCHEMA
 from dredge.errors import ConfigError, SinkError
-from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink, IngestRecord
+from dredge.sinks.base import IngestRecord
+from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
 
 
 def rows(apps: list[tuple[str, str | None]], bytes_: list[int]) -> pa.Table:

@@ -34,7 +34,8 @@ import orjson
 from dredge.errors import ConfigError, SinkError
 
 if TYPE_CHECKING:  # the sinks load numba: imported when a command runs (`dredge --help` stays quick)
-    from dredge.replay import FileSink, ReplaySummary
+    from dredge.replay import ReplaySummary
+    from dredge.sinks.base import FileSink
     from dredge.sinks.druid import DruidAPI, DruidConfig, SupervisorConfig
     from dredge.sinks.duckdb import DuckDBSink
     from dredge.sinks.kinesis_out import KinesisOutConfig

@@ -1,0 +1,229 @@
+"""StreamBatcher: the stream daemon's loop between the shard readers and the sink.
+
+Shard readers hand over ``ReadBatch``es through a bounded queue (a full queue stops the
+readers: backpressure). Each batch is decoded and parsed, then enriched and rolled up against
+ONE snapshot reference (:mod:`dredge.batcher.batches`; a delay buffer, the holdback, can be
+put between the two). Every ``flush_interval_s`` the :class:`~dredge.batcher.flusher.Flusher`
+stores the rows of all shards and their new positions in one transaction, then checkpoints
+the leases. A shard whose lease is lost has its unstored rows dropped: the new owner reads
+them again from the lease checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from dredge.batcher.batches import HeldBatch, ParsedBatch, Pending, ShardKey, parse_batch
+from dredge.batcher.flusher import Flusher, ShardOwner
+from dredge.decode import DecodeConfig
+from dredge.enrich.holdback import Holdback, HoldbackConfig
+from dredge.flowlog.fields import FlowFormat
+from dredge.flowlog.parser import FlowParser
+from dredge.pipeline import PipelineConfig, count_records
+from dredge.sinks.base import BatchSink
+from dredge.sinks.deadletter import DeadLetters
+from dredge.snapshots import SnapshotSource
+from dredge.sources.kinesis.reader import ReadBatch
+from dredge.telemetry.logging import get_logger
+from dredge.telemetry.metrics import counter, histogram
+
+log = get_logger(__name__)
+
+batches_total = counter(
+    "dredge_stream_batches_total",
+    "GetRecords batches taken by the pipeline, by outcome (processed, stale: lease gone).",
+    ["outcome"])
+batch_seconds = histogram(
+    "dredge_stream_batch_seconds",
+    "Time to decode, parse, enrich and roll up one GetRecords batch.")
+
+
+class StreamBatcher:
+    """The pipeline between the shard readers and the sink: one per daemon, every stream.
+
+    Readers ``put`` batches; ``register`` tells it each stream's format and lease owner;
+    ``discard`` drops a shard whose lease is gone; ``run`` until ``drain_and_stop``.
+    """
+
+    def __init__(
+        self,
+        sink: BatchSink,
+        dead: DeadLetters,
+        snapshots: SnapshotSource,
+        decode: DecodeConfig,
+        pipeline: PipelineConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._owners: dict[str, ShardOwner] = {}
+        self._flusher = Flusher(sink, dead, self._owners, pipeline)
+        self._snapshots, self._decode, self._config = snapshots, decode, pipeline
+        self._clock = clock
+        self._queue: asyncio.Queue[ReadBatch] = asyncio.Queue(pipeline.queue_batches)
+        self._parsers: dict[str, FlowParser] = {}
+        self._draining = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._holdback: Holdback[HeldBatch] | None = None
+        if pipeline.holdback_s > 0:
+            self._holdback = Holdback(HoldbackConfig(pipeline.holdback_s, pipeline.holdback_max_rows),
+                                      clock=clock)
+        self._waiting: tuple[ShardKey, HeldBatch, int] | None = None  # parsed, holdback full
+
+    @property
+    def flushes(self) -> int:
+        """Flushes stored so far."""
+        return self._flusher.flushes
+
+    def register(self, stream: str, fmt: FlowFormat, owner: ShardOwner) -> None:
+        self._owners[stream] = owner
+        self._parsers[stream] = FlowParser(fmt)
+
+    async def put(self, batch: ReadBatch) -> None:
+        """A reader hands over a batch (waits while the pipeline is full)."""
+        await self._queue.put(batch)
+
+    def discard(self, stream: str, shard_id: str) -> None:
+        """The lease is gone: forget what the shard has not stored."""
+        key = (stream, shard_id)
+        records = self._flusher.discard(key)
+        held = self._holdback.discard(key) if self._holdback is not None else 0
+        if self._waiting is not None and self._waiting[0] == key:
+            self._waiting = None
+            held += 1
+        if records or held:
+            log.info("shard_pending_dropped", stream=stream, shard_id=shard_id,
+                     records=records, held_batches=held)
+
+    # -- the loop ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Take batches and flush every interval until ``drain_and_stop``; then flush a last time."""
+        getter: asyncio.Task[ReadBatch] | None = None
+        next_flush = self._clock() + self._config.flush_interval_s
+        if self._holdback is not None:
+            await self._holdback.start()
+        try:
+            while True:
+                await self._release_due()
+                if getter is None and self._waiting is None:
+                    getter = asyncio.ensure_future(self._queue.get())
+                timeout = max(0.0, min(next_flush, self._next_due()) - self._clock())
+                if self._draining.is_set():
+                    timeout = min(timeout, 0.05)
+                if getter is not None:
+                    await asyncio.wait({getter}, timeout=timeout)
+                else:  # a parsed batch waits for room in the holdback: no new batches
+                    await asyncio.sleep(timeout)
+                if getter is not None and getter.done():
+                    batch = getter.result()
+                    getter = None
+                    if self._draining.is_set() and self._holdback is not None:
+                        continue  # it would be held, then dropped: read again next run
+                    await self._process(batch)
+                elif self._draining.is_set() and (self._queue.empty() or self._holdback is not None):
+                    if getter is not None:
+                        getter.cancel()
+                        getter = None
+                    break
+                if self._clock() >= next_flush:
+                    await self._flusher.flush_until_stored(self._draining)
+                    next_flush = self._clock() + self._config.flush_interval_s
+            await self._release_due()
+            await self._flusher.final_flush()
+        finally:
+            if getter is not None and not getter.done():
+                getter.cancel()
+            if self._holdback is not None:
+                held = self._holdback.held_batches + (self._waiting is not None)
+                if held:
+                    log.info("holdback_dropped", batches=held,
+                             reason="stopping: not checkpointed, read again next run")
+                self._waiting = None
+                await self._holdback.stop()
+            self._stopped.set()
+
+    async def drain_and_stop(self) -> None:
+        """Readers have stopped: process what is queued, flush, checkpoint, and return.
+
+        With a holdback, batches still held (or queued behind them) are dropped instead."""
+        self._draining.set()
+        await self._stopped.wait()
+
+    @property
+    def held_batches(self) -> int:
+        return self._holdback.held_batches if self._holdback is not None else 0
+
+    def _next_due(self) -> float:
+        """When the oldest held batch is due (inf when nothing is held)."""
+        hb = self._holdback
+        if hb is None or not hb.held_batches:
+            return float("inf")
+        return self._clock() + hb.config.delay_s - hb.oldest_age()
+
+    async def _process(self, batch: ReadBatch) -> None:
+        owner = self._owners.get(batch.stream)
+        key = (batch.stream, batch.shard_id)
+        if owner is None or not owner.is_current(batch.shard_id, batch.epoch):
+            batches_total.labels("stale").inc()
+            return
+        parser = self._parsers[batch.stream]
+        if self._holdback is None:
+            pending = self._flusher.pending_for(key, batch.epoch)
+            await asyncio.to_thread(self._work, batch, parser, pending)
+            batches_total.labels("processed").inc()
+        else:  # counted when it comes out of the holdback
+            parsed = await asyncio.to_thread(self._parse, batch, parser)
+            rows = parsed.cols.n if parsed.cols is not None else 0
+            self._waiting = (key, HeldBatch(key, batch.epoch, parsed, len(batch.data)), max(rows, 1))
+            await self._hold_waiting()
+
+    async def _hold_waiting(self) -> None:
+        """Put the waiting batch into the holdback if it fits (never waits: this loop is
+        also the one that releases)."""
+        hb = self._holdback
+        if hb is None or self._waiting is None:
+            return
+        key, held, rows = self._waiting
+        if hb.held_batches and hb.held_rows + rows > hb.config.max_rows:
+            return
+        self._waiting = None
+        await hb.put(key, held, rows)
+
+    async def _release_due(self) -> None:
+        """Enrich the held batches whose delay has passed, oldest first."""
+        hb = self._holdback
+        if hb is None:
+            return
+        work: list[tuple[HeldBatch, Pending]] = []
+        for _, held in hb.ready():
+            stream, shard = held.key
+            owner = self._owners.get(stream)
+            if owner is None or not owner.is_current(shard, held.epoch):
+                batches_total.labels("stale").inc()
+                continue
+            # resolved here, on the loop: a discard() meanwhile orphans it (as in _process)
+            work.append((held, self._flusher.pending_for((stream, shard), held.epoch)))
+        if work:
+            await asyncio.to_thread(self._apply_released, work)
+            batches_total.labels("processed").inc(len(work))
+        await self._hold_waiting()
+
+    def _apply_released(self, work: list[tuple[HeldBatch, Pending]]) -> None:
+        for held, pending in work:
+            pending.add(held.parsed, self._snapshots, self._config.window_s, held.records)
+
+    def _parse(self, batch: ReadBatch, parser: FlowParser) -> ParsedBatch:
+        t0 = time.perf_counter()
+        parsed = parse_batch(batch, parser, self._decode)
+        count_records("stream", parsed.counts)
+        batch_seconds.observe(time.perf_counter() - t0)
+        return parsed
+
+    def _work(self, batch: ReadBatch, parser: FlowParser, pending: Pending) -> None:
+        t0 = time.perf_counter()
+        parsed = parse_batch(batch, parser, self._decode)
+        pending.add(parsed, self._snapshots, self._config.window_s, len(batch.data))
+        count_records("stream", parsed.counts)
+        batch_seconds.observe(time.perf_counter() - t0)
