@@ -44,7 +44,6 @@ from tests.integration.streams import (
     kinesis,
     lease_checkpoints,
     line_totals,
-    make_sample,
     put_payloads,
     store_totals,
     wait_for,
@@ -58,10 +57,6 @@ KMS = "KMSThrottlingException"
 EXPIRED = "ExpiredIteratorException"
 INTERNAL = "InternalFailure"
 
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
-    return make_sample(tmp_path_factory.mktemp("fault-sample"), flows=6_000, seed=9)
 
 
 def scrape(port: int) -> dict[str, float]:

@@ -20,22 +20,11 @@ from dredge.errors import LeaseLost
 from dredge.sources.kinesis.config import LeaseConfig
 from dredge.sources.kinesis.leases import LeaseCoordinator
 from dredge.sources.kinesis.shards import LATEST, SHARD_END, TRIM_HORIZON, ShardInfo
-from dredge.testing import MotoServer
+from dredge.testing import FakeClock, MotoServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 SEQ = "49590338271490256608559692538361571095921575989136588898"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @contextlib.asynccontextmanager

@@ -7,20 +7,11 @@ import asyncio
 from dredge.sources.kinesis.leases.holdings import Holdings
 from dredge.sources.kinesis.leases.item import key
 from dredge.sources.kinesis.metrics import lease_events_total
-
-
-class Clock:
-    """Same face as the tests helper's ``dredge.testing.FakeClock`` (being merged): use that one then."""
-
-    def __init__(self, now: float = 100.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from dredge.testing import FakeClock
 
 
 def test_a_hold_expires_after_the_failover_time_by_our_clock() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     h = Holdings("w", failover_time_s=10.0, clock=clock)
     h.add("a", counter=4, sent_at=100.0)
     h.add("b", counter=1, sent_at=95.0)
@@ -35,7 +26,7 @@ def test_a_hold_expires_after_the_failover_time_by_our_clock() -> None:
 
 
 def test_write_values_and_renewal_move_the_counter() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     h = Holdings("worker-a", 10.0, clock)
     h.add("s", counter=7, sent_at=100.0)
 
@@ -55,7 +46,7 @@ def test_write_values_and_renewal_move_the_counter() -> None:
 
 
 def test_an_expired_hold_is_never_written_again() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     h = Holdings("w", 10.0, clock)
     h.add("s", 1, 100.0)
     clock.now = 111.0
@@ -70,7 +61,7 @@ def test_an_expired_hold_is_never_written_again() -> None:
 
 
 def test_locked_yields_none_for_a_hold_replaced_or_absent() -> None:
-    h = Holdings("w", 10.0, Clock())
+    h = Holdings("w", 10.0, FakeClock(100.0))
 
     async def main() -> list[bool]:
         seen = []
@@ -94,7 +85,7 @@ async def _enter(h: Holdings, shard_id: str) -> bool:
 
 
 def test_drop_touches_only_that_very_hold() -> None:
-    h = Holdings("w", 10.0, Clock())
+    h = Holdings("w", 10.0, FakeClock(100.0))
     h.add("s", 1, 100.0)
     old = h._held["s"]
     h.add("s", 2, 100.0)

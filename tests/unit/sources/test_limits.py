@@ -7,20 +7,13 @@ import random
 import pytest
 
 from dredge.sources.kinesis.limits import ShardRateLimiter
+from dredge.testing import FakeClock
 
 MiB = 1024 * 1024
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_five_calls_per_second() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     lim = ShardRateLimiter(5, 2 * MiB, clock)
     assert lim.wait_time() == 0
     calls = 0
@@ -33,7 +26,7 @@ def test_five_calls_per_second() -> None:
 
 
 def test_bytes_are_repaid_at_two_mib_per_second() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     lim = ShardRateLimiter(5, 2 * MiB, clock)
     lim.on_call()
     lim.on_bytes(6 * MiB)  # one big GetRecords: 3 s of budget
@@ -56,7 +49,7 @@ def test_bytes_are_repaid_at_two_mib_per_second() -> None:
 
 
 def test_call_spacing_and_bytes_combine() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     lim = ShardRateLimiter(5, 2 * MiB, clock)
     lim.on_call()
     lim.on_bytes(100)
