@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from dredge.errors import ConfigError, ParseError
 from dredge.flowlog.fields import DEFAULT_FORMAT, FlowFormat
+from dredge.settings import check_url
 from dredge.sources.kinesis.shards import AT_TIMESTAMP, TRIM_HORIZON, check_initial_position
 
 __all__ = ["KinesisConfig", "LeaseConfig", "StreamConfig", "check_table_name"]
@@ -22,9 +23,11 @@ _STREAM_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 
 
-def _check_url(key: str, url: str) -> None:
-    if url and not url.startswith(("http://", "https://")):
-        raise ConfigError(key, "an http:// or https:// URL")
+
+def check_stream_name(key: str, name: str) -> None:
+    """A Kinesis stream name, or ConfigError(key)."""
+    if not _STREAM_NAME.match(name):
+        raise ConfigError(key, "a Kinesis stream name: 1-128 of A-Z a-z 0-9 _ . -")
 
 
 def check_table_name(key: str, table: str) -> None:
@@ -49,8 +52,7 @@ class StreamConfig:
     lease_table: str = ""  # empty: "<lease.table>-<name>"
 
     def validate(self) -> None:
-        if not _STREAM_NAME.match(self.name):
-            raise ConfigError("name", "a Kinesis stream name: 1-128 of A-Z a-z 0-9 _ . -")
+        check_stream_name("name", self.name)
         check_initial_position(self.start_position, "start_position")
         if self.start_position == AT_TIMESTAMP:
             self.timestamp()
@@ -58,7 +60,7 @@ class StreamConfig:
             raise ConfigError("start_timestamp", "only with start_position = AT_TIMESTAMP")
         if self.role_arn and not self.role_arn.startswith("arn:"):
             raise ConfigError("role_arn", "an IAM role ARN (arn:aws:iam::123456789012:role/name)")
-        _check_url("endpoint_url", self.endpoint_url)
+        check_url("endpoint_url", self.endpoint_url)
         try:
             self.flow_format().check_enrichable()
         except ParseError as exc:
@@ -146,4 +148,4 @@ class LeaseConfig:
             raise ConfigError("max_leases_to_steal_at_once", "must be >= 1")
         if self.cleanup_interval_s < 0:
             raise ConfigError("cleanup_interval_s", "must be >= 0 (0 = keep finished leases)")
-        _check_url("endpoint_url", self.endpoint_url)
+        check_url("endpoint_url", self.endpoint_url)
