@@ -1,4 +1,4 @@
-"""The command line: ``dredge run | replay | query | parse | generate | index | druid``.
+"""The command line: ``dredge run | replay | query | parse | generate | index | druid | serve``.
 
 Bad input never ends in a traceback: a DredgeError prints one clear line and exits 2.
 """
@@ -19,6 +19,7 @@ from dredge.app import add_run_command
 from dredge.druid_cli import add_druid_args, add_druid_command
 from dredge.errors import ConfigError, DredgeError
 from dredge.index.commands import add_index_args, add_index_command, load_snapshot
+from dredge.serve.command import add_serve_command, add_server_args
 from dredge.telemetry.logging import configure, get_logger
 
 log = get_logger("dredge.cli")
@@ -81,7 +82,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_query(args: argparse.Namespace) -> int:
     from dredge.query import render
     from dredge.query.spec import Filter, QuerySpec, parse_duration, parse_time
-    from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
 
     default_by = {"top": "src_app,dst_app", "timeseries": "", "cross-az": "src_app,dst_app"}[args.kind]
     by = tuple(b.strip() for b in (args.by if args.by is not None else default_by).split(",") if b.strip())
@@ -91,8 +91,13 @@ def cmd_query(args: argparse.Namespace) -> int:
         end=parse_time(args.end) if args.end else None,
         metric=args.metric, limit=args.limit, interval_s=parse_duration(args.interval),
         az_price=args.az_price, region_price=args.region_price,
+        internet_price=args.internet_price, nat_price=args.nat_price,
     )
-    if args.backend == "druid":
+    if args.server:
+        from dredge.serve.command import query_server
+
+        table = query_server(args.server, spec, args.server_token)
+    elif args.backend == "druid":
         from dredge.druid_cli import druid_config
         from dredge.query.druid import run
 
@@ -100,9 +105,9 @@ def cmd_query(args: argparse.Namespace) -> int:
     else:
         if not Path(args.db).exists():
             raise ConfigError("db", f"no database at {args.db} (run `dredge replay` first)")
-        sql, params = spec.sql()
-        with DuckDBSink(DuckDBConfig(path=args.db)) as sink:
-            table = sink.query(sql, params)
+        from dredge.query.store import query_file
+
+        table = query_file(args.db, *spec.sql())
     if args.json:
         sys.stdout.buffer.write(render.json_lines(table))
     else:
@@ -208,10 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--interval", default="5m", help="timeseries bucket (default: 5m)")
     q.add_argument("--az-price", type=float, default=0.01, help="USD per GB across AZs (default: 0.01)")
     q.add_argument("--region-price", type=float, default=0.02, help="USD per GB across regions (default: 0.02)")
+    q.add_argument("--internet-price", type=float, default=0.09,
+                   help="USD per GB out to the internet (default: 0.09; 0 leaves it out)")
+    q.add_argument("--nat-price", type=float, default=0.045,
+                   help="USD per GB processed by a NAT gateway (default: 0.045; 0 leaves it out)")
     q.add_argument("--json", action="store_true", help="JSON lines")
     q.add_argument("--backend", choices=["duckdb", "druid"], default="duckdb",
                    help="where to query: the DuckDB store (--db) or Druid SQL (--druid-*)")
     add_druid_args(q)
+    add_server_args(q)
     q.set_defaults(func=cmd_query)
 
     pa_ = sub.add_parser("parse", help="flow-log lines -> JSON lines (stdin or files)")
@@ -230,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_index_command(sub)
     add_run_command(sub)
     add_druid_command(sub)
+    add_serve_command(sub)
     return p
 
 

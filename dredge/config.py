@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from dredge.decode.batch import DecodeConfig
 from dredge.errors import ConfigError, ParseError
 from dredge.flowlog.fields import DEFAULT_FORMAT, FlowFormat
+from dredge.serve.config import ServeConfig
 from dredge.sinks.druid import DruidConfig
 from dredge.sinks.duckdb import DuckDBConfig
 from dredge.sinks.kinesis_out import KinesisOutConfig
@@ -380,8 +381,10 @@ class DeadLetterConfig:
 
 @dataclass(frozen=True)
 class MetricsConfig:
-    port: int = 9108  # Prometheus /metrics; 0 = no HTTP server
-    host: str = "0.0.0.0"
+    # The process's HTTP server: /metrics, /healthz, /readyz, /api/*, the dashboards
+    # ([serve] has its auth and limits); 0 = no HTTP server
+    port: int = 9108
+    host: str = "127.0.0.1"  # others need [serve] auth (or allow_unauthenticated)
 
     def validate(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -399,6 +402,7 @@ class DredgeConfig:
     sink: SinkConfig = field(default_factory=SinkConfig)
     dead_letter: DeadLetterConfig = field(default_factory=DeadLetterConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     log_level: str = "info"
     worker_id: str = ""  # empty: "<hostname>:<pid>"
 
@@ -417,8 +421,10 @@ class DredgeConfig:
             tables.add(table)
             _sub_validate(f"streams[{i}].lease_table", self.lease.lease_config(table).validate)
         for name in ("index", "pipeline", "kinesis", "decode", "lease", "sink", "dead_letter",
-                     "metrics"):
+                     "metrics", "serve"):
             _sub_validate(name, getattr(self, name).validate)
+        if self.metrics.port:
+            self.serve.check_bind(self.metrics.host)
         if self.log_level.lower() not in _LOG_LEVELS:
             raise ConfigError("log_level", f"one of {list(_LOG_LEVELS)}")
         if self.lease.renew_interval_s >= self.lease.failover_time_s:
