@@ -36,6 +36,7 @@ NUMERIC = ("protocol", "traffic_path")  # integer dimensions: filter values must
 # outside every known range, and NAT gateways' interfaces (``dredge generate`` emits both).
 INTERNET_TYPE = "internet"
 NAT_TYPE = "nat-gateway"
+COST_COLUMNS = ("src_region", "dst_region", "src_az", "dst_az", "src_type", "dst_type", "action")
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,11 @@ class QuerySpec:
         kind = ("CASE " + " ".join(f"WHEN {c} THEN '{name}'" for name, c in crossings[:-1])
                 + f" ELSE '{crossings[-1][0]}' END")
         cond = "(" + " OR ".join(c for _, c in crossings) + ")"
-        where = f"{where} AND {cond}" if where else f" WHERE {cond}"
+        # Rows are first summed by the columns the model reads (a few thousand groups), so the
+        # region pattern and the CASEs run per group, not per row; integer sums are the same.
+        cols = list(dict.fromkeys([*self.by, *COST_COLUMNS]))
+        inner = (f"SELECT {', '.join(cols)}, {sums} FROM {dialect.table}{where} "
+                 f"GROUP BY {', '.join(str(i + 1) for i in range(len(cols)))}")
         by = ", ".join(self.by)
         groups = ", ".join(str(i + 1) for i in range(len(self.by) + 1))  # Druid: no aliases
         # The base price by the group's crossing, exactly as before the extension; the extra
@@ -263,5 +268,5 @@ class QuerySpec:
             cost += f" + {dialect.sum(f'CASE WHEN {cond_} THEN bytes ELSE 0 END')} / 1e9 * {rate!r}"
         return (f"SELECT {by}, {kind} AS crossing, {sums}, "
                 f"{cost} AS cost_usd "
-                f"FROM {dialect.table}{where} GROUP BY {groups} "
+                f"FROM ({inner}) pre WHERE {cond} GROUP BY {groups} "
                 f"ORDER BY cost_usd DESC, {dialect.ascending(self.by)} LIMIT {int(self.limit)}"), params
