@@ -151,7 +151,7 @@ class Problems:
 
 
 @pytest.fixture
-def page(browser: Any, server: str) -> Iterator[Any]:
+def page(browser: Any) -> Iterator[Any]:
     """A fresh page (1400x900) whose console errors, uncaught exceptions and failed requests
     fail the test."""
     context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)

@@ -17,6 +17,12 @@ export function colorOf(name) {
 const CONFIG = { displaylogo: false, responsive: true,
   modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"] };
 
+// The page's [from, to): time axes show the whole range, gaps included.
+let timeRange = null;
+export function setTimeRange(from, to) {
+  timeRange = [from, to].map((s) => new Date(s * 1000).toISOString());
+}
+
 export function layout(extra = {}) {
   return {
     margin: { l: 64, r: 16, t: 8, b: 36 },
@@ -25,7 +31,8 @@ export function layout(extra = {}) {
     plot_bgcolor: "rgba(0,0,0,0)",
     showlegend: true,
     legend: { orientation: "h", y: -0.18, font: { size: 10 } },
-    xaxis: { type: "date", gridcolor: "#eef2f7", linecolor: "#cbd5e1", hoverformat: "%Y-%m-%d %H:%M UTC" },
+    xaxis: { type: "date", gridcolor: "#eef2f7", linecolor: "#cbd5e1", hoverformat: "%Y-%m-%d %H:%M UTC",
+      ...(timeRange ? { range: timeRange } : {}) },
     yaxis: { gridcolor: "#eef2f7", rangemode: "tozero", zeroline: false },
     hoverlabel: { font: { size: 11 } },
     ...extra,
@@ -127,9 +134,12 @@ export function pivotTop(records, key, value, n = 7, label = (k) => fmt.dimValue
   return { times, series: [...series.entries()].map(([k, ys]) => ({ key: k, name: k === "other" ? "other" : label(k), ys })) };
 }
 
-export function stackedBars(pivot, scale, hoverUnit) {
+// one bar per bucket, covering [t, t + interval)
+export function stackedBars(pivot, interval, hoverUnit) {
+  const scale = 1 / interval;
   return pivot.series.map((s, i) => ({
     type: "bar", x: pivot.times, y: s.ys.map((v) => v * scale), name: s.name,
+    xperiod: interval * 1000, xperiodalignment: "middle",
     marker: { color: s.key === "other" ? OTHER_COLOR : PALETTE[i % PALETTE.length], line: { width: 0 } },
     customdata: s.ys.map((v) => [s.key, hoverUnit(v * scale)]),
     hovertemplate: `%{x|%H:%M} UTC<br><b>${escapeHtml(s.name)}</b> %{customdata[1]}<extra></extra>`,

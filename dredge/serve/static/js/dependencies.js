@@ -47,7 +47,7 @@ async function render(ctx) {
     const res = await ctx.query({ kind: "timeseries", interval, by: [dim], where: [...ctx.state.where, `${other}=${a}`] });
     const pivot = pivotTop(res.records, dim, "bytes");
     card.setData(["t", ...pivot.series.map((s) => s.name)], pivot.times.map((t, i) => [t, ...pivot.series.map((s) => s.ys[i] / interval)]));
-    await card.draw(stackedBars(pivot, 1 / interval, (v) => fmt.bytes(v, "/s")),
+    await card.draw(stackedBars(pivot, interval, (v) => fmt.bytes(v, "/s")),
       layout({ barmode: "stack", bargap: 0, hovermode: "closest", yaxis: { ...layout().yaxis, tickformat: "~s", ticksuffix: "B/s" } }),
       (ev) => {
         const peer = ev.points?.[0]?.customdata?.[0];

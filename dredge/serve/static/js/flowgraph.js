@@ -46,8 +46,13 @@ export function graph(pairs) {
     for (const a of [name(p.src_app), name(p.dst_app)]) totals.set(a, (totals.get(a) || 0) + p.bytes);
   }
   const apps = [...totals.keys()].sort((a, b) => totals.get(b) - totals.get(a));
+  // the biggest apps (the hubs) spread around the circle rather than side by side
+  const n = apps.length;
+  const gcd = (a, b) => (b ? gcd(b, a % b) : a);
+  let step = Math.max(1, Math.floor(n / 3));
+  while (n > 1 && gcd(step, n) !== 1) step += 1;
   const pos = new Map(apps.map((a, i) => {
-    const angle = Math.PI / 2 - (2 * Math.PI * i) / apps.length;
+    const angle = Math.PI / 2 - (2 * Math.PI * ((i * step) % Math.max(n, 1))) / Math.max(n, 1);
     return [a, [Math.cos(angle), Math.sin(angle)]];
   }));
   const max = Math.max(1, ...pairs.map((p) => p.bytes));

@@ -41,7 +41,8 @@ async function render(ctx) {
   const worst = shards.length ? Math.max(...shards.map((s) => s.millis_behind_latest)) : null;
   setKpi("max-behind", worst == null ? "–" : fmt.duration(worst / 1000), worst);
   setKpi("flush-latency", flush.p50_s == null ? "no recent flush" : `${fmt.duration(flush.p50_s)} / ${fmt.duration(flush.p99_s)}`);
-  setKpi("flush-count", flush.count == null ? "" : `${fmt.count(flush.count)} flushes; ${flush.recent ?? 0} in the last ${fmt.duration(flush.window_s || 0)}`);
+  const recent = flush.window_s ? `; ${fmt.count(flush.recent ?? 0)} in the last ${fmt.duration(flush.window_s)}` : "";
+  setKpi("flush-count", flush.count == null ? "" : `${fmt.count(flush.count)} flushes since start${recent}`);
   setKpi("dead-letters", fmt.count(dead.reduce((a, [, v]) => a + v, 0)));
   setKpi("index-freshness", fresh.length ? fmt.duration(fresh[0][1]) : "static index");
 

@@ -87,7 +87,7 @@ async function render(ctx) {
       const card = cards[id];
       card.setData(["t", ...pivot.series.map((s) => s.name)],
         pivot.times.map((t, i) => [t, ...pivot.series.map((s) => s.ys[i] / interval)]));
-      await card.draw(stackedBars(pivot, 1 / interval, (v) => fmt.bytes(v, "/s")).map((t) =>
+      await card.draw(stackedBars(pivot, interval, (v) => fmt.bytes(v, "/s")).map((t) =>
         (dim === "action" ? { ...t, marker: { ...t.marker, color: t.name === "REJECT" ? "#dc2626" : t.name === "ACCEPT" ? "#16a34a" : colorOf(t.name) } } : t)),
       layout({ barmode: "stack", bargap: 0, hovermode: "closest",
         yaxis: { ...layout().yaxis, tickformat: "~s", ticksuffix: "B/s" } }),

@@ -3,11 +3,17 @@
 // (body[data-state] = loading | ready | error, body[data-renders] counts finished renders).
 
 import * as api from "./api.js";
+import { setTimeRange } from "./charts.js";
 import { FilterBar } from "./filters.js";
 import * as fmt from "./format.js";
 import { readState, resolveRange, withFilter, writeState } from "./state.js";
 
-const REFRESH_S = 15;
+const REFRESH_S = 15; // live daemon; the URL's refresh=SECONDS changes it, refresh=off stops it
+
+function refreshSeconds(state) {
+  const v = Number(state.extra.refresh);
+  return Number.isFinite(v) && v >= 1 ? v : REFRESH_S;
+}
 
 export async function startPage(page, render) {
   document.body.dataset.page = page;
@@ -25,6 +31,7 @@ export async function startPage(page, render) {
   let running = null;
   let again = false;
   let renders = 0;
+  let barShows = null;
   const bar = new FilterBar(document.getElementById("bar"), page, meta, (next) => {
     state = next;
     writeState(state);
@@ -52,7 +59,7 @@ export async function startPage(page, render) {
     },
   };
 
-  async function run() {
+  async function run(auto = false) {
     if (running) {
       again = true;
       return running;
@@ -63,7 +70,13 @@ export async function startPage(page, render) {
     running = (async () => {
       try {
         ctx.range = resolveRange(state, meta);
-        bar.render(state, ctx.range);
+        setTimeRange(ctx.range.from, ctx.range.to);
+        // redraw the bar only when the view changed, and never under the user's fingers
+        const shown = JSON.stringify([state, ctx.range]);
+        if (shown !== barShows && !(auto && document.getElementById("bar").contains(document.activeElement))) {
+          bar.render(state, ctx.range);
+          barShows = shown;
+        }
         const failures = await render(ctx);
         const ms = Math.round(performance.now() - started);
         renders += 1;
@@ -89,15 +102,18 @@ export async function startPage(page, render) {
     run();
   });
   if (meta.daemon) {
+    let last = Date.now();
     setInterval(async () => {
       if (state.extra.refresh === "off" || running || document.hidden) return;
+      if (Date.now() - last < refreshSeconds(state) * 1000) return;
+      last = Date.now();
       try {
-        meta = Object.assign(ctx.meta, await api.meta());
+        Object.assign(meta, await api.meta());
       } catch {
         return;
       }
-      run();
-    }, REFRESH_S * 1000);
+      run(true);
+    }, 500);
   }
   await run();
 }
