@@ -25,6 +25,7 @@ def query_file(path: str, sql: str, params: list[object]) -> pa.Table:
         raise SinkError(f"cannot open DuckDB database {path}: {exc}") from exc
     try:
         con.execute("SET TimeZone='UTC'")
+        con.execute("SET enable_progress_bar = false")  # stdout is for the answer
         return con.sql(sql, params=params or None).to_arrow_table()
     except duckdb.CatalogException:
         pass  # no flows view yet: below, read-write

@@ -78,6 +78,7 @@ class DuckDBBackend:
             except queue.Empty:
                 try:
                     cur = self._connection().cursor()
+                    cur.execute("SET enable_progress_bar = false")  # no bars on the terminal
                 except (SinkError, duckdb.Error) as exc:
                     raise ApiError(503, f"store not readable: {exc}") from None
             timer = threading.Timer(self._timeout_s, cur.interrupt)
