@@ -102,8 +102,9 @@ class LeaseWatch:
         for c in self._consumers:
             try:
                 leases = await c.leases.list_leases()
-            except DredgeError as exc:
-                reasons.append(f"stream {c.name}: lease table not readable: {exc}")
+            except Exception as exc:  # a probe: whatever failed is the reason, never a crash
+                why = str(exc) if isinstance(exc, DredgeError) else f"{type(exc).__name__}: {exc}"
+                reasons.append(f"stream {c.name}: lease table not readable: {why}")
                 continue
             if c.leases.held():
                 continue

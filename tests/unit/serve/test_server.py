@@ -164,3 +164,22 @@ def test_readyz_lists_the_reasons(store: Path) -> None:
         ready.remove("index")
         ready.remove("broken")
         assert get_json(server, "/readyz") == (200, {"ready": True})
+
+
+def test_druid_unreachable_is_503_one_line() -> None:
+    from dredge.serve.backends import DruidBackend
+    from dredge.sinks.druid import DruidConfig
+    from dredge.testing import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    backend = DruidBackend(DruidConfig(url=url), timeout_s=5)
+    server = ApiServer("127.0.0.1", 0, ServeConfig(), backend, Readiness(), REGISTRY, daemon=False)
+    server.start()
+    try:
+        for path in ("/api/query?kind=top", "/api/meta"):
+            status, body = get_json(server, path)
+            assert status == 503, body
+            assert body["error"].startswith(f"Druid unreachable at {url}") and "\n" not in body["error"]
+        assert get_json(server, "/api/query?by=nope")[0] == 400  # checked before Druid is asked
+    finally:
+        server.stop()
