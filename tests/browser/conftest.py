@@ -159,7 +159,9 @@ def page(browser: Any) -> Iterator[Any]:
     problems = Problems()
     pg.on("console", lambda m: m.type == "error" and problems.add(f"console: {m.text}"))
     pg.on("pageerror", lambda e: problems.add(f"exception: {e}"))
-    pg.on("requestfailed", lambda r: problems.add(f"request failed: {r.url} {r.failure}"))
+    # ERR_ABORTED: the page navigated away while a (refresh) request was in flight
+    pg.on("requestfailed", lambda r: r.failure != "net::ERR_ABORTED"
+          and problems.add(f"request failed: {r.url} {r.failure}"))
     pg.on("response", lambda r: r.status >= 400 and problems.add(f"HTTP {r.status}: {r.url}"))
     try:
         yield pg
