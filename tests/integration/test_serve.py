@@ -177,8 +177,10 @@ def test_every_endpoint_answers(served: Served, db: Path, capsys: pytest.Capture
     status, js = http("GET", served.url + "/static/vendor/plotly.min.js")
     assert status == 200 and len(js) > 1_000_000 and b"plotly" in js[:2000].lower()
     for page in ("/", "/overview", "/dependencies", "/cost", "/ops"):
-        status, _ = http("GET", served.url + page)
-        assert status in (200, 404), page  # the pages are the pages helper's files
+        status, html = http("GET", served.url + page)
+        assert status == 200 and b"<html" in html.lower(), page
+    for script in re.findall(rb'src="(/static/[^"]+)"', http("GET", served.url + "/overview")[1]):
+        assert http("GET", served.url + script.decode())[0] == 200, script
     assert http("GET", served.url + "/nope")[0] == 404
 
 
