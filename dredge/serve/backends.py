@@ -7,12 +7,17 @@ the file ``read_only``, so it never writes nor takes the write lock. At most
 ``max_concurrent_queries`` run at once (the flush keeps CPU) and each is interrupted
 (``DuckDBPyConnection.interrupt``) after ``query_timeout_s``. DuckDB's errors become
 :class:`ApiError` here and nowhere else: 503 when the store cannot be read, 504 on timeout.
+
+Answers are cached per statement until the store's ``version`` changes (the daemon: its
+count of commits; ``dredge serve``: never), so dashboards refreshing every second, however
+many are open, cost at most one run of each query per flush.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -43,10 +48,16 @@ class Backend(Protocol):
 class DuckDBBackend:
     name = "duckdb"
 
+    CACHED = 128  # answers kept (small tables: the API's results are limited)
+
     def __init__(self, connection: Callable[[], duckdb.DuckDBPyConnection], *,
                  timeout_s: float = 10.0, max_concurrent: int = 2,
-                 owns_connection: bool = False) -> None:
+                 owns_connection: bool = False, version: Callable[[], float] = lambda: 0.0
+                 ) -> None:
         self._connection = connection
+        self._version = version
+        self._cache: OrderedDict[tuple[str, tuple[object, ...]], tuple[float, pa.Table]] = OrderedDict()
+        self._cache_lock = threading.Lock()
         self._timeout_s = timeout_s
         self._slots = threading.BoundedSemaphore(max_concurrent)
         self._idle: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
@@ -100,12 +111,32 @@ class DuckDBBackend:
         finally:
             self._slots.release()
 
+    def _cached(self, sql: str, params: list[object]) -> pa.Table:
+        if self._closed:
+            raise ApiError(503, "store closed")
+        key = (sql, tuple(params))
+        version = self._version()  # read before: a commit during the run makes it stale
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] == version:
+                self._cache.move_to_end(key)
+                return hit[1]
+        table = self._run(sql, params)
+        with self._cache_lock:
+            held = self._cache.get(key)
+            if held is None or held[0] <= version:  # never replace a newer answer
+                self._cache[key] = (version, table)
+                self._cache.move_to_end(key)
+            while len(self._cache) > self.CACHED:
+                self._cache.popitem(last=False)
+        return table
+
     def query(self, spec: QuerySpec) -> pa.Table:
         sql, params = spec.sql()
-        return self._run(sql, params)
+        return self._cached(sql, params)
 
     def time_range(self) -> TimeRange:
-        t = self._run("SELECT min(window_start) AS lo, max(window_start) AS hi FROM flow_facts", [])
+        t = self._cached("SELECT min(window_start) AS lo, max(window_start) AS hi FROM flow_facts", [])
         lo, hi = t.column("lo")[0].as_py(), t.column("hi")[0].as_py()
         return lo, hi
 
@@ -121,6 +152,8 @@ class DuckDBBackend:
         """Close the pooled cursors (they keep the database file open) and, for
         ``read_only``, the connection; later queries answer 503."""
         self._closed = True
+        with self._cache_lock:
+            self._cache.clear()
         while True:
             try:
                 self._idle.get_nowait().close()

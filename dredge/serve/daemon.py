@@ -38,7 +38,8 @@ class DaemonServer:
         self.readiness.add("store", lambda: _store_open(store))
         serve = config.serve
         self.backend = DuckDBBackend(lambda: store.con, timeout_s=serve.query_timeout_s,
-                                     max_concurrent=serve.max_concurrent_queries)
+                                     max_concurrent=serve.max_concurrent_queries,
+                                     version=_commits)
         self.server: ApiServer | None = None
         if config.metrics.port:
             self.server = ApiServer(config.metrics.host, config.metrics.port, serve, self.backend,
@@ -63,6 +64,12 @@ class DaemonServer:
     def close_queries(self) -> None:
         """Before the store closes: the pooled cursors would keep the file open."""
         self.backend.close()
+
+
+def _commits() -> float:
+    """Transactions the store committed (its flush histogram counts each): the version of the
+    data, for the query cache."""
+    return REGISTRY.get_sample_value("dredge_sink_flush_seconds_count", {"sink": "duckdb"}) or 0.0
 
 
 def _store_open(store: DuckDBSink) -> str | None:

@@ -183,3 +183,25 @@ def test_druid_unreachable_is_503_one_line() -> None:
         assert get_json(server, "/api/query?by=nope")[0] == 400  # checked before Druid is asked
     finally:
         server.stop()
+
+
+def test_answers_are_cached_until_the_store_changes(store: Path) -> None:
+    import duckdb
+
+    from dredge.query.spec import QuerySpec
+
+    con = duckdb.connect(str(store))  # a writer, as the daemon's own connection
+    version = [0.0]
+    backend = DuckDBBackend(lambda: con, version=lambda: version[0])
+    try:
+        spec = QuerySpec(kind="top", by=("src_app",), limit=3)
+        first = backend.query(spec)
+        assert first.num_rows == 3
+        con.execute("DELETE FROM flow_facts")
+        assert backend.query(spec).equals(first)  # same version: the cached answer
+        version[0] += 1  # a commit
+        assert backend.query(spec).num_rows == 0
+        assert backend.time_range() == (None, None)
+    finally:
+        backend.close()
+        con.close()
