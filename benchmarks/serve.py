@@ -6,9 +6,11 @@ without a dashboard refreshing every second.
 
 1. store     `dredge generate --flows N` (24 h) + `dredge replay` into DuckDB (kept in --work
              and reused when it is there)
-2. api       `dredge serve --db` as a process; each page's queries (as the dashboards send
-             them: Overview, Dependencies, Cost, plus /api/meta) run --repeat times one after
-             the other; p50/p99 in ms per query
+2. api       `dredge serve --db` as a process with its answer cache off ([serve]
+             query_cache = 0); each page's queries (as the dashboards send them: Overview,
+             Dependencies, Cost, plus /api/meta) run --repeat times one after the other;
+             p50/p99 in ms per query; then p50 of the same with the cache on (a dashboard
+             reloaded over an unchanged store)
 3. flush     `dredge run` against a moto-server stream, its store a copy of the demo store;
              flow-log lines put at --rate lines/s (CloudWatch Logs envelopes) for --phase-s
              seconds with no client, then as long with a client sending the Overview page's
@@ -104,38 +106,52 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def bench_api(db: Path, repeat: int, work: Path) -> None:
-    log = work / "serve.log"
+def run_queries(base: str, repeat: int) -> list[tuple[str, str, int, list[float]]]:
+    """(page, query, rows, milliseconds per run) of every page's queries."""
+    out = []
+    for page, queries in [*PAGES.items(), ("meta", [{}])]:
+        for params in queries:
+            url = f"{base}/api/meta" if page == "meta" else query_url(base, params)
+            times: list[float] = []
+            rows = 0
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                body = get(url)
+                times.append((time.perf_counter() - t0) * 1000)
+                rows = len(json.loads(body).get("rows", []))
+            label = "/api/meta" if page == "meta" else urllib.parse.unquote(url.split("?")[1])
+            out.append((page, label, rows, times))
+    return out
+
+
+def serving(db: Path, log: Path, cache: int) -> tuple[subprocess.Popen[bytes], str]:
+    env = {**os.environ, "DREDGE_SERVE__QUERY_CACHE": str(cache)}
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "dredge.cli", "serve", "--db", str(db),
-                                 "--port", "0"], stdout=out, stderr=subprocess.STDOUT)
-    try:
-        base = ""
-        for _ in range(600):
-            text = log.read_text()
-            if "serving http://" in text:
-                base = text.split("serving ")[1].split("/ ")[0]
-                break
-            time.sleep(0.1)
-        assert base, log.read_text()
-        print(f"\napi          dredge serve --db {db.name}, {repeat} runs each, ms")
-        print(f"{'page':<13}{'query':<78}{'rows':>6}{'p50':>9}{'p99':>9}")
-        for page, queries in [*PAGES.items(), ("meta", [{}])]:
-            for params in queries:
-                url = f"{base}/api/meta" if page == "meta" else query_url(base, params)
-                times: list[float] = []
-                rows = 0
-                for _ in range(repeat):
-                    t0 = time.perf_counter()
-                    body = get(url)
-                    times.append((time.perf_counter() - t0) * 1000)
-                    rows = len(json.loads(body).get("rows", []))
-                label = "/api/meta" if page == "meta" else urllib.parse.unquote(url.split("?")[1])
-                print(f"{page:<13}{label[:76]:<78}{rows:>6}{pct(times, 0.5):>9.1f}"
-                      f"{pct(times, 0.99):>9.1f}")
-    finally:
-        proc.terminate()
-        proc.wait(30)
+                                 "--port", "0"], stdout=out, stderr=subprocess.STDOUT, env=env)
+    for _ in range(600):
+        text = log.read_text()
+        if "serving http://" in text:
+            return proc, text.split("serving ")[1].split("/ ")[0]
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"dredge serve did not start: {log.read_text()}")
+
+
+def bench_api(db: Path, repeat: int, work: Path) -> None:
+    results = {}
+    for cache in (0, 128):
+        proc, base = serving(db, work / f"serve-{cache}.log", cache)
+        try:
+            results[cache] = run_queries(base, repeat if cache == 0 else max(3, repeat // 4))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    print(f"\napi          dredge serve --db {db.name}: {repeat} runs each uncached, then cached; ms")
+    print(f"{'page':<13}{'query':<78}{'rows':>6}{'p50':>9}{'p99':>9}{'cached':>9}")
+    for (page, label, rows, times), (*_, cached) in zip(results[0], results[128], strict=True):
+        print(f"{page:<13}{label[:76]:<78}{rows:>6}{pct(times, 0.5):>9.1f}"
+              f"{pct(times, 0.99):>9.1f}{pct(cached, 0.5):>9.1f}")
 
 
 def flush_buckets(port: int) -> tuple[Buckets, float, float]:

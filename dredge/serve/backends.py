@@ -48,14 +48,13 @@ class Backend(Protocol):
 class DuckDBBackend:
     name = "duckdb"
 
-    CACHED = 128  # answers kept (small tables: the API's results are limited)
-
     def __init__(self, connection: Callable[[], duckdb.DuckDBPyConnection], *,
                  timeout_s: float = 10.0, max_concurrent: int = 2,
-                 owns_connection: bool = False, version: Callable[[], float] = lambda: 0.0
-                 ) -> None:
+                 owns_connection: bool = False, version: Callable[[], float] = lambda: 0.0,
+                 cache: int = 128) -> None:
         self._connection = connection
         self._version = version
+        self._cache_size = cache  # answers kept (small tables: the API's results are limited)
         self._cache: OrderedDict[tuple[str, tuple[object, ...]], tuple[float, pa.Table]] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._timeout_s = timeout_s
@@ -127,7 +126,7 @@ class DuckDBBackend:
             if held is None or held[0] <= version:  # never replace a newer answer
                 self._cache[key] = (version, table)
                 self._cache.move_to_end(key)
-            while len(self._cache) > self.CACHED:
+            while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return table
 

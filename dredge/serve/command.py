@@ -55,7 +55,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not Path(args.db).exists():
             raise ConfigError("db", f"no database at {args.db} (run `dredge replay` first)")
         duck = DuckDBBackend.read_only(args.db, timeout_s=config.query_timeout_s,
-                                       max_concurrent=config.max_concurrent_queries)
+                                       max_concurrent=config.max_concurrent_queries,
+                                       cache=config.query_cache)
         readiness.add("store", duck.ping)
         backend = duck
         where = f"duckdb {args.db} (read-only)"

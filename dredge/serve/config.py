@@ -31,6 +31,7 @@ class ServeConfig:
     max_request_bytes: int = 65536  # request bodies above this: 413
     query_timeout_s: float = 10.0  # longer queries are interrupted: 504
     max_concurrent_queries: int = 2  # more wait (up to the timeout): the flush keeps its CPU
+    query_cache: int = 128  # answers kept until the store commits again; 0 = off
     # /readyz: 503 once an index provider (EC2, events, CIDR files) has not reported for this
     # long; 0 = never stale
     index_stale_s: float = 300.0
@@ -50,6 +51,8 @@ class ServeConfig:
             raise ConfigError("max_request_bytes", "must be >= 1024")
         if not self.query_timeout_s > 0:
             raise ConfigError("query_timeout_s", "must be > 0")
+        if self.query_cache < 0:
+            raise ConfigError("query_cache", "must be >= 0 (0 = off)")
         if self.max_concurrent_queries < 1:
             raise ConfigError("max_concurrent_queries", "must be >= 1")
         if self.index_stale_s < 0:

@@ -39,7 +39,7 @@ class DaemonServer:
         serve = config.serve
         self.backend = DuckDBBackend(lambda: store.con, timeout_s=serve.query_timeout_s,
                                      max_concurrent=serve.max_concurrent_queries,
-                                     version=_commits)
+                                     version=_commits, cache=serve.query_cache)
         self.server: ApiServer | None = None
         if config.metrics.port:
             self.server = ApiServer(config.metrics.host, config.metrics.port, serve, self.backend,
