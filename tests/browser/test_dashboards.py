@@ -103,6 +103,23 @@ def test_a_filter_updates_the_charts_and_the_url(page: Any, server: str, sample:
     assert int(by_testid(page, "total-bytes").get_attribute("data-value")) == expected.filtered_bytes
 
 
+def test_a_bar_click_filters(page: Any, server: str, sample: Sample) -> None:
+    # one busy hour: 60 one-minute buckets, bars wide enough to click
+    open_page(page, f"{server}/overview?from={iso(sample.start + 12 * 3600)}&to={iso(sample.start + 13 * 3600)}")
+    page.locator('[data-testid="chart-by-action"]').scroll_into_view_if_needed()
+    bars = page.locator('[data-testid="chart-by-action"] .bars .point path')
+    assert bars.count() > 10
+    boxes = [bars.nth(i).bounding_box() for i in range(bars.count())]
+    tallest = max((b for b in boxes if b), key=lambda b: b["height"])
+    # Plotly's drag layer lies over the bars and turns a click into the point under it
+    x, y = tallest["x"] + tallest["width"] / 2, tallest["y"] + tallest["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.click(x, y)
+    settled(page, 2)
+    assert query_of(page)["where"] in (["action=ACCEPT"], ["action=REJECT"])
+    assert_charts_drawn(page, 9)
+
+
 def test_dependencies_top_pair_and_drill_down(page: Any, server: str, sample: Sample, expected: Expected) -> None:
     open_page(page, f"{server}/dependencies?{sample.range_query}")
     assert_charts_drawn(page, 4)
@@ -125,6 +142,16 @@ def test_dependencies_top_pair_and_drill_down(page: Any, server: str, sample: Sa
     assert sorted(query_of(page)["where"]) == sorted([f"src_app={want['src_app']}", f"dst_app={want['dst_app']}"])
     assert page.locator('[data-testid="pair-row"]').count() == 1
     assert int(by_testid(page, "top-pair").get_attribute("data-bytes")) == want["bytes"]
+    assert_charts_drawn(page, 4)
+
+
+def test_sankey_node_click_filters(page: Any, server: str, sample: Sample, expected: Expected) -> None:
+    open_page(page, f"{server}/dependencies?{sample.range_query}")
+    # the first node is the biggest source: the top pair's
+    page.locator('[data-testid="chart-sankey"] .sankey-node rect').first.click()
+    settled(page, 2)
+    assert query_of(page)["where"] == [f"src_app={expected.top_pair['src_app']}"]
+    assert by_testid(page, "top-pair").get_attribute("data-src") == expected.top_pair["src_app"]
     assert_charts_drawn(page, 4)
 
 

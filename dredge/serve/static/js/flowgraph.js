@@ -19,7 +19,8 @@ export function sankey(pairs) {
     totals.set(`d:${name(p.dst_app)}`, (totals.get(`d:${name(p.dst_app)}`) || 0) + p.bytes);
   }
   return [{
-    type: "sankey", orientation: "h", arrangement: "snap", valueformat: ".3s", valuesuffix: "B",
+    type: "sankey", orientation: "h", arrangement: "fixed", // "snap" drags nodes and swallows clicks
+    valueformat: ".3s", valuesuffix: "B",
     node: {
       label: labels, pad: 8, thickness: 12, line: { width: 0 },
       color: labels.map((l) => colorOf(l)),
