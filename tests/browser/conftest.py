@@ -2,8 +2,8 @@
 Debian's Chromium driven by Playwright (``executable_path``: Playwright never downloads a
 browser). Without Chromium or Playwright the tests skip locally and fail when ``CI=true``.
 
-``dredge query --json`` opens the store for writing, so the numbers the pages must show are
-computed (``expected``) before the server opens it read-only.
+The numbers the pages must show (``expected``) come from ``dredge query --json`` run as its
+own process on the same store, once per session, before the server starts.
 """
 
 from __future__ import annotations

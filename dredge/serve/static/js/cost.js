@@ -86,6 +86,16 @@ async function render(ctx) {
   const byPair = ctx.query({ kind: "cross-az", by: ["src_app", "dst_app"], limit: 20, ...p });
   const byPairTable = ctx.query({ kind: "cross-az", by: ["src_app", "dst_app"], limit: 200, ...p });
   const byRegion = ctx.query({ kind: "cross-az", by: ["src_region", "dst_region"], limit: REGION_PAIRS, ...p });
+  // every region pair: the totals by crossing add up to the whole
+  const bySum = byRegion.then((res) => {
+    const sums = {};
+    for (const r of res.records) {
+      const s = (sums[r.crossing] ||= { cost: 0, bytes: 0 });
+      s.cost += r.cost_usd;
+      s.bytes += r.bytes;
+    }
+    return sums;
+  });
   const pairLabel = (r) => `${r.src_app ?? "(none)"} → ${r.dst_app ?? "(none)"}`;
 
   return settle([
@@ -103,12 +113,7 @@ async function render(ctx) {
     }],
     [cards["by-region"], async () => {
       const res = await byRegion;
-      const sums = {};
-      for (const r of res.records) {
-        const s = (sums[r.crossing] ||= { cost: 0, bytes: 0 });
-        s.cost += r.cost_usd;
-        s.bytes += r.bytes;
-      }
+      const sums = await bySum;
       const total = Object.values(sums).reduce((a, s) => ({ cost: a.cost + s.cost, bytes: a.bytes + s.bytes }), { cost: 0, bytes: 0 });
       setKpi("cost-total", fmt.usd(total.cost), total.cost);
       setKpi("cost-total-bytes", `${fmt.bytes(total.bytes)} moved at a price`, total.bytes);
@@ -126,6 +131,9 @@ async function render(ctx) {
         if (!r) return;
         ctx.addFilters([["src_region", r.src_region], ["dst_region", r.dst_region]]);
       });
+    }],
+    [cards["by-kind"], async () => {
+      const sums = await bySum;
       const kinds = Object.keys(sums).sort((a, b) => sums[b].cost - sums[a].cost);
       cards["by-kind"].setData(["crossing", "bytes", "cost_usd"], kinds.map((k) => [k, sums[k].bytes, sums[k].cost]));
       await cards["by-kind"].draw([{
