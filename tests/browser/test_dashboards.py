@@ -118,6 +118,12 @@ def test_a_bar_click_filters(page: Any, server: str, sample: Sample) -> None:
     settled(page, 2)
     assert query_of(page)["where"] in (["action=ACCEPT"], ["action=REJECT"])
     assert_charts_drawn(page, 9)
+    # region and AZ of the destination instead of the source
+    by_testid(page, "side-region").select_option("dst")
+    settled(page, 3)
+    assert query_of(page)["side"] == ["dst"]
+    assert by_testid(page, "side-az").input_value() == "dst"
+    assert_charts_drawn(page, 9)
 
 
 def test_dependencies_top_pair_and_drill_down(page: Any, server: str, sample: Sample, expected: Expected) -> None:

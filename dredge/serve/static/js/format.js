@@ -27,7 +27,8 @@ export function count(n, suffix = "") {
   else if (abs >= 1e4) text = `${(v / 1e3).toFixed(1)}k`;
   else if (Number.isInteger(v)) text = v.toLocaleString("en-US");
   else text = v.toFixed(abs < 10 ? 2 : 1);
-  return suffix ? `${text} ${suffix}` : text;
+  if (!suffix) return text;
+  return suffix.startsWith("/") ? `${text}${suffix}` : `${text} ${suffix}`;
 }
 
 export function usd(v) {

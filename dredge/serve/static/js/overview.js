@@ -6,10 +6,12 @@ import * as fmt from "./format.js";
 import { settle, startPage } from "./page.js";
 
 const UNATTRIBUTED = "unknown|internet";
-const STACKS = [["by-region", "src_region"], ["by-az", "src_az"], ["by-path", "traffic_path"], ["by-action", "action"]];
+// region and AZ of the source, or of the destination with side=dst in the URL
+const stacks = (side) => [["by-region", `${side}_region`], ["by-az", `${side}_az`], ["by-path", "traffic_path"], ["by-action", "action"]];
+const STACK_IDS = stacks("src").map(([id]) => id);
 
 const cards = Object.fromEntries(["bytes-rate", "packets-rate", "flows-rate", "rejected", "unattributed",
-  ...STACKS.map(([id]) => id)].map((id) => [id, new Card(id)]));
+  ...STACK_IDS].map((id) => [id, new Card(id)]));
 
 function setKpi(testid, text, value) {
   const e = document.querySelector(`[data-testid="${testid}"]`);
@@ -44,6 +46,11 @@ async function render(ctx) {
   const total = ts({});
   const byAction = ts({ by: ["action"] });
   const sum = (rows, k) => rows.reduce((a, r) => a + (r[k] || 0), 0);
+  const side = ctx.state.extra.side === "dst" ? "dst" : "src";
+  for (const select of document.querySelectorAll("select.side")) {
+    select.value = side;
+    select.onchange = () => ctx.setExtra("side", select.value === "dst" ? "dst" : null);
+  }
 
   return settle([
     [cards["bytes-rate"], async () => {
@@ -81,7 +88,7 @@ async function render(ctx) {
         { type: "scatter", mode: "lines", x: xs, y: d, name: "destination", line: { color: "#7c3aed", width: 1.5 }, hovertemplate: "%{y:.2%}" },
       ], shareLayout());
     }],
-    ...STACKS.map(([id, dim]) => [cards[id], async () => {
+    ...stacks(side).map(([id, dim]) => [cards[id], async () => {
       const res = dim === "action" ? await byAction : await ts({ by: [dim] });
       const pivot = pivotTop(res.records, dim, "bytes");
       const card = cards[id];
