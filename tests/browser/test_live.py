@@ -93,7 +93,7 @@ def test_live_daemon_overview_refreshes_and_ops(moto: MotoServer, live_sample: S
         assert both.bytes > first.bytes
         page.wait_for_function(
             "want => document.querySelector('[data-testid=\"total-bytes\"]').dataset.value === String(want)",
-            arg=both.bytes, timeout=30_000)
+            arg=both.bytes, timeout=90_000)
         assert by_testid(page, "total-bytes").inner_text() == human_bytes(both.bytes)
         screenshot(page, "overview-live")
 
