@@ -3,9 +3,10 @@
 Components start in order and stop in reverse (an ``AsyncExitStack`` unwinds whatever
 started, on any failure)::
 
-    metrics HTTP server -> index (static snapshot, or the live IndexManager: state loaded,
-      providers started) -> DuckDB sink (behind PublishingSink when [sink.kinesis_out] is
-      set: each flush published to the output stream first) -> dead-letter file
+    HTTP server (dredge.serve: /metrics, /healthz, /readyz, /api/*, the dashboards)
+      -> index (static snapshot, or the live IndexManager: state loaded, providers started)
+      -> DuckDB sink (behind PublishingSink when [sink.kinesis_out] is set: each flush
+      published to the output stream first) -> dead-letter file
       -> batcher (decode, parse, [holdback], enrich, roll up, flush + checkpoint)
       -> one StreamConsumer per [[streams]] table (clients, lease table, shard readers)
 
@@ -24,13 +25,11 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dredge.errors import DredgeError
 from dredge.telemetry.logging import get_logger
-from dredge.telemetry.metrics import REGISTRY
 
 if TYPE_CHECKING:  # imported when the daemon runs: `dredge --help` stays quick
     from dredge.batcher import StreamBatcher
@@ -39,27 +38,6 @@ if TYPE_CHECKING:  # imported when the daemon runs: `dredge --help` stays quick
     from dredge.sources.kinesis.consumer import StreamConsumer
 
 log = get_logger(__name__)
-
-
-@contextlib.contextmanager
-def metrics_server(host: str, port: int) -> Iterator[None]:
-    """Prometheus /metrics on host:port (nothing when port is 0)."""
-    if not port:
-        yield
-        return
-    from prometheus_client import start_http_server
-
-    try:
-        server, thread = start_http_server(port, host, registry=REGISTRY)
-    except OSError as exc:
-        raise DredgeError(f"metrics.port: cannot listen on {host}:{port}: {exc}") from exc
-    log.info("metrics_listening", host=host, port=port)
-    try:
-        yield
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 INDEX_WATCH_INTERVAL_S = 1.0
@@ -81,6 +59,7 @@ class Daemon:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set (then shut down cleanly) or a component fails (raises)."""
         from dredge.batcher import StreamBatcher
+        from dredge.serve.daemon import daemon_server
         from dredge.sinks.base import BatchSink
         from dredge.sinks.deadletter import DeadLetters
         from dredge.sinks.duckdb import DuckDBSink
@@ -91,8 +70,10 @@ class Daemon:
 
         cfg = self.config
         async with contextlib.AsyncExitStack() as stack:
-            stack.enter_context(metrics_server(cfg.metrics.host, cfg.metrics.port))
+            store = DuckDBSink(cfg.sink.duckdb)  # opened below; the server reads it once open
+            http = stack.enter_context(daemon_server(cfg.metrics, cfg.serve, store))
             snapshots: SnapshotSource
+            manager = None
             if self._snapshots is not None:
                 snapshots = self._snapshots
             else:
@@ -101,9 +82,10 @@ class Daemon:
                     await manager.start()  # state loaded, first snapshot, providers polled once
                     stack.push_async_callback(manager.stop)  # last: after consumers and sink
                     snapshots.current()  # a provider that crashed while starting stops us here
-            store = DuckDBSink(cfg.sink.duckdb)
+            http.watch_index(snapshots, manager)
             await asyncio.to_thread(store.open)
             stack.callback(store.close)
+            stack.callback(http.close_queries)  # first: its cursors keep the file open
             sink: BatchSink = store
             if cfg.sink.kinesis_out is not None:  # publish each flush, then store it
                 sink = PublishingSink(store, KinesisPublisher(cfg.sink.kinesis_out))
@@ -121,6 +103,7 @@ class Daemon:
                 await consumer.open(stack)
                 batcher.register(stream.name, stream.flow_format(), consumer)
                 self.consumers.append(consumer)
+            http.watch_leases(self.consumers)
             log.info("daemon_started", worker=self.worker_id, streams=len(cfg.streams),
                      sink=cfg.sink.duckdb.path,
                      publish_to=cfg.sink.kinesis_out.stream if cfg.sink.kinesis_out else None,
@@ -132,6 +115,8 @@ class Daemon:
                     tg.create_task(c.run(), name=f"consumer-{c.name}")
                 tg.create_task(self._shutdown_on(stop), name="shutdown")
                 tg.create_task(self._watch_index(snapshots, stop), name="index-watch")
+                tg.create_task(http.run(stop), name="http-ready")
+                http.started()
             log.info("daemon_stopped", worker=self.worker_id, flushes=batcher.flushes)
 
     @staticmethod

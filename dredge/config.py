@@ -42,6 +42,7 @@ from dredge.decode.batch import DecodeConfig
 from dredge.errors import ConfigError
 from dredge.index.providers.config import IndexConfig
 from dredge.pipeline import PipelineConfig
+from dredge.serve.config import ServeConfig
 from dredge.settings import sub_validate
 from dredge.sinks.config import DeadLetterConfig, SinkConfig
 from dredge.sources.kinesis.config import KinesisConfig, LeaseConfig, StreamConfig, check_table_name
@@ -63,6 +64,7 @@ class DredgeConfig:
     sink: SinkConfig = field(default_factory=SinkConfig)
     dead_letter: DeadLetterConfig = field(default_factory=DeadLetterConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     log_level: str = "info"
     worker_id: str = ""  # empty: "<hostname>:<pid>"
 
@@ -81,8 +83,10 @@ class DredgeConfig:
             tables.add(table)
             check_table_name(f"streams[{i}].lease_table", table)
         for name in ("index", "pipeline", "kinesis", "decode", "lease", "sink", "dead_letter",
-                     "metrics"):
+                     "metrics", "serve"):
             sub_validate(name, getattr(self, name).validate)
+        if self.metrics.port:
+            self.serve.check_bind(self.metrics.host)
         if self.log_level.lower() not in _LOG_LEVELS:
             raise ConfigError("log_level", f"one of {list(_LOG_LEVELS)}")
 

@@ -1,6 +1,6 @@
 """``dredge query top | timeseries | cross-az``: one :class:`~dredge.query.spec.QuerySpec`,
-run on the DuckDB store (``--db``) or Druid SQL (``--backend druid``), printed as a table or
-JSON lines."""
+run on the DuckDB store (``--db``, opened read-only), Druid SQL (``--backend druid``) or a
+running server (``--server``), printed as a table or JSON lines."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from dredge.commands.druid import add_druid_args
+from dredge.commands.serve import add_server_args
 from dredge.errors import ConfigError
 
 
@@ -26,17 +27,21 @@ def add_parser(sub: Any) -> None:
     q.add_argument("--interval", default="5m", help="timeseries bucket (default: 5m)")
     q.add_argument("--az-price", type=float, default=0.01, help="USD per GB across AZs (default: 0.01)")
     q.add_argument("--region-price", type=float, default=0.02, help="USD per GB across regions (default: 0.02)")
+    q.add_argument("--internet-price", type=float, default=0.09,
+                   help="USD per GB out to the internet (default: 0.09; 0 leaves it out)")
+    q.add_argument("--nat-price", type=float, default=0.045,
+                   help="USD per GB processed by a NAT gateway (default: 0.045; 0 leaves it out)")
     q.add_argument("--json", action="store_true", help="JSON lines")
     q.add_argument("--backend", choices=["duckdb", "druid"], default="duckdb",
                    help="where to query: the DuckDB store (--db) or Druid SQL (--druid-*)")
     add_druid_args(q)
+    add_server_args(q)
     q.set_defaults(func=cmd_query)
 
 
 def cmd_query(args: argparse.Namespace) -> int:
     from dredge.query import render
     from dredge.query.spec import Filter, QuerySpec, parse_duration, parse_time
-    from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
 
     default_by = {"top": "src_app,dst_app", "timeseries": "", "cross-az": "src_app,dst_app"}[args.kind]
     by = tuple(b.strip() for b in (args.by if args.by is not None else default_by).split(",") if b.strip())
@@ -46,8 +51,13 @@ def cmd_query(args: argparse.Namespace) -> int:
         end=parse_time(args.end) if args.end else None,
         metric=args.metric, limit=args.limit, interval_s=parse_duration(args.interval),
         az_price=args.az_price, region_price=args.region_price,
+        internet_price=args.internet_price, nat_price=args.nat_price,
     )
-    if args.backend == "druid":
+    if args.server:
+        from dredge.serve.client import query_server
+
+        table = query_server(args.server, spec, args.server_token)
+    elif args.backend == "druid":
         from dredge.commands.druid import druid_config
         from dredge.query.druid import run
 
@@ -55,9 +65,9 @@ def cmd_query(args: argparse.Namespace) -> int:
     else:
         if not Path(args.db).exists():
             raise ConfigError("db", f"no database at {args.db} (run `dredge replay` first)")
-        sql, params = spec.sql()
-        with DuckDBSink(DuckDBConfig(path=args.db)) as sink:
-            table = sink.query(sql, params)
+        from dredge.query.store import query_file
+
+        table = query_file(args.db, *spec.sql())
     if args.json:
         sys.stdout.buffer.write(render.json_lines(table))
     else:

@@ -26,9 +26,8 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 
-from dredge.enrich.rollup import FLOWS_SCHEMA
 from dredge.errors import SinkError
-from dredge.query.spec import DRUID, METRICS, Dialect, QuerySpec
+from dredge.query.spec import DRUID, Dialect, QuerySpec
 from dredge.sinks.druid import DruidConfig, certificate_error, refused_message, untrusted_message
 
 QUERY_CONTEXT = {"useApproximateTopN": False, "sqlTimeZone": "Etc/UTC"}
@@ -71,16 +70,7 @@ def inline_parameters(sql: str, params: list[object]) -> str:
 
 def result_schema(spec: QuerySpec) -> pa.Schema:
     """The column names and types of a spec's result, as DuckDB returns them."""
-    fields: list[pa.Field] = []
-    if spec.kind == "timeseries":
-        fields.append(pa.field("t", pa.timestamp("us")))
-    fields += [pa.field(d, FLOWS_SCHEMA.field(d).type) for d in spec.by]
-    if spec.kind == "cross-az":
-        fields.append(pa.field("crossing", pa.string()))
-    fields += [pa.field(m, pa.int64()) for m in METRICS]
-    if spec.kind == "cross-az":
-        fields.append(pa.field("cost_usd", pa.float64()))
-    return pa.schema(fields)
+    return spec.result_schema()
 
 
 def _time(value: Any) -> datetime | None:
@@ -90,8 +80,9 @@ def _time(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value)).replace(tzinfo=None)
 
 
-def connect(config: DruidConfig) -> Any:
-    """A pydruid DB-API connection to the SQL endpoint of ``config.url``."""
+def connect(config: DruidConfig, timeout_s: float | None = None) -> Any:
+    """A pydruid DB-API connection to the SQL endpoint of ``config.url``; ``timeout_s``: Druid
+    cancels a query that runs longer (its ``timeout`` context key)."""
     from pydruid.db import connect as pydruid_connect
 
     url = urlsplit(config.url)
@@ -102,20 +93,43 @@ def connect(config: DruidConfig) -> Any:
         host=url.hostname, port=url.port or (443 if url.scheme == "https" else 80),
         path=url.path.rstrip("/") + "/druid/v2/sql/", scheme=url.scheme,
         user=config.user or None, password=config.password or None,
-        context=dict(QUERY_CONTEXT), ssl_verify_cert=verify)
+        context=dict(QUERY_CONTEXT, **({"timeout": int(timeout_s * 1000)} if timeout_s else {})),
+        ssl_verify_cert=verify)
 
 
-def run(spec: QuerySpec, config: DruidConfig) -> pa.Table:
+def run(spec: QuerySpec, config: DruidConfig, timeout_s: float | None = None) -> pa.Table:
     """Run a query spec on Druid; the result as DuckDB would give it."""
+    config.validate()
+    sql, params = spec.sql(dialect(config.datasource))
+    rows = _fetch(config, inline_parameters(sql, params), timeout_s)
+    schema = result_schema(spec)
+    columns: dict[str, pa.Array] = {}
+    for i, f in enumerate(schema):
+        values = [r[i] for r in rows]
+        if pa.types.is_timestamp(f.type):
+            values = [_time(v) for v in values]
+        columns[f.name] = pa.array(values, f.type)
+    return pa.table(columns, schema=schema)
+
+
+def time_range(config: DruidConfig, timeout_s: float | None = None
+               ) -> tuple[datetime | None, datetime | None]:
+    """The first and last ``__time`` of the datasource (None, None when it is empty)."""
+    config.validate()
+    table = dialect(config.datasource).table
+    rows = _fetch(config, f"SELECT MIN(__time), MAX(__time) FROM {table}", timeout_s)
+    if not rows:
+        return None, None
+    return _time(rows[0][0]), _time(rows[0][1])
+
+
+def _fetch(config: DruidConfig, query: str, timeout_s: float | None) -> list[Any]:
+    """Rows of one Druid SQL statement; every failure a one-line SinkError."""
     import requests
     import urllib3
     from pydruid.db import exceptions
 
-    config.validate()
-    sql, params = spec.sql(dialect(config.datasource))
-    query = inline_parameters(sql, params)
-    schema = result_schema(spec)
-    conn = connect(config)
+    conn = connect(config, timeout_s)
     try:
         with warnings.catch_warnings():
             if not config.tls_verify:  # asked for: no InsecureRequestWarning on every query
@@ -142,10 +156,4 @@ def run(spec: QuerySpec, config: DruidConfig) -> pa.Table:
         raise SinkError(f"Druid refused the query: {text[:500]}") from exc
     finally:
         conn.close()
-    columns: dict[str, pa.Array] = {}
-    for i, f in enumerate(schema):
-        values = [r[i] for r in rows]
-        if pa.types.is_timestamp(f.type):
-            values = [_time(v) for v in values]
-        columns[f.name] = pa.array(values, f.type)
-    return pa.table(columns, schema=schema)
+    return list(rows)

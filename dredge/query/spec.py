@@ -1,8 +1,9 @@
 """Queries over the ``flows`` table, as SQL for DuckDB (and Druid SQL, same answers).
 
 ``top``: the biggest groups by any dimensions; ``timeseries``: totals per time bucket;
-``cross-az``: application pairs whose traffic crosses availability zones or regions, with
-the estimated data-transfer cost. Filters: ``--where dim=value`` (``a|b`` for any of
+``cross-az``: application pairs whose traffic costs money to move: across availability zones
+or regions, out to the internet, or through a NAT gateway, with the estimated cost (see
+:func:`QuerySpec.sql` for the model). Filters: ``--where dim=value`` (``a|b`` for any of
 several), ``dim!=value``, and a time range [from, to).
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+import pyarrow as pa
 
 from dredge.enrich.rollup import DIMENSIONS
 from dredge.errors import ConfigError
@@ -26,6 +29,16 @@ FILTERABLE = tuple(d for d in DIMENSIONS if d != "window_start")
 # cross-AZ price applies to each record's bytes once.
 DEFAULT_AZ_PRICE = 0.01
 DEFAULT_REGION_PRICE = 0.02
+# Data transfer out to the internet (first 10 TB/month tier) and NAT gateway data processing.
+DEFAULT_INTERNET_PRICE = 0.09
+DEFAULT_NAT_PRICE = 0.045
+PRICES = ("az_price", "region_price", "internet_price", "nat_price")
+NUMERIC = ("protocol", "traffic_path")  # integer dimensions: filter values must be integers
+# Owner types (``src_type``/``dst_type``) the cost model reads: what the index gives addresses
+# outside every known range, and NAT gateways' interfaces (``dredge generate`` emits both).
+INTERNET_TYPE = "internet"
+NAT_TYPE = "nat-gateway"
+COST_COLUMNS = ("src_region", "dst_region", "src_az", "dst_az", "src_type", "dst_type", "action")
 
 
 @dataclass(frozen=True)
@@ -82,7 +95,12 @@ class Filter:
         dim, op, value = m.groups()
         if dim not in FILTERABLE:
             raise ConfigError("where", f"unknown dimension {dim!r}; one of {', '.join(FILTERABLE)}")
-        return cls(dim, tuple(v.strip() for v in value.split("|")), op == "!=")
+        values = tuple(v.strip() for v in value.split("|"))
+        if dim in NUMERIC:
+            for v in values:
+                if not re.fullmatch(r"-?\d+", v):
+                    raise ConfigError("where", f"{dim} takes integers, not {v!r}")
+        return cls(dim, values, op == "!=")
 
 
 @dataclass(frozen=True)
@@ -97,6 +115,8 @@ class QuerySpec:
     interval_s: int = 300
     az_price: float = DEFAULT_AZ_PRICE
     region_price: float = DEFAULT_REGION_PRICE
+    internet_price: float = DEFAULT_INTERNET_PRICE
+    nat_price: float = DEFAULT_NAT_PRICE
     extra: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -113,6 +133,25 @@ class QuerySpec:
             raise ConfigError("interval", "must be positive")
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise ConfigError("to", "must be after --from")
+        for name in PRICES:
+            price = getattr(self, name)
+            if not (isinstance(price, int | float) and 0 <= price < float("inf")):
+                raise ConfigError(name, "a price in USD per GB, >= 0")
+
+    def result_schema(self) -> pa.Schema:
+        """The column names and types of the result, as DuckDB returns them."""
+        from dredge.enrich.rollup import FLOWS_SCHEMA
+
+        fields: list[pa.Field] = []
+        if self.kind == "timeseries":
+            fields.append(pa.field("t", pa.timestamp("us")))
+        fields += [pa.field(d, FLOWS_SCHEMA.field(d).type) for d in self.by]
+        if self.kind == "cross-az":
+            fields.append(pa.field("crossing", pa.string()))
+        fields += [pa.field(m, pa.int64()) for m in METRICS]
+        if self.kind == "cross-az":
+            fields.append(pa.field("cost_usd", pa.float64()))
+        return pa.schema(fields)
 
     def where(self, dialect: Dialect) -> tuple[str, list[object]]:
         clauses: list[str] = []
@@ -151,19 +190,64 @@ class QuerySpec:
             return (f"SELECT {bucket} AS t{by}, {sums} FROM {dialect.table}{where} "
                     f"GROUP BY 1{''.join(f', {i + 2}' for i in range(len(self.by)))} "
                     f"ORDER BY 1{order}"), params
-        # cross-region: both sides in AWS regions (not on-prem, GLOBAL or unknown), different;
-        # cross-az: both AZ IDs known and different within one region
+        return self._cost_sql(dialect, where, params, sums)
+
+    def _cost_sql(self, dialect: Dialect, where: str, params: list[object], sums: str
+                  ) -> tuple[str, list[object]]:
+        """The cost model, per rolled-up row (one side's view of the traffic):
+
+        - cross-region: both sides in AWS regions (not on-prem, GLOBAL or unknown), different;
+        - cross-az: both AZ IDs known and different within one region;
+        - internet: the destination's owner type is ``internet`` and the source's is not
+          (egress; traffic in from the internet is free), not rejected;
+        - nat: one side is a NAT gateway's interface and the other is not the internet (the
+          host's leg: each byte the gateway processes is counted once, not again on its
+          internet leg), not rejected.
+
+        Rejected records count for cross-AZ/region as they always have (the model before the
+        internet and NAT prices); for the two new prices a rejected packet never left.
+
+        ``crossing`` names the first that applies, in that order; ``cost_usd`` adds every
+        price that applies (a host in one AZ sending through a NAT gateway in another pays
+        both). A price of 0 leaves its rows out, so with ``internet_price = nat_price = 0``
+        the answer is exactly the cross-AZ/region one.
+        """
         regions = (f"({dialect.is_aws_region('src_region')} AND {dialect.is_aws_region('dst_region')} "
                    "AND src_region <> dst_region)")
-        kind = f"CASE WHEN {regions} THEN 'cross-region' ELSE 'cross-az' END"
-        cond = (f"({regions} OR (src_az IS NOT NULL AND dst_az IS NOT NULL AND src_az <> dst_az "
-                "AND coalesce(src_region, '') = coalesce(dst_region, '')))")
-        where = f"{where} AND {cond}" if where else f" WHERE {cond}"
+        azs = ("(src_az IS NOT NULL AND dst_az IS NOT NULL AND src_az <> dst_az "
+               "AND coalesce(src_region, '') = coalesce(dst_region, ''))")
+        sent = "coalesce(action, '') <> 'REJECT'"  # a rejected packet never left
+        internet = (f"(dst_type = '{INTERNET_TYPE}' AND coalesce(src_type, '') <> '{INTERNET_TYPE}'"
+                    f" AND {sent})")
+        nat = (f"(((src_type = '{NAT_TYPE}' AND coalesce(dst_type, '') <> '{INTERNET_TYPE}') OR "
+               f"(dst_type = '{NAT_TYPE}' AND coalesce(src_type, '') <> '{INTERNET_TYPE}')) AND {sent})")
+        crossings = [("cross-region", regions), ("cross-az", azs)]
+        if self.internet_price > 0:
+            crossings.append(("internet", internet))
+        if self.nat_price > 0:
+            crossings.append(("nat", nat))
+        kind = ("CASE " + " ".join(f"WHEN {c} THEN '{name}'" for name, c in crossings[:-1])
+                + f" ELSE '{crossings[-1][0]}' END")
+        cond = "(" + " OR ".join(c for _, c in crossings) + ")"
+        # Rows are first summed by the columns the model reads (a few thousand groups), so the
+        # region pattern and the CASEs run per group, not per row; integer sums are the same.
+        cols = list(dict.fromkeys([*self.by, *COST_COLUMNS]))
+        inner = (f"SELECT {', '.join(cols)}, {sums} FROM {dialect.table}{where} "
+                 f"GROUP BY {', '.join(str(i + 1) for i in range(len(cols)))}")
         by = ", ".join(self.by)
         groups = ", ".join(str(i + 1) for i in range(len(self.by) + 1))  # Druid: no aliases
-        price = (f"CASE WHEN {kind} = 'cross-region' THEN {float(self.region_price)!r} "
-                 f"ELSE {float(self.az_price)!r} END")
+        # The base price by the group's crossing, exactly as before the extension; the extra
+        # prices on the bytes of the rows they apply to (+ 0.0 where none do: same float)
+        base = (f"CASE WHEN {kind} = 'cross-region' THEN {float(self.region_price)!r} "
+                f"WHEN {kind} = 'cross-az' THEN {float(self.az_price)!r} ELSE 0.0 END")
+        if len(crossings) == 2:
+            base = (f"CASE WHEN {kind} = 'cross-region' THEN {float(self.region_price)!r} "
+                    f"ELSE {float(self.az_price)!r} END")
+        cost = f"{dialect.sum('bytes')} / 1e9 * {base}"
+        for name, cond_ in crossings[2:]:
+            rate = float(self.internet_price if name == "internet" else self.nat_price)
+            cost += f" + {dialect.sum(f'CASE WHEN {cond_} THEN bytes ELSE 0 END')} / 1e9 * {rate!r}"
         return (f"SELECT {by}, {kind} AS crossing, {sums}, "
-                f"{dialect.sum('bytes')} / 1e9 * {price} AS cost_usd "
-                f"FROM {dialect.table}{where} GROUP BY {groups} "
+                f"{cost} AS cost_usd "
+                f"FROM ({inner}) pre WHERE {cond} GROUP BY {groups} "
                 f"ORDER BY cost_usd DESC, {dialect.ascending(self.by)} LIMIT {int(self.limit)}"), params

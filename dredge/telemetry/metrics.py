@@ -21,10 +21,11 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 @dataclass(frozen=True)
 class MetricsConfig:
-    """``[metrics]``: the daemon's Prometheus endpoint (``dredge.app.metrics_server``)."""
+    """``[metrics]``: where the process's HTTP server listens (``dredge.serve``): /metrics,
+    /healthz, /readyz, /api/*, the dashboards (``[serve]`` has its auth and limits)."""
 
-    port: int = 9108  # Prometheus /metrics; 0 = no HTTP server
-    host: str = "0.0.0.0"
+    port: int = 9108  # 0 = no HTTP server
+    host: str = "127.0.0.1"  # others need [serve] auth (or allow_unauthenticated)
 
     def validate(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -25,9 +25,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("dredge.enrich",),
     ("dredge.sinks",),
     ("dredge.query",),
-    ("dredge.pipeline", "dredge.batcher", "dredge.replay", "dredge.snapshots", "dredge.runtime"),
+    ("dredge.pipeline", "dredge.batcher", "dredge.replay", "dredge.snapshots"),
+    ("dredge.serve",),
     ("dredge.config", "dredge.app"),
-    ("dredge.serve", "dredge.commands"),
+    ("dredge.commands",),
     ("dredge.cli", "dredge.testing", "dredge.__main__"),
 )
 
