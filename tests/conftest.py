@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: real servers on loopback (see dredge.testing)."""
+"""Shared pytest fixtures: real servers on loopback (see dredge.testing), one each per session."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dredge.testing import MotoServer, moto_server
+from dredge.testing import KinesisLocal, MotoServer, moto_server, running
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +24,11 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def kinesis_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KinesisLocal]:
+    """One kinesis-local (node, own process) for the session, for what moto does not do as
+    Kinesis does (resharding); the AWS environment is left alone (moto's)."""
+    with running(KinesisLocal(tmp_path_factory.mktemp("kinesis-local"))) as server:
+        yield server

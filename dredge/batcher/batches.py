@@ -17,8 +17,8 @@ from dredge.flowlog.columns import FlowColumns, RecordCounts
 from dredge.flowlog.parser import FlowParser
 from dredge.pipeline import Enricher
 from dredge.snapshots import SnapshotSource
-from dredge.sources.kinesis.leases import SHARD_END
-from dredge.sources.kinesis.reader import SEQUENCE, Position, ReadBatch
+from dredge.sources.kinesis.reader import ReadBatch
+from dredge.sources.kinesis.shards import SEQUENCE, SHARD_END, Position
 
 ShardKey = tuple[str, str]  # (stream, shard id)
 

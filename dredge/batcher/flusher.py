@@ -14,14 +14,14 @@ import asyncio
 from collections.abc import Mapping
 from typing import Protocol
 
+from dredge.aws import Backoff
 from dredge.batcher.batches import Pending, ShardKey
 from dredge.enrich.rollup import Rolled
 from dredge.errors import CheckpointError, LeaseLost, SinkError
 from dredge.pipeline import PipelineConfig
 from dredge.sinks.base import BatchSink, ShardCheckpoint
 from dredge.sinks.deadletter import DeadLetters
-from dredge.sources.kinesis.limits import Backoff
-from dredge.sources.kinesis.reader import SEQUENCE, Position
+from dredge.sources.kinesis.shards import SEQUENCE, Position
 from dredge.telemetry.logging import get_logger
 from dredge.telemetry.metrics import counter
 

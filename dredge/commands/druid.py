@@ -113,12 +113,12 @@ def druid_config(args: argparse.Namespace, env: Mapping[str, str] | None = None)
 def _supervisor_config(args: argparse.Namespace) -> SupervisorConfig:
     """Options, then DREDGE_DRUID_* variables, then ``--config``'s [sink.kinesis_out] (the
     stream the daemon publishes to), then the defaults."""
+    from dredge.aws import resolve_region
     from dredge.sinks.druid import SupervisorConfig
 
     _, out = _file_sections(args, os.environ)
-    region = (args.region or os.environ.get(ENV + "REGION") or (out.region if out else "")
-              or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-              or "us-east-1")
+    region = resolve_region(args.region or os.environ.get(ENV + "REGION")
+                            or (out.region if out else ""))
     config = SupervisorConfig(
         stream=(args.stream or os.environ.get(ENV + "STREAM") or (out.stream if out else "")
                 or SupervisorConfig.stream),
@@ -172,6 +172,7 @@ def _ensure_stream(sup: SupervisorConfig, shards: int) -> None:
     """Create the output stream with ``shards`` shards unless it exists; wait until ACTIVE."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from dredge.aws import error_code
     from dredge.sinks.kinesis_out import KinesisOutConfig, make_client
 
     client: Any = make_client(KinesisOutConfig(stream=sup.stream, region=sup.region,
@@ -181,7 +182,7 @@ def _ensure_stream(sup: SupervisorConfig, shards: int) -> None:
             client.describe_stream_summary(StreamName=sup.stream)
             print(f"stream       {sup.stream} exists")
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            if error_code(exc) != "ResourceNotFoundException":
                 raise
             client.create_stream(StreamName=sup.stream, ShardCount=shards)
             print(f"stream       {sup.stream} created ({shards} shard(s))")

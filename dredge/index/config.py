@@ -1,5 +1,4 @@
-"""Settings of the live index manager (:mod:`dredge.index.live`), and the validation helper
-the index's settings share. Light on purpose: ``dredge.config`` imports it at start-up, so
+"""Settings of the live index manager (:mod:`dredge.index.live`). Light on purpose: ``dredge.config`` imports it at start-up, so
 nothing here may import numba, pyarrow or the AWS SDK.
 
 The whole ``[index]`` table (these plus the providers' settings) is
@@ -8,28 +7,11 @@ The whole ``[index]`` table (these plus the providers' settings) is
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from dredge.errors import ConfigError
-
-
-def validate_within(prefix: str, validate: Callable[[], None]) -> None:
-    """Run a part's ``validate()``; the key its ConfigError names becomes ``prefix.key``."""
-    try:
-        validate()
-    except ConfigError as exc:
-        if exc.field.startswith(prefix + ".") or exc.field == prefix:
-            raise
-        raise ConfigError(f"{prefix}.{exc.field}", str(exc)[len(exc.field) + 2:]) from None
-
-
-def require_positive(settings: object, *names: str) -> None:
-    """ConfigError naming the first of ``names`` whose value is not > 0."""
-    for name in names:
-        if not getattr(settings, name) > 0:
-            raise ConfigError(name, "must be > 0")
+from dredge.settings import check_positive
 
 
 @dataclass(frozen=True)
@@ -45,12 +27,12 @@ class LiveConfig:
     save_interval_s: float = 300.0
 
     def validate(self) -> None:
-        require_positive(self, "retention_s")
+        check_positive(self, "retention_s")
         if self.debounce_s < 0:
             raise ConfigError("debounce_s", "must be >= 0")
-        require_positive(self, "compact_interval_s", "save_interval_s")
+        check_positive(self, "compact_interval_s", "save_interval_s")
         if self.state_path and Path(self.state_path).is_dir():
             raise ConfigError("state_path", "is a directory; give a file path")
 
 
-__all__ = ["LiveConfig", "require_positive", "validate_within"]
+__all__ = ["LiveConfig"]

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
+from dredge.sources.kinesis.shards import ShardCheckpoint as ShardCheckpoint  # re-exported
+
 if TYPE_CHECKING:  # types only: the rollup loads numba
     import pyarrow as pa
 
@@ -46,18 +48,6 @@ class IngestRecord:
     truncated: bool
     rows: int
     seconds: float
-
-
-@dataclass(frozen=True)
-class ShardCheckpoint:
-    """A shard's position after everything before it is stored; ``records``: Kinesis records
-    stored since the previous checkpoint of this shard (added to the running total)."""
-
-    stream: str
-    shard_id: str
-    sequence: str  # a sequence number, or SHARD_END
-    sub_sequence: int = 0
-    records: int = 0
 
 
 class FileSink(Protocol):

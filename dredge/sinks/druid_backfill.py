@@ -27,6 +27,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from dredge.aws import Backoff
 from dredge.enrich.rollup import DIMENSIONS, METRICS, Rolled
 from dredge.errors import SinkError
 from dredge.sinks.base import IngestRecord, Rows
@@ -35,7 +36,6 @@ from dredge.sinks.druid_staging import Part, Staging
 from dredge.sinks.duckdb import DuckDBSink
 from dredge.sinks.metrics import flush_seconds, pending_intervals, retries_total, rows_total
 from dredge.sinks.rowcodec import encode
-from dredge.sources.kinesis.limits import Backoff
 from dredge.telemetry.logging import get_logger
 
 log = get_logger(__name__)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dredge.aws import error_code, http_status, resolve_region
 from dredge.errors import ConfigError, SinkError
 from dredge.telemetry.logging import get_logger
 
@@ -62,10 +62,8 @@ def s3_client(endpoint_url: str = "", region: str = "", timeout_s: float = 30.0)
     import boto3
     from botocore.config import Config
 
-    region = (region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-              or "us-east-1")
     return boto3.session.Session().client(
-        "s3", region_name=region, endpoint_url=endpoint_url or None,
+        "s3", region_name=resolve_region(region), endpoint_url=endpoint_url or None,
         config=Config(retries={"max_attempts": 3, "mode": "standard"},
                       connect_timeout=min(timeout_s, 10), read_timeout=timeout_s))
 
@@ -130,9 +128,8 @@ class Staging:
             self._s3_delete(bucket, keys)
 
     def _s3_error(self, exc: Exception, bucket: str, key: str) -> SinkError:
-        err = getattr(exc, "response", None) or {}
-        code = str(err.get("Error", {}).get("Code", ""))
-        status = err.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = error_code(exc) or ""
+        status = http_status(exc) or None
         where = f"S3 staging ({self.spec}): writing s3://{bucket}/{key}"
         if code == "NoSuchBucket":
             return SinkError(f"{where}: bucket {bucket!r} does not exist; create it or point "

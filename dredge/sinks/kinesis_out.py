@@ -15,7 +15,6 @@ store + checkpoint).
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import threading
 import time
@@ -26,12 +25,12 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
+from dredge.aws import RETRYABLE_CODES, Backoff, error_code, resolve_region
 from dredge.enrich.rollup import Rolled
 from dredge.errors import ConfigError, SinkError
 from dredge.settings import check_positive, check_url
 from dredge.sinks.metrics import flush_seconds, requests_total, retries_total, rows_total
 from dredge.sinks.rowcodec import MAX_KEY_CHARS, Packed, encode, pack
-from dredge.sources.kinesis.limits import Backoff
 from dredge.telemetry.logging import get_logger
 
 log = get_logger(__name__)
@@ -40,12 +39,6 @@ MAX_RECORDS = 500  # PutRecords: records per call
 MAX_CALL_BYTES = 5 * 1024 * 1024  # PutRecords: data + partition keys per call
 MAX_RECORD_BYTES = 1024 * 1024  # one record's data + partition key
 
-# Whole-call errors worth retrying (throttling, the service or network away); others are final.
-RETRYABLE_CODES = frozenset({
-    "ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException",
-    "InternalFailure", "InternalFailureException", "ServiceUnavailable",
-    "ServiceUnavailableException", "KMSThrottlingException", "RequestTimeout",
-})
 
 @dataclass(frozen=True)
 class KinesisOutConfig:
@@ -88,10 +81,8 @@ def make_client(config: KinesisOutConfig) -> KinesisClient:
     import boto3
     from botocore.config import Config
 
-    region = (config.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-              or "us-east-1")
     client: KinesisClient = boto3.session.Session().client(
-        "kinesis", region_name=region, endpoint_url=config.endpoint_url or None,
+        "kinesis", region_name=resolve_region(config.region), endpoint_url=config.endpoint_url or None,
         config=Config(retries={"max_attempts": 1, "mode": "standard"},
                       connect_timeout=config.connect_timeout_s, read_timeout=config.read_timeout_s,
                       max_pool_connections=4))
@@ -193,7 +184,7 @@ class KinesisPublisher:
             try:
                 out = self.client.put_records(StreamName=self.config.stream, Records=records)
             except Exception as exc:  # botocore's errors: classify, never let one escape raw
-                code = _error_code(exc)
+                code = error_code(exc)  # None: a transport error, retried
                 requests_total.labels(self.name, "failed").inc()
                 last_error = f"{type(exc).__name__}: {exc}"[:300]
                 if code is not None and code not in RETRYABLE_CODES:
@@ -225,15 +216,6 @@ class KinesisPublisher:
                         failed=len(todo), records=len(entries), error_code=first.get("ErrorCode"))
         raise SinkError(f"Kinesis stream {self.config.stream!r}: {len(todo)} record(s) not stored "
                         f"after {self.config.max_attempts} attempts ({last_error})")
-
-
-def _error_code(exc: Exception) -> str | None:
-    """The AWS error code of a ClientError; None for transport errors (retryable)."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        code = response.get("Error", {}).get("Code")
-        return str(code) if code else "Unknown"
-    return None
 
 
 def _digest(data: list[bytes], keys: list[str]) -> bytes:

@@ -19,9 +19,9 @@ import pytest
 
 from dredge.cli import main
 from dredge.testing import MotoServer
+from tests.integration.samples import Samples
 from tests.integration.streams import (
     PutLog,
-    Sample,
     Worker,
     caught_up,
     create_stream,
@@ -33,7 +33,6 @@ from tests.integration.streams import (
     lease_items,
     line_totals,
     lines_upto,
-    make_sample,
     put_control_message,
     put_payloads,
     store_checkpoints,
@@ -45,12 +44,12 @@ from tests.integration.streams import (
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
-    return make_sample(tmp_path_factory.mktemp("stream-sample"), flows=12_000, seed=5)
+# More data than the shared `sample`: the first test checks it put more than 5,000 flows.
+BIG = {"flows": 12_000, "seed": 5}
 
 
-def test_four_shards_three_envelopes_totals_equal(moto: MotoServer, sample: Sample, tmp_path: Path) -> None:
+def test_four_shards_three_envelopes_totals_equal(moto: MotoServer, samples: Samples, tmp_path: Path) -> None:
+    sample = samples.stream(**BIG)
     stream = f"flows-{uuid.uuid4().hex[:8]}"
     kin, ddb = kinesis(moto.endpoint), dynamodb(moto.endpoint)
     create_stream(kin, stream, 4)
@@ -102,7 +101,8 @@ def test_four_shards_three_envelopes_totals_equal(moto: MotoServer, sample: Samp
 
 
 @pytest.mark.slow
-def test_kill9_single_worker_restarts_exactly_once(moto: MotoServer, sample: Sample, tmp_path: Path) -> None:
+def test_kill9_single_worker_restarts_exactly_once(moto: MotoServer, samples: Samples, tmp_path: Path) -> None:
+    sample = samples.stream(**BIG)
     stream = f"flows-{uuid.uuid4().hex[:8]}"
     kin, ddb = kinesis(moto.endpoint), dynamodb(moto.endpoint)
     create_stream(kin, stream, 4)

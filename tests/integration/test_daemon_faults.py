@@ -21,20 +21,15 @@ from typing import Any
 import pytest
 
 from dredge.batcher import parse_batch
-from dredge.config import KinesisConfig, StreamConfig
 from dredge.decode import DecodeConfig, encode_kpl
 from dredge.flowlog.fields import DEFAULT_FORMAT
 from dredge.flowlog.parser import FlowParser
 from dredge.sources.kinesis.clients import kinesis_client
+from dredge.sources.kinesis.config import KinesisConfig, StreamConfig
 from dredge.sources.kinesis.discovery import ShardCatalog
-from dredge.sources.kinesis.leases import AT_TIMESTAMP, TRIM_HORIZON
-from dredge.sources.kinesis.reader import (
-    SEQUENCE,
-    Position,
-    ReadBatch,
-    ShardReader,
-    reader_events_total,
-)
+from dredge.sources.kinesis.metrics import reader_events_total
+from dredge.sources.kinesis.reader import ReadBatch, ShardReader
+from dredge.sources.kinesis.shards import AT_TIMESTAMP, SEQUENCE, TRIM_HORIZON, Position
 from dredge.testing import MotoServer, free_port
 from tests.integration.faults import DROP, FaultProxy
 from tests.integration.streams import (
@@ -49,7 +44,6 @@ from tests.integration.streams import (
     kinesis,
     lease_checkpoints,
     line_totals,
-    make_sample,
     put_payloads,
     store_totals,
     wait_for,
@@ -63,10 +57,6 @@ KMS = "KMSThrottlingException"
 EXPIRED = "ExpiredIteratorException"
 INTERNAL = "InternalFailure"
 
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
-    return make_sample(tmp_path_factory.mktemp("fault-sample"), flows=6_000, seed=9)
 
 
 def scrape(port: int) -> dict[str, float]:

@@ -37,7 +37,6 @@ from tests.integration.streams import (
     kinesis,
     lease_checkpoints,
     line_totals,
-    make_sample,
     put_payloads,
     store_totals,
     wait_for,
@@ -46,10 +45,6 @@ from tests.integration.streams import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
-    return make_sample(tmp_path_factory.mktemp("publish-sample"), flows=4_000, seed=21)
 
 
 def sink_metrics(port: int) -> Counter[str]:

@@ -9,19 +9,15 @@ Leases stay in moto's DynamoDB.
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import shutil
-import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from dredge.testing import MotoServer, free_port, service_unavailable
+from dredge.testing import KinesisLocal, MotoServer
 from tests.integration.streams import (
     PutLog,
     Sample,
@@ -34,7 +30,6 @@ from tests.integration.streams import (
     lease_checkpoints,
     lease_items,
     line_totals,
-    make_sample,
     put_payloads,
     store_totals,
     wait_for,
@@ -42,48 +37,6 @@ from tests.integration.streams import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
-
-PACKAGE = Path(__file__).parents[2] / "infra" / "kinesis-local" / "node_modules" / "kinesis-local"
-
-
-@pytest.fixture(scope="module")
-def kinesis_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    node = shutil.which("node")
-    if node is None or not (PACKAGE / "main.js").exists():
-        service_unavailable("kinesis-local needs node and infra/kinesis-local (npm ci)")
-    port = free_port()
-    env = {**os.environ, "KINESIS_MOCK_PLAIN_PORT": str(port), "KINESIS_MOCK_TLS_PORT": str(free_port()),
-           "SPLIT_SHARD_DURATION": "100ms", "MERGE_SHARDS_DURATION": "100ms",
-           "CREATE_STREAM_DURATION": "100ms", "LOG_LEVEL": "WARN"}
-    log = open(tmp_path_factory.mktemp("kinesis-local") / "kinesis-local.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([str(node), "main.js"], cwd=PACKAGE, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        client = kinesis(endpoint)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                client.list_streams()
-                break
-            except Exception:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    service_unavailable(f"kinesis-local did not start on {endpoint}")
-                time.sleep(0.3)
-        yield endpoint
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
-    return make_sample(tmp_path_factory.mktemp("reshard-sample"), flows=9_000, seed=13)
-
 
 def shard_map(client: object, stream: str) -> dict[str, dict]:  # type: ignore[type-arg]
     return {s["ShardId"]: s for s in client.list_shards(StreamName=stream)["Shards"]}  # type: ignore[attr-defined]
@@ -94,11 +47,11 @@ def wait_active(client: object, stream: str) -> None:
              ["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE", 30, "the stream to be ACTIVE")
 
 
-def test_split_and_merge_while_running(kinesis_local: str, moto: MotoServer, sample: Sample,
-                                       tmp_path: Path) -> None:
+def test_split_and_merge_while_running(kinesis_local: KinesisLocal, moto: MotoServer,
+                                       sample: Sample, tmp_path: Path) -> None:
     stream = f"reshard-{uuid.uuid4().hex[:8]}"
     table = f"leases-{stream}-{stream}"
-    kin, ddb = kinesis(kinesis_local), dynamodb(moto.endpoint)
+    kin, ddb = kinesis(kinesis_local.endpoint), dynamodb(moto.endpoint)
     create_stream(kin, stream, 2)
     wait_active(kin, stream)
     rng = random.Random(3)
@@ -107,7 +60,7 @@ def test_split_and_merge_while_running(kinesis_local: str, moto: MotoServer, sam
     thirds = [payloads[len(payloads) * k // 3: len(payloads) * (k + 1) // 3] for k in range(3)]
     put_payloads(kin, stream, thirds[0], rng, log)
     cfg = write_config(tmp_path / "dredge.toml", stream=stream, db=tmp_path / "w.duckdb",
-                       sample=sample, worker_id="resharder", stream_endpoint=kinesis_local)
+                       sample=sample, worker_id="resharder", stream_endpoint=kinesis_local.endpoint)
     # finished shards' leases are deleted once their children started (checked below)
     cfg.write_text(cfg.read_text().replace("[lease]\n", "[lease]\ncleanup_interval_s = 1.0\n"))
     worker = Worker(cfg, moto.env(), tmp_path / "w.log").start().wait_started()

@@ -34,7 +34,6 @@ from tests.integration.streams import (
     lease_checkpoints,
     lease_items,
     line_totals,
-    make_sample,
     put_payloads,
     store_checkpoints,
     store_totals,
@@ -47,10 +46,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420
 FAILOVER_S = 8.0
 STARTED = re.compile(r"shard_reader_started stream=\S+ shard_id=(\S+) position=(\S+)")
 
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
-    return make_sample(tmp_path_factory.mktemp("workers-sample"), flows=9_000, seed=21)
 
 
 def owners(ddb: object, table: str) -> dict[str, str | None]:

@@ -17,18 +17,16 @@ import os
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from dredge.cli import main
 from dredge.errors import SinkError
-from dredge.generate import generate
 from dredge.sinks.druid import DruidAPI, DruidConfig
 from dredge.testing import service_unavailable
-
-from .test_druid_sink import druid_totals, duckdb_totals, replay_args
+from tests.integration.druid import DruidCluster, druid_totals, duckdb_totals
+from tests.integration.samples import replay_args
 
 pytestmark = [pytest.mark.integration, pytest.mark.druid]
 
@@ -54,31 +52,11 @@ def no_druid_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def druid() -> Iterator[DruidAPI]:
+def tls(druid: DruidCluster) -> DruidAPI:
+    """The session's cluster through the https Router, as the dredge user."""
     if not os.path.isfile(CA_FILE):
         service_unavailable(f"no CA file at {CA_FILE} (make druid-up makes it)")
-    api = DruidAPI(tls_config())
-    why = api.healthy()
-    if why:
-        service_unavailable(f"{why} (make druid-up)")
-    created: list[str] = []
-    api.created = created  # type: ignore[attr-defined]
-    yield api
-    for ds in created:
-        try:  # cleanup only: a left-over datasource is harmless
-            api.request("DELETE", f"/druid/coordinator/v1/datasources/{ds}")
-            api.request("POST", "/druid/indexer/v1/task", {
-                "type": "kill", "dataSource": ds, "interval": "2000-01-01/2100-01-01"},
-                overlord=True)
-        except SinkError as exc:
-            print(f"cleanup of {ds} failed: {exc}")
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("druid-auth-gen")
-    generate(out, flows=4_000, seed=11, hours=1)
-    return out
+    return druid.client(tls_config())
 
 
 def config_file(path: Path, datasource: str, **extra: str) -> Path:
@@ -101,9 +79,9 @@ def one_error_line(err: str) -> str:
     return lines[0]
 
 
-def test_the_auth_chain_refuses_bad_credentials_and_lets_none_through(druid: DruidAPI) -> None:
+def test_the_auth_chain_refuses_bad_credentials_and_lets_none_through(tls: DruidAPI) -> None:
     """What druid-basic-security's chain ["basic", "allowAll"] does (skipOnFailure false)."""
-    assert druid.sql("SELECT 1 AS n") == [{"n": 1}]  # the dredge user
+    assert tls.sql("SELECT 1 AS n") == [{"n": 1}]  # the dredge user
     for url in (TLS_URL, PLAIN_URL):  # both Router ports, the same filters
         anonymous = DruidAPI(tls_config(url=url, user="", password=""))
         assert anonymous.sql("SELECT 1 AS n") == [{"n": 1}]  # next in chain: allowAll
@@ -116,7 +94,7 @@ def test_the_auth_chain_refuses_bad_credentials_and_lets_none_through(druid: Dru
 
 
 def test_status_over_tls_with_basic_auth_from_a_config_file(
-        druid: DruidAPI, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tls: DruidAPI, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     conf = config_file(tmp_path / "dredge.toml", "dredge_flows")
     rc, out, err = run(capsys, "druid", "status", "--config", str(conf), "--json")
     assert rc == 0, err
@@ -126,7 +104,7 @@ def test_status_over_tls_with_basic_auth_from_a_config_file(
 
 
 def test_wrong_password_is_one_line_exit_2(
-        druid: DruidAPI, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        tls: DruidAPI, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     conf = config_file(tmp_path / "dredge.toml", "dredge_flows", password="not-the-password")
     rc, _, err = run(capsys, "druid", "status", "--config", str(conf))
@@ -141,7 +119,7 @@ def test_wrong_password_is_one_line_exit_2(
 
 
 def test_untrusted_certificate_is_one_line_exit_2_and_no_verify_works_without_a_ca(
-        druid: DruidAPI, capsys: pytest.CaptureFixture[str],
+        tls: DruidAPI, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DREDGE_DRUID_PASSWORD", PASSWORD)
     # a datasource no test writes: the query's answer then comes from Druid's SQL layer
@@ -172,32 +150,31 @@ def test_untrusted_certificate_is_one_line_exit_2_and_no_verify_works_without_a_
 
 
 def test_replay_and_query_through_the_tls_router_with_auth(
-        druid: DruidAPI, sample: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        druid: DruidCluster, tls: DruidAPI, hour_logs: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """A wrong password leaves the hours pending at once (exit 1, no retries); the next run
     with the right one pushes them through the https Router (a REPLACE task); Druid then holds
     the store's totals, and ``query --backend druid`` prints what the DuckDB store prints."""
-    ds = f"dredge_test_auth_{uuid.uuid4().hex[:8]}"
-    druid.created.append(ds)  # type: ignore[attr-defined]
+    ds = druid.datasource("auth")
     db = tmp_path / "auth.duckdb"
     conn = ["--druid-url", TLS_URL, "--druid-ca-file", CA_FILE, "--druid-user", USER,
             "--druid-datasource", ds]
 
     monkeypatch.setenv("DREDGE_DRUID_PASSWORD", "wrong")
     t0 = time.monotonic()
-    rc, out, _ = run(capsys, *replay_args(sample, db, "--sink", "druid", *conn))
+    rc, out, _ = run(capsys, *replay_args(hour_logs, db, "--sink", "druid", *conn))
     assert rc == 1
     assert "druid        FAILED, 1 hour(s) pending (run again)" in out
     assert "HTTP 401: user 'dredge' or its password refused" in out
     assert time.monotonic() - t0 < 60  # refused credentials are not retried with backoff
 
     monkeypatch.setenv("DREDGE_DRUID_PASSWORD", PASSWORD)
-    rc, out, err = run(capsys, *replay_args(sample, db, "--sink", "druid", *conn))
+    rc, out, err = run(capsys, *replay_args(hour_logs, db, "--sink", "druid", *conn))
     assert rc == 0, out + err
     assert f"1 hour(s) pushed to {ds}" in out
 
     want = duckdb_totals(db)
-    assert want and druid_totals(druid, ds) == want  # loaded before the task ended
+    assert want and druid_totals(tls, ds) == want  # loaded before the task ended
 
     conf = config_file(tmp_path / "dredge.toml", ds)
     for spec in (["top", "--by", "src_app,dst_app"], ["timeseries", "--interval", "5m"]):

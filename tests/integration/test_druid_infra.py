@@ -7,44 +7,17 @@ infra/druid/smoke.py, which also runs on its own: ``.venv/bin/python infra/druid
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-from typing import Any
-
 import pytest
 
-from dredge.testing import service_unavailable
+from tests.integration.druid import DruidCluster, load_smoke
 
 pytestmark = [pytest.mark.integration, pytest.mark.druid]
 
-SMOKE = Path(__file__).resolve().parents[2] / "infra" / "druid" / "smoke.py"
+smoke = load_smoke()
 
 
-def _load_smoke() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("druid_smoke", SMOKE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-smoke = _load_smoke()
-
-
-@pytest.fixture(scope="module")
-def druid() -> Any:
-    endpoints = smoke.Endpoints.from_env()
-    why = smoke.unreachable(endpoints)
-    if why:
-        service_unavailable(why)
-    return endpoints
-
-
-def test_kinesis_supervisor_ingests_what_was_put(druid: Any) -> None:
-    result = smoke.run_kinesis(druid, n=100, timeout=180)
+def test_kinesis_supervisor_ingests_what_was_put(druid: DruidCluster) -> None:
+    result = smoke.run_kinesis(druid.endpoints, n=100, timeout=180)
 
     expected = result["expected"]
     assert result["got"] == {"rows": result["got"].get("rows"), **expected}, result
@@ -60,8 +33,8 @@ def test_kinesis_supervisor_ingests_what_was_put(druid: Any) -> None:
     assert result["got_after_handoff"] == result["got"], result
 
 
-def test_sql_based_ingestion_replaces_a_datasource(druid: Any) -> None:
-    result = smoke.run_msq(druid, n=100, timeout=300)
+def test_sql_based_ingestion_replaces_a_datasource(druid: DruidCluster) -> None:
+    result = smoke.run_msq(druid.endpoints, n=100, timeout=300)
 
     assert result["state"] == "SUCCESS", result
     assert result["got"] == {"rows": 15, **result["expected"]}, result

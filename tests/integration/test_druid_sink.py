@@ -10,7 +10,6 @@ datasource (dropped at the end).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -19,17 +18,18 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from dredge.cli import main
-from dredge.generate import generate
-from dredge.sinks.druid import DruidAPI, DruidConfig
+from dredge.sinks.druid import DruidAPI
 from dredge.testing import MotoServer, service_unavailable
+from tests.integration.druid import DruidCluster, Totals, druid_totals, duckdb_totals
+from tests.integration.samples import replay_args
+from tests.integration.streams import Sample
 
 pytestmark = [pytest.mark.integration, pytest.mark.druid]
 
@@ -40,84 +40,13 @@ KINESIS = f"http://127.0.0.1:{os.environ.get('KINESIS_LOCAL_PORT', 14568)}"
 S3 = f"http://127.0.0.1:{os.environ.get('DRUID_S3_PORT', 15055)}"  # druid.sh's moto: Druid reads it
 INGEST_TIMEOUT = 300.0
 
-Totals = dict[tuple[str, str, str], tuple[int, int, int]]
-
 
 @pytest.fixture(scope="module")
-def druid() -> Iterator[DruidAPI]:
-    api = DruidAPI(DruidConfig(url=ROUTER, max_attempts=2))
-    why = api.healthy()
-    if why is None:
-        try:
-            import urllib.request
-
-            urllib.request.urlopen(KINESIS, timeout=3).close()
-        except urllib.error.HTTPError:
-            pass  # it answered
-        except OSError as exc:
-            why = f"kinesis-local not answering at {KINESIS}: {exc}"
-    if why:
-        service_unavailable(f"{why} (make druid-up)")
-    created: list[str] = []
-    api.created = created  # type: ignore[attr-defined]
-    yield api
-    for ds in created:  # drop what the tests wrote: unused now, deleted by a kill task
-        with contextlib.suppress(Exception):  # a supervisor a failed test left running
-            api.terminate_supervisor(ds)
-        try:
-            api.request("DELETE", f"/druid/coordinator/v1/datasources/{ds}")
-            api.request("POST", "/druid/indexer/v1/task", {
-                "type": "kill", "dataSource": ds, "interval": "2000-01-01/2100-01-01"},
-                overlord=True)
-        except Exception as exc:  # cleanup only: a left-over datasource is harmless
-            print(f"cleanup of {ds} failed: {exc}")
-
-
-def datasource(api: DruidAPI, kind: str) -> str:
-    name = f"dredge_test_{kind}_{uuid.uuid4().hex[:8]}"
-    api.created.append(name)  # type: ignore[attr-defined]
-    return name
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("druid-gen")
-    generate(out, flows=20_000, seed=5, hours=2)
-    return out
-
-
-def replay_args(sample: Path, db: Path, *extra: str) -> list[str]:
-    return ["replay", str(sample / "logs"), "--index", str(sample / "owners.jsonl"),
-            "--cidrs", str(sample / "networks.csv"), "--db", str(db), "--no-progress", *extra]
-
-
-@pytest.fixture(scope="module")
-def store(sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def store(druid_logs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same input replayed into DuckDB alone: what Druid must hold."""
     db = tmp_path_factory.mktemp("druid-ref") / "ref.duckdb"
-    assert main(replay_args(sample, db)) == 0
+    assert main(replay_args(druid_logs, db)) == 0
     return db
-
-
-def duckdb_totals(db: Path) -> Totals:
-    con = duckdb.connect(str(db), read_only=True)
-    con.execute("SET TimeZone='UTC'")
-    try:
-        rows = con.execute(
-            "SELECT strftime(date_trunc('minute', window_start), '%Y-%m-%dT%H:%M'), src_app,"
-            " dst_app, sum(bytes)::BIGINT, sum(packets)::BIGINT, sum(flows)::BIGINT"
-            " FROM flows GROUP BY 1, 2, 3").fetchall()
-    finally:
-        con.close()
-    return {(t, s, d): (b, p, f) for t, s, d, b, p, f in rows}
-
-
-def druid_totals(api: DruidAPI, ds: str) -> Totals:
-    rows = api.sql(
-        "SELECT TIME_FORMAT(TIME_FLOOR(__time, 'PT1M'), 'yyyy-MM-dd''T''HH:mm') AS t, src_app,"
-        ' dst_app, SUM(bytes) AS b, SUM(packets) AS p, SUM(flows) AS f'
-        f' FROM "{ds}" GROUP BY 1, 2, 3')
-    return {(r["t"], r["src_app"], r["dst_app"]): (r["b"], r["p"], r["f"]) for r in rows}
 
 
 def wait_totals(api: DruidAPI, ds: str, want: Totals, timeout: float = INGEST_TIMEOUT) -> Totals:
@@ -193,36 +122,42 @@ def running_tasks(api: DruidAPI, ds: str) -> list[dict[str, Any]]:
 # -- backfill --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Backfill:
+    datasource: str
+    db: Path  # the DuckDB store it went through
+    args: list[str]  # its `dredge replay` command line
+
+
 @pytest.fixture(scope="module")
-def backfilled(druid: DruidAPI, sample: Path, store: Path,
-               tmp_path_factory: pytest.TempPathFactory) -> str:
+def backfilled(druid: DruidCluster, druid_logs: Path, store: Path,
+               tmp_path_factory: pytest.TempPathFactory) -> Backfill:
     """``replay --sink druid`` into a fresh datasource; staging "auto": Druid is on this
     machine, so local files next to the database (hours here are ~5 MB, over the inline cap)."""
     tmp = tmp_path_factory.mktemp("druid-backfill")
-    ds = datasource(druid, "backfill")
-    args = replay_args(sample, tmp / "b.duckdb", "--sink", "druid", "--druid-url", ROUTER,
+    ds = druid.datasource("backfill")
+    args = replay_args(druid_logs, tmp / "b.duckdb", "--sink", "druid", "--druid-url", ROUTER,
                        "--druid-datasource", ds, "--json")
     assert main(args) == 0
     assert druid_totals(druid, ds) == duckdb_totals(store)  # queryable when replay returns
-    druid.backfill_db = tmp / "b.duckdb"  # type: ignore[attr-defined]
-    druid.backfill_args = args  # type: ignore[attr-defined]
-    return ds
+    return Backfill(ds, tmp / "b.duckdb", args)
 
 
 def test_backfill_equals_duckdb_and_never_counts_twice(
-        druid: DruidAPI, backfilled: str, store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        druid: DruidCluster, backfilled: Backfill, store: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     want = duckdb_totals(store)
     assert sum(v[2] for v in want.values()) > 19_000 and len(want) > 10_000
     capsys.readouterr()
     # the same files again: nothing new is stored, nothing is pushed, nothing doubles
-    assert main(druid.backfill_args) == 0  # type: ignore[attr-defined]
+    assert main(backfilled.args) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["stored"] == 0 and out["druid"]["hours"] == 0
-    assert out["druid"]["staging"] == f"local:{druid.backfill_db}.druid-staging"  # type: ignore[attr-defined]
+    assert out["druid"]["staging"] == f"local:{backfilled.db}.druid-staging"
     # every hour pushed again (REPLACE): the same totals
-    assert main(["druid", "backfill", "--db", str(druid.backfill_db),  # type: ignore[attr-defined]
-                 "--druid-url", ROUTER, "--druid-datasource", backfilled]) == 0
-    assert druid_totals(druid, backfilled) == want
+    assert main(["druid", "backfill", "--db", str(backfilled.db),
+                 "--druid-url", ROUTER, "--druid-datasource", backfilled.datasource]) == 0
+    assert druid_totals(druid, backfilled.datasource) == want
 
 
 @pytest.mark.parametrize("query", [
@@ -237,31 +172,31 @@ def test_backfill_equals_duckdb_and_never_counts_twice(
 ])
 @pytest.mark.parametrize("as_json", [True, False])
 def test_query_backend_druid_prints_what_duckdb_prints(
-        backfilled: str, store: Path, query: list[str], as_json: bool,
+        backfilled: Backfill, store: Path, query: list[str], as_json: bool,
         capsys: pytest.CaptureFixture[str]) -> None:
     fmt = ["--json"] if as_json else []
     capsys.readouterr()
     assert main(["query", *query, *fmt, "--db", str(store)]) == 0
     want = capsys.readouterr().out
     assert main(["query", *query, *fmt, "--backend", "druid", "--druid-url", ROUTER,
-                 "--druid-datasource", backfilled]) == 0
+                 "--druid-datasource", backfilled.datasource]) == 0
     got = capsys.readouterr().out
     assert want.count("\n") >= 3 and got == want
 
 
-def test_backfill_druid_away_then_back(druid: DruidAPI, sample: Path, store: Path,
+def test_backfill_druid_away_then_back(druid: DruidCluster, druid_logs: Path, store: Path,
                                        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Druid unreachable: replay stores the files, reports the failure (exit 1), keeps the
     hours pending; the next run pushes them. Inline staging: one small file per hour."""
-    ds = datasource(druid, "away")
+    ds = druid.datasource("away")
     logs = tmp_path / "logs"
     logs.mkdir()
-    picked = sorted((sample / "logs").rglob("*.parquet"))[:2]
+    picked = sorted((druid_logs / "logs").rglob("*.parquet"))[:2]
     for i, f in enumerate(picked):
         (logs / f"{i}.parquet").write_bytes(f.read_bytes())
     db = tmp_path / "a.duckdb"
-    base = ["replay", str(logs), "--index", str(sample / "owners.jsonl"), "--cidrs",
-            str(sample / "networks.csv"), "--db", str(db), "--no-progress", "--json",
+    base = ["replay", str(logs), "--index", str(druid_logs / "owners.jsonl"), "--cidrs",
+            str(druid_logs / "networks.csv"), "--db", str(db), "--no-progress", "--json",
             "--druid-datasource", ds, "--druid-staging", "inline"]
     capsys.readouterr()
     failed = metric("dredge_sink_rows_total", sink="druid", outcome="failed")
@@ -282,11 +217,11 @@ def test_backfill_druid_away_then_back(druid: DruidAPI, sample: Path, store: Pat
 
 
 def test_backfill_survives_the_indexer_stopped_mid_task(
-        druid: DruidAPI, sample: Path, store: Path, tmp_path: Path) -> None:
+        druid: DruidCluster, druid_logs: Path, store: Path, tmp_path: Path) -> None:
     """The Indexer is stopped while the REPLACE task runs: the task fails, Dredge submits it
     again, it waits until the Indexer is back and succeeds; the totals equal the store's."""
-    ds = datasource(druid, "restart")
-    args = replay_args(sample, tmp_path / "r.duckdb", "--sink", "druid", "--druid-url", ROUTER,
+    ds = druid.datasource("restart")
+    args = replay_args(druid_logs, tmp_path / "r.duckdb", "--sink", "druid", "--druid-url", ROUTER,
                        "--druid-datasource", ds, "--druid-staging", f"local:{tmp_path / 'stage'}")
     rc: list[int] = []
     worker = threading.Thread(target=lambda: rc.append(main(args)), daemon=True)
@@ -308,7 +243,7 @@ def test_backfill_survives_the_indexer_stopped_mid_task(
 
 
 @pytest.fixture(scope="module")
-def s3(druid: DruidAPI) -> Any:
+def s3(druid: DruidCluster) -> Any:
     """A boto3 client on the S3 endpoint the local Druid's druid-s3-extensions reads."""
     import boto3
     from botocore.config import Config
@@ -324,12 +259,12 @@ def s3(druid: DruidAPI) -> Any:
 
 
 def test_backfill_through_s3_staging_equals_duckdb_and_leaves_no_objects(
-        druid: DruidAPI, s3: Any, sample: Path, store: Path, tmp_path: Path,
+        druid: DruidCluster, s3: Any, druid_logs: Path, store: Path, tmp_path: Path,
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """``replay --sink druid --druid-staging s3://bucket/prefix/`` (endpoint from [sink.druid]
     s3_endpoint_url of --config): each hour a gzipped object, read by Druid's `s3` input source;
     Druid's totals equal the store's, and the objects are gone afterwards."""
-    ds = datasource(druid, "s3")
+    ds = druid.datasource("s3")
     bucket = f"dredge-test-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "dredge")  # moto takes any
@@ -338,7 +273,7 @@ def test_backfill_through_s3_staging_equals_duckdb_and_leaves_no_objects(
     cfg.write_text(f'[sink.druid]\ns3_endpoint_url = "{S3}"\n')
     staging = f"s3://{bucket}/backfill/"
     capsys.readouterr()
-    assert main(replay_args(sample, tmp_path / "s.duckdb", "--sink", "druid", "--config", str(cfg),
+    assert main(replay_args(druid_logs, tmp_path / "s.duckdb", "--sink", "druid", "--config", str(cfg),
                             "--druid-url", ROUTER, "--druid-datasource", ds,
                             "--druid-staging", staging, "--json")) == 0
     out = json.loads(capsys.readouterr().out)["druid"]
@@ -349,18 +284,18 @@ def test_backfill_through_s3_staging_equals_duckdb_and_leaves_no_objects(
 
 
 def test_backfill_s3_staging_into_a_missing_bucket_is_a_clear_error(
-        druid: DruidAPI, s3: Any, sample: Path, tmp_path: Path,
+        druid: DruidCluster, s3: Any, druid_logs: Path, tmp_path: Path,
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """A bucket that does not exist (endpoint from AWS_ENDPOINT_URL_S3): one clear error,
     exit 1, the files stored and their hours pending; Druid is never asked."""
-    ds = datasource(druid, "s3missing")
+    ds = druid.datasource("s3missing")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "dredge")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "dredge")
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", S3)
     missing = f"dredge-missing-{uuid.uuid4().hex[:8]}"
     capsys.readouterr()
     t0 = time.monotonic()
-    assert main(replay_args(sample, tmp_path / "m.duckdb", "--sink", "druid", "--druid-url",
+    assert main(replay_args(druid_logs, tmp_path / "m.duckdb", "--sink", "druid", "--druid-url",
                             ROUTER, "--druid-datasource", ds, "--druid-staging",
                             f"s3://{missing}/x/", "--json")) == 1
     out = json.loads(capsys.readouterr().out)
@@ -374,8 +309,8 @@ def test_backfill_s3_staging_into_a_missing_bucket_is_a_clear_error(
 
 
 def test_daemon_streams_through_the_supervisor_and_survives_an_indexer_restart(
-        druid: DruidAPI, moto: MotoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        druid: DruidCluster, moto: MotoServer, sample: Sample, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """`dredge run` with [sink.kinesis_out] and [sink.druid]: the output stream is created and
     the supervisor submitted by `dredge druid init --config --create-stream` (stream and Druid
     from the daemon's file); the daemon reads a
@@ -394,19 +329,17 @@ def test_daemon_streams_through_the_supervisor_and_survives_an_indexer_restart(
         kinesis,
         lease_checkpoints,
         line_totals,
-        make_sample,
         put_payloads,
         store_totals,
         wait_for,
         write_config,
     )
 
-    ds = datasource(druid, "stream")
+    ds = druid.datasource("stream")
     tag = uuid.uuid4().hex[:8]
     in_stream, out_stream = f"druid-in-{tag}", f"dredge-test-{tag}"
     out = boto3.client("kinesis", endpoint_url=KINESIS, region_name="us-east-1",
                        aws_access_key_id="dredge", aws_secret_access_key="dredge")
-    sample = make_sample(tmp_path / "sample", flows=8_000, seed=17)
     kin, ddb = kinesis(moto.endpoint), dynamodb(moto.endpoint)
     create_stream(kin, in_stream, 2)
     rng = random.Random(3)

@@ -21,18 +21,10 @@ from dredge.index.live import IndexManager
 from dredge.index.providers.config import Ec2Config, IndexConfig
 from dredge.index.providers.ec2 import Ec2Inventory
 from dredge.index.snapshot import IndexSnapshot
-from dredge.testing import MotoServer
+from dredge.testing import FakeClock, MotoServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 AMI = "ami-12c6146b"
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def owners_at(snap: IndexSnapshot, ips: list[str], t: int) -> list[dict[str, Any]]:
@@ -68,7 +60,7 @@ def _run(ec2: Any, subnet: str, ip: str, tags: dict[str, str]) -> str:
 def test_instances_interfaces_reuse_and_restart(moto: MotoServer, ec2: Any, tmp_path: Path) -> None:
     vpc, subnet, v6 = _vpc(ec2)
     state = tmp_path / "index.arrow"
-    clock = Clock(1_000_000)
+    clock = FakeClock(1_000_000)
     api = _run(ec2, subnet, "10.0.1.5", {"app": "api", "cluster": "api-prod"})
     lb = ec2.create_network_interface(
         SubnetId=subnet, Description="ELB app/my-alb/50dc6c495c0c9188",
@@ -174,7 +166,7 @@ def test_auto_scaling_group_convention(moto: MotoServer, ec2: Any) -> None:
     ip = inst[0]["PrivateIpAddress"]
 
     async def main() -> None:
-        m = IndexManager(IndexConfig(), clock=Clock(5_000))
+        m = IndexManager(IndexConfig(), clock=FakeClock(5_000))
         m.add(Ec2Inventory(Ec2Config(poll_interval_s=3600), m))
         await m.start()
         o = owners_at(m.rebuild_now(), [ip], 5_000)[0]
@@ -188,7 +180,7 @@ def test_auto_scaling_group_convention(moto: MotoServer, ec2: Any) -> None:
 def test_a_failing_scope_releases_nothing(moto: MotoServer, ec2: Any) -> None:
     _, subnet, _ = _vpc(ec2)
     _run(ec2, subnet, "10.0.1.7", {"app": "api"})
-    clock = Clock(10_000)
+    clock = FakeClock(10_000)
 
     async def main() -> None:
         m = IndexManager(IndexConfig(), clock=clock)
@@ -224,7 +216,7 @@ def test_prefix_delegation_through_moto(moto: MotoServer, ec2: Any) -> None:
     v6 = [p["Ipv6Prefix"] for p in desc.get("Ipv6Prefixes") or []]
 
     async def main() -> None:
-        m = IndexManager(IndexConfig(), clock=Clock(20_000))
+        m = IndexManager(IndexConfig(), clock=FakeClock(20_000))
         m.add(Ec2Inventory(Ec2Config(poll_interval_s=3600), m))
         await m.start()
         snap = m.rebuild_now()

@@ -18,17 +18,9 @@ from dredge.index.live import IndexManager
 from dredge.index.providers.config import EventFileConfig, EventStreamConfig, IndexConfig
 from dredge.index.providers.events import AssignmentFile, AssignmentStream
 from dredge.index.snapshot import IndexSnapshot
-from dredge.testing import MotoServer
+from dredge.testing import FakeClock, MotoServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def apps(snap: IndexSnapshot, ips: list[str], times: list[int]) -> list[str]:
@@ -66,7 +58,7 @@ def test_kinesis_events_out_of_order_and_restart(moto: MotoServer, tmp_path: Pat
         kin.put_record(StreamName="assignments", Data=b"".join(lines), PartitionKey=key)
 
     state = tmp_path / "index.arrow"
-    clock = Clock(10_000)  # retention 24 h: every event here is recent enough
+    clock = FakeClock(10_000)  # retention 24 h: every event here is recent enough
     cfg = EventStreamConfig(stream="assignments", poll_interval_s=0.05)
     # arrival order: B at 2000, release at 3000 (other shard), then A at 1000 (late), garbage
     put(line("10.0.5.1", 2000, "b"), key="a")
@@ -104,7 +96,7 @@ def test_appended_file_is_followed_and_resumed(tmp_path: Path) -> None:
     path = tmp_path / "tasks.jsonl"
     state = tmp_path / "index.arrow"
     path.write_bytes(line("10.0.6.1", 100, "api") + line("10.0.6.1", 50, "early"))
-    clock = Clock(10_000)  # retention 24 h: every event here is recent enough
+    clock = FakeClock(10_000)  # retention 24 h: every event here is recent enough
     cfg = EventFileConfig(path=str(path), poll_interval_s=0.02)
 
     async def first() -> None:

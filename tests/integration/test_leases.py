@@ -17,30 +17,14 @@ import pytest
 from aiobotocore.session import get_session
 
 from dredge.errors import LeaseLost
-from dredge.sources.kinesis.leases import (
-    LATEST,
-    SHARD_END,
-    TRIM_HORIZON,
-    LeaseConfig,
-    LeaseManager,
-    ShardInfo,
-)
-from dredge.testing import MotoServer
+from dredge.sources.kinesis.config import LeaseConfig
+from dredge.sources.kinesis.leases import LeaseCoordinator
+from dredge.sources.kinesis.shards import LATEST, SHARD_END, TRIM_HORIZON, ShardInfo
+from dredge.testing import FakeClock, MotoServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 SEQ = "49590338271490256608559692538361571095921575989136588898"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @contextlib.asynccontextmanager
@@ -73,7 +57,7 @@ def run(moto: MotoServer, body: Callable[[Any], Awaitable[None]]) -> None:
     asyncio.run(main())
 
 
-async def round_of(workers: list[LeaseManager], clock: FakeClock, step: float = 1.0) -> None:
+async def round_of(workers: list[LeaseCoordinator], clock: FakeClock, step: float = 1.0) -> None:
     """Workers renew independently, then take one after another (each sees the others' takes)."""
     await asyncio.gather(*(w.renew() for w in workers))
     for w in workers:
@@ -81,15 +65,15 @@ async def round_of(workers: list[LeaseManager], clock: FakeClock, step: float = 
     clock.advance(step)
 
 
-async def owners(manager: LeaseManager) -> dict[str, str | None]:
+async def owners(manager: LeaseCoordinator) -> dict[str, str | None]:
     return {lease.shard_id: lease.owner for lease in await manager.list_leases()}
 
 
-def loads(table: dict[str, str | None], workers: list[LeaseManager]) -> list[int]:
+def loads(table: dict[str, str | None], workers: list[LeaseCoordinator]) -> list[int]:
     return [sum(o == w.worker_id for o in table.values()) for w in workers]
 
 
-async def converge(workers: list[LeaseManager], clock: FakeClock, rounds: int = 30) -> None:
+async def converge(workers: list[LeaseCoordinator], clock: FakeClock, rounds: int = 30) -> None:
     for _ in range(rounds):
         await round_of(workers, clock)
         # held() may still list a lease stolen since its owner's last renewal: confirm in the table.
@@ -103,7 +87,7 @@ async def converge(workers: list[LeaseManager], clock: FakeClock, rounds: int = 
 def test_table_and_items_use_kcl_names_and_types(moto: MotoServer) -> None:
     async def body(client: Any) -> None:
         cfg = config()
-        a = LeaseManager(client, cfg, "worker-a", clock=FakeClock())
+        a = LeaseCoordinator(client, cfg, "worker-a", clock=FakeClock())
         await a.ensure_table()
         await a.ensure_table()  # idempotent
         table = (await client.describe_table(TableName=cfg.table))["Table"]
@@ -154,7 +138,7 @@ def test_table_and_items_use_kcl_names_and_types(moto: MotoServer) -> None:
 def test_three_workers_converge_to_four_each_and_stay(moto: MotoServer) -> None:
     async def body(client: Any) -> None:
         clock, cfg = FakeClock(), config()
-        workers = [LeaseManager(client, cfg, f"worker-{n}", clock=clock) for n in "abc"]
+        workers = [LeaseCoordinator(client, cfg, f"worker-{n}", clock=clock) for n in "abc"]
         await workers[0].ensure_table()
         await workers[0].sync_shards(shards(12))
         await converge(workers, clock)
@@ -174,7 +158,7 @@ def test_three_workers_converge_to_four_each_and_stay(moto: MotoServer) -> None:
 def test_silent_worker_loses_its_leases_after_failover(moto: MotoServer) -> None:
     async def body(client: Any) -> None:
         clock, cfg = FakeClock(), config(max_leases_to_steal_at_once=3)
-        a, b, c = (LeaseManager(client, cfg, f"worker-{n}", clock=clock) for n in "abc")
+        a, b, c = (LeaseCoordinator(client, cfg, f"worker-{n}", clock=clock) for n in "abc")
         await a.ensure_table()
         await a.sync_shards(shards(12))
         await converge([a, b, c], clock)
@@ -208,8 +192,8 @@ def test_silent_worker_loses_its_leases_after_failover(moto: MotoServer) -> None
 def test_checkpoint_after_a_steal_raises_lease_lost(moto: MotoServer) -> None:
     async def body(client: Any) -> None:
         clock, cfg = FakeClock(), config()
-        a = LeaseManager(client, cfg, "worker-a", clock=clock)
-        b = LeaseManager(client, cfg, "worker-b", clock=clock)
+        a = LeaseCoordinator(client, cfg, "worker-a", clock=clock)
+        b = LeaseCoordinator(client, cfg, "worker-b", clock=clock)
         await a.ensure_table()
         await a.sync_shards(shards(2))
         assert len(await a.take()) == 2
@@ -230,7 +214,7 @@ def test_checkpoint_after_a_steal_raises_lease_lost(moto: MotoServer) -> None:
 def test_renew_and_checkpoint_interleaved_never_lose_the_lease(moto: MotoServer) -> None:
     async def body(client: Any) -> None:
         clock, cfg = FakeClock(), config()
-        a = LeaseManager(client, cfg, "worker-a", clock=clock)
+        a = LeaseCoordinator(client, cfg, "worker-a", clock=clock)
         await a.ensure_table()
         await a.sync_shards(shards(2))
         await a.take()
@@ -245,8 +229,8 @@ def test_renew_and_checkpoint_interleaved_never_lose_the_lease(moto: MotoServer)
 def test_release_lets_another_worker_take_at_once(moto: MotoServer) -> None:
     async def body(client: Any) -> None:
         clock, cfg = FakeClock(), config()
-        a = LeaseManager(client, cfg, "worker-a", clock=clock)
-        b = LeaseManager(client, cfg, "worker-b", clock=clock)
+        a = LeaseCoordinator(client, cfg, "worker-a", clock=clock)
+        b = LeaseCoordinator(client, cfg, "worker-b", clock=clock)
         await a.ensure_table()
         await a.sync_shards(shards(1))
         assert await a.take() == {"shardId-000000000000"}
@@ -269,11 +253,11 @@ def test_release_lets_another_worker_take_at_once(moto: MotoServer) -> None:
 def test_restarted_worker_adopts_its_own_rows(moto: MotoServer) -> None:
     async def body(client: Any) -> None:
         clock, cfg = FakeClock(), config()
-        first = LeaseManager(client, cfg, "worker-a", clock=clock)
+        first = LeaseCoordinator(client, cfg, "worker-a", clock=clock)
         await first.ensure_table()
         await first.sync_shards(shards(3))
         await first.take()
-        again = LeaseManager(client, cfg, "worker-a", clock=clock)  # same id, new process
+        again = LeaseCoordinator(client, cfg, "worker-a", clock=clock)  # same id, new process
         assert await again.take() == set(first.held())
 
     run(moto, body)
@@ -281,8 +265,8 @@ def test_restarted_worker_adopts_its_own_rows(moto: MotoServer) -> None:
 
 def test_children_wait_for_parents_to_reach_shard_end(moto: MotoServer) -> None:
     async def body(client: Any) -> None:
-        clock, cfg = FakeClock(), config(initial_position=LATEST)
-        a = LeaseManager(client, cfg, "worker-a", clock=clock)
+        clock, cfg = FakeClock(), config()
+        a = LeaseCoordinator(client, cfg, "worker-a", initial_position=LATEST, clock=clock)
         await a.ensure_table()
         p0, p1 = ShardInfo("shardId-000000000000"), ShardInfo("shardId-000000000001")
         await a.sync_shards([p0, p1])
@@ -315,7 +299,8 @@ def test_children_wait_for_parents_to_reach_shard_end(moto: MotoServer) -> None:
 
 def test_first_sync_starts_every_shard_at_the_initial_position(moto: MotoServer) -> None:
     async def body(client: Any) -> None:
-        a = LeaseManager(client, config(initial_position=LATEST), "worker-a", clock=FakeClock())
+        a = LeaseCoordinator(client, config(), "worker-a", initial_position=LATEST,
+                             clock=FakeClock())
         await a.ensure_table()
         parent = ShardInfo("shardId-000000000000")
         await a.sync_shards([parent, ShardInfo("shardId-000000000001", (parent.shard_id,))])
@@ -328,7 +313,7 @@ def test_max_leases_per_worker_leaves_the_rest(moto: MotoServer) -> None:
     async def body(client: Any) -> None:
         clock = FakeClock()
         cfg = dataclasses.replace(config(), max_leases_per_worker=2)
-        a = LeaseManager(client, cfg, "worker-a", clock=clock)
+        a = LeaseCoordinator(client, cfg, "worker-a", clock=clock)
         await a.ensure_table()
         await a.sync_shards(shards(5))
         assert len(await a.take()) == 2
@@ -343,7 +328,7 @@ def test_finished_leases_are_cleaned_up_and_never_leased_again(moto: MotoServer)
     create them again (a new lease would read the finished shard once more)."""
 
     async def body(client: Any) -> None:
-        a = LeaseManager(client, config(), "worker-a", clock=FakeClock())
+        a = LeaseCoordinator(client, config(), "worker-a", clock=FakeClock())
         await a.ensure_table()
         p0, p1 = ShardInfo("shardId-000000000000"), ShardInfo("shardId-000000000001")
         c2 = ShardInfo("shardId-000000000002", (p0.shard_id,))
@@ -368,7 +353,7 @@ def test_finished_leases_are_cleaned_up_and_never_leased_again(moto: MotoServer)
         assert p0.shard_id not in await table()
         assert a.is_ready(c2.shard_id, await a.list_leases())
         # a second worker starting now does not resurrect it either
-        b = LeaseManager(client, a._config, "worker-b", clock=FakeClock())
+        b = LeaseCoordinator(client, a._config, "worker-b", clock=FakeClock())
         await b.sync_shards(listing)
         assert p0.shard_id not in await table()
 

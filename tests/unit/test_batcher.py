@@ -17,11 +17,12 @@ from dredge.flowlog.fields import DEFAULT_FORMAT
 from dredge.index.loaders import load_index
 from dredge.index.snapshot import IndexSnapshot
 from dredge.pipeline import PipelineConfig
-from dredge.sinks.base import ShardCheckpoint
 from dredge.sinks.deadletter import DeadLetters
 from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
 from dredge.snapshots import StaticSnapshots
-from dredge.sources.kinesis.reader import Position, ReadBatch
+from dredge.sources.kinesis.reader import ReadBatch
+from dredge.sources.kinesis.shards import Position, ShardCheckpoint
+from dredge.testing import FakeClock
 
 LINE = b"2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 20 %d 1418530010 1418530070 ACCEPT OK"
 
@@ -139,17 +140,7 @@ def test_final_flush_failure_is_loud(tmp_path: Path) -> None:
     db.close()
 
 
-class Clock:
-    """Processing time the test moves (the holdback and the flush timer read it)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def until(cond: Callable[[], bool], clock: Clock, what: str, step: float = 0.01) -> None:
+async def until(cond: Callable[[], bool], clock: FakeClock, what: str, step: float = 0.01) -> None:
     """Let processing time pass in steps (flushes fire) until ``cond``."""
     async with asyncio.timeout(20):
         while not cond():
@@ -158,7 +149,7 @@ async def until(cond: Callable[[], bool], clock: Clock, what: str, step: float =
     assert cond(), what
 
 
-async def tick(clock: Clock, seconds: float) -> None:
+async def tick(clock: FakeClock, seconds: float) -> None:
     for _ in range(int(seconds / 0.01)):
         await asyncio.sleep(0.01)
         clock.now += 0.01
@@ -169,7 +160,7 @@ def test_holdback_checkpoints_never_pass_held_batches(tmp_path: Path) -> None:
     db = DuckDBSink(DuckDBConfig(path=str(tmp_path / "d.duckdb")))
     db.open()
     owner = Owner()
-    clock = Clock()
+    clock = FakeClock()
     stored: list[dict[str, tuple[str, int]]] = []
 
     class Recording:
@@ -215,7 +206,7 @@ def test_holdback_full_makes_readers_wait_and_releases_in_order(tmp_path: Path) 
     db = DuckDBSink(DuckDBConfig(path=str(tmp_path / "d.duckdb")))
     db.open()
     owner = Owner()
-    clock = Clock()
+    clock = FakeClock()
 
     async def main() -> None:
         b = StreamBatcher(db, DeadLetters(None), StaticSnapshots(snap), DecodeConfig(),

@@ -11,30 +11,21 @@ where they are frozen to tuples.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from dredge.aws import resolve_region
 from dredge.errors import ConfigError
-from dredge.index.config import LiveConfig, require_positive, validate_within
+from dredge.index.config import LiveConfig
+from dredge.settings import check_positive, check_url, sub_validate
+from dredge.sources.kinesis.config import check_stream_name
 
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/.+$")
-_STREAM_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 EVENT_KINDS = ("file", "kinesis")
 STREAM_POSITIONS = ("TRIM_HORIZON", "LATEST")
 FILE_STARTS = ("beginning", "end")
 
-
-def _url(where: str, url: str) -> None:
-    if url and not url.startswith(("http://", "https://")):
-        raise ConfigError(where, "an http:// or https:// URL")
-
-
-def resolve_region(explicit: str) -> str:
-    """``explicit``, else AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1."""
-    return (explicit or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-            or "us-east-1")
 
 
 def account_of(role_arn: str) -> str:
@@ -79,10 +70,10 @@ class Ec2Config:
         for arn in self.role_arns:
             if not _ROLE_ARN.match(arn):
                 raise ConfigError("role_arns", f"not an IAM role ARN: {arn}")
-        require_positive(self, "poll_interval_s")
+        check_positive(self, "poll_interval_s")
         if not self.app_tags:
             raise ConfigError("app_tags", "give at least one tag key")
-        _url("endpoint_url", self.endpoint_url)
+        check_url("endpoint_url", self.endpoint_url)
         for i, r in enumerate(self.regions):
             if not r:
                 raise ConfigError(f"regions[{i}]", "must not be empty")
@@ -123,12 +114,11 @@ class EventsConfig:
         else:
             if self.path:
                 raise ConfigError("path", 'only with kind = "file"')
-            if not _STREAM_NAME.match(self.stream):
-                raise ConfigError("stream", "a Kinesis stream name: 1-128 of A-Z a-z 0-9 _ . -")
-            _url("endpoint_url", self.endpoint_url)
+            check_stream_name("stream", self.stream)
+            check_url("endpoint_url", self.endpoint_url)
             if self.initial_position not in STREAM_POSITIONS:
                 raise ConfigError("initial_position", " or ".join(STREAM_POSITIONS))
-        require_positive(self, "poll_interval_s")
+        check_positive(self, "poll_interval_s")
 
     @property
     def source_key(self) -> str:
@@ -165,7 +155,7 @@ class EventStreamConfig(EventsConfig):
 
     def validate(self) -> None:
         super().validate()
-        require_positive(self, "discover_interval_s")
+        check_positive(self, "discover_interval_s")
         if not 1 <= self.limit <= 10_000:
             raise ConfigError("limit", "between 1 and 10000")
 
@@ -178,7 +168,7 @@ class CidrConfig:
     poll_interval_s: float = 10.0
 
     def validate(self) -> None:
-        require_positive(self, "poll_interval_s")
+        check_positive(self, "poll_interval_s")
         for p in self.paths:
             if (problem := cidr_map_problem(p)) is not None:
                 raise ConfigError("paths", problem)
@@ -209,13 +199,13 @@ class IndexConfig(LiveConfig):
                 raise ConfigError(f"cidrs[{i}]", "must not be empty")
             if self.live and (problem := cidr_map_problem(p)) is not None:
                 raise ConfigError(f"cidrs[{i}]", problem)
-        require_positive(self, "cidr_poll_interval_s")
+        check_positive(self, "cidr_poll_interval_s")
         super().validate()
         for i, e in enumerate(self.ec2):
-            validate_within(f"ec2[{i}]", e.validate)
+            sub_validate(f"ec2[{i}]", e.validate)
         keys: set[str] = set()
         for i, ev in enumerate(self.events):
-            validate_within(f"events[{i}]", ev.validate)
+            sub_validate(f"events[{i}]", ev.validate)
             if ev.source_key in keys:  # one source per file or stream: two would share positions
                 raise ConfigError(f"events[{i}]", f"{ev.source_key} is listed twice")
             keys.add(ev.source_key)
@@ -242,5 +232,4 @@ __all__ = [
     "IndexConfig",
     "account_of",
     "cidr_map_problem",
-    "resolve_region",
 ]

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dredge.aws import AssumedRole, assume_role
 from dredge.index import metrics
 from dredge.index.owners import OWNER_FIELDS, Owner
 from dredge.index.prefixes import expand_v4, split_keys
@@ -265,18 +266,10 @@ class Ec2Inventory(PollingProvider):
             return {}
         exp = (scope.creds or {}).get("expires", 0.0)
         if scope.creds is None or exp - time.time() < 300:
-            from aiobotocore.session import get_session
-
-            async with get_session().create_client("sts", **self._client_args(scope.region)) as sts:
-                args: dict[str, Any] = {"RoleArn": scope.role_arn,
-                                        "RoleSessionName": self.config.role_session_name}
-                if self.config.external_id:
-                    args["ExternalId"] = self.config.external_id
-                c = (await sts.assume_role(**args))["Credentials"]
-            scope.creds = {"aws_access_key_id": c["AccessKeyId"],
-                           "aws_secret_access_key": c["SecretAccessKey"],
-                           "aws_session_token": c["SessionToken"],
-                           "expires": c["Expiration"].timestamp()}
+            role = AssumedRole(scope.role_arn, self.config.role_session_name,
+                               self.config.external_id)
+            c = await assume_role(role, scope.region, self.config.endpoint_url)
+            scope.creds = {**c.client_kwargs(), "expires": c.expiry.timestamp()}
         return {k: v for k, v in scope.creds.items() if k != "expires"}
 
     def _client_args(self, region: str) -> dict[str, Any]:

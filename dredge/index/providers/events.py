@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from dredge.aws import resolve_region
 from dredge.errors import SourceError
 from dredge.index import metrics
 from dredge.index.owners import Owner, owner_of
@@ -38,10 +39,11 @@ from dredge.index.providers.config import (
     EventFileConfig,
     EventsConfig,
     EventStreamConfig,
-    resolve_region,
 )
+from dredge.sources.kinesis.config import KinesisConfig
 from dredge.sources.kinesis.discovery import ShardCatalog, list_shards
-from dredge.sources.kinesis.reader import SEQUENCE, Position, ReadBatch, ShardReader
+from dredge.sources.kinesis.reader import ReadBatch, ShardReader
+from dredge.sources.kinesis.shards import SEQUENCE, Position
 from dredge.telemetry.logging import get_logger
 from dredge.times import epoch_seconds
 
@@ -238,8 +240,6 @@ class AssignmentStream(_EventsProvider):
         submit_lines(self.sink, lines, dict(self._positions))
 
     async def _read_shard(self, shard: str) -> None:
-        from dredge.config import KinesisConfig
-
         poll = self.config.poll_interval_s
         limits = KinesisConfig(max_records=self.config.limit, idle_poll_interval_s=poll,
                                backoff_base_s=poll, backoff_max_s=max(30.0, poll))

@@ -23,7 +23,7 @@ import random
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 
-SHARD_END = "SHARD_END"
+from dredge.sources.kinesis.shards import SHARD_END
 
 
 @dataclass(frozen=True, slots=True)

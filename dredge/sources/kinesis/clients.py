@@ -1,102 +1,55 @@
 """AWS clients for one stream: Kinesis in the stream's region/account (optionally through an
-assumed role), DynamoDB for its lease table; and how AWS errors are classified.
+assumed role), DynamoDB for its lease table.
 
 Kinesis clients make no SDK retries: the shard reader retries itself, with its own backoff,
-and counts every throttle. Credentials of an assumed role are refreshed before they expire.
+and counts every throttle. Credentials of an assumed role are refreshed before they expire
+(``dredge.aws.assumed_role_session``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 from aiobotocore.config import AioConfig
-from aiobotocore.credentials import AioDeferredRefreshableCredentials
 from aiobotocore.session import AioSession, get_session
-from botocore.exceptions import BotoCoreError, ClientError
 
-from dredge.config import KinesisConfig, LeaseSection, StreamConfig
+from dredge.aws import AssumedRole, assumed_role_session, resolve_region
+from dredge.sources.kinesis.config import KinesisConfig, LeaseConfig, StreamConfig
 
-THROTTLING = frozenset({
-    "ProvisionedThroughputExceededException",
-    "LimitExceededException",
-    "ThrottlingException",
-    "TooManyRequestsException",
-    "RequestLimitExceeded",
-})
-KMS_THROTTLING = frozenset({"KMSThrottlingException"})
-SERVER = frozenset({"InternalFailure", "InternalFailureException", "InternalServerError",
-                    "ServiceUnavailable", "ServiceUnavailableException"})
-# Transport trouble: retried with backoff like a throttle.
-NETWORK_ERRORS: tuple[type[BaseException], ...] = (BotoCoreError, OSError, asyncio.TimeoutError)
-
-
-def error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def http_status(exc: ClientError) -> int:
-    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-
-
-def region_of(configured: str) -> str:
-    return (configured or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-            or "us-east-1")
+__all__ = ["client_args", "dynamodb_client", "kinesis_client"]
 
 
 def _session_for(stream: StreamConfig) -> AioSession:
-    session = get_session()
     if not stream.role_arn:
-        return session
-    base = get_session()
+        return get_session()
+    role = AssumedRole(stream.role_arn, stream.role_session_name, stream.external_id)
+    return assumed_role_session(role, resolve_region(stream.region))
 
-    async def refresh() -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"RoleArn": stream.role_arn,
-                                  "RoleSessionName": stream.role_session_name}
-        if stream.external_id:
-            kwargs["ExternalId"] = stream.external_id
-        async with base.create_client("sts", region_name=region_of(stream.region)) as sts:
-            creds = (await sts.assume_role(**kwargs))["Credentials"]
-        return {
-            "access_key": creds["AccessKeyId"],
-            "secret_key": creds["SecretAccessKey"],
-            "token": creds["SessionToken"],
-            "expiry_time": creds["Expiration"].isoformat(),
-        }
 
-    # aiobotocore has no public setter for refreshable credentials; this is how its own
-    # providers install them.
-    session._credentials = AioDeferredRefreshableCredentials(refresh, "sts-assume-role")
-    return session
+def client_args(region: str, endpoint_url: str, config: KinesisConfig,
+                retries: dict[str, Any], **options: Any) -> dict[str, Any]:
+    """``create_client`` keyword arguments: region (resolved), endpoint, timeouts, retries."""
+    cfg = AioConfig(retries=retries, connect_timeout=config.connect_timeout_s,
+                    read_timeout=config.read_timeout_s, **options)
+    kwargs: dict[str, Any] = {"region_name": resolve_region(region), "config": cfg}
+    if endpoint_url:
+        kwargs["endpoint_url"] = endpoint_url
+    return kwargs
 
 
 @contextlib.asynccontextmanager
 async def kinesis_client(stream: StreamConfig, config: KinesisConfig) -> AsyncIterator[Any]:
-    cfg = AioConfig(
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        connect_timeout=config.connect_timeout_s,
-        read_timeout=config.read_timeout_s,
-        max_pool_connections=64,
-    )
-    kwargs: dict[str, Any] = {"region_name": region_of(stream.region), "config": cfg}
-    if stream.endpoint_url:
-        kwargs["endpoint_url"] = stream.endpoint_url
+    kwargs = client_args(stream.region, stream.endpoint_url, config,
+                         {"total_max_attempts": 1, "mode": "standard"}, max_pool_connections=64)
     async with _session_for(stream).create_client("kinesis", **kwargs) as client:
         yield client
 
 
 @contextlib.asynccontextmanager
-async def dynamodb_client(lease: LeaseSection, config: KinesisConfig) -> AsyncIterator[Any]:
-    cfg = AioConfig(
-        retries={"max_attempts": 3, "mode": "standard"},
-        connect_timeout=config.connect_timeout_s,
-        read_timeout=config.read_timeout_s,
-    )
-    kwargs: dict[str, Any] = {"region_name": region_of(lease.region), "config": cfg}
-    if lease.endpoint_url:
-        kwargs["endpoint_url"] = lease.endpoint_url
+async def dynamodb_client(lease: LeaseConfig, config: KinesisConfig) -> AsyncIterator[Any]:
+    kwargs = client_args(lease.region, lease.endpoint_url, config,
+                         {"max_attempts": 3, "mode": "standard"})
     async with get_session().create_client("dynamodb", **kwargs) as client:
         yield client

@@ -1,8 +1,8 @@
 """One stream, consumed by this worker: shard discovery, the lease loop, one reader per shard.
 
 The lease loop renews held leases every ``renew_interval_s`` and runs the taker every
-``take_interval_s`` (``LeaseManager``); it starts a ``ShardReader`` for each held shard whose
-parents are finished (SHARD_END checkpointed, ``LeaseManager.is_ready``) and stops the
+``take_interval_s`` (``LeaseCoordinator``); it starts a ``ShardReader`` for each held shard whose
+parents are finished (SHARD_END checkpointed, ``LeaseCoordinator.is_ready``) and stops the
 reader of a lease it lost (the batcher drops that shard's unstored rows). A reader that
 crashes is restarted, with backoff, after the last record it handed over.
 
@@ -19,52 +19,52 @@ import contextlib
 import itertools
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import KW_ONLY, dataclass
+from typing import Any, Protocol
 
-from dredge.config import DredgeConfig, StreamConfig
+from dredge.aws import Backoff
 from dredge.errors import CheckpointError, LeaseLost, SourceError
 from dredge.sources.kinesis.clients import dynamodb_client, kinesis_client
+from dredge.sources.kinesis.config import KinesisConfig, LeaseConfig, StreamConfig
 from dredge.sources.kinesis.discovery import ShardCatalog, list_shards
-from dredge.sources.kinesis.leases import AT_TIMESTAMP, SHARD_END, Lease, LeaseManager
-from dredge.sources.kinesis.limits import Backoff
-from dredge.sources.kinesis.reader import (
-    SEQUENCE,
-    Position,
-    ReadBatch,
-    ShardReader,
-    furthest,
-    reader_events_total,
-)
+from dredge.sources.kinesis.leases import Lease, LeaseCoordinator
+from dredge.sources.kinesis.metrics import reader_events_total
+from dredge.sources.kinesis.reader import ReadBatch, ShardReader
+from dredge.sources.kinesis.shards import AT_TIMESTAMP, SHARD_END, Position, furthest
 from dredge.telemetry.logging import get_logger
+
+__all__ = ["ConsumerSettings", "StoredCheckpoints", "StreamConsumer"]
 
 log = get_logger(__name__)
 
 StoredCheckpoints = Callable[[str], Awaitable[dict[str, tuple[str, int]]]]
 
 
+class ConsumerSettings(Protocol):
+    """The sections a consumer reads (``DredgeConfig`` has them)."""
+
+    @property
+    def kinesis(self) -> KinesisConfig: ...
+    @property
+    def lease(self) -> LeaseConfig: ...
+
+
+@dataclass(eq=False)
 class StreamConsumer:
-    def __init__(
-        self,
-        stream: StreamConfig,
-        config: DredgeConfig,
-        worker_id: str,
-        deliver: Callable[[ReadBatch], Awaitable[None]],
-        discard: Callable[[str, str], None],
-        stored_checkpoints: StoredCheckpoints,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.stream = stream
-        self.name = stream.name
-        self._config = config
-        self._worker_id = worker_id
-        self._deliver = deliver
-        self._discard = discard
-        self._stored = stored_checkpoints
-        self._clock = clock
+    stream: StreamConfig
+    config: ConsumerSettings
+    worker_id: str
+    deliver: Callable[[ReadBatch], Awaitable[None]]
+    discard: Callable[[str, str], None]
+    stored_checkpoints: StoredCheckpoints
+    _: KW_ONLY
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        self.name = self.stream.name
         self._catalog = ShardCatalog()
         self._kinesis: Any = None
-        self._leases: LeaseManager | None = None
+        self._leases: LeaseCoordinator | None = None
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._epochs: dict[str, int] = {}
         self._finished: set[str] = set()
@@ -78,29 +78,30 @@ class StreamConsumer:
         self._cleaned_at = float("-inf")
 
     @property
-    def leases(self) -> LeaseManager:
+    def leases(self) -> LeaseCoordinator:
         if self._leases is None:
             raise SourceError(f"stream {self.name}: consumer not started")
         return self._leases
 
     async def open(self, stack: contextlib.AsyncExitStack) -> None:
         """Clients, the lease table, a first listing of shards (a missing stream fails here)."""
-        cfg = self._config
+        cfg = self.config
         self._kinesis = await stack.enter_async_context(kinesis_client(self.stream, cfg.kinesis))
         ddb = await stack.enter_async_context(dynamodb_client(cfg.lease, cfg.kinesis))
         table = self.stream.table_name(cfg.lease.table)
-        self._leases = LeaseManager(ddb, cfg.lease.lease_config(table, self.stream.start_position),
-                                    self._worker_id, self._clock)
+        self._leases = LeaseCoordinator(ddb, cfg.lease, self.worker_id, table=table,
+                                        initial_position=self.stream.start_position,
+                                        clock=self.clock)
         await self._leases.ensure_table()
         await self._discover()
         log.info("stream_opened", stream=self.name, shards=len(self._catalog), lease_table=table,
-                 worker=self._worker_id)
+                 worker=self.worker_id)
 
     async def _discover(self) -> None:
         shards = await list_shards(self._kinesis, self.name)
         self._catalog.update(shards)
         await self.leases.sync_shards([s.info for s in shards])
-        every = self._config.lease.cleanup_interval_s
+        every = self.config.lease.cleanup_interval_s
         now = time.monotonic()
         if every and now - self._cleaned_at >= every:
             await self.leases.clean_finished(s.shard_id for s in shards)
@@ -115,9 +116,8 @@ class StreamConsumer:
         """Checkpoint the lease after the sink stored everything up to ``position``."""
         if self._epochs.get(shard_id) != epoch:
             raise LeaseLost(f"{self.name}/{shard_id}: lease given up since the data was read")
-        seq = position.sequence if position.kind == SEQUENCE and position.sequence else position.kind
         try:
-            await self.leases.checkpoint(shard_id, seq, position.sub_sequence)
+            await self.leases.checkpoint(shard_id, position.checkpoint, position.sub_sequence)
         except LeaseLost:
             await self._stop_reader(shard_id, "lost")
             raise
@@ -143,7 +143,7 @@ class StreamConsumer:
     async def _discovery_loop(self) -> None:
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._relist.wait(), self._config.kinesis.list_shards_interval_s)
+                await asyncio.wait_for(self._relist.wait(), self.config.kinesis.list_shards_interval_s)
             self._relist.clear()
             if self._stopping:
                 return
@@ -154,24 +154,24 @@ class StreamConsumer:
             self._wake.set()
 
     async def _lease_loop(self) -> None:
-        cfg = self._config.lease
-        next_take = self._clock()
+        cfg = self.config.lease
+        next_take = self.clock()
         while not self._released.is_set():
             held = await self.leases.renew()
             for shard_id in [s for s in self._readers if s not in held]:
                 await self._stop_reader(shard_id, "lost")
             if not self._stopping:
-                if self._clock() >= next_take:
+                if self.clock() >= next_take:
                     try:
                         await self.leases.take()
                     except CheckpointError as exc:
                         log.warning("lease_take_failed", stream=self.name, error=str(exc)[:300])
-                    next_take = self._clock() + cfg.take_interval_s
+                    next_take = self.clock() + cfg.take_interval_s
                 try:
                     await self._start_ready(self.leases.held())
                 except CheckpointError as exc:
                     log.warning("lease_scan_failed", stream=self.name, error=str(exc)[:300])
-            wait = min(cfg.renew_interval_s, max(0.0, next_take - self._clock()) or cfg.renew_interval_s)
+            wait = min(cfg.renew_interval_s, max(0.0, next_take - self.clock()) or cfg.renew_interval_s)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._any(self._wake, self._released), wait)
@@ -191,12 +191,12 @@ class StreamConsumer:
             return
         leases = await self.leases.list_leases()
         by_id = {lease.shard_id: lease for lease in leases}
-        stored = await self._stored(self.name)
+        stored = await self.stored_checkpoints(self.name)
         for shard_id in sorted(candidates):
             lease = by_id.get(shard_id)
             if lease is None:
                 continue
-            if not LeaseManager.is_ready(shard_id, leases):
+            if not LeaseCoordinator.is_ready(shard_id, leases):
                 if shard_id not in self._not_ready_logged:
                     self._not_ready_logged.add(shard_id)
                     log.info("shard_waiting_for_parents", stream=self.name, shard_id=shard_id,
@@ -228,13 +228,13 @@ class StreamConsumer:
         if lease.checkpoint == SHARD_END:
             self._finished.add(shard_id)
             return
-        reader = ShardReader(self._kinesis, self.name, shard_id, epoch, start, self._deliver,
-                             self._config.kinesis, self._catalog)
+        reader = ShardReader(self._kinesis, self.name, shard_id, epoch, start, self.deliver,
+                             self.config.kinesis, self._catalog)
         self._readers[shard_id] = asyncio.create_task(self._supervise(reader),
                                                       name=f"reader-{self.name}-{shard_id}")
 
     async def _supervise(self, reader: ShardReader) -> None:
-        backoff = Backoff(1.0, max(1.0, self._config.kinesis.reader_restart_max_s))
+        backoff = Backoff(1.0, max(1.0, self.config.kinesis.reader_restart_max_s))
         while True:
             try:
                 await reader.run()
@@ -247,15 +247,13 @@ class StreamConsumer:
                 log.error("shard_reader_crashed", stream=self.name, shard_id=reader.shard_id,
                           error=f"{type(exc).__name__}: {exc}"[:300], restart_in_s=round(delay, 2))
                 await asyncio.sleep(delay)
-                reader = ShardReader(self._kinesis, self.name, reader.shard_id, reader.epoch,
-                                     reader.position, self._deliver, self._config.kinesis,
-                                     self._catalog)
+                reader = reader.restarted()
 
     async def _stop_reader(self, shard_id: str, why: str) -> None:
         task = self._readers.pop(shard_id, None)
         self._epochs.pop(shard_id, None)
         self._finished.discard(shard_id)
-        self._discard(self.name, shard_id)
+        self.discard(self.name, shard_id)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -11,11 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
+from dredge.aws import translated
 from dredge.errors import SourceError
-from dredge.sources.kinesis.clients import NETWORK_ERRORS
-from dredge.sources.kinesis.leases import ShardInfo
+from dredge.sources.kinesis.shards import ShardInfo
 
 
 @dataclass(frozen=True)
@@ -32,7 +30,7 @@ async def list_shards(client: Any, stream_name: str) -> list[Shard]:
     """Every shard ListShards reports for the stream (all pages)."""
     shards: list[Shard] = []
     kwargs: dict[str, Any] = {"StreamName": stream_name}
-    try:
+    with translated(SourceError, f"ListShards {stream_name}"):
         while True:
             page = await client.list_shards(**kwargs)
             for s in page.get("Shards", []):
@@ -47,10 +45,6 @@ async def list_shards(client: Any, stream_name: str) -> list[Shard]:
             if not token:
                 return shards
             kwargs = {"NextToken": token}  # with a token, ListShards refuses StreamName
-    except ClientError as exc:
-        raise SourceError(f"ListShards {stream_name}: {exc}") from exc
-    except NETWORK_ERRORS as exc:
-        raise SourceError(f"ListShards {stream_name}: {type(exc).__name__}: {exc}") from exc
 
 
 class ShardCatalog:

@@ -1,15 +1,13 @@
-"""Per-shard read limits and retry waits; pure logic on an injected clock and random source.
+"""Per-shard read limits; pure logic on an injected clock.
 
 Kinesis allows each shard 5 GetRecords calls per second and 2 MiB/s of reads, shared by
 every consumer of the shard. ``ShardRateLimiter`` spaces calls and repays bytes read as a
 leaky bucket, so a 6 MiB batch is followed by ~3 s of quiet instead of a string of
-ProvisionedThroughputExceeded errors. ``Backoff`` is capped exponential backoff with full
-jitter (AWS's recommendation): each wait is uniform in [0, min(cap, base * 2**attempt)].
+ProvisionedThroughputExceeded errors. (Retry waits: ``dredge.aws.Backoff``.)
 """
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 
@@ -43,25 +41,3 @@ class ShardRateLimiter:
         now = self._clock()
         self._debt = self._debt_now(now) + n
         self._debt_at = now
-
-
-class Backoff:
-    def __init__(self, base_s: float, max_s: float, rng: random.Random | None = None) -> None:
-        if base_s <= 0 or max_s < base_s:
-            raise ValueError("need 0 < base_s <= max_s")
-        self.base_s = base_s
-        self.max_s = max_s
-        self.attempt = 0
-        self._rng = rng or random.Random()
-
-    def ceiling(self) -> float:
-        """The upper bound of the next wait."""
-        return min(self.max_s, self.base_s * 2.0 ** min(self.attempt, 62))
-
-    def next_delay(self) -> float:
-        delay = self._rng.uniform(0.0, self.ceiling())
-        self.attempt += 1
-        return delay
-
-    def reset(self) -> None:
-        self.attempt = 0

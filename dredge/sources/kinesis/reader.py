@@ -23,106 +23,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
-import aiohttp
 from botocore.exceptions import ClientError
-from prometheus_client import Counter, Gauge
 
-from dredge.config import KinesisConfig
+from dredge.aws import Backoff, aio_transport_errors, error_code, error_name, retry_reason
 from dredge.errors import SourceError
-from dredge.sources.kinesis.clients import (
-    KMS_THROTTLING,
-    NETWORK_ERRORS,
-    SERVER,
-    THROTTLING,
-    error_code,
-    http_status,
-)
+from dredge.sources.kinesis.config import KinesisConfig
 from dredge.sources.kinesis.discovery import ShardCatalog
-from dredge.sources.kinesis.leases import AT_TIMESTAMP, SHARD_END, TRIM_HORIZON
-from dredge.sources.kinesis.limits import Backoff, ShardRateLimiter
+from dredge.sources.kinesis.limits import ShardRateLimiter
+from dredge.sources.kinesis.metrics import (
+    bytes_read_total,
+    get_records_total,
+    millis_behind_latest,
+    reader_events_total,
+    records_read_total,
+)
+from dredge.sources.kinesis.shards import AT_TIMESTAMP, SEQUENCE, SHARD_END, TRIM_HORIZON, Position
 from dredge.telemetry.logging import get_logger
-from dredge.telemetry.metrics import REGISTRY
+
+__all__ = ["ReadBatch", "ShardReader", "Sink"]
 
 log = get_logger(__name__)
 
-SEQUENCE = "SEQUENCE"
-_RETRYABLE_NETWORK: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, aiohttp.ClientError)
-
-reader_events_total = Counter(
-    "dredge_kinesis_reader_events_total",
-    "Shard reader events: throttled, kms_throttled, server_error, network_error,"
-    " expired_iterator, trimmed_checkpoint, shard_end, shard_gone, restarted.",
-    ["stream", "event"],
-    registry=REGISTRY,
-)
-get_records_total = Counter(
-    "dredge_kinesis_get_records_total",
-    "GetRecords calls that returned (ok), by stream.",
-    ["stream"],
-    registry=REGISTRY,
-)
-records_read_total = Counter(
-    "dredge_kinesis_records_read_total",
-    "Kinesis records handed to the pipeline.",
-    ["stream"],
-    registry=REGISTRY,
-)
-bytes_read_total = Counter(
-    "dredge_kinesis_bytes_read_total",
-    "Bytes of record data handed to the pipeline.",
-    ["stream"],
-    registry=REGISTRY,
-)
-millis_behind_latest = Gauge(
-    "dredge_kinesis_millis_behind_latest",
-    "MillisBehindLatest of the shard's last GetRecords response.",
-    ["stream", "shard"],
-    registry=REGISTRY,
-)
-
-
-@dataclass(frozen=True)
-class Position:
-    """Where to start reading a shard."""
-
-    kind: str  # TRIM_HORIZON | LATEST | AT_TIMESTAMP | SEQUENCE | SHARD_END
-    sequence: str | None = None
-    sub_sequence: int = 0
-    timestamp: datetime | None = None
-
-    @classmethod
-    def from_checkpoint(cls, checkpoint: str, sub_sequence: int = 0,
-                        timestamp: datetime | None = None) -> Position:
-        if checkpoint.isdigit():
-            return cls(SEQUENCE, checkpoint, sub_sequence)
-        if checkpoint == AT_TIMESTAMP:
-            return cls(AT_TIMESTAMP, timestamp=timestamp)
-        return cls(checkpoint)
-
-    def rank(self) -> tuple[int, int, int]:
-        """Order along the shard: start sentinels < sequence numbers < SHARD_END."""
-        if self.kind == SHARD_END:
-            return (2, 0, 0)
-        if self.kind == SEQUENCE and self.sequence is not None:
-            return (1, int(self.sequence), self.sub_sequence)
-        return (0, 0, 0)
-
-    def __str__(self) -> str:
-        if self.kind == SEQUENCE:
-            return f"{self.sequence}/{self.sub_sequence}"
-        return self.kind
-
-
-def furthest(a: Position, b: Position) -> Position:
-    """The later of two positions of one shard (the first when they are equal)."""
-    return b if b.rank() > a.rank() else a
+# Answers a loop handles itself instead of retrying or failing.
+_EXPIRED = "ExpiredIteratorException"
+_TRIMMED = "InvalidArgumentException"
+_GONE = "ResourceNotFoundException"
 
 
 @dataclass(frozen=True)
@@ -145,36 +77,35 @@ class ReadBatch:
 Sink = Callable[[ReadBatch], Awaitable[None]]
 
 
+@dataclass(eq=False)
 class ShardReader:
-    def __init__(
-        self,
-        client: Any,
-        stream: str,
-        shard_id: str,
-        epoch: int,
-        start: Position,
-        deliver: Sink,
-        config: KinesisConfig,
-        catalog: ShardCatalog,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        rng: random.Random | None = None,
-    ) -> None:
-        self._client = client
-        self.stream = stream
-        self.shard_id = shard_id
-        self.epoch = epoch
-        self.start = start
-        self._deliver = deliver
-        self._config = config
-        self._catalog = catalog
-        self._sleep = sleep
-        self._limiter = ShardRateLimiter(config.max_calls_per_s, config.max_bytes_per_s, clock)
-        self._backoff = Backoff(config.backoff_base_s, config.backoff_max_s, rng)
+    """Reads one shard from ``start`` until it ends or the task is cancelled. A crashed reader
+    is replaced by ``restarted()``, which goes on after the last record handed over."""
+
+    client: Any
+    stream: str
+    shard_id: str
+    epoch: int
+    start: Position
+    deliver: Sink
+    config: KinesisConfig
+    catalog: ShardCatalog
+    _: KW_ONLY
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    rng: random.Random | None = None
+
+    def __post_init__(self) -> None:
+        cfg = self.config
+        self._limiter = ShardRateLimiter(cfg.max_calls_per_s, cfg.max_bytes_per_s, self.clock)
+        self._backoff = Backoff(cfg.backoff_base_s, cfg.backoff_max_s, self.rng)
         # The last record handed over: a restarted reader continues after it.
-        self.position = start
+        self.position = self.start
         self.finished = False
+
+    def restarted(self) -> ShardReader:
+        """A fresh reader of the same tenure, starting after the last record handed over."""
+        return dataclasses.replace(self, start=self.position)
 
     def _event(self, event: str, **ctx: Any) -> None:
         reader_events_total.labels(self.stream, event).inc()
@@ -199,26 +130,11 @@ class ShardReader:
             if iterator is None:
                 await self._end()
                 return
-            wait = self._limiter.wait_time()
-            if wait > 0:
-                await self._sleep(wait)
-            self._limiter.on_call()
-            try:
-                resp = await self._client.get_records(ShardIterator=iterator,
-                                                      Limit=self._config.max_records)
-            except ClientError as exc:
-                code = error_code(exc)
-                if code == "ExpiredIteratorException":
-                    self._event("expired_iterator", position=str(self.position))
-                    iterator, skip = await self._iterator(self.position)
-                    continue
-                await self._retry_wait(exc, code)
+            resp = await self._call(self._get_records, {_EXPIRED}, ShardIterator=iterator)
+            if isinstance(resp, ClientError):  # the iterator expired
+                self._event("expired_iterator", position=str(self.position))
+                iterator, skip = await self._iterator(self.position)
                 continue
-            except _RETRYABLE_NETWORK as exc:
-                self._event("network_error", error=type(exc).__name__)
-                await self._sleep(self._backoff.next_delay())
-                continue
-            self._backoff.reset()
             get_records_total.labels(self.stream).inc()
             records = resp.get("Records", [])
             behind = resp.get("MillisBehindLatest")
@@ -235,7 +151,7 @@ class ShardReader:
                 self._limiter.on_bytes(batch.nbytes)
                 records_read_total.labels(self.stream).inc(len(data))
                 bytes_read_total.labels(self.stream).inc(batch.nbytes)
-                await self._deliver(batch)
+                await self.deliver(batch)
                 self.position = Position(SEQUENCE, seqs[-1], 0)
             elif nxt is not None and self._closed_and_drained(behind):
                 # Emulators (moto) never return a null iterator; a closed shard that answers
@@ -245,10 +161,38 @@ class ShardReader:
                     nxt = None
             iterator = nxt
             if nxt is not None and not records:
-                await self._sleep(self._config.idle_poll_interval_s)
+                await self.sleep(self.config.idle_poll_interval_s)
+
+    async def _get_records(self, **kwargs: Any) -> dict[str, Any]:
+        wait = self._limiter.wait_time()
+        if wait > 0:
+            await self.sleep(wait)
+        self._limiter.on_call()
+        resp: dict[str, Any] = await self.client.get_records(Limit=self.config.max_records, **kwargs)
+        return resp
+
+    async def _call(self, method: Callable[..., Awaitable[dict[str, Any]]], handled: set[str],
+                    **kwargs: Any) -> dict[str, Any] | ClientError:
+        """The answer, or the ClientError whose code the caller ``handled`` itself. Throttling,
+        5xx and network errors are counted and waited out, then the call is sent again;
+        anything else raises SourceError."""
+        while True:
+            try:
+                resp = await method(**kwargs)
+            except (ClientError, *aio_transport_errors()) as exc:
+                if isinstance(exc, ClientError) and error_code(exc) in handled:
+                    return exc
+                reason = retry_reason(exc)
+                if reason is None:
+                    raise SourceError(f"{self.stream}/{self.shard_id}: {exc}") from exc
+                self._event(reason, error=error_name(exc))
+                await self.sleep(self._backoff.next_delay())
+                continue
+            self._backoff.reset()
+            return resp
 
     def _closed_and_drained(self, behind: int | None) -> bool:
-        ending = self._catalog.ending_sequence(self.shard_id)
+        ending = self.catalog.ending_sequence(self.shard_id)
         if ending is None or behind not in (0, None):
             return False
         last = int(self.position.sequence) if self.position.kind == SEQUENCE and self.position.sequence else -1
@@ -258,20 +202,9 @@ class ShardReader:
         reader_events_total.labels(self.stream, "shard_end").inc()
         log.info("shard_end_reached", stream=self.stream, shard_id=self.shard_id,
                  position=str(self.position))
-        await self._deliver(ReadBatch(self.stream, self.shard_id, self.epoch, [], [], shard_end=True))
+        await self.deliver(ReadBatch(self.stream, self.shard_id, self.epoch, [], [], shard_end=True))
         self.position = Position(SHARD_END)
         self.finished = True
-
-    async def _retry_wait(self, exc: ClientError, code: str) -> None:
-        if code in THROTTLING:
-            self._event("throttled", error=code)
-        elif code in KMS_THROTTLING:
-            self._event("kms_throttled", error=code)
-        elif code in SERVER or http_status(exc) >= 500:
-            self._event("server_error", error=code)
-        else:
-            raise SourceError(f"{self.stream}/{self.shard_id}: {exc}") from exc
-        await self._sleep(self._backoff.next_delay())
 
     async def _iterator(self, pos: Position) -> tuple[str | None, int]:
         """(shard iterator or None when the shard is gone, sub-sequence to skip through)."""
@@ -290,24 +223,14 @@ class ShardReader:
                 kwargs["Timestamp"] = pos.timestamp
             else:
                 kwargs["ShardIteratorType"] = pos.kind
-            try:
-                resp = await self._client.get_shard_iterator(**kwargs)
-            except ClientError as exc:
-                code = error_code(exc)
-                if code == "InvalidArgumentException" and pos.kind == SEQUENCE:
-                    # Older than the retention period (or not of this shard): read what is left.
-                    self._event("trimmed_checkpoint", position=str(pos), error=str(exc)[:200])
-                    pos = Position(TRIM_HORIZON)
-                    self.position = pos
-                    continue
-                if code == "ResourceNotFoundException":
-                    self._event("shard_gone", error=str(exc)[:200])
-                    return None, -1
-                await self._retry_wait(exc, code)
-                continue
-            except _RETRYABLE_NETWORK as exc:
-                self._event("network_error", error=type(exc).__name__)
-                await self._sleep(self._backoff.next_delay())
-                continue
-            self._backoff.reset()
-            return str(resp["ShardIterator"]), skip
+            handled = {_TRIMMED, _GONE} if pos.kind == SEQUENCE else {_GONE}
+            resp = await self._call(self.client.get_shard_iterator, handled, **kwargs)
+            if not isinstance(resp, ClientError):
+                return str(resp["ShardIterator"]), skip
+            if error_code(resp) == _GONE:
+                self._event("shard_gone", error=str(resp)[:200])
+                return None, -1
+            # Older than the retention period (or not of this shard): read what is left.
+            self._event("trimmed_checkpoint", position=str(pos), error=str(resp)[:200])
+            pos = Position(TRIM_HORIZON)
+            self.position = pos

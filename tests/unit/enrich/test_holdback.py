@@ -9,14 +9,7 @@ import pytest
 
 from dredge.enrich.holdback import Holdback, HoldbackConfig
 from dredge.errors import ConfigError
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from dredge.testing import FakeClock
 
 
 def test_config() -> None:
@@ -29,7 +22,7 @@ def test_config() -> None:
 
 def test_release_in_order_once_due_and_discard() -> None:
     async def main() -> None:
-        clock = Clock()
+        clock = FakeClock(100.0)
         async with Holdback[str](HoldbackConfig(delay_s=60), clock=clock) as hb:
             await hb.put("shard-1", "a", rows=10)
             clock.now += 30
@@ -48,7 +41,7 @@ def test_release_in_order_once_due_and_discard() -> None:
 
 def test_get_waits_for_the_delay() -> None:
     async def main() -> None:
-        clock = Clock()
+        clock = FakeClock(100.0)
         async with Holdback[int](HoldbackConfig(delay_s=5), clock=clock) as hb:
             await hb.put("s", 1, rows=1)
             getter = asyncio.create_task(hb.get())
@@ -63,7 +56,7 @@ def test_get_waits_for_the_delay() -> None:
 
 def test_backpressure_and_stop() -> None:
     async def main() -> None:
-        clock = Clock()
+        clock = FakeClock(100.0)
         hb = Holdback[int](HoldbackConfig(delay_s=0, max_rows=10), clock=clock)
         await hb.start()
         await hb.put("s", 1, rows=8)

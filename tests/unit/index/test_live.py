@@ -20,14 +20,7 @@ from dredge.index.history import EventLog, Events
 from dredge.index.live import IndexManager, address_history
 from dredge.index.providers.config import IndexConfig
 from dredge.index.snapshot import IndexSnapshot
-
-
-class Clock:
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from dredge.testing import FakeClock
 
 
 def owner(app: str) -> tuple[str | None, ...]:
@@ -39,7 +32,7 @@ def apps(snap: IndexSnapshot, ips: list[str], times: list[int]) -> list[str]:
     return [snap.owners.column("app")[int(i)].as_py() for i in ids]
 
 
-def manager(clock: Clock, **cfg: object) -> IndexManager:
+def manager(clock: FakeClock, **cfg: object) -> IndexManager:
     return IndexManager(IndexConfig(**cfg), clock=clock)  # type: ignore[arg-type]
 
 
@@ -53,7 +46,7 @@ def test_config_defaults_validate_and_bad_values_name_the_field(tmp_path: Path) 
 
 
 def test_events_out_of_order_land_at_their_own_time() -> None:
-    clock = Clock(10_000)
+    clock = FakeClock(10_000)
     m = manager(clock)
     s = m.sink("events/file", "events")
     # arrives: B at 500, release at 900, A at 100 (late), C at 500 (same second as B, later)
@@ -66,7 +59,7 @@ def test_events_out_of_order_land_at_their_own_time() -> None:
 
 
 def test_release_and_assignment_in_the_same_second_keep_the_new_owner() -> None:
-    m = manager(Clock(10_000))
+    m = manager(FakeClock(10_000))
     s = m.sink("x", "events")
     s.submit(["10.0.0.2"], [200], [owner("new")])  # assignment arrives first
     s.submit(["10.0.0.2", "10.0.0.2"], [100, 200], [owner("old"), None])
@@ -74,7 +67,7 @@ def test_release_and_assignment_in_the_same_second_keep_the_new_owner() -> None:
 
 
 def test_too_late_and_invalid_events_are_counted_not_stored() -> None:
-    clock = Clock(100_000)
+    clock = FakeClock(100_000)
     m = manager(clock, retention_s=1000)
     s = m.sink("x", "events")
     r = s.submit(["10.0.0.1", "nope", "10.0.0.2"], [98_000, 99_500, 99_500],
@@ -86,7 +79,7 @@ def test_too_late_and_invalid_events_are_counted_not_stored() -> None:
 
 
 def test_compaction_drops_expired_history_and_keeps_lookups_after_the_cutoff() -> None:
-    clock = Clock(1_000)
+    clock = FakeClock(1_000)
     m = manager(clock, retention_s=500)
     s = m.sink("x", "events")
     s.submit(["10.0.0.1"] * 4 + ["10.0.0.2"] * 2,
@@ -107,7 +100,7 @@ def test_compaction_drops_expired_history_and_keeps_lookups_after_the_cutoff() -
 
 
 def test_snapshots_are_swapped_not_mutated() -> None:
-    m = manager(Clock(10_000))
+    m = manager(FakeClock(10_000))
     s = m.sink("x", "events")
     s.submit(["10.0.0.1"], [100], [owner("a")])
     old = m.rebuild_now()
@@ -119,7 +112,7 @@ def test_snapshots_are_swapped_not_mutated() -> None:
 
 
 def test_sources_overlap_latest_start_wins_and_history_lists_all() -> None:
-    m = manager(Clock(10_000))
+    m = manager(FakeClock(10_000))
     m.sink("ec2/1/us-east-1", "ec2").submit(["10.0.0.9"], [100], [owner("vm")])
     m.sink("events/k", "events").submit(["10.0.0.9", "10.0.0.9"], [200, 300],
                                          [owner("task"), None])
@@ -131,7 +124,7 @@ def test_sources_overlap_latest_start_wins_and_history_lists_all() -> None:
 
 
 def test_networks_and_events_together() -> None:
-    m = manager(Clock(10_000))
+    m = manager(FakeClock(10_000))
     m.sink("cidr/networks.csv", "cidr").set_networks(
         pa.table({"cidr": ["10.0.0.0/8", "10.1.0.0/16"], "app": ["corp", "lab"]}))
     m.sink("x", "events").submit(["10.1.0.5"], [100], [owner("a")])
@@ -141,7 +134,7 @@ def test_networks_and_events_together() -> None:
 
 def test_state_round_trip_keeps_history_networks_cursors(tmp_path: Path) -> None:
     path = tmp_path / "state" / "index.arrow"
-    clock = Clock(10_000)
+    clock = FakeClock(10_000)
 
     async def first() -> None:
         m = manager(clock, state_path=str(path))
@@ -177,7 +170,7 @@ def test_state_round_trip_keeps_history_networks_cursors(tmp_path: Path) -> None
 
 def test_a_crashed_task_makes_current_raise() -> None:
     async def main() -> None:
-        m = manager(Clock(10_000))
+        m = manager(FakeClock(10_000))
         await m.start()
 
         async def boom() -> None:
@@ -195,7 +188,7 @@ def test_a_crashed_task_makes_current_raise() -> None:
 
 def test_live_rebuild_is_debounced_and_off_the_loop() -> None:
     async def main() -> None:
-        m = manager(Clock(10_000), debounce_s=0.0)
+        m = manager(FakeClock(10_000), debounce_s=0.0)
         await m.start()
         first = m.current()
         m.sink("x", "events").submit(["10.0.0.1"], [100], [owner("a")])
@@ -267,7 +260,7 @@ _grid = [(ip, t) for ip in _ips for t in range(-2, 34)]  # every address at ever
 def test_property_manager_equals_brute_force_after_updates_and_compaction(
         batches: list[list[tuple[str, int, str | None, int]]], cutoff: int) -> None:
     queries = _grid
-    clock = Clock(0)
+    clock = FakeClock(0)
     m = manager(clock, retention_s=1000)
     sinks = [m.sink("s0", "events"), m.sink("s1", "events")]
     seen: list[tuple[str, int, str | None, int, int]] = []

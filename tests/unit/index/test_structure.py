@@ -1,70 +1,17 @@
-"""The index package's shape: no import circle inside it, the core never imports its
-providers (nor anything above the index), and the settings modules stay light."""
+"""The index package's shape: the settings modules stay light, the shared value types add up.
+(Layers and import cycles, the core never importing its providers included, are checked for
+the whole package by tests/unit/test_architecture.py.)"""
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 
 from dredge.index.history import Events
 from dredge.index.snapshot import LookupStats
 from dredge.times import epoch_seconds
-
-INDEX = Path(__file__).parents[3] / "dredge" / "index"
-
-
-def _imports() -> dict[str, set[str]]:
-    """Module -> the dredge modules it imports anywhere in its text (TYPE_CHECKING and
-    function-level imports included)."""
-    names = {}
-    for p in INDEX.rglob("*.py"):
-        parts = list(p.relative_to(INDEX.parents[1]).with_suffix("").parts)
-        names[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
-    out: dict[str, set[str]] = {}
-    for mod, p in names.items():
-        deps = set()
-        for node in ast.walk(ast.parse(p.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dredge"):
-                for a in node.names:
-                    full = f"{node.module}.{a.name}"
-                    deps.add(full if full in names else node.module)
-            elif isinstance(node, ast.Import):
-                deps |= {a.name for a in node.names if a.name.startswith("dredge")}
-        out[mod] = deps - {mod}
-    return out
-
-
-def test_no_import_cycle_in_the_index() -> None:
-    graph = _imports()
-    done: set[str] = set()
-
-    def visit(mod: str, path: list[str]) -> None:
-        if mod in path:
-            raise AssertionError("import cycle: " + " -> ".join([*path[path.index(mod):], mod]))
-        if mod in done or mod not in graph:
-            return
-        for dep in sorted(graph[mod]):
-            visit(dep, [*path, mod])
-        done.add(mod)
-
-    for mod in sorted(graph):
-        visit(mod, [])
-
-
-def test_core_imports_downward_only() -> None:
-    allowed = ("dredge.errors", "dredge.telemetry", "dredge.times", "dredge.flowlog",
-               "dredge.index")
-    for mod, deps in _imports().items():
-        if mod.startswith("dredge.index.providers"):
-            continue
-        for dep in deps:
-            assert dep.startswith(allowed), f"{mod} imports {dep}"
-            assert not dep.startswith("dredge.index.providers") or mod == "dredge.index", \
-                f"{mod} (core) imports the provider module {dep}"
 
 
 def test_settings_modules_are_light() -> None:

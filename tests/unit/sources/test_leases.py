@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from dredge.errors import ConfigError
-from dredge.sources.kinesis.leases import Lease, LeaseConfig, LeaseManager
+from dredge.sources.kinesis.config import LeaseConfig
+from dredge.sources.kinesis.leases import Lease, LeaseCoordinator
 
 
 def test_defaults_validate() -> None:
@@ -25,7 +26,6 @@ def test_defaults_validate() -> None:
         ("renew_interval_s", 10.0),
         ("max_leases_per_worker", -1),
         ("max_leases_to_steal_at_once", 0),
-        ("initial_position", "SHARD_END"),
     ],
 )
 def test_invalid_settings_name_their_field(field: str, value: Any) -> None:
@@ -85,9 +85,16 @@ def test_readiness_follows_parent_checkpoints() -> None:
         return Lease(shard, None, 0, checkpoint, parent_shard_ids=frozenset(parents))
 
     leases = [lease("p", "123"), lease("q", "SHARD_END"), lease("c", "TRIM_HORIZON", "p", "q")]
-    assert LeaseManager.is_ready("p", leases)
-    assert not LeaseManager.is_ready("c", leases)
+    assert LeaseCoordinator.is_ready("p", leases)
+    assert not LeaseCoordinator.is_ready("c", leases)
     leases[0] = lease("p", "SHARD_END")
-    assert LeaseManager.is_ready("c", leases)
-    assert LeaseManager.is_ready("c", leases[1:])  # parent lease deleted
-    assert not LeaseManager.is_ready("unknown", leases)
+    assert LeaseCoordinator.is_ready("c", leases)
+    assert LeaseCoordinator.is_ready("c", leases[1:])  # parent lease deleted
+    assert not LeaseCoordinator.is_ready("unknown", leases)
+
+
+def test_initial_position_must_be_a_start_sentinel() -> None:
+    """The per-stream start position is an argument of the coordinator, checked by name."""
+    with pytest.raises(ConfigError) as err:
+        LeaseCoordinator(None, LeaseConfig(), "w", initial_position="SHARD_END")  # type: ignore[arg-type]
+    assert err.value.field == "initial_position"

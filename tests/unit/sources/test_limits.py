@@ -1,4 +1,4 @@
-"""Per-shard read limits and backoff, on a fake clock."""
+"""Per-shard read limits, on a fake clock."""
 
 from __future__ import annotations
 
@@ -6,22 +6,14 @@ import random
 
 import pytest
 
-from dredge.sources.kinesis.limits import Backoff, ShardRateLimiter
-from dredge.sources.kinesis.reader import SEQUENCE, Position, furthest
+from dredge.sources.kinesis.limits import ShardRateLimiter
+from dredge.testing import FakeClock
 
 MiB = 1024 * 1024
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_five_calls_per_second() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     lim = ShardRateLimiter(5, 2 * MiB, clock)
     assert lim.wait_time() == 0
     calls = 0
@@ -34,7 +26,7 @@ def test_five_calls_per_second() -> None:
 
 
 def test_bytes_are_repaid_at_two_mib_per_second() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     lim = ShardRateLimiter(5, 2 * MiB, clock)
     lim.on_call()
     lim.on_bytes(6 * MiB)  # one big GetRecords: 3 s of budget
@@ -57,43 +49,13 @@ def test_bytes_are_repaid_at_two_mib_per_second() -> None:
 
 
 def test_call_spacing_and_bytes_combine() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     lim = ShardRateLimiter(5, 2 * MiB, clock)
     lim.on_call()
     lim.on_bytes(100)
     assert lim.wait_time() == pytest.approx(0.2)
 
 
-def test_backoff_full_jitter_capped_and_reset() -> None:
-    b = Backoff(0.1, 2.0, random.Random(1))
-    ceilings = []
-    for _ in range(8):
-        ceilings.append(b.ceiling())
-        d = b.next_delay()
-        assert 0 <= d <= ceilings[-1]
-    assert ceilings[:5] == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6])
-    assert ceilings[5:] == pytest.approx([2.0, 2.0, 2.0])
-    b.reset()
-    assert b.ceiling() == pytest.approx(0.1)
-    many = [Backoff(1.0, 1.0, random.Random(i)).next_delay() for i in range(200)]
-    assert 0.4 < sum(many) / len(many) < 0.6  # uniform on [0, 1]: jittered, not fixed
-
-
 def test_invalid_limits_refused() -> None:
     with pytest.raises(ValueError):
         ShardRateLimiter(0, 1)
-    with pytest.raises(ValueError):
-        Backoff(1.0, 0.5)
-
-
-def test_positions_order_along_a_shard() -> None:
-    th = Position.from_checkpoint("TRIM_HORIZON")
-    a = Position.from_checkpoint("49590338271490256608559692538361571095921575989136588898", 0)
-    b = Position.from_checkpoint("49590338271490256608559692538361571095921575989136588898", 3)
-    c = Position.from_checkpoint("49590338271490256608559692540925702759324208523137515618", 0)
-    end = Position.from_checkpoint("SHARD_END")
-    assert a.kind == SEQUENCE
-    assert furthest(th, a) == a and furthest(a, th) == a
-    assert furthest(a, b) == b and furthest(b, c) == c
-    assert furthest(c, end) == end and furthest(end, th) == end
-    assert str(b).endswith("/3")

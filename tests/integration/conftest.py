@@ -1,0 +1,65 @@
+"""Fixtures of the integration tests: generated data sets, made once per session and shared by
+every test that reads the same data (see samples.py), and the local Druid cluster (druid.py).
+
+The servers themselves (moto, kinesis-local) are in tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dredge.testing import service_unavailable
+from tests.integration.druid import DruidCluster, load_smoke
+from tests.integration.samples import Samples
+from tests.integration.streams import Sample
+
+
+@pytest.fixture(scope="session")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> Samples:
+    """Every generated data set of the session, by parameters: for the tests that need their own."""
+    return Samples(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def sample(samples: Samples) -> Sample:
+    """v2 lines (about 3,200) and their ownership and CIDR files: what the `dredge run` tests
+    put into Kinesis. Each test gets its own list of the lines."""
+    return samples.stream(flows=6_000, seed=9)
+
+
+@pytest.fixture(scope="session")
+def replay_logs(samples: Samples) -> Path:
+    """Four hours, 60,000 flows in every file kind, malformed lines and a truncated gzip
+    included: the end-to-end replay."""
+    return samples.logs(flows=60_000, seed=11, hours=4)
+
+
+@pytest.fixture(scope="session")
+def hour_logs(samples: Samples) -> Path:
+    """One hour, 4,000 flows: small replays (S3, Druid over TLS)."""
+    return samples.logs(flows=4_000, seed=11, hours=1)
+
+
+@pytest.fixture(scope="session")
+def druid_logs(samples: Samples) -> Path:
+    """Two hours, 20,000 flows (each hour more than inline staging takes): Druid backfills."""
+    return samples.logs(flows=20_000, seed=5, hours=2)
+
+
+@pytest.fixture(scope="session")
+def druid() -> Iterator[DruidCluster]:
+    """The local Druid (``make druid-up``): every service and its kinesis-local answer, or the
+    test is skipped (failed in CI). The datasources the tests made are dropped at the end."""
+    smoke = load_smoke()
+    endpoints = smoke.Endpoints.from_env()
+    why = smoke.unreachable(endpoints)
+    if why:
+        service_unavailable(why)
+    cluster = DruidCluster(endpoints)
+    try:
+        yield cluster
+    finally:
+        cluster.drop_created()

@@ -1,0 +1,66 @@
+"""The stream's AWS clients: arguments (region, endpoint, timeouts, retries) and real calls to
+moto, with and without an assumed role."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import boto3
+import pytest
+
+from dredge.sources.kinesis.clients import client_args, dynamodb_client, kinesis_client
+from dredge.sources.kinesis.config import KinesisConfig, LeaseConfig, StreamConfig
+from dredge.testing import MotoServer
+
+
+def test_client_args(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")
+    cfg = KinesisConfig(connect_timeout_s=1.5, read_timeout_s=7.0)
+    args = client_args("", "", cfg, {"total_max_attempts": 1, "mode": "standard"},
+                       max_pool_connections=64)
+    assert set(args) == {"region_name", "config"}  # no endpoint: the SDK's (or AWS_ENDPOINT_URL)
+    assert args["region_name"] == "eu-central-1"
+    conf = args["config"]
+    assert (conf.connect_timeout, conf.read_timeout, conf.max_pool_connections) == (1.5, 7.0, 64)
+    assert conf.retries == {"total_max_attempts": 1, "mode": "standard"}
+    args = client_args("ap-south-1", "http://127.0.0.1:1", cfg, {"max_attempts": 3})
+    assert (args["region_name"], args["endpoint_url"]) == ("ap-south-1", "http://127.0.0.1:1")
+
+
+def _stream(moto: MotoServer) -> str:
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    kin = boto3.client("kinesis", region_name="us-east-1", endpoint_url=moto.endpoint)
+    kin.create_stream(StreamName=name, ShardCount=1)
+    kin.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1})
+    return name
+
+
+@pytest.mark.parametrize("role_arn", ["", "arn:aws:iam::123456789012:role/reader"])
+def test_kinesis_client_reads_the_stream(moto: MotoServer, role_arn: str) -> None:
+    name = _stream(moto)
+
+    async def main() -> tuple[str, int]:
+        stream = StreamConfig(name=name, endpoint_url=moto.endpoint, role_arn=role_arn,
+                              region="us-east-1")
+        async with kinesis_client(stream, KinesisConfig()) as client:
+            summary = (await client.describe_stream_summary(StreamName=name))["StreamDescriptionSummary"]
+            return summary["StreamName"], summary["OpenShardCount"]
+
+    assert asyncio.run(main()) == (name, 1)
+
+
+def test_dynamodb_client_reaches_the_lease_endpoint(moto: MotoServer) -> None:
+    table = f"leases-{uuid.uuid4().hex[:8]}"
+    boto3.client("dynamodb", region_name="us-east-1", endpoint_url=moto.endpoint).create_table(
+        TableName=table, KeySchema=[{"AttributeName": "leaseKey", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "leaseKey", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST")
+
+    async def main() -> list[str]:
+        async with dynamodb_client(LeaseConfig(endpoint_url=moto.endpoint, region="us-east-1"),
+                                   KinesisConfig()) as client:
+            names: list[str] = (await client.list_tables())["TableNames"]
+            return names
+
+    assert table in asyncio.run(main())
