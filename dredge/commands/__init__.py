@@ -2,8 +2,7 @@
 function the parsed arguments dispatch to (``args.func``).
 
 ``run`` (the daemon), ``replay``, ``query``, ``parse``, ``generate``, ``index``, ``druid``.
-``dredge --help`` builds every parser, so a command module imports the pipeline, the
-sinks, boto3 and pydruid only when its command runs. (``index.py`` still loads numpy, Arrow
-and the compiled address parser at import time, as it did before the move: most of what
-``dredge --help`` costs.)
+``dredge --help`` builds every parser, so a command module imports only the standard
+library, orjson and the error and logging modules at import time; numpy, Arrow, the compiled
+kernels, the sinks, boto3 and pydruid when its command runs.
 """

@@ -10,18 +10,15 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import orjson
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from dredge.errors import ConfigError, ParseError
-from dredge.flowlog.parser import parse_addresses
-from dredge.index.owners import OWNER_FIELDS
-from dredge.index.snapshot import IndexSnapshot
 from dredge.telemetry.logging import get_logger
+
+if TYPE_CHECKING:  # numpy, Arrow and the compiled parser: imported when the command runs
+    from dredge.index.snapshot import IndexSnapshot
 
 log = get_logger(__name__)
 
@@ -82,7 +79,12 @@ def _stats(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _file_history(args: argparse.Namespace, ip: str) -> list[dict[str, Any]]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from dredge.flowlog.parser import parse_addresses
     from dredge.index.loaders import load_ownership
+    from dredge.index.owners import OWNER_FIELDS
 
     a = parse_addresses(pa.array([ip]))
     out: list[dict[str, Any]] = []
@@ -99,6 +101,10 @@ def _file_history(args: argparse.Namespace, ip: str) -> list[dict[str, Any]]:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pyarrow as pa
+
+    from dredge.flowlog.parser import parse_addresses
     from dredge.times import parse_time
 
     if args.action == "stats":

@@ -77,3 +77,15 @@ def test_replay_then_query(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["query", "top", "--db", str(db), "--where", "action=REJECT", "--by", "dst_app"]) == 0
     text = capsys.readouterr().out
     assert "internet" in text and "db" not in text.split("\n", 2)[2]
+
+
+def test_help_imports_nothing_heavy() -> None:
+    """``dredge --help`` builds every command's parser: none may load numpy, Arrow, numba,
+    DuckDB, boto3, pydruid or Prometheus at import time (they cost most of a second)."""
+    import subprocess
+
+    heavy = ("numpy", "pyarrow", "numba", "duckdb", "boto3", "pydruid", "prometheus_client")
+    code = ("import sys, dredge.cli; dredge.cli.build_parser(); "
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
