@@ -1,5 +1,6 @@
 # Dredge: two commands on a fresh machine.
-#   make demo   venv, install, generate a sample, replay it into DuckDB, show top talkers
+#   make demo   venv, install, generate a sample, replay it into DuckDB, show top talkers and
+#               the command that serves its dashboards
 #   make test   venv, install, lint, run the whole test suite
 PY ?= python3
 VENV := .venv
@@ -33,6 +34,8 @@ demo: install
 	$(BIN)/dredge replay $(DEMO)/logs --index $(DEMO)/owners.jsonl --cidrs $(DEMO)/networks.csv --db $(DEMO)/dredge.duckdb
 	$(BIN)/dredge query top --db $(DEMO)/dredge.duckdb --by src_app,dst_app --limit 10
 	$(BIN)/dredge query cross-az --db $(DEMO)/dredge.duckdb --limit 10
+	@echo
+	@echo "Dashboards: $(BIN)/dredge serve --db $(DEMO)/dredge.duckdb   then open http://127.0.0.1:9108/"
 
 bench: install
 	$(BIN)/python benchmarks/replay.py
