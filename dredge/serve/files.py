@@ -1,8 +1,9 @@
 """The dashboard pages and their static files, from ``dredge/serve/static/``.
 
 Page routes (``/``, ``/overview``, ``/dependencies``, ``/cost``, ``/ops``) answer with
-``<page>.html`` (``/``: ``index.html``, else the overview); ``/static/<path>`` with the file
-under the folder, never outside it. ``/static/vendor/plotly.min.js`` is the copy inside the
+``<page>.html`` (``/``: ``index.html``, else the overview): the page's ``<main>``, served inside
+``shell.html`` (the head, scripts and top bar every page shares); ``/static/<path>`` with the
+file under the folder, never outside it. ``/static/vendor/plotly.min.js`` is the copy inside the
 pinned ``plotly`` package (found with importlib, without importing plotly): no CDN, no file
 copied into the repository.
 """
@@ -14,7 +15,9 @@ import mimetypes
 from pathlib import Path
 
 STATIC = Path(__file__).with_name("static")
-PAGES = ("overview", "dependencies", "cost", "ops")
+PAGES = {"overview": "Overview", "dependencies": "Dependencies", "cost": "Cost",
+         "ops": "Operations"}  # route -> title
+SHELL = "shell.html"
 PLOTLY_ROUTE = "vendor/plotly.min.js"
 TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
          ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png",
@@ -27,6 +30,17 @@ def plotly_js() -> Path | None:
         return None
     path = Path(next(iter(spec.submodule_search_locations))) / "package_data" / "plotly.min.js"
     return path if path.is_file() else None
+
+
+def load(path: Path, root: Path = STATIC) -> bytes:
+    """What a GET of ``path`` (from :func:`resolve`) answers: a page's ``<main>`` inside the
+    shared shell, any other file as it is."""
+    data = path.read_bytes()
+    if path.parent != root.resolve() or path.stem not in PAGES:
+        return data
+    shell = (root / SHELL).read_bytes()
+    return (shell.replace(b"{{title}}", PAGES[path.stem].encode())
+            .replace(b"{{page}}", path.stem.encode()).replace(b"{{main}}", data))
 
 
 def content_type(path: Path) -> str:

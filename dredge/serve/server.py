@@ -209,7 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
             path = files.resolve(route)
             if path is None:
                 raise ApiError(404, f"no such page: {route[:200]}")
-            self._send(200, files.content_type(path), path.read_bytes(),
+            self._send(200, files.content_type(path), files.load(path),
                        {"Cache-Control": "no-cache"})
 
     def _json_body(self) -> dict[str, Any]:

@@ -93,3 +93,17 @@ def test_plotly_comes_from_the_pinned_package() -> None:
     path = files.resolve("/static/vendor/plotly.min.js")
     assert path is not None and path.parts[-3:] == ("plotly", "package_data", "plotly.min.js")
     assert path.stat().st_size > 1_000_000
+
+
+def test_pages_are_their_main_inside_the_shared_shell() -> None:
+    for name, title in files.PAGES.items():
+        path = files.resolve(f"/{name}")
+        assert path is not None
+        page = files.load(path).decode()
+        assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
+        assert f"<title>Dredge · {title}</title>" in page
+        assert f'<script type="module" src="/static/js/{name}.js"></script>' in page
+        main = page[page.index("<main>"):page.index("</main>")]
+        assert path.read_text() in main and "{{" not in page
+    css = files.resolve("/static/css/dredge.css")
+    assert css is not None and files.load(css) == css.read_bytes()  # other files as they are
