@@ -401,3 +401,33 @@ datasource = "{ds}"
         while time.monotonic() < deadline and running_tasks(druid, ds):
             time.sleep(1)
         out.delete_stream(StreamName=out_stream, EnforceConsumerDeletion=True)
+
+
+# -- the dashboards' API over Druid ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", [
+    ["top"],
+    ["top", "--by", "src_az,action", "--metric", "flows", "--limit", "50"],
+    ["timeseries", "--interval", "10m", "--by", "action"],
+    ["cross-az", "--limit", "100"],
+])
+def test_serve_backend_druid_answers_what_dredge_query_prints(
+        backfilled: Backfill, query: list[str], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`dredge serve --backend druid`: /api/query over the real Druid equals `dredge query
+    --backend druid --json`, and /api/meta names the backend and the data's time range."""
+    from tests.integration.test_serve import api, as_records, cli_json, http, params_of, start_serve
+
+    target = ["--druid-url", ROUTER, "--druid-datasource", backfilled.datasource]
+    served = start_serve(["--backend", "druid", *target], tmp_path / "serve.log")
+    try:
+        want = cli_json(capsys, *query, "--backend", "druid", *target)
+        assert len(want) >= 3
+        assert as_records(api(served.url, **params_of(query))) == want
+        status, body = http("GET", served.url + "/api/meta")
+        meta = json.loads(body)
+        assert status == 200 and meta["backend"] == "druid"
+        assert meta["time_range"]["from"].startswith("2026-11-25T00:")
+    finally:
+        assert served.stop() == 0, served.log.read_text()
