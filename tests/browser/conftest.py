@@ -124,8 +124,11 @@ def server(sample: Sample, expected: Expected) -> Iterator[str]:
             proc.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium through Playwright's sync API, per module: the sync API keeps an asyncio loop
+    running in this thread while it is open, and every asyncio.run() of the tests after it
+    would fail (module scope closes it when the browser tests end)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
