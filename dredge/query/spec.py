@@ -231,23 +231,32 @@ class QuerySpec:
         cond = "(" + " OR ".join(c for _, c in crossings) + ")"
         # Rows are first summed by the columns the model reads (a few thousand groups), so the
         # region pattern and the CASEs run per group, not per row; integer sums are the same.
+        # The middle query names each group's crossing (and the bytes the extra prices apply
+        # to) as plain columns, so the outer query groups by names, not by a repeated CASE.
         cols = list(dict.fromkeys([*self.by, *COST_COLUMNS]))
         inner = (f"SELECT {', '.join(cols)}, {sums} FROM {dialect.table}{where} "
                  f"GROUP BY {', '.join(str(i + 1) for i in range(len(cols)))}")
+        extra = crossings[2:]
+        middle = (f"SELECT {''.join(f'{b}, ' for b in self.by)}{kind} AS crossing, "
+                  + "bytes, packets, flows"
+                  + "".join(f", CASE WHEN {c} THEN bytes ELSE 0 END AS {n}_bytes" for n, c in extra)
+                  + f" FROM ({inner}) pre WHERE {cond}")
         by = ", ".join(self.by)
         groups = ", ".join(str(i + 1) for i in range(len(self.by) + 1))  # Druid: no aliases
         # The base price by the group's crossing, exactly as before the extension; the extra
         # prices on the bytes of the rows they apply to (+ 0.0 where none do: same float)
-        base = (f"CASE WHEN {kind} = 'cross-region' THEN {float(self.region_price)!r} "
-                f"WHEN {kind} = 'cross-az' THEN {float(self.az_price)!r} ELSE 0.0 END")
-        if len(crossings) == 2:
-            base = (f"CASE WHEN {kind} = 'cross-region' THEN {float(self.region_price)!r} "
+        base = ("CASE WHEN crossing = 'cross-region' THEN "
+                f"{float(self.region_price)!r} WHEN crossing = 'cross-az' THEN "
+                f"{float(self.az_price)!r} ELSE 0.0 END")
+        if not extra:
+            base = (f"CASE WHEN crossing = 'cross-region' THEN {float(self.region_price)!r} "
                     f"ELSE {float(self.az_price)!r} END")
         cost = f"{dialect.sum('bytes')} / 1e9 * {base}"
-        for name, cond_ in crossings[2:]:
+        for name, _ in extra:
             rate = float(self.internet_price if name == "internet" else self.nat_price)
-            cost += f" + {dialect.sum(f'CASE WHEN {cond_} THEN bytes ELSE 0 END')} / 1e9 * {rate!r}"
-        return (f"SELECT {by}, {kind} AS crossing, {sums}, "
-                f"{cost} AS cost_usd "
-                f"FROM ({inner}) pre WHERE {cond} GROUP BY {groups} "
+            # Druid turns SUM(CASE WHEN c THEN x ELSE 0 END) into a filtered aggregator: NULL,
+            # not 0, for a group where no row matches
+            cost += f" + coalesce({dialect.sum(f'{name}_bytes')}, 0) / 1e9 * {rate!r}"
+        return (f"SELECT {by}, crossing, {sums}, {cost} AS cost_usd "
+                f"FROM ({middle}) x GROUP BY {groups} "
                 f"ORDER BY cost_usd DESC, {dialect.ascending(self.by)} LIMIT {int(self.limit)}"), params
