@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import re
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import botocore.session
-import pytest
 from cfnlint.decode import decode_str
 
 from dredge.config import load_config
@@ -25,6 +23,8 @@ NOT_GRANTED = {
     "kinesis:CreateStream": "`dredge druid init --create-stream`: an operator's command, not the daemon",
     "kinesis:DescribeStreamSummary": "`dredge druid init --create-stream`: an operator's command",
 }
+# Method names that are not AWS calls although an operation has the same snake_case name.
+NOT_AWS = {"dynamodb:Query": "`.query(` is `dredge query` (DuckDB, Druid): no DynamoDB Query"}
 # S3 operations are not 1:1 with IAM actions.
 S3_ACTIONS = {"list_objects_v2": "s3:ListBucket", "get_object": "s3:GetObject",
               "put_object": "s3:PutObject", "delete_objects": "s3:DeleteObject"}
@@ -63,9 +63,9 @@ def called_operations() -> set[str]:
     return out
 
 
-@pytest.mark.parametrize("path", TEMPLATES, ids=[p.name for p in TEMPLATES])
-def test_cfn_lint_passes(path: Path) -> None:
-    proc = subprocess.run([tool("cfn-lint"), str(path)], capture_output=True, text=True, timeout=300)
+def test_cfn_lint_passes_on_every_template() -> None:
+    proc = subprocess.run([tool("cfn-lint"), *map(str, TEMPLATES)], capture_output=True, text=True,
+                          timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -83,7 +83,7 @@ def test_worker_grants_exactly_what_the_code_calls() -> None:
               for st in r["Properties"]["PolicyDocument"]["Statement"] for a in actions(st)}
     granted_or_reader = granted | reader
     called = called_operations()
-    missing = called - granted_or_reader - set(NOT_GRANTED)
+    missing = called - granted_or_reader - set(NOT_GRANTED) - set(NOT_AWS)
     assert not missing, f"the code calls these, the policy does not grant them: {sorted(missing)}"
     # KMS is called by Kinesis on the daemon's behalf, never by the code itself.
     unused = {a for a in granted_or_reader - called if not a.startswith("kms:")}
