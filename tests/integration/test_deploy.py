@@ -42,6 +42,7 @@ from typing import Any
 import boto3
 import pytest
 
+from dredge.config import load_config
 from dredge.decode import encode_cloudwatch
 from dredge.testing import MotoServer, service_unavailable
 from tests.integration.streams import (
@@ -433,3 +434,38 @@ def test_replay_reads_the_delivery_bucket_with_the_worker_policy(
     else:
         assert proc.returncode == 1 and "cannot read" in out and "AccessDenied" in out, out
         assert "1 failed" in out
+
+
+def test_run_stack_configures_the_container_from_the_other_stacks(aws: Aws) -> None:
+    """run.yaml deployed to moto (ECS, no task is started): the task's environment over the
+    image's dredge.toml is the configuration the daemon would load."""
+    dep = deploy_all(aws)
+    ec2 = aws.client("ec2")
+    subnet = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [dep.vpc]}])["Subnets"][0]["SubnetId"]
+    prom = ec2.create_security_group(GroupName=f"prom-{dep.tag}", Description="Prometheus",
+                                     VpcId=dep.vpc)["GroupId"]
+    out = aws.deploy(f"run-{dep.tag}", "run.yaml", {
+        "Image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/dredge:0.1.0",
+        "WorkerRoleArn": dep.worker["RoleArn"], "VpcId": dep.vpc, "SubnetIds": subnet,
+        "PrometheusSecurityGroupId": prom, "StreamName": dep.delivery["StreamName"],
+        "FlowLogFormat": dep.delivery["FlowLogFormat"],
+        "LeaseTablePrefix": dep.worker["LeaseTablePrefix"],
+        "OutputStreamName": dep.worker["OutputStreamName"], "Ec2InventoryRegions": REGION,
+        "IndexReaderRoleArns": dep.reader["RoleArn"], "IndexReaderExternalId": EXTERNAL_ID})
+    ecs = aws.client("ecs")
+    service = ecs.describe_services(cluster=out["ClusterName"], services=[out["ServiceName"]])["services"][0]
+    task = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+    # (moto's CloudFormation drops the task definition's TaskRoleArn; cfn-lint checks it)
+    container = task["containerDefinitions"][0]
+    assert "/healthz" in " ".join(container["healthCheck"]["command"])
+    env = {e["name"]: e["value"] for e in container["environment"] if e}  # moto keeps NoValue as None
+    cfg = load_config(INFRA.parent / "container" / "dredge.toml", env=env)
+    stream = cfg.streams[0]
+    assert (stream.name, stream.format) == (dep.delivery["StreamName"], dep.delivery["FlowLogFormat"])
+    assert stream.table_name(cfg.lease.table) == dep.worker["LeaseTableName"]
+    assert cfg.sink.kinesis_out is not None and cfg.sink.kinesis_out.stream == dep.worker["OutputStreamName"]
+    assert cfg.index.ec2[0].role_arns == [dep.reader["RoleArn"]]
+    assert cfg.index.ec2[0].external_id == EXTERNAL_ID
+    ingress = ec2.describe_security_groups(GroupIds=[out["SecurityGroupId"]])["SecurityGroups"][0]["IpPermissions"]
+    assert [(p["FromPort"], [g["GroupId"] for g in p["UserIdGroupPairs"]], p.get("IpRanges")) for p in ingress] \
+        == [(9108, [prom], [])]
