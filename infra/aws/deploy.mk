@@ -2,12 +2,14 @@
 #   make promtool      build promtool from the Go module proxy into infra/alerts/bin (once)
 #   make deploy-lint   cfn-lint on infra/aws, promtool check/test rules, systemd-analyze verify
 PROMTOOL_VERSION ?= v0.316.0
+# -tags remove_all_sd leaves out the service-discovery plugins (the cloud SDKs), which rule
+# checks and tests do not use: the build takes about a seventh of the time.
 PROMTOOL := infra/alerts/bin/promtool
 
 .PHONY: promtool deploy-lint
 
 $(PROMTOOL):
-	GOBIN=$(CURDIR)/infra/alerts/bin go install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
+	GOBIN=$(CURDIR)/infra/alerts/bin go install -tags remove_all_sd github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
 
 promtool: $(PROMTOOL)
 
