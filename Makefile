@@ -44,3 +44,4 @@ clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache
 
 -include infra/druid/druid.mk
+-include infra/aws/deploy.mk
