@@ -41,3 +41,4 @@ clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache
 
 -include infra/druid/druid.mk
+-include infra/superset/superset.mk

@@ -16,6 +16,7 @@ import orjson
 
 from dredge import __version__
 from dredge.app import add_run_command
+from dredge.dashboards.command import add_dashboards_command
 from dredge.druid_cli import add_druid_args, add_druid_command
 from dredge.errors import ConfigError, DredgeError
 from dredge.index.commands import add_index_args, add_index_command, load_snapshot
@@ -230,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_index_command(sub)
     add_run_command(sub)
     add_druid_command(sub)
+    add_dashboards_command(sub)
     return p
 
 
