@@ -2,11 +2,18 @@
 
 Layout (one top folder, as Superset exports it)::
 
-    dredge_superset/metadata.yaml            version 1.0.0, type Dashboard
+    dredge_superset/metadata.yaml            version 1.0.0, type Dashboard (or assets)
     dredge_superset/databases/<name>.yaml
     dredge_superset/datasets/<database>/<table>.yaml
     dredge_superset/charts/<name>_<uuid8>.yaml
     dredge_superset/dashboards/<slug>.yaml
+
+Two importers read it. ``type: Dashboard`` is for Superset's dashboard import (``superset
+import-dashboards``, *Import dashboards* in the UI): it creates what is missing but keeps
+databases, datasets and charts that already exist (matched by UUID) and replaces only the
+dashboards. ``type: assets`` (``--assets``) is for ``POST /api/v1/assets/import/`` (and
+infra/superset/import_bundle.py), which overwrites every object: a re-import updates all of
+them in place.
 
 The ZIP is byte-for-byte the same for the same settings (fixed timestamps, sorted names), so
 a re-export shows no change.
@@ -44,6 +51,7 @@ class BundleOptions:
     druid: DruidConfig
     duckdb_path: str = ""  # add the embedded store as a read-only DuckDB database
     ask_password: bool = False  # a user's password as Superset's mask: its UI asks for it
+    assets: bool = False  # type "assets": Superset's assets importer, which overwrites all
 
 
 def _slug(text: str) -> str:
@@ -54,7 +62,8 @@ def build(options: BundleOptions) -> dict[str, str]:
     """Path inside the ZIP -> YAML text, for every file of the bundle."""
     ds: Datasets = druid_datasets(options.druid.datasource)
     files: dict[str, dict[str, Any]] = {
-        "metadata.yaml": {"version": "1.0.0", "type": "Dashboard",
+        "metadata.yaml": {"version": "1.0.0",
+                          "type": "assets" if options.assets else "Dashboard",
                           "timestamp": "2026-01-01T00:00:00+00:00"},
     }
     druid_db = druid_database(options.druid)

@@ -25,7 +25,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         duckdb_path = load_config(args.druid_config_file).sink.duckdb.path
     options = BundleOptions(druid=druid_config(args),
                             duckdb_path="" if args.no_duckdb else (duckdb_path or ""),
-                            ask_password=args.ask_password)
+                            ask_password=args.ask_password, assets=args.assets)
     out = Path(args.out)
     files = write(options, out)
     counts = {kind: sum(1 for p in files if f"/{kind}/" in p)
@@ -48,5 +48,8 @@ def add_dashboards_command(sub: argparse._SubParsersAction[argparse.ArgumentPars
     e.add_argument("--ask-password", action="store_true",
                    help="with a Druid user: write Superset's password mask, so its import "
                    "dialog asks for the password (its CLI import then refuses the bundle)")
+    e.add_argument("--assets", action="store_true",
+                   help="an assets bundle for POST /api/v1/assets/import/, which overwrites "
+                   "every object (a dashboard import keeps existing charts and datasets)")
     add_druid_args(e)
     e.set_defaults(func=cmd_export)

@@ -8,7 +8,8 @@
 #                        user; then start the web server in the background, wait until it
 #                        answers, export Dredge's bundle and import it (every time: a re-import
 #                        updates the same objects)
-#   superset.sh import   export and import the bundle into the running Superset
+#   superset.sh import [EXPORT OPTIONS]  export the bundle (extra options go to `dredge
+#                        dashboards export`, e.g. --druid-datasource) and import it
 #   superset.sh down     stop the web server
 #   superset.sh status   one line: pid, port, health
 #
@@ -71,12 +72,14 @@ init_once() {
 }
 
 import_bundle() {
-  local zip="$VAR/dredge-superset.zip" duck="${SUPERSET_DUCKDB:-}"
+  local zip="$VAR/dredge-superset.zip" duck="${SUPERSET_DUCKDB:-}" store=(--no-duckdb)
   [[ -n "$duck" || ! -f "$REPO/demo/dredge.duckdb" ]] || duck="$REPO/demo/dredge.duckdb"
+  [[ -z "$duck" ]] || store=(--duckdb "$duck")
   [[ -x "$DREDGE" ]] || die "no $DREDGE (make install)"
-  DREDGE_DRUID_URL="$DREDGE_DRUID_URL" "$DREDGE" dashboards export --out "$zip" \
-    $([[ -n "$duck" ]] && echo "--duckdb $duck" || echo "--no-duckdb") >&2
-  superset import-dashboards -p "$zip" -u "$SUPERSET_ADMIN_USER" >"$VAR/import.log" 2>&1 \
+  DREDGE_DRUID_URL="$DREDGE_DRUID_URL" "$DREDGE" dashboards export --out "$zip" "${store[@]}" \
+    "$@" >&2
+  # Superset's assets importer: every object overwritten, so a re-import updates in place
+  "$VENV/bin/python" "$HERE/import_bundle.py" "$zip" "$SUPERSET_ADMIN_USER" >"$VAR/import.log" 2>&1 \
     || { tail -n 30 "$VAR/import.log" >&2; die "import of $zip failed"; }
   log "imported $zip"
 }
@@ -128,7 +131,7 @@ status() {
 case "${1:-}" in
   deps) deps ;;
   up) up ;;
-  import) deps; import_bundle ;;
+  import) shift; deps; init_once; import_bundle "$@" ;;
   down) down ;;
   status) status ;;
   *) sed -n '2,/^set -euo/p' "$0" | grep '^#' >&2; exit 2 ;;

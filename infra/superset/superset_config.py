@@ -18,6 +18,7 @@ EXPLORE_FORM_DATA_CACHE_CONFIG = {"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TI
 
 # Loopback only, plain http: no HSTS/CSP redirects to https
 TALISMAN_ENABLED = False
+CONTENT_SECURITY_POLICY_WARNING = False
 SESSION_COOKIE_SECURE = False
 RATELIMIT_ENABLED = False
 # The embedded store is a local DuckDB file; Superset's metadata is SQLite
