@@ -3,7 +3,8 @@
 - *Network overview*: totals and trends, bytes by region and by traffic path, accepted vs
   rejected, the share of bytes no owner claims.
 - *Application dependencies*: who talks to whom (Sankey, graph), the top and the rejected
-  pairs, and one app's inbound and outbound traffic (its own *App* filter).
+  pairs, and one app's inbound and outbound traffic (its own *App* filter, applying to that
+  chart only).
 - *Data transfer cost*: cross-AZ and cross-region bytes and dollars by pair and by account and
   app, and the change against the previous hour.
 
@@ -79,7 +80,8 @@ def application_dependencies(ds: Datasets) -> Dashboard:
              filters=[c.where("action", "==", "REJECT")])), 6)],
         [(Chart(inbound_outbound, ds.traffic, c.timeseries(
             "echarts_timeseries_bar", ["bytes"], ["direction"]),
-            "pick one app in the App filter (the first app by name is preselected)"), 12)],
+            "pick one app in the App filter; without one, every app's traffic is counted "
+            "once inbound and once outbound"), 12)],
     ], app_filter_chart=inbound_outbound)
 
 
@@ -152,13 +154,13 @@ def _filter_id(board: Dashboard, name: str) -> str:
 
 
 def _select_filter(board: Dashboard, name: str, dataset_uuid: str, column: str,
-                   excluded: list[int], *, first_item: bool = False) -> dict[str, Any]:
+                   excluded: list[int], *, single: bool = False) -> dict[str, Any]:
     return {
         "id": _filter_id(board, name), "name": name, "filterType": "filter_select",
         "type": "NATIVE_FILTER", "description": "",
         "targets": [{"datasetUuid": dataset_uuid, "column": {"name": column}}],
-        "controlValues": {"enableEmptyFilter": first_item, "defaultToFirstItem": first_item,
-                          "multiSelect": not first_item, "searchAllOptions": False,
+        "controlValues": {"enableEmptyFilter": False, "defaultToFirstItem": False,
+                          "multiSelect": not single, "searchAllOptions": False,
                           "inverseSelection": False, "sortAscending": True},
         "defaultDataMask": {"extraFormData": {}, "filterState": {}, "ownState": {}},
         "cascadeParentIds": [], "scope": {"rootPath": ["ROOT_ID"], "excluded": excluded},
@@ -179,8 +181,9 @@ def native_filters(board: Dashboard, ds: Datasets) -> list[dict[str, Any]]:
     if board.app_filter_chart:
         own = next(ch for ch in board.charts if ch.name == board.app_filter_chart)
         others = [ids[ch.uuid] for ch in board.charts if ch is not own]
-        out.append(_select_filter(board, "App", own.dataset.uuid, "app", others,
-                                  first_item=True))
+        # single choice, none preselected: Superset leaves a preselected first item unapplied
+        # until "Apply" is pressed, so the chart would show all apps while the filter shows one
+        out.append(_select_filter(board, "App", own.dataset.uuid, "app", others, single=True))
     return out
 
 
