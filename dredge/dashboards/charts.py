@@ -79,8 +79,7 @@ def big_number_trend(metric: str, grain: str, suffix: str, fmt: str = "SMART_NUM
 
 def timeseries(viz: str, metrics: list[str], groupby: list[str], grain: str = "PT1H", *,
                stack: bool = False, fmt: str = "SMART_NUMBER", series_limit: int = 10,
-               filters: list[dict[str, Any]] | None = None,
-               time_compare: list[str] | None = None) -> dict[str, Any]:
+               filters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """``echarts_timeseries_bar``, ``echarts_timeseries_line`` or ``echarts_area``."""
     out = {
         **_base(viz, filters), "x_axis": TIME, "time_grain_sqla": grain,
@@ -91,7 +90,7 @@ def timeseries(viz: str, metrics: list[str], groupby: list[str], grain: str = "P
         "rich_tooltip": True, "tooltipTimeFormat": "smart_date",
         "x_axis_time_format": "smart_date", "y_axis_format": fmt, "truncateYAxis": False,
         "color_scheme": "supersetColors", "annotation_layers": [], "zoomable": False,
-        "comparison_type": "values", "time_compare": time_compare or [],
+        "comparison_type": "values", "time_compare": [],  # needs an enclosed time range
     }
     if groupby:
         out.update(limit=series_limit, series_limit=series_limit,

@@ -123,7 +123,8 @@ def druid_datasets(datasource: str) -> Datasets:
     metrics = schema.flow_metrics()
     every = ", ".join(c.name for c in cols)
     flows = Dataset(datasource, DRUID_DATABASE,
-                    "Dredge's rolled-up flows: one row per minute and group", cols, metrics)
+                    "Dredge's rolled-up flows: one row per minute and group",
+                    [*cols, schema.traffic_path_name()], metrics)
     edges = Dataset(
         f"{datasource}_app_edges", DRUID_DATABASE,
         "flows with Sankey nodes: the source app suffixed (src), the destination (dst)",

@@ -5,8 +5,10 @@
 - *Application dependencies*: who talks to whom (Sankey, graph), the top and the rejected
   pairs, and one app's inbound and outbound traffic (its own *App* filter, applying to that
   chart only).
-- *Data transfer cost*: cross-AZ and cross-region bytes and dollars by pair and by account and
-  app, and the change against the previous hour.
+- *Data transfer cost*: cross-AZ and cross-region bytes and dollars by app pair, region pair
+  and account and app, and the change against the previous hour (the big number's trend: a
+  time-comparison chart needs an enclosed time range in Superset, and the dashboards default
+  to all time).
 
 Every dashboard has the same native filters (:data:`schema.FILTERS` and the time range),
 targeting the Druid datasource; Superset applies a filter by column name to each chart in its
@@ -58,7 +60,7 @@ def network_overview(ds: Datasets) -> Dashboard:
         [(Chart("Bytes by source region", f, c.timeseries(
             "echarts_timeseries_bar", ["bytes"], ["src_region"], stack=True)), 6),
          (Chart("Bytes by traffic path", f, c.timeseries(
-             "echarts_area", ["bytes"], ["traffic_path"], stack=True)), 6)],
+             "echarts_area", ["bytes"], ["traffic_path_name"], stack=True)), 6)],
         [(Chart("Accepted and rejected flows", f, c.timeseries(
             "echarts_timeseries_bar", ["flows"], ["action"], stack=True)), 6),
          (Chart("Share of bytes unattributed", f, c.timeseries(
@@ -90,21 +92,20 @@ def data_transfer_cost(ds: Datasets) -> Dashboard:
     return Dashboard("Data transfer cost", "dredge-data-transfer-cost",
                      "Traffic crossing AZs and regions, priced as dredge query cross-az", [
         [(Chart("Total transfer cost", t, c.big_number_total(
-            "cost_usd", "cross-AZ and cross-region", "$,.2f")), 3),
+            "cost_usd", "cross-AZ and cross-region", "$,.4~r")), 3),
          (Chart("Transfer cost per hour", t, c.big_number_trend(
-             "cost_usd", "PT1H", "vs previous hour", "$,.2f")), 3),
+             "cost_usd", "PT1H", "vs previous hour", "$,.4~r")), 3),
          (Chart("Cross-AZ bytes", t, c.big_number_total("cross_az_bytes", "between AZs")), 3),
          (Chart("Cross-region bytes", t, c.big_number_total(
              "cross_region_bytes", "between regions")), 3)],
         [(Chart("Cost by app pair", t, c.table(
             ["src_app", "dst_app", "crossing"], ["cost_usd", "bytes"])), 6),
          (Chart("Cost by account and app", t, c.treemap(
-             ["src_account", "src_app"], "cost_usd", "$,.2f")), 6)],
+             ["src_account", "src_app"], "cost_usd", "$,.4~r")), 6)],
         [(Chart("Cost over time by crossing", t, c.timeseries(
-            "echarts_timeseries_bar", ["cost_usd"], ["crossing"], stack=True, fmt="$,.2f")), 6),
-         (Chart("Cost per hour against the hour before", t, c.timeseries(
-             "echarts_timeseries_line", ["cost_usd"], [], fmt="$,.2f",
-             time_compare=["1 hour ago"])), 6)],
+            "echarts_timeseries_bar", ["cost_usd"], ["crossing"], stack=True, fmt="$,.4~r")), 6),
+         (Chart("Cost by region pair", t, c.table(
+             ["src_region", "dst_region", "crossing"], ["cost_usd", "bytes"])), 6)],
     ])
 
 

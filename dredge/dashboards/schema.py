@@ -69,6 +69,21 @@ def flow_columns() -> list[Column]:
 
 COLUMN_NAMES = frozenset(c.name for c in flow_columns())
 
+# AWS's traffic-path codes (flow-log v5; egress traffic only, null before v5)
+TRAFFIC_PATHS = {
+    1: "same VPC", 2: "internet gateway or gateway endpoint", 3: "virtual private gateway",
+    4: "intra-region peering", 5: "inter-region peering", 6: "local gateway",
+    7: "gateway endpoint (Nitro)", 8: "internet gateway (Nitro)",
+}
+
+
+def traffic_path_name() -> Column:
+    """A calculated column: ``traffic_path`` as words, ``not recorded`` when null."""
+    cases = " ".join(f"WHEN {code} THEN '{code} {name}'" for code, name in TRAFFIC_PATHS.items())
+    return Column("traffic_path_name", "VARCHAR", "Traffic path",
+                  "how egress traffic left (flow-log v5+)",
+                  expression=f"CASE traffic_path {cases} ELSE 'not recorded' END")
+
 # Native filters of every dashboard: (title, column). Every dataset has these columns.
 FILTERS = (
     ("Source region", "src_region"), ("Source account", "src_account"),
@@ -143,7 +158,7 @@ def cost_metrics() -> list[Metric]:
     return [
         Metric("cost_usd", "SUM(cost_usd)", "Cost (USD)",
                f"estimated data-transfer cost: ${DEFAULT_AZ_PRICE}/GB across AZs, "
-               f"${DEFAULT_REGION_PRICE}/GB across regions (dredge query cross-az)", "$,.2f"),
+               f"${DEFAULT_REGION_PRICE}/GB across regions (dredge query cross-az)", "$,.4~r"),
         Metric("cross_az_bytes", "SUM(CASE WHEN crossing = 'cross-az' THEN bytes ELSE 0 END)",
                "Cross-AZ bytes", "bytes between AZs of one region", "SMART_NUMBER"),
         Metric("cross_region_bytes",

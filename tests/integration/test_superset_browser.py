@@ -77,7 +77,7 @@ def page(loaded: str) -> Iterator[Any]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM)
         try:
-            pg = browser.new_page(viewport={"width": 1600, "height": 1900})
+            pg = browser.new_page(viewport={"width": 1600, "height": 1450})
             pg.set_default_timeout(60_000)
             pg.goto(ss.URL + "/login/")
             pg.fill("[data-test=username-input]", ss.ADMIN)
