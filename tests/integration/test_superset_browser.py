@@ -68,6 +68,12 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         with contextlib.suppress(AssertionError, subprocess.SubprocessError):
             ss.import_with_script()  # the local Superset back on the default datasource
+        api = DruidAPI(DruidConfig(url=ss.ROUTER, max_attempts=2))
+        with contextlib.suppress(Exception):  # cleanup only: a left-over datasource is harmless
+            api.request("DELETE", f"/druid/coordinator/v1/datasources/{DATASOURCE}")
+            api.request("POST", "/druid/indexer/v1/task", {
+                "type": "kill", "dataSource": DATASOURCE, "interval": "2000-01-01/2100-01-01"},
+                overlord=True)
 
 
 @pytest.fixture(scope="module")

@@ -135,3 +135,51 @@ def test_superset_reads_the_duckdb_store(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split() == [str(v) for v in want]
+
+
+def test_bundle_database_reaches_druid_over_tls(tmp_path: Path) -> None:
+    """The bundle's Druid URI and connect_args, for the https Router with basic auth, work
+    with pydruid in Superset's venv once the password is added (and a wrong one is refused)."""
+    import json
+    import os
+    import zipfile
+
+    import yaml
+
+    from dredge.sinks.druid import DruidAPI, DruidConfig
+
+    why = venv_missing()
+    if why:
+        service_unavailable(why)
+    repo = Path(__file__).resolve().parents[2]
+    tls_url = f"https://127.0.0.1:{os.environ.get('DRUID_ROUTER_TLS_PORT', 18889)}"
+    ca = os.environ.get("DRUID_CA_FILE", str(repo / "infra" / "druid" / "var" / "tls" / "ca.pem"))
+    user = os.environ.get("DRUID_AUTH_USER", "dredge")
+    password = os.environ.get("DRUID_AUTH_PASSWORD", "dredge-local-password")
+    if not os.path.isfile(ca):
+        service_unavailable(f"no CA file at {ca} (make druid-up makes it)")
+    why = DruidAPI(DruidConfig(url=tls_url, user=user, password=password, ca_file=ca,
+                               max_attempts=2)).healthy()
+    if why:
+        service_unavailable(f"{why} (make druid-up)")
+    bundle = tmp_path / "tls.zip"
+    assert main(["dashboards", "export", "--out", str(bundle), "--no-duckdb", "--druid-url",
+                 tls_url, "--druid-user", user, "--druid-ca-file", ca]) == 0
+    with zipfile.ZipFile(bundle) as zf:
+        (name,) = [n for n in zf.namelist() if "/databases/" in n]
+        text = zf.read(name).decode()
+    assert password not in text
+    db = yaml.safe_load(text)
+    code = ("import json, sys; from sqlalchemy import create_engine, text; "
+            "from sqlalchemy.engine.url import make_url; "
+            "url = make_url(sys.argv[1]).set(password=sys.argv[3]); "
+            "e = create_engine(url, connect_args=json.loads(sys.argv[2])); "
+            "print(e.connect().execute(text('SELECT 1 + 1')).scalar())")
+    args = json.dumps(db["extra"]["engine_params"]["connect_args"])
+    good = subprocess.run([str(VENV / "bin" / "python"), "-c", code, db["sqlalchemy_uri"], args,
+                           password], capture_output=True, text=True, timeout=300)
+    assert good.returncode == 0, good.stderr[-3000:]
+    assert good.stdout.strip() == "2"
+    bad = subprocess.run([str(VENV / "bin" / "python"), "-c", code, db["sqlalchemy_uri"], args,
+                          password + "-wrong"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "401" in bad.stderr, bad.stderr[-2000:]
