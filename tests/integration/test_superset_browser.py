@@ -183,6 +183,26 @@ def test_dashboard_shows_druid_data(page: Any, slug: str) -> None:
         assert cells[:2] == [top["src_app"], top["dst_app"]], cells
         app_rows = rows(data.answers[names["One app's inbound and outbound bytes"]][-1])
         assert app_rows  # no app picked: every app's traffic, inbound and outbound
+        # cross-filtering: a click on the top pair's source app filters the other charts
+        sent: list[dict[str, Any]] = []
+
+        def on_request(req: Any) -> None:
+            if "/api/v1/chart/data" in req.url and req.method == "POST":
+                sent.append(json.loads(req.post_data or "{}"))
+
+        page.on("request", on_request)
+        try:
+            holder["Top app pairs"].locator("tbody tr").first.locator("td").first.click()
+            deadline = time.monotonic() + 120
+            want = {"col": "src_app", "op": "IN", "val": [top["src_app"]]}
+            sankey = names["App to app (Sankey)"]
+            while not any(q.get("form_data", {}).get("slice_id") == sankey
+                          and want in q.get("queries", [{}])[0].get("filters", [])
+                          for q in sent):
+                assert time.monotonic() < deadline, "no cross-filter reached the Sankey"
+                time.sleep(1)
+        finally:
+            page.remove_listener("request", on_request)
     if slug == "dredge-data-transfer-cost":
         pairs = dredge("query", "cross-az", "--backend", "druid", "--druid-datasource",
                        DATASOURCE, "--limit", "100000", "--json")
