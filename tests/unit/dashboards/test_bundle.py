@@ -139,7 +139,9 @@ def test_every_column_and_metric_a_chart_uses_exists() -> None:
 
 
 def test_cost_model_is_dredge_query_cross_az() -> None:
-    sql, _ = QuerySpec(kind="cross-az").sql(DRUID)
+    # the cross-AZ/region model: prices added later (internet egress, NAT) set to 0
+    extra = {f: 0.0 for f in ("internet_price", "nat_price") if f in QuerySpec.__dataclass_fields__}
+    sql, _ = QuerySpec(kind="cross-az", **extra).sql(DRUID)
     assert schema.crossing_condition() in sql
     assert schema.crossing_kind() in sql
     cost = schema.row_cost()
