@@ -45,3 +45,4 @@ clean:
 
 -include infra/druid/druid.mk
 -include infra/aws/deploy.mk
+-include infra/superset/superset.mk

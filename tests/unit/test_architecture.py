@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("dredge.sinks",),
     ("dredge.query",),
     ("dredge.pipeline", "dredge.batcher", "dredge.replay", "dredge.snapshots"),
-    ("dredge.serve",),
+    ("dredge.serve", "dredge.dashboards"),
     ("dredge.config", "dredge.app"),
     ("dredge.commands",),
     ("dredge.cli", "dredge.testing", "dredge.__main__"),
