@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from dredge.testing import KinesisLocal, MotoServer, moto_server, running
+from tests.integration.samples import Samples
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +33,10 @@ def kinesis_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KinesisL
     Kinesis does (resharding); the AWS environment is left alone (moto's)."""
     with running(KinesisLocal(tmp_path_factory.mktemp("kinesis-local"))) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> Samples:
+    """Every generated data set of the session, by parameters (integration and browser tests
+    that read the same data share one generator run)."""
+    return Samples(tmp_path_factory)

@@ -17,6 +17,7 @@ from dredge.query.render import human_bytes
 from dredge.testing import MotoServer, free_port
 from tests.browser.conftest import screenshot
 from tests.browser.test_dashboards import assert_charts_drawn, by_testid, open_page
+from tests.integration.samples import Samples
 from tests.integration.streams import (
     PutLog,
     Sample,
@@ -26,7 +27,6 @@ from tests.integration.streams import (
     encode_mixed,
     kinesis,
     line_totals,
-    make_sample,
     put_payloads,
     wait_for,
     write_config,
@@ -36,8 +36,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(
 
 
 @pytest.fixture(scope="module")
-def live_sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
-    return make_sample(tmp_path_factory.mktemp("browser-live-sample"), flows=6_000, seed=9)
+def live_sample(samples: Samples) -> Sample:
+    return samples.stream(flows=6_000, seed=9)  # the integration tests' `sample`
 
 
 def get_json(url: str) -> tuple[int, Any]:

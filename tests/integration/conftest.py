@@ -18,12 +18,6 @@ from tests.integration.streams import Sample
 
 
 @pytest.fixture(scope="session")
-def samples(tmp_path_factory: pytest.TempPathFactory) -> Samples:
-    """Every generated data set of the session, by parameters: for the tests that need their own."""
-    return Samples(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
 def sample(samples: Samples) -> Sample:
     """v2 lines (about 3,200) and their ownership and CIDR files: what the `dredge run` tests
     put into Kinesis. Each test gets its own list of the lines."""

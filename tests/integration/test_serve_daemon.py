@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from dredge.testing import MotoServer, free_port
+from tests.integration.samples import Samples
 from tests.integration.streams import (
     PutLog,
     Sample,
@@ -30,7 +31,6 @@ from tests.integration.streams import (
     encode_mixed,
     kinesis,
     line_totals,
-    make_sample,
     put_payloads,
     wait_for,
     write_config,
@@ -41,8 +41,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
-    return make_sample(tmp_path_factory.mktemp("serve-daemon-sample"), flows=12_000, seed=9)
+def sample(samples: Samples) -> Sample:
+    return samples.stream(flows=12_000, seed=9)
 
 
 def totals(url: str) -> Totals:
