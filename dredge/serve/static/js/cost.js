@@ -98,18 +98,22 @@ async function render(ctx) {
   });
   const pairLabel = (r) => `${r.src_app ?? "(none)"} → ${r.dst_app ?? "(none)"}`;
 
+  // bars of a query by a pair of dimensions; a click on a bar filters on both
+  const drawPairs = async (card, res, label, [a, b]) => {
+    card.setData(res.columns, res.rows);
+    const traces = bars(res.records, label);
+    const recs = traces.map((t) => t.customdata.map((c) => c[2]));
+    await card.draw(dropOrder(traces), barLayout(traces), (ev) => {
+      const pt = ev.points?.[0];
+      const r = pt && recs[pt.curveNumber]?.[pt.pointNumber];
+      if (!r) return;
+      ctx.addFilters([[a, r[a]], [b, r[b]]]);
+    });
+  };
+
   return settle([
     [cards["by-pair"], async () => {
-      const res = await byPair;
-      cards["by-pair"].setData(res.columns, res.rows);
-      const traces = bars(res.records, pairLabel);
-      const recs = traces.map((t) => t.customdata.map((c) => c[2]));
-      await cards["by-pair"].draw(dropOrder(traces), barLayout(traces), (ev) => {
-        const pt = ev.points?.[0];
-        const r = pt && recs[pt.curveNumber]?.[pt.pointNumber];
-        if (!r) return;
-        ctx.addFilters([["src_app", r.src_app], ["dst_app", r.dst_app]]);
-      });
+      await drawPairs(cards["by-pair"], await byPair, pairLabel, ["src_app", "dst_app"]);
     }],
     [cards["by-region"], async () => {
       const res = await byRegion;
@@ -122,15 +126,8 @@ async function render(ctx) {
         setKpi(`cost-${k}`, fmt.usd(s.cost), s.cost);
         setKpi(`bytes-${k}`, fmt.bytes(s.bytes), s.bytes);
       }
-      cards["by-region"].setData(res.columns, res.rows);
-      const traces = bars(res.records, (r) => `${r.src_region ?? "(none)"} → ${r.dst_region ?? "(none)"}`);
-      const recs = traces.map((t) => t.customdata.map((c) => c[2]));
-      await cards["by-region"].draw(dropOrder(traces), barLayout(traces), (ev) => {
-        const pt = ev.points?.[0];
-        const r = pt && recs[pt.curveNumber]?.[pt.pointNumber];
-        if (!r) return;
-        ctx.addFilters([["src_region", r.src_region], ["dst_region", r.dst_region]]);
-      });
+      await drawPairs(cards["by-region"], res,
+        (r) => `${r.src_region ?? "(none)"} → ${r.dst_region ?? "(none)"}`, ["src_region", "dst_region"]);
     }],
     [cards["by-kind"], async () => {
       const sums = await bySum;
