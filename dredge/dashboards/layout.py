@@ -5,8 +5,8 @@
 - *Application dependencies*: who talks to whom (Sankey, graph), the top and the rejected
   pairs, and one app's inbound and outbound traffic (its own *App* filter, applying to that
   chart only).
-- *Data transfer cost*: cross-AZ and cross-region bytes and dollars by app pair, region pair
-  and account and app, and the change against the previous hour (the big number's trend: a
+- *Data transfer cost*: bytes and dollars across AZs and regions, out to the internet and
+  through NAT gateways, by app pair, region pair and account and app, and the change against the previous hour (the big number's trend: a
   time-comparison chart needs an enclosed time range in Superset, and the dashboards default
   to all time).
 
@@ -90,9 +90,9 @@ def application_dependencies(ds: Datasets) -> Dashboard:
 def data_transfer_cost(ds: Datasets) -> Dashboard:
     t = ds.transfer
     return Dashboard("Data transfer cost", "dredge-data-transfer-cost",
-                     "Traffic crossing AZs and regions, priced as dredge query cross-az", [
+                     "Traffic that costs money to move, priced as dredge query cross-az", [
         [(Chart("Total transfer cost", t, c.big_number_total(
-            "cost_usd", "cross-AZ and cross-region", "$,.4~r")), 3),
+            "cost_usd", "across AZs, regions, to the internet, through NAT", "$,.4~r")), 3),
          (Chart("Transfer cost per hour", t, c.big_number_trend(
              "cost_usd", "PT1H", "vs previous hour", "$,.4~r")), 3),
          (Chart("Cross-AZ bytes", t, c.big_number_total("cross_az_bytes", "between AZs")), 3),

@@ -1,11 +1,10 @@
 """The ``flows`` rows as Superset sees them in Druid: columns and types, saved metrics, the
-native-filter columns, and the cross-AZ / cross-region cost model in Druid SQL.
+native-filter columns, and the data-transfer cost model in Druid SQL.
 
 Columns come from the rollup (:data:`dredge.enrich.rollup.DIMENSIONS` and ``METRICS``) and
 the ingestion spec (:data:`dredge.sinks.druid.LONG_DIMENSIONS`; the timestamp is Druid's
-``__time``), so a column added there appears here. Prices and the crossing rule are those
-of ``dredge query cross-az`` (:mod:`dredge.query.spec`): the prices are read from there, and
-a unit test checks the crossing condition against the SQL that command sends to Druid.
+``__time``), so a column added there appears here. The prices and the crossing rules are those
+of ``dredge query cross-az``, read from :mod:`dredge.query.spec`.
 """
 
 from __future__ import annotations
@@ -13,7 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dredge.enrich.rollup import DIMENSIONS, METRICS
-from dredge.query.spec import DEFAULT_AZ_PRICE, DEFAULT_REGION_PRICE, DRUID
+from dredge.query.spec import (
+    DEFAULT_AZ_PRICE,
+    DEFAULT_INTERNET_PRICE,
+    DEFAULT_NAT_PRICE,
+    DEFAULT_REGION_PRICE,
+    DRUID,
+    crossing_case,
+    crossing_rules,
+)
 from dredge.sinks.druid import LONG_DIMENSIONS
 
 TIME = "__time"  # Druid's timestamp: the rollup's window_start
@@ -126,31 +133,33 @@ def flow_metrics() -> list[Metric]:
 # -- the cost model: `dredge query cross-az`, in Druid SQL ------------------------------------
 
 
+def _rules() -> list[tuple[str, str]]:
+    return crossing_rules(DRUID, internet=True, nat=True)
+
+
 def crossing_condition() -> str:
-    """True for rows whose traffic crosses regions, or AZs within one region."""
-    return f"({_cross_region()} OR {_cross_az()})"
-
-
-def _cross_region() -> str:
-    return (f"({DRUID.is_aws_region('src_region')} AND {DRUID.is_aws_region('dst_region')} "
-            "AND src_region <> dst_region)")
-
-
-def _cross_az() -> str:
-    return ("(src_az IS NOT NULL AND dst_az IS NOT NULL AND src_az <> dst_az "
-            "AND coalesce(src_region, '') = coalesce(dst_region, ''))")
+    """True for rows that pay a transfer price: across regions, across AZs within one region,
+    out to the internet, or through a NAT gateway (``dredge query cross-az``'s rules)."""
+    return "(" + " OR ".join(c for _, c in _rules()) + ")"
 
 
 def crossing_kind() -> str:
-    """'cross-region' or 'cross-az' for a row that :func:`crossing_condition` keeps."""
-    return f"CASE WHEN {_cross_region()} THEN 'cross-region' ELSE 'cross-az' END"
+    """The first crossing that applies to a row that :func:`crossing_condition` keeps."""
+    return crossing_case(_rules())
 
 
-def row_cost(az_price: float = DEFAULT_AZ_PRICE, region_price: float = DEFAULT_REGION_PRICE
+def row_cost(az_price: float = DEFAULT_AZ_PRICE, region_price: float = DEFAULT_REGION_PRICE,
+             internet_price: float = DEFAULT_INTERNET_PRICE, nat_price: float = DEFAULT_NAT_PRICE
              ) -> str:
-    """US dollars for one crossing row's bytes (bytes / 10^9 x the price per GB)."""
-    return (f"bytes / 1e9 * CASE WHEN {_cross_region()} THEN {float(region_price)!r} "
-            f"ELSE {float(az_price)!r} END")
+    """US dollars for one row's bytes: the AZ or region price by its first crossing, plus the
+    internet and NAT prices where they apply (as ``dredge query cross-az`` adds them)."""
+    rules = dict(_rules())
+    kind = crossing_kind()
+    cost = (f"bytes / 1e9 * CASE WHEN {kind} = 'cross-region' THEN {float(region_price)!r} "
+            f"WHEN {kind} = 'cross-az' THEN {float(az_price)!r} ELSE 0.0 END")
+    for name, price in (("internet", internet_price), ("nat", nat_price)):
+        cost += f" + CASE WHEN {rules[name]} THEN bytes ELSE 0 END / 1e9 * {float(price)!r}"
+    return cost
 
 
 def cost_metrics() -> list[Metric]:
@@ -158,7 +167,9 @@ def cost_metrics() -> list[Metric]:
     return [
         Metric("cost_usd", "SUM(cost_usd)", "Cost (USD)",
                f"estimated data-transfer cost: ${DEFAULT_AZ_PRICE}/GB across AZs, "
-               f"${DEFAULT_REGION_PRICE}/GB across regions (dredge query cross-az)", "$,.4~r"),
+               f"${DEFAULT_REGION_PRICE}/GB across regions, ${DEFAULT_INTERNET_PRICE}/GB out to "
+               f"the internet, ${DEFAULT_NAT_PRICE}/GB through a NAT gateway "
+               "(dredge query cross-az)", "$,.4~r"),
         Metric("cross_az_bytes", "SUM(CASE WHEN crossing = 'cross-az' THEN bytes ELSE 0 END)",
                "Cross-AZ bytes", "bytes between AZs of one region", "SMART_NUMBER"),
         Metric("cross_region_bytes",

@@ -103,6 +103,33 @@ class Filter:
         return cls(dim, values, op == "!=")
 
 
+def crossing_rules(dialect: Dialect, internet: bool = True, nat: bool = True
+                   ) -> list[tuple[str, str]]:
+    """The cost model's crossings as (name, SQL condition over one rolled-up row), in order:
+    the first that applies names a row's crossing (see ``QuerySpec._cost_sql``). The
+    dashboards' Superset datasets use the same rules."""
+    regions = (f"({dialect.is_aws_region('src_region')} AND {dialect.is_aws_region('dst_region')} "
+               "AND src_region <> dst_region)")
+    azs = ("(src_az IS NOT NULL AND dst_az IS NOT NULL AND src_az <> dst_az "
+           "AND coalesce(src_region, '') = coalesce(dst_region, ''))")
+    sent = "coalesce(action, '') <> 'REJECT'"  # a rejected packet never left
+    rules = [("cross-region", regions), ("cross-az", azs)]
+    if internet:
+        rules.append(("internet", f"(dst_type = '{INTERNET_TYPE}' AND "
+                                  f"coalesce(src_type, '') <> '{INTERNET_TYPE}' AND {sent})"))
+    if nat:
+        rules.append(("nat", f"(((src_type = '{NAT_TYPE}' AND coalesce(dst_type, '') <> "
+                             f"'{INTERNET_TYPE}') OR (dst_type = '{NAT_TYPE}' AND "
+                             f"coalesce(src_type, '') <> '{INTERNET_TYPE}')) AND {sent})"))
+    return rules
+
+
+def crossing_case(rules: list[tuple[str, str]]) -> str:
+    """A row's crossing name, for a row that one of ``rules`` keeps."""
+    return ("CASE " + " ".join(f"WHEN {c} THEN '{name}'" for name, c in rules[:-1])
+            + f" ELSE '{rules[-1][0]}' END")
+
+
 @dataclass(frozen=True)
 class QuerySpec:
     kind: str  # top | timeseries | cross-az
@@ -212,22 +239,9 @@ class QuerySpec:
         both). A price of 0 leaves its rows out, so with ``internet_price = nat_price = 0``
         the answer is exactly the cross-AZ/region one.
         """
-        regions = (f"({dialect.is_aws_region('src_region')} AND {dialect.is_aws_region('dst_region')} "
-                   "AND src_region <> dst_region)")
-        azs = ("(src_az IS NOT NULL AND dst_az IS NOT NULL AND src_az <> dst_az "
-               "AND coalesce(src_region, '') = coalesce(dst_region, ''))")
-        sent = "coalesce(action, '') <> 'REJECT'"  # a rejected packet never left
-        internet = (f"(dst_type = '{INTERNET_TYPE}' AND coalesce(src_type, '') <> '{INTERNET_TYPE}'"
-                    f" AND {sent})")
-        nat = (f"(((src_type = '{NAT_TYPE}' AND coalesce(dst_type, '') <> '{INTERNET_TYPE}') OR "
-               f"(dst_type = '{NAT_TYPE}' AND coalesce(src_type, '') <> '{INTERNET_TYPE}')) AND {sent})")
-        crossings = [("cross-region", regions), ("cross-az", azs)]
-        if self.internet_price > 0:
-            crossings.append(("internet", internet))
-        if self.nat_price > 0:
-            crossings.append(("nat", nat))
-        kind = ("CASE " + " ".join(f"WHEN {c} THEN '{name}'" for name, c in crossings[:-1])
-                + f" ELSE '{crossings[-1][0]}' END")
+        crossings = crossing_rules(dialect, internet=self.internet_price > 0,
+                                   nat=self.nat_price > 0)
+        kind = crossing_case(crossings)
         cond = "(" + " OR ".join(c for _, c in crossings) + ")"
         # Rows are first summed by the columns the model reads (a few thousand groups), so the
         # region pattern and the CASEs run per group, not per row; integer sums are the same.

@@ -204,14 +204,9 @@ def test_dashboard_shows_druid_data(page: Any, slug: str) -> None:
         finally:
             page.remove_listener("request", on_request)
     if slug == "dredge-data-transfer-cost":
-        # the dashboards price AZ and region crossings; prices added to cross-az later
-        # (internet egress, NAT) are set to 0 where the command has them
-        usage = subprocess.run([sys.executable, "-m", "dredge.cli", "query", "--help"],
-                               capture_output=True, text=True, timeout=60).stdout
-        extra = [a for opt in ("--internet-price", "--nat-price") if opt in usage
-                 for a in (opt, "0")]
+        # the same cost model and default prices as the command (AZ, region, internet, NAT)
         pairs = dredge("query", "cross-az", "--backend", "druid", "--druid-datasource",
-                       DATASOURCE, "--limit", "100000", "--json", *extra)
+                       DATASOURCE, "--limit", "100000", "--json")
         cost = rows(data.answers[names["Total transfer cost"]][-1])[0]["cost_usd"]
         assert cost == pytest.approx(sum(p["cost_usd"] for p in pairs), rel=1e-9)
 

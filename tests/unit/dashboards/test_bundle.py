@@ -17,7 +17,15 @@ from dredge.dashboards.bundle import PASSWORD_MASK, ROOT, BundleOptions, build
 from dredge.dashboards.charts import used_columns, used_metrics
 from dredge.dashboards.datasets import druid_datasets, druid_uri
 from dredge.enrich.rollup import DIMENSIONS, METRICS
-from dredge.query.spec import DEFAULT_AZ_PRICE, DEFAULT_REGION_PRICE, DRUID, QuerySpec
+from dredge.query.spec import (
+    DEFAULT_AZ_PRICE,
+    DEFAULT_INTERNET_PRICE,
+    DEFAULT_NAT_PRICE,
+    DEFAULT_REGION_PRICE,
+    DRUID,
+    QuerySpec,
+    crossing_rules,
+)
 from dredge.sinks.druid import DruidConfig, dimensions_spec
 
 Docs = dict[str, dict[str, Any]]
@@ -139,13 +147,13 @@ def test_every_column_and_metric_a_chart_uses_exists() -> None:
 
 
 def test_cost_model_is_dredge_query_cross_az() -> None:
-    # the cross-AZ/region model: prices added later (internet egress, NAT) set to 0
-    extra = {f: 0.0 for f in ("internet_price", "nat_price") if f in QuerySpec.__dataclass_fields__}
-    sql, _ = QuerySpec(kind="cross-az", **extra).sql(DRUID)
-    assert schema.crossing_condition() in sql
+    sql, _ = QuerySpec(kind="cross-az").sql(DRUID)  # every price, as the command runs
+    for _, condition in crossing_rules(DRUID):
+        assert condition in sql and condition in schema.crossing_condition()
     assert schema.crossing_kind() in sql
     cost = schema.row_cost()
-    assert repr(DEFAULT_AZ_PRICE) in cost and repr(DEFAULT_REGION_PRICE) in cost
+    for price in (DEFAULT_AZ_PRICE, DEFAULT_REGION_PRICE, DEFAULT_INTERNET_PRICE, DEFAULT_NAT_PRICE):
+        assert repr(price) in cost
     transfer = druid_datasets("flows_x").transfer
     assert f"WHERE {schema.crossing_condition()}" in transfer.sql
     assert '"flows_x"' in transfer.sql
