@@ -1,12 +1,14 @@
 """DredgeConfig: the daemon's settings, composed from the components' own dataclasses.
 
 Each section is declared once, beside the code that uses it; this module only composes them
-and checks the rules that span sections (unique streams and lease tables)::
+and checks the rules that span sections (unique streams and lease tables; a non-loopback
+``[metrics] host`` needs ``[serve]`` credentials)::
 
     [pipeline]     dredge.pipeline.PipelineConfig      [decode]   dredge.decode.batch.DecodeConfig
     [sink]         dredge.sinks.config.SinkConfig      (duckdb, kinesis_out, druid beside each sink)
     [dead_letter]  dredge.sinks.deadletter.DeadLetterConfig
-    [metrics]      dredge.telemetry.metrics.MetricsConfig
+    [metrics]      dredge.telemetry.metrics.MetricsConfig   (where the HTTP server listens)
+    [serve]        dredge.serve.config.ServeConfig          (its auth and limits)
     [index]        dredge.index.providers.config.IndexConfig
     [[streams]], [kinesis], [lease]   dredge.sources.kinesis.config
 
