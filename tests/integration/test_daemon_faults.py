@@ -58,7 +58,6 @@ EXPIRED = "ExpiredIteratorException"
 INTERNAL = "InternalFailure"
 
 
-
 def scrape(port: int) -> dict[str, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         text = resp.read().decode()

@@ -46,7 +46,6 @@ from tests.integration.streams import (
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
-
 def sink_metrics(port: int) -> Counter[str]:
     """``dredge_sink_rows_total`` of the kinesis sink by outcome."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
