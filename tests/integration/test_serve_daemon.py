@@ -61,6 +61,18 @@ def readyz(url: str) -> tuple[int, dict[str, Any]]:
     return status, json.loads(body)
 
 
+def start_ready(cfg: Path, moto: MotoServer, log: Path, url: str) -> Worker:
+    """`dredge run` with ``cfg``, once its /readyz answers 200 (stopped again if it never does)."""
+    worker = Worker(cfg, moto.env(), log).start()
+    try:
+        worker.wait_started()
+        wait_for(lambda: readyz(url)[0] == 200, 60, "/readyz 200", alive=worker.check_alive)
+    except BaseException:
+        worker.terminate()
+        raise
+    return worker
+
+
 def metric(text: str, name: str, labels: str = "") -> float:
     m = re.search(rf"^{re.escape(name)}{re.escape(labels)} ([0-9.e+-]+)$", text, re.M)
     return float(m.group(1)) if m else 0.0
@@ -76,10 +88,8 @@ def test_queries_while_ingesting_and_lease_table_gone(moto: MotoServer, sample: 
     cfg = write_config(tmp_path / "dredge.toml", stream=stream, db=tmp_path / "w.duckdb",
                        sample=sample, worker_id="w1", metrics_port=port,
                        extra="\n[serve]\nlease_check_interval_s = 0.3\n")
-    worker = Worker(cfg, moto.env(), tmp_path / "w.log").start()
+    worker = start_ready(cfg, moto, tmp_path / "w.log", url)
     try:
-        worker.wait_started()
-        wait_for(lambda: readyz(url)[0] == 200, 60, "/readyz 200", alive=worker.check_alive)
         rng = random.Random(4)
         log = PutLog()
         chunks = 6
@@ -139,10 +149,8 @@ def test_readyz_when_the_index_stops_updating(moto: MotoServer, sample: Sample,
     cfg = write_config(tmp_path / "dredge.toml", stream=stream, db=tmp_path / "w.duckdb",
                        index=index, worker_id="w1", metrics_port=port,
                        extra="\n[serve]\nindex_stale_s = 1.5\nlease_check_interval_s = 0.3\n")
-    worker = Worker(cfg, moto.env(), tmp_path / "w.log").start()
+    worker = start_ready(cfg, moto, tmp_path / "w.log", url)
     try:
-        worker.wait_started()
-        wait_for(lambda: readyz(url)[0] == 200, 60, "/readyz 200", alive=worker.check_alive)
         moved = networks.with_suffix(".away")
         networks.rename(moved)  # the CIDR provider cannot read it: it stops reporting
         wait_for(lambda: readyz(url)[0] == 503, 30, "/readyz 503", alive=worker.check_alive)
