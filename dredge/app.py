@@ -85,6 +85,7 @@ class Daemon:
             http.watch_index(snapshots, manager)
             await asyncio.to_thread(store.open)
             stack.callback(store.close)
+            await asyncio.to_thread(store.claim_window, cfg.pipeline.window_s, "pipeline.window_s")
             stack.callback(http.close_queries)  # first: its cursors keep the file open
             sink: BatchSink = store
             if cfg.sink.kinesis_out is not None:  # publish each flush, then store it

@@ -1,8 +1,14 @@
 """`dredge replay`: flow-log files -> enriched, rolled-up rows in the store, once per file.
 
-Each file is hashed first; a file already in the store's ``ingested`` table is skipped.
-Its rows and its ``ingested`` record are committed together, so a replay killed midway
-and run again ends with the same totals as one clean run.
+Each file is hashed first; a file already in the store's ``ingested`` table is skipped,
+unless ``force``: then it is read again and its earlier rows are replaced by the new ones in
+the commit that stores them (``IngestRecord.replace``). Its rows and its ``ingested`` record
+are committed together, so a replay killed midway and run again ends with the same totals as
+one clean run.
+
+A file whose every record was dead-lettered is still recorded (its dead letters name it);
+it is counted in ``ReplaySummary.emptied`` with a warning that says how to re-ingest it once
+the format is fixed.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from dredge.telemetry.metrics import counter
 log = get_logger(__name__)
 
 files_total = counter("dredge_replay_files_total",
-                      "Files handled by replay, by outcome (stored, skipped, truncated, failed).",
+                      "Files handled by replay, by outcome (stored, already_ingested, truncated, failed, "
+                      "replaced, dead_lettered).",
                       ["outcome"])
 
 
@@ -41,6 +48,7 @@ class ReplayConfig:
     commit_files: int = 256  # ...or this many files...
     commit_seconds: float = 5.0  # ...or this long has passed since the last commit
     format: str = ""  # used for files without a header line; default: the v2 format
+    force: bool = False  # read files already ingested again, replacing their earlier rows
 
     def validate(self) -> None:
         if not window_ok(self.window_s):
@@ -63,6 +71,7 @@ class ReplaySummary:
     already: int = 0  # ingested before (same content hash): skipped
     failed: int = 0  # unreadable: nothing stored, see ``failures``
     truncated: int = 0  # stored up to the damage, see ``warnings``
+    replaced: int = 0  # ingested before, stored again with --force (earlier rows replaced)
     counts: RecordCounts = field(default_factory=RecordCounts)
     lookups: int = 0
     unknown: int = 0
@@ -72,6 +81,7 @@ class ReplaySummary:
     cpu_seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    emptied: list[str] = field(default_factory=list)  # every record dead-lettered: warnings
 
     @property
     def flows_per_s(self) -> float:
@@ -80,7 +90,8 @@ class ReplaySummary:
     def as_dict(self) -> dict[str, object]:
         return {
             "files": self.files, "stored": self.stored, "already_ingested": self.already,
-            "failed": self.failed, "truncated": self.truncated,
+            "failed": self.failed, "truncated": self.truncated, "replaced": self.replaced,
+            "dead_lettered_files": len(self.emptied),
             "records": self.counts.records, "flows": self.counts.data, "nodata": self.counts.nodata,
             "skipdata": self.counts.skipdata, "malformed": self.counts.malformed,
             "rows": self.rows, "lookups": self.lookups,
@@ -88,6 +99,7 @@ class ReplaySummary:
             "internet_share": self.internet / self.lookups if self.lookups else 0.0,
             "seconds": round(self.seconds, 3), "flows_per_s": round(self.flows_per_s),
             "failures": self.failures, "warnings": self.warnings,
+            "dead_lettered_warnings": self.emptied,
         }
 
 
@@ -142,13 +154,14 @@ def replay(paths: list[str], snapshot: IndexSnapshot, sink: FileSink, dead: Dead
     pending: list[tuple[FileRef, str, FileResult]] = []
     last_commit = time.perf_counter()
     processed = 0  # flows parsed so far (stored or waiting for their commit)
+    earlier: set[str] = set()  # with force: hashes ingested before this run
 
     def commit() -> None:
         nonlocal last_commit
         if pending:
             if bar is not None:
                 bar.clear()
-            _store(sink, pending, summary)
+            _store(sink, pending, summary, earlier if config.force else None)
             pending.clear()
         last_commit = time.perf_counter()
 
@@ -156,7 +169,10 @@ def replay(paths: list[str], snapshot: IndexSnapshot, sink: FileSink, dead: Dead
         try:
             digest = file_digest(ref)
             if sink.is_ingested(digest):
-                return ref, digest, None
+                if not config.force:
+                    return ref, digest, None
+                with lock:
+                    earlier.add(digest)
             return ref, digest, process_file(ref, sniff(ref), snapshot, config.window_s, fmt, dead,
                                              config.chunk_bytes)
         except SourceError as exc:
@@ -195,17 +211,20 @@ def replay(paths: list[str], snapshot: IndexSnapshot, sink: FileSink, dead: Dead
     return summary
 
 
-def _store(sink: FileSink, pending: list[tuple[FileRef, str, FileResult]], summary: ReplaySummary) -> None:
-    """Commit finished files together; count only what the sink stored."""
+def _store(sink: FileSink, pending: list[tuple[FileRef, str, FileResult]], summary: ReplaySummary,
+           earlier: set[str] | None) -> None:
+    """Commit finished files together; count only what the sink stored. ``earlier``
+    (``force``): hashes stored before, whose rows the sink replaces."""
     batch = []
     for ref, digest, result in pending:
         assert result.rows is not None
         c = result.counts
         batch.append((result.rows, IngestRecord(digest, ref.path, ref.size, c.records, c.nodata,
                                                  c.skipdata, c.malformed, result.truncated,
-                                                 result.rows.num_rows, result.seconds)))
+                                                 result.rows.num_rows, result.seconds,
+                                                 replace=earlier is not None and digest in earlier)))
     stored = sink.store_files(batch)
-    for (ref, _, result), ok in zip(pending, stored, strict=True):
+    for (ref, digest, result), ok in zip(pending, stored, strict=True):
         if not ok:
             summary.already += 1
             files_total.labels("already_ingested").inc()
@@ -213,6 +232,9 @@ def _store(sink: FileSink, pending: list[tuple[FileRef, str, FileResult]], summa
         c = result.counts
         assert result.rows is not None
         summary.stored += 1
+        if earlier is not None and digest in earlier:
+            summary.replaced += 1
+            files_total.labels("replaced").inc()
         summary.rows += result.rows.num_rows
         summary.counts.add(c)
         summary.lookups += result.join.lookups
@@ -224,7 +246,16 @@ def _store(sink: FileSink, pending: list[tuple[FileRef, str, FileResult]], summa
             summary.warnings.append(f"{ref.path}: {result.warning}")
             files_total.labels("truncated").inc()
             log.warning("file_truncated", file=ref.path, error=result.warning, records=c.records)
+        if c.malformed and not c.records:
+            summary.emptied.append(_emptied_warning(ref.path, c.malformed))
+            files_total.labels("dead_lettered").inc()
         files_total.labels("stored").inc()
+
+
+def _emptied_warning(path: str, malformed: int) -> str:
+    return (f"{path}: all {malformed:,} record(s) were dead-lettered, none stored; the file is "
+            "recorded as ingested, so after fixing its format (a header line, or --format) "
+            "re-ingest it with `dredge replay --force`")
 
 
 def _ordered_map(fn: Callable[[FileRef], tuple[FileRef, str | None, FileResult | None]],

@@ -27,6 +27,9 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--dead-letter", help="dead-letter file (default: <db>.deadletter.jsonl)")
     r.add_argument("--commit-files", type=int, default=256,
                    help="commit at most this many files per transaction (default: %(default)s)")
+    r.add_argument("--force", action="store_true",
+                   help="read files already ingested again, replacing their earlier rows "
+                        "(e.g. after fixing --format for a file whose records were all dead-lettered)")
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--sink", choices=["duckdb", "druid"], default="duckdb",
@@ -41,7 +44,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
 
     config = ReplayConfig(window_s=args.window, workers=args.workers, format=args.format or "",
-                          commit_files=args.commit_files)
+                          commit_files=args.commit_files, force=args.force)
     config.validate()
     config.default_format()  # a bad --format fails before any work
     snap = load_snapshot(args)
@@ -50,6 +53,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     druid: dict[str, Any] | None = None
     try:
         with DuckDBSink(DuckDBConfig(path=args.db)) as sink:
+            sink.claim_window(config.window_s, "window")
+            if config.force:
+                sink.require_replaceable()
             bar = None if args.no_progress else (lambda n: Progress(n))
             if args.sink == "druid":
                 from dredge.commands.druid import replay_into_druid
@@ -60,6 +66,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 summary = replay(args.paths, snap, sink, dead, config, bar)
     finally:
         dead.close()
+    for w in summary.emptied:
+        sys.stderr.write(f"dredge: warning: {w}\n")
     out = summary.as_dict()
     out["dead_letter_file"] = str(dl_path) if dead.count else None
     if druid is not None:
@@ -69,7 +77,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     else:
         lookups = summary.lookups or 1
         print(f"files        {summary.files} ({summary.stored} stored, {summary.already} already ingested, "
-              f"{summary.failed} failed, {summary.truncated} truncated)")
+              f"{summary.failed} failed, {summary.truncated} truncated"
+              + (f", {summary.replaced} replaced" if config.force else "")
+              + (f", {len(summary.emptied)} all dead-lettered" if summary.emptied else "") + ")")
         print(f"records      {summary.counts.records:,} ({summary.counts.data:,} flows, "
               f"{summary.counts.nodata:,} NODATA, {summary.counts.skipdata:,} SKIPDATA)")
         print(f"malformed    {summary.counts.malformed:,}"

@@ -48,6 +48,7 @@ class IngestRecord:
     truncated: bool
     rows: int
     seconds: float
+    replace: bool = False  # `replay --force`: the file's earlier rows are replaced, not kept
 
 
 class FileSink(Protocol):

@@ -9,6 +9,9 @@ a file again adds nothing and a crash mid-replay loses nothing. ``window_start``
 Table ``checkpoints`` holds, per (stream, shard), the position the stream daemon reached;
 ``store_batch`` commits rows and those positions in one transaction, so a daemon restarted
 on the same file resumes exactly after what it stored.
+
+The store's own records (schema version, rollup window, each file's row ids for ``replay
+--force``) are :mod:`dredge.sinks.duckdb_meta`'s.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import pyarrow.compute as pc
 from dredge.enrich.rollup import Rolled
 from dredge.errors import ConfigError, SinkError
 from dredge.index.snapshot import OWNER_FIELDS
+from dredge.sinks import duckdb_meta as meta
 from dredge.sinks.base import IngestRecord, Rows, ShardCheckpoint
 from dredge.sinks.metrics import flush_seconds, rows_total
 
@@ -130,7 +134,19 @@ class DuckDBSink:
             con.execute("SET memory_limit=?", [self.config.memory_limit])
         for ddl in (OWNERS_DDL, FACTS_DDL, FLOWS_VIEW, INGESTED_DDL):
             con.execute(ddl)
+        meta.migrate(con)
         self._con = con
+
+    def claim_window(self, window_s: int, key: str = "window") -> None:
+        """Record the rollup window, or refuse (ConfigError naming ``key``) one that differs
+        from the window the store was written with."""
+        with self._lock:
+            meta.claim_window(self.con, self.config.path, window_s, key)
+
+    def require_replaceable(self) -> None:
+        """Refuse (ConfigError) ``replay --force`` when some file's rows cannot be told apart."""
+        with self._lock:
+            meta.require_replaceable(self.con, self.config.path)
 
     def close(self) -> None:
         with self._lock:
@@ -179,24 +195,45 @@ class DuckDBSink:
                 marks = ", ".join("?" for _ in hashes)
                 present = {r[0] for r in con.execute(
                     f"SELECT hash FROM ingested WHERE hash IN ({marks})", hashes).fetchall()} if hashes else set()
-                tables = []
-                records = []
+                known, next_id = meta.file_ids(con, hashes)
+                tables, ids, records, new_ids = [], [], [], []
+                replaced: set[str] = set()
                 for rows, rec in batch:
-                    if rec.hash in present:
+                    again = rec.hash in present
+                    if again and not (rec.replace and rec.hash not in replaced):
                         stored.append(False)
                         continue
                     present.add(rec.hash)
                     stored.append(True)
+                    values = [rec.path, rec.size, rec.records, rec.nodata, rec.skipdata,
+                              rec.malformed, rec.truncated, rec.rows, rec.seconds]
+                    if again:  # --force: the file's earlier rows go, in this transaction
+                        fid = known.get(rec.hash)
+                        if fid is None:
+                            raise SinkError(f"{rec.path}: stored without a file id, its rows "
+                                            "cannot be replaced")
+                        con.execute("DELETE FROM flow_facts WHERE file_id = ?", [fid]).fetchall()
+                        con.execute("UPDATE ingested SET path = ?, size = ?, records = ?, nodata = ?,"
+                                    " skipdata = ?, malformed = ?, truncated = ?, rows = ?,"
+                                    " seconds = ?, ingested_at = now()::TIMESTAMP WHERE hash = ?",
+                                    [*values, rec.hash]).fetchall()
+                        replaced.add(rec.hash)
+                    else:
+                        fid = next_id
+                        next_id += 1
+                        new_ids.append([rec.hash, fid])
+                        records.append([rec.hash, *values])
                     if rows.num_rows:
                         tables.append(rows)
-                    records.append([rec.hash, rec.path, rec.size, rec.records, rec.nodata, rec.skipdata,
-                                    rec.malformed, rec.truncated, rec.rows, rec.seconds])
+                        ids.append((fid, rows.num_rows))
                 if tables:  # one insert for the whole batch: each statement has a fixed cost
                     self._insert(con, Rolled.concat([r if isinstance(r, Rolled) else Rolled.from_table(r)
-                                                     for r in tables]))
+                                                     for r in tables]),
+                                 np.repeat([i for i, _ in ids], [n for _, n in ids]))
                 if records:
                     con.executemany(
                         "INSERT INTO ingested VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)", records)
+                    con.executemany("INSERT INTO file_ids VALUES (?, ?)", new_ids)
                 con.commit()
                 if self._hashes is not None:
                     self._hashes.update(h for h, ok in zip(hashes, stored, strict=True) if ok)
@@ -257,8 +294,10 @@ class DuckDBSink:
         return {str(s): (str(q), int(n)) for s, q, n in found}
 
     @staticmethod
-    def _insert(con: duckdb.DuckDBPyConnection, rows: Rows) -> None:
-        """Insert rolled-up rows inside the caller's transaction.
+    def _insert(con: duckdb.DuckDBPyConnection, rows: Rows, file_ids: np.ndarray | None = None
+                ) -> None:
+        """Insert rolled-up rows inside the caller's transaction; ``file_ids``: each row's
+        file (replay), else NULL (the stream's rows).
 
         Owners go into the ``owners`` dictionary once (keyed by all eight fields); facts
         carry their ids. A ``flows``-schema table with strings is accepted too.
@@ -288,6 +327,8 @@ class DuckDBSink:
         facts = rolled.facts
         facts = facts.set_column(1, "src_owner", pa.array(ids[facts.column("src_owner").to_numpy()]))
         facts = facts.set_column(2, "dst_owner", pa.array(ids[facts.column("dst_owner").to_numpy()]))
+        if file_ids is not None:
+            facts = facts.append_column("file_id", pa.array(file_ids, pa.int32()))
         con.register("_dredge_facts", facts)
         try:
             con.execute("INSERT INTO flow_facts BY NAME SELECT * FROM _dredge_facts")

@@ -100,6 +100,22 @@ def test_again_stores_nothing(small_sample: Path, snapshot: IndexSnapshot, refer
     assert dredge_totals(db) == reference
 
 
+def test_force_reads_every_file_again_and_replaces_its_rows(
+        small_sample: Path, snapshot: IndexSnapshot, reference: Any, tmp_path: Path) -> None:
+    db = tmp_path / "d.duckdb"
+    first, _ = run(small_sample, snapshot, db, ReplayConfig())
+    summary, _ = run(small_sample, snapshot, db, ReplayConfig(workers=2, force=True, commit_files=2))
+    assert summary.stored == summary.replaced == summary.files and summary.already == 0
+    assert (summary.rows, summary.counts.data) == (first.rows, first.counts.data)
+    assert dredge_totals(db) == reference  # replaced, not added twice
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM flow_facts").fetchone() == (first.rows,)
+        assert con.execute("SELECT count(*) FROM flow_facts WHERE file_id IS NULL").fetchone() == (0,)
+    finally:
+        con.close()
+
+
 def test_commits_every_n_files_and_counts_refused_files(
         small_sample: Path, snapshot: IndexSnapshot, tmp_path: Path) -> None:
     m = manifest(small_sample)

@@ -1,0 +1,89 @@
+"""What the DuckDB store records about itself: its schema version, its rollup window, and
+which rows each replayed file contributed.
+
+``meta`` (key, value) holds ``schema_version`` and ``window_s``. Rows rolled up in 60-second
+windows and rows rolled up in 300-second windows cannot share one store (a per-minute query
+would see gaps and five-minute spikes), so the first writer records its window and a writer
+with another is refused (:func:`claim_window`, exit status 2 naming both windows).
+
+``file_ids`` maps a replayed file's content hash to the number its rows carry in
+``flow_facts.file_id`` (NULL for the stream daemon's rows). ``dredge replay --force`` deletes
+exactly those rows before storing the file's new ones, in the same transaction. Files stored
+before the column existed (schema version 1) have no number: their rows cannot be told
+apart from other files', so ``--force`` refuses such a store (:func:`require_replaceable`)
+rather than add their rows a second time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dredge.errors import ConfigError
+from dredge.telemetry.logging import get_logger
+
+if TYPE_CHECKING:
+    import duckdb
+
+SCHEMA_VERSION = 2  # 1: no meta, no file ids; 2: meta (window_s) and per-file row ids
+
+META_DDL = "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)"
+FILE_IDS_DDL = """
+CREATE TABLE IF NOT EXISTS file_ids (
+  hash VARCHAR PRIMARY KEY,
+  id INTEGER NOT NULL
+)"""
+
+log = get_logger(__name__)
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring a store of any earlier version to this one (idempotent): ``meta``,
+    ``file_ids`` and the ``flow_facts.file_id`` column."""
+    con.execute(META_DDL)
+    con.execute(FILE_IDS_DDL)
+    cols = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'flow_facts'"
+    ).fetchall()}
+    if "file_id" not in cols:
+        con.execute("ALTER TABLE flow_facts ADD COLUMN file_id INTEGER")
+    con.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE "
+                "SET value = excluded.value", [str(SCHEMA_VERSION)]).fetchall()
+
+
+def read_meta(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    return {str(k): str(v) for k, v in con.execute("SELECT key, value FROM meta").fetchall()}
+
+
+def claim_window(con: duckdb.DuckDBPyConnection, path: str, window_s: int, key: str) -> None:
+    """Record ``window_s`` as the store's rollup window, or refuse (ConfigError naming
+    ``key``) when the store already holds another."""
+    stored = read_meta(con).get("window_s")
+    if stored is not None:
+        if int(stored) != window_s:
+            raise ConfigError(key, f"the store {path} holds {stored}-second windows, not "
+                                   f"{window_s}-second ones: use {stored} with this store, "
+                                   "or another store for the new window")
+        return
+    if con.execute("SELECT count(*) FROM (SELECT 1 FROM flow_facts LIMIT 1)").fetchall()[0][0]:
+        # A store written before the window was recorded: its rows' window is not known.
+        log.warning("store_window_unverified", store=path, window_s=window_s)
+    con.execute("INSERT INTO meta VALUES ('window_s', ?)", [str(window_s)]).fetchall()
+
+
+def require_replaceable(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    """Refuse ``--force`` on a store holding files whose rows carry no file id."""
+    old = int(con.execute("SELECT count(*) FROM ingested i ANTI JOIN file_ids f ON f.hash = i.hash"
+                          ).fetchall()[0][0])
+    if old:
+        raise ConfigError("force", f"the store {path} holds {old} file(s) recorded before "
+                                   "Dredge kept each file's rows apart; their rows cannot be "
+                                   "replaced exactly: replay into a new store instead")
+
+
+def file_ids(con: duckdb.DuckDBPyConnection, hashes: list[str]) -> tuple[dict[str, int], int]:
+    """(hash -> id of the files among ``hashes`` that have one, the next free id)."""
+    marks = ", ".join("?" for _ in hashes)
+    known = {str(h): int(i) for h, i in con.execute(
+        f"SELECT hash, id FROM file_ids WHERE hash IN ({marks})", hashes).fetchall()} if hashes else {}
+    top = con.execute("SELECT coalesce(max(id), 0) FROM file_ids").fetchall()[0][0]
+    return known, int(top) + 1
