@@ -1,6 +1,7 @@
 """``dredge query top | timeseries | cross-az``: one :class:`~dredge.query.spec.QuerySpec`,
 run on the DuckDB store (``--db``, opened read-only), Druid SQL (``--backend druid``) or a
-running server (``--server``), printed as a table or JSON lines."""
+running server (``--server``), printed as a table, CSV or JSON lines (``--format``; see
+:mod:`dredge.query.render`)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,10 @@ def add_parser(sub: Any) -> None:
                    help="USD per GB out to the internet (default: 0.09; 0 leaves it out)")
     q.add_argument("--nat-price", type=float, default=0.045,
                    help="USD per GB processed by a NAT gateway (default: 0.045; 0 leaves it out)")
-    q.add_argument("--json", action="store_true", help="JSON lines")
+    q.add_argument("--format", dest="output", choices=["table", "csv", "json"], default=None,
+                   help="table (default: protocols by name, times in UTC with Z, bytes shortened), "
+                        "csv (RFC 4180, whole numbers) or json (JSON lines, typed values)")
+    q.add_argument("--json", action="store_true", help="JSON lines (the same as --format json)")
     q.add_argument("--backend", choices=["duckdb", "druid"], default="duckdb",
                    help="where to query: the DuckDB store (--db) or Druid SQL (--druid-*)")
     add_druid_args(q)
@@ -68,8 +72,13 @@ def cmd_query(args: argparse.Namespace) -> int:
         from dredge.query.store import query_file
 
         table = query_file(args.db, *spec.sql())
-    if args.json:
+    if args.json and args.output not in (None, "json"):
+        raise ConfigError("format", f"--json and --format {args.output} ask for two formats")
+    output = "json" if args.json else args.output or "table"
+    if output == "json":
         sys.stdout.buffer.write(render.json_lines(table))
+    elif output == "csv":
+        sys.stdout.buffer.write(render.csv_text(table).encode())  # CRLF as written
     else:
         print(render.table_text(table))
     return 0

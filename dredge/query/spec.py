@@ -4,7 +4,9 @@
 ``cross-az``: application pairs whose traffic costs money to move: across availability zones
 or regions, out to the internet, or through a NAT gateway, with the estimated cost (see
 :func:`QuerySpec.sql` for the model). Filters: ``--where dim=value`` (``a|b`` for any of
-several), ``dim!=value``, and a time range [from, to).
+several), ``dim!=value``, and a time range [from, to). ``protocol`` takes names or numbers
+(:mod:`dredge.query.protocols`); the code words of ``action`` and ``flow_direction`` are
+matched in any case and stored as the flow log spells them (``REJECT``, ``ingress``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ DEFAULT_INTERNET_PRICE = 0.09
 DEFAULT_NAT_PRICE = 0.045
 PRICES = ("az_price", "region_price", "internet_price", "nat_price")
 NUMERIC = ("protocol", "traffic_path")  # integer dimensions: filter values must be integers
+# dimensions holding a flow-log code word: the words, as the store spells them
+WORDS = {"action": ("ACCEPT", "REJECT"), "flow_direction": ("ingress", "egress")}
 # Owner types (``src_type``/``dst_type``) the cost model reads: what the index gives addresses
 # outside every known range, and NAT gateways' interfaces (``dredge generate`` emits both).
 INTERNET_TYPE = "internet"
@@ -95,12 +99,30 @@ class Filter:
         dim, op, value = m.groups()
         if dim not in FILTERABLE:
             raise ConfigError("where", f"unknown dimension {dim!r}; one of {', '.join(FILTERABLE)}")
-        values = tuple(v.strip() for v in value.split("|"))
-        if dim in NUMERIC:
-            for v in values:
-                if not re.fullmatch(r"-?\d+", v):
-                    raise ConfigError("where", f"{dim} takes integers, not {v!r}")
+        values = tuple(_canonical(dim, v.strip()) for v in value.split("|"))
         return cls(dim, values, op == "!=")
+
+
+def _canonical(dim: str, value: str) -> str:
+    """A filter value as the store holds it: protocol names as numbers, code words in the
+    flow log's case; a value the dimension cannot hold is refused."""
+    if dim == "protocol":
+        from dredge.query.protocols import number
+
+        n = number(value)
+        if n is None or n > 255:
+            raise ConfigError("where", f"protocol takes a number 0-255 or an IANA name (tcp, "
+                                       f"udp, icmp, ...), not {value!r}")
+        return str(n)
+    if dim in NUMERIC and not re.fullmatch(r"-?\d+", value):
+        raise ConfigError("where", f"{dim} takes integers, not {value!r}")
+    if dim in WORDS:
+        for word in WORDS[dim]:
+            if word.lower() == value.lower():
+                return word
+        raise ConfigError("where", f"{dim} is one of {', '.join(WORDS[dim])} (any case), "
+                                   f"not {value!r}")
+    return value
 
 
 def crossing_rules(dialect: Dialect, internet: bool = True, nat: bool = True

@@ -120,6 +120,7 @@ QUERIES: list[list[str]] = [
     ["cross-az", "--by", "src_app", "--internet-price", "0", "--nat-price", "0.05",
      "--az-price", "0.02"],
     ["top", "--by", "protocol,traffic_path", "--where", "protocol=6|17"],
+    ["top", "--by", "protocol,action", "--where", "protocol=TCP|udp", "--where", "action=reject"],
 ]
 
 OPTION_KEYS = {"--by": "by", "--where": "where", "--from": "from", "--to": "to",
@@ -160,6 +161,10 @@ def test_api_query_equals_dredge_query_json(served: Served, db: Path, args: list
     text = capsys.readouterr().out
     assert main(["query", *args, "--server", served.url]) == 0
     assert capsys.readouterr().out == text
+    assert main(["query", *args, "--db", str(db), "--format", "csv"]) == 0
+    csv = capsys.readouterr().out
+    assert main(["query", *args, "--server", served.url, "--format", "csv"]) == 0
+    assert capsys.readouterr().out == csv and csv.count("\r\n") == len(want) + 1
 
 
 def test_every_endpoint_answers(served: Served, db: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -187,7 +192,7 @@ def test_every_endpoint_answers(served: Served, db: Path, capsys: pytest.Capture
 @pytest.mark.parametrize(("query", "error"), [
     ("by=src_app,colour", "by: unknown dimension 'colour'"),
     ("where=src_ap=api", "where: unknown dimension 'src_ap'"),
-    ("where=protocol=tcp", "where: protocol takes integers, not 'tcp'"),
+    ("where=protocol=tcpx", "where: protocol takes a number 0-255 or an IANA name (tcp, udp, icmp, ...), not 'tcpx'"),
     ("from=last+tuesday", "time: not a time"),
     ("kind=pie", "kind: one of top, timeseries, cross-az"),
     ("limit=-3", "limit: between 1 and"),

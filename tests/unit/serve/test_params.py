@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dredge.query.spec import FILTERABLE, Filter, QuerySpec
+from dredge.query.spec import FILTERABLE, WORDS, Filter, QuerySpec
 from dredge.serve.params import ApiError, parse_spec, spec_params
 
 
@@ -44,7 +44,7 @@ def test_query_string_and_json_give_the_same_spec() -> None:
     ({"by": ""}, "top needs at least one dimension"),
     ({"where": "nope=1"}, "unknown dimension 'nope'"),
     ({"where": "src_app"}, "expected dim=value"),
-    ({"where": "protocol=tcp"}, "protocol takes integers"),
+    ({"where": "protocol=tcpx"}, "protocol takes a number 0-255 or an IANA name"),
     ({"where": "traffic_path!=1|x"}, "traffic_path takes integers"),
     ({"from": "yesterday"}, "not a time"),
     ({"from": "2026-11-25T11:00Z", "to": "2026-11-25T10:00Z"}, "must be after"),
@@ -77,7 +77,8 @@ def specs(draw: st.DrawFn) -> QuerySpec:
     kind = draw(st.sampled_from(["top", "timeseries", "cross-az"]))
     by = tuple(draw(st.lists(dims, min_size=0 if kind == "timeseries" else 1, max_size=3,
                              unique=True)))
-    filters = tuple(Filter(d, tuple(draw(st.lists(values, min_size=1, max_size=3))), draw(st.booleans()))
+    filters = tuple(Filter(d, tuple(draw(st.lists(st.sampled_from(WORDS[d]) if d in WORDS else values,
+                                                  min_size=1, max_size=3))), draw(st.booleans()))
                     for d in draw(st.lists(text_dims, max_size=3)))
     start = draw(st.none() | st.integers(1_700_000_000, 1_800_000_000))
     end = None if start is None else start + draw(st.integers(1, 86400 * 3))

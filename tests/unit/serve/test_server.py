@@ -90,7 +90,7 @@ def test_post_equals_get(serve: ApiServer) -> None:
 
 @pytest.mark.parametrize(("method", "path", "body", "status", "error"), [
     ("GET", "/api/query?by=nope", None, 400, "by: unknown dimension 'nope'"),
-    ("GET", "/api/query?where=protocol=tcp", None, 400, "protocol takes integers"),
+    ("GET", "/api/query?where=protocol=tcpx", None, 400, "protocol takes a number 0-255 or an IANA name"),
     ("GET", "/api/query?from=tomorrow", None, 400, "not a time"),
     ("POST", "/api/query", b"{not json", 400, "body is not JSON"),
     ("POST", "/api/query", b"[1, 2]", 400, "body must be a JSON object"),
