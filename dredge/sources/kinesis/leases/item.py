@@ -10,6 +10,12 @@
 
 The item format is KCL's byte for byte: a KCL application can read Dredge's table and the
 other way round. ``key`` is the item key of one shard's lease.
+
+KCL 3.x writes other items into the same table when it shares or migrates it: its migration
+state (``leaseKey`` ``Migration3.0``) and workers' metric stats, each with an ``entityType``.
+``is_lease`` tells them apart: a shard lease has no ``entityType`` and always carries
+``leaseCounter`` and ``checkpoint``. Such foreign items are never read as leases, counted
+or written.
 """
 
 from __future__ import annotations
@@ -20,7 +26,15 @@ from typing import Any
 
 from dredge.sources.kinesis.shards import TRIM_HORIZON
 
-__all__ = ["Lease", "key"]
+__all__ = ["Lease", "is_lease", "key"]
+
+MIGRATION_KEY = "Migration3.0"  # KCL 3.x's migration state item
+
+
+def is_lease(item: Mapping[str, Any]) -> bool:
+    """Is this item a shard lease (not one of KCL 3.x's other entities)?"""
+    return ("entityType" not in item and "leaseCounter" in item and "checkpoint" in item
+            and item.get("leaseKey", {}).get("S") != MIGRATION_KEY)
 
 
 def key(shard_id: str) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The lease table's I/O (KCL's ``LeaseRefresher``): create it, read rows, one conditional write.
 
-Every change of a row goes through ``LeaseTable.write``: a conditional PutItem, UpdateItem
+Only shard leases are read (``item.is_lease``): KCL 3.x's own items in a shared table are
+passed over. Every change of a row goes through ``LeaseTable.write``: a conditional PutItem, UpdateItem
 or DeleteItem that answers True (written) or False (the condition did not hold: someone
 else changed the row first); any other failure is a ``CheckpointError`` whose cause is
 botocore's error. Reads are strongly consistent.
@@ -16,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from dredge.aws import error_code, translated
 from dredge.errors import CheckpointError
-from dredge.sources.kinesis.leases.item import Lease, key
+from dredge.sources.kinesis.leases.item import Lease, is_lease, key
 from dredge.telemetry.logging import get_logger
 
 __all__ = ["DynamoDBClient", "LeaseTable"]
@@ -46,6 +47,7 @@ class LeaseTable:
     def __init__(self, client: DynamoDBClient, name: str) -> None:
         self._ddb = client
         self.name = name
+        self._foreign: list[str] = []  # keys of the last scan's foreign items (logged on change)
 
     async def ensure_table(self) -> None:
         """Create the table (KCL key schema, on-demand billing) unless it exists; wait until ACTIVE."""
@@ -82,14 +84,25 @@ class LeaseTable:
         return str(resp["Table"]["TableStatus"])
 
     async def scan(self) -> list[Lease]:
-        """Every lease row (a consistent scan of the whole table)."""
+        """Every shard lease (a consistent scan of the whole table). Items that are not
+        shard leases (KCL 3.x's migration state and worker metrics, ``item.is_lease``) are
+        passed over: never balanced, taken or written."""
         leases: list[Lease] = []
+        foreign: list[str] = []
         kwargs: dict[str, Any] = {"TableName": self.name, "ConsistentRead": True}
         with translated(CheckpointError, f"lease table {self.name}"):
             while True:
                 page = await self._ddb.scan(**kwargs)
-                leases.extend(Lease.from_item(item) for item in page.get("Items", []))
+                for item in page.get("Items", []):
+                    if is_lease(item):
+                        leases.append(Lease.from_item(item))
+                    else:
+                        foreign.append(str(item.get("leaseKey", {}).get("S", "?")))
                 if not page.get("LastEvaluatedKey"):
+                    if foreign and foreign != self._foreign:
+                        log.info("lease_table_foreign_items", table=self.name, keys=foreign[:10],
+                                 count=len(foreign))
+                    self._foreign = foreign
                     return leases
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
