@@ -1,7 +1,10 @@
 """Roll enriched flows up into time windows: group by integer keys, sum bytes/packets/flows.
 
 Keys are packed into two uint64 words per row and aggregated with a compiled hash table;
-owner ids become strings only at the end, on the (far fewer) rolled-up rows.
+owner ids become strings only at the end, on the (far fewer) rolled-up rows. Sums saturate
+at the int64 maximum instead of wrapping: the plausibility bounds (``flowlog.bounds``) cap
+one record, not how many records share a group, so hostile input could otherwise store a
+negative sum.
 """
 
 from __future__ import annotations
@@ -41,6 +44,16 @@ FLOWS_SCHEMA = pa.schema(
 )
 
 
+INT64_MAX = np.iinfo(np.int64).max
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _add(a: int, b: int) -> int:
+    """a + b for counts (b >= 0), saturating at the int64 maximum instead of wrapping."""
+    # compared before adding: LLVM may assume a signed sum never wraps and drop a check after
+    return a + b if b <= 0 or a <= INT64_MAX - b else INT64_MAX
+
+
 @njit(cache=True, nogil=True)
 def _aggregate(k1: np.ndarray, k2: np.ndarray, b: np.ndarray, p: np.ndarray, f: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -74,9 +87,9 @@ def _aggregate(k1: np.ndarray, k2: np.ndarray, b: np.ndarray, p: np.ndarray, f: 
             if ok1[g] == a and ok2[g] == c:
                 break
             s = (s + np.uint64(1)) & mask
-        ob[g] += b[r]
-        op[g] += p[r]
-        of[g] += f[r]
+        ob[g] = _add(ob[g], b[r])
+        op[g] = _add(op[g], p[r])
+        of[g] = _add(of[g], f[r])
     return ok1[:m].copy(), ok2[:m].copy(), ob[:m].copy(), op[:m].copy(), of[:m].copy()
 
 

@@ -42,6 +42,8 @@ WORDS = {"action": ("ACCEPT", "REJECT"), "flow_direction": ("ingress", "egress")
 # outside every known range, and NAT gateways' interfaces (``dredge generate`` emits both).
 INTERNET_TYPE = "internet"
 NAT_TYPE = "nat-gateway"
+INT64_MAX = 2**63 - 1  # metric totals saturate here (Dialect.sum)
+TWO_63_DOUBLE = "9.223372036854775808E18"  # 2**63 as a double literal
 COST_COLUMNS = ("src_region", "dst_region", "src_az", "dst_az", "src_type", "dst_type", "action")
 
 
@@ -66,8 +68,20 @@ class Dialect:
         return ", ".join(cols)
 
     def sum(self, col: str) -> str:
-        # DuckDB widens SUM(BIGINT) to HUGEINT; totals of flow logs fit in BIGINT
-        return f"SUM({col})" if self.name == "druid" else f"CAST(SUM({col}) AS BIGINT)"
+        """A metric's total, saturating at the int64 maximum (never wrapping negative).
+
+        DuckDB sums BIGINT into HUGEINT (exact), capped before the cast back. Druid's
+        ``longSum`` wraps, so beside it the same column is summed as doubles: a double total
+        at or past 2**63, or a stored value below zero (Druid's own ingestion rollup wrapped
+        it; every true value is >= 0), gives the maximum. The long sum stays the answer
+        otherwise, exact. The rollup saturates each stored row the same way
+        (``enrich.rollup``). Unseen: a Druid ingestion sum that wrapped all the way round to
+        a positive value (more than 2**64 in one row: thousands of records at the
+        plausibility bounds in one minute and group)."""
+        if self.name == "druid":
+            return (f"CASE WHEN SUM(CAST({col} AS DOUBLE)) >= {TWO_63_DOUBLE} OR MIN({col}) < 0 "
+                    f"THEN {INT64_MAX} ELSE SUM({col}) END")
+        return f"CAST(CASE WHEN SUM({col}) > {INT64_MAX} THEN {INT64_MAX} ELSE SUM({col}) END AS BIGINT)"
 
     def is_aws_region(self, col: str) -> str:
         """True for AWS region codes (us-east-1, us-gov-west-1), false for on-prem/GLOBAL/null."""

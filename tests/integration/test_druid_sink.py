@@ -165,16 +165,16 @@ def test_backfill_equals_duckdb_and_never_counts_twice(
     ["top", "--by", "src_az,action", "--metric", "flows", "--limit", "50"],
     ["top", "--by", "protocol,traffic_path,flow_direction", "--where", "protocol=6|17",
      "--where", "action!=REJECT", "--from", "2026-11-25T00:30Z", "--to", "2026-11-25T01:10Z"],
+    ["top", "--by", "protocol,action", "--where", "protocol=tcp|UDP", "--where", "action=reject|Accept"],
     ["timeseries", "--interval", "7m", "--by", "action"],
     ["timeseries", "--interval", "10m", "--where", "src_app=web|api"],
     ["cross-az", "--limit", "100"],
     ["cross-az", "--by", "src_region,dst_region", "--az-price", "0.013"],
 ])
-@pytest.mark.parametrize("as_json", [True, False])
+@pytest.mark.parametrize("fmt", [["--json"], [], ["--format", "csv"]], ids=["json", "table", "csv"])
 def test_query_backend_druid_prints_what_duckdb_prints(
-        backfilled: Backfill, store: Path, query: list[str], as_json: bool,
+        backfilled: Backfill, store: Path, query: list[str], fmt: list[str],
         capsys: pytest.CaptureFixture[str]) -> None:
-    fmt = ["--json"] if as_json else []
     capsys.readouterr()
     assert main(["query", *query, *fmt, "--db", str(store)]) == 0
     want = capsys.readouterr().out
