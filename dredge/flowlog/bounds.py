@@ -9,8 +9,9 @@ away. The bounds (documented in the README, "Inputs"):
 - ``start`` at most a day past the reader's clock; ``end`` not before ``start``, at most a day
   after it (AWS aggregates over at most 10 minutes).
 - ``bytes`` at most 65,535 per packet (the largest IP packet) and at most 50 GB per second of
-  the window plus one second (400 Gbit/s, past any single interface), so a group's sum over
-  a minute stays far inside int64.
+  the window plus one second (400 Gbit/s, past any single interface), so one record stays
+  far inside int64 (4.3e15 at most); a group of thousands of such records does not, and its
+  sums saturate instead (``enrich.rollup``, ``query.spec.Dialect.sum``).
 """
 
 from __future__ import annotations
