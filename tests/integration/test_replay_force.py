@@ -72,39 +72,45 @@ def test_all_dead_lettered_warns_then_force_replaces(tmp_path: Path,
         con.close()
 
 
-def test_another_window_into_the_same_store_is_refused(tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def stored(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Path]:
+    """A file with a header line, replayed into a new store (60-second windows)."""
     path = tmp_path / "a.log"
     path.write_bytes(f"version {FORMAT}\n".encode()
                      + b"".join(b"2 " + line + b"\n" for line in lines().splitlines()))
     db = tmp_path / "s.duckdb"
     rc, out, _ = replay(capsys, str(path), "--db", str(db))
     assert rc == 0 and out["flows"] == N
+    return path, db
+
+
+def one_error(err: str) -> str:
+    errors = [x for x in err.splitlines() if x.startswith("dredge: error:")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    return errors[0]
+
+
+def test_another_window_into_the_same_store_is_refused(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    path, db = stored(tmp_path, capsys)
     other = tmp_path / "b.log"
     other.write_bytes(path.read_bytes().replace(b"1764547200", b"1764547320"))
     rc, _, err = replay(capsys, str(other), "--db", str(db), "--window", "300")
     assert rc == 2
-    errors = [x for x in err.splitlines() if x.startswith("dredge: error:")]
-    assert len(errors) == 1 and errors[0].startswith("dredge: error: window: ")
-    assert "60-second" in errors[0] and "300-second" in errors[0] and "Traceback" not in err
+    error = one_error(err)
+    assert error.startswith("dredge: error: window: ")
+    assert "60-second" in error and "300-second" in error
     assert totals(db)[1] == N  # nothing of the refused run stored
 
 
 def test_the_daemon_refuses_a_store_of_another_window(tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    path = tmp_path / "a.log"
-    path.write_bytes(f"version {FORMAT}\n".encode()
-                     + b"".join(b"2 " + line + b"\n" for line in lines().splitlines()))
-    db = tmp_path / "s.duckdb"
-    rc, _, _ = replay(capsys, str(path), "--db", str(db))  # 60-second windows
-    assert rc == 0
+    _, db = stored(tmp_path, capsys)
     config = tmp_path / "dredge.toml"
     config.write_text(f'[[streams]]\nname = "flows"\n\n[pipeline]\nwindow_s = 300\n\n'
                       f'[sink.duckdb]\npath = "{db}"\n\n[metrics]\nport = 0\n')
     # refused when the store is opened, before any stream, lease table or AWS call
     rc = main(["run", "--config", str(config)])
     err = capsys.readouterr().err
-    assert rc in (1, 2) and "Traceback" not in err
-    errors = [x for x in err.splitlines() if x.startswith("dredge: error:")]
-    assert len(errors) == 1 and "pipeline.window_s" in errors[0], err
-    assert "60-second" in errors[0] and "300-second" in errors[0]
+    assert rc in (1, 2)  # the daemon exits 1 on every failure (2 for config errors: issue 11)
+    error = one_error(err)
+    assert "pipeline.window_s" in error and "60-second" in error and "300-second" in error
