@@ -59,9 +59,11 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def replace_statement(datasource: str, start: int, end: int, source: dict[str, Any]) -> str:
+def replace_statement(datasource: str, start: int, end: int, source: dict[str, Any],
+                      empty: bool = False) -> str:
     """``REPLACE ... OVERWRITE WHERE`` the hours [start, end) with the JSON lines of ``source``
-    (a Druid input source: inline data, local files or S3 objects)."""
+    (a Druid input source: inline data, local files or S3 objects); ``empty``: with no rows at
+    all (Druid leaves tombstones: the hours are cleared)."""
     dims = [d for d in DIMENSIONS if d != "window_start"]
     extend = ", ".join([f'"{d}" {"BIGINT" if d in LONG_DIMENSIONS else "VARCHAR"}' for d in dims]
                        + [f'"{m}" BIGINT' for m in METRICS])
@@ -73,7 +75,8 @@ def replace_statement(datasource: str, start: int, end: int, source: dict[str, A
         + ", ".join(f'SUM("{m}") AS "{m}"' for m in METRICS) + "\n"
         f"FROM TABLE(EXTERN({_sql_string(json.dumps(source))}, '{{\"type\": \"json\"}}'))\n"
         f'  EXTEND ("window_start" VARCHAR, {extend})\n'
-        f"GROUP BY {', '.join(str(i + 1) for i in range(len(dims) + 1))}\n"
+        + ("WHERE 1 = 0\n" if empty else "")
+        + f"GROUP BY {', '.join(str(i + 1) for i in range(len(dims) + 1))}\n"
         "PARTITIONED BY HOUR"
     )
 
@@ -116,6 +119,8 @@ class DruidBackfill:
                                s3_endpoint_url=config.s3_endpoint_url, s3_region=config.s3_region,
                                timeout_s=config.timeout_s)
         self._cursor: duckdb.DuckDBPyConnection | None = None
+        # hours whose rows a `replay --force` deleted: pushed even when the store has none left
+        self._emptied: set[int] = set()
 
     @property
     def _con(self) -> duckdb.DuckDBPyConnection:
@@ -140,10 +145,14 @@ class DruidBackfill:
 
     def store_files(self, batch: list[tuple[Rows, IngestRecord]]) -> list[bool]:
         hours: set[int] = set()
-        for rows, _ in batch:
+        for rows, rec in batch:
             ws = (rows.facts if isinstance(rows, Rolled) else rows).column("window_start")
             secs = ws.cast(pa.timestamp("s")).cast(pa.int64()).to_numpy()
             hours.update((np.unique(secs // HOUR) * HOUR).tolist())
+            if rec.replace:  # --force: the hours of the rows it replaces are rebuilt too
+                old = self.store.file_buckets(rec.hash, HOUR)
+                hours.update(old)
+                self._emptied.update(old)
         self._mark(sorted(hours))  # before the rows commit: a superset is harmless
         return self.store.store_files(batch)
 
@@ -220,7 +229,8 @@ class DruidBackfill:
         size = rows = 0
         for hour in hours:
             data, n = self._hour_lines(hour)
-            if not n:  # marked, but its batch never committed: nothing to rebuild
+            if not n and hour not in self._emptied:
+                # marked, but its batch never committed: nothing to rebuild
                 self._unmark(hour, hour + HOUR)
                 continue
             if inline and len(data) > self.config.max_inline_bytes:
@@ -250,9 +260,11 @@ class DruidBackfill:
         size = sum(len(d) for _, d in parts)
         backoff = Backoff(self.config.backoff_base_s, self.config.backoff_max_s)
         error = ""
+        # hours a --force emptied have no lines; only such hours: one line no row passes
+        staged = [p for p in parts if p[1]] or [(start, b"{}\n")]
         # staged once, for every attempt; removed when the statement ends (druid_staging)
-        with self._stager.staged(start, parts) as source:
-            sql = replace_statement(self.config.datasource, start, end, source)
+        with self._stager.staged(start, staged) as source:
+            sql = replace_statement(self.config.datasource, start, end, source, empty=not rows)
             for attempt in range(self.config.max_attempts):
                 if attempt:
                     delay = backoff.next_delay()
@@ -272,6 +284,7 @@ class DruidBackfill:
                 if state == "SUCCESS":
                     seconds = time.perf_counter() - t0
                     self._unmark(start, end)
+                    self._emptied.difference_update(range(start, end, HOUR))
                     summary.statements += 1
                     summary.rows += rows
                     summary.bytes += size

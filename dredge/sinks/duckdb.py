@@ -143,6 +143,16 @@ class DuckDBSink:
         with self._lock:
             meta.claim_window(self.con, self.config.path, window_s, key)
 
+    def file_buckets(self, digest: str, seconds: int) -> list[int]:
+        """The ``seconds``-long buckets (epoch s) holding the stored rows of the file with this
+        hash: what ``replay --force`` is about to replace (a Druid backfill rebuilds them)."""
+        with self._lock:
+            found = self.con.execute(
+                "SELECT DISTINCT epoch(f.window_start)::BIGINT // ? * ? FROM flow_facts f "
+                "JOIN file_ids i ON i.id = f.file_id WHERE i.hash = ? ORDER BY 1",
+                [seconds, seconds, digest]).fetchall()
+        return [int(r[0]) for r in found]
+
     def require_replaceable(self) -> None:
         """Refuse (ConfigError) ``replay --force`` when some file's rows cannot be told apart."""
         with self._lock:

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from dredge.cli import main
+from tests.integration.druid import DruidCluster, druid_totals, duckdb_totals
 
 pytestmark = pytest.mark.integration
 
@@ -114,3 +115,28 @@ def test_the_daemon_refuses_a_store_of_another_window(tmp_path: Path,
     assert rc in (1, 2)  # the daemon exits 1 on every failure (2 for config errors: issue 11)
     error = one_error(err)
     assert "pipeline.window_s" in error and "60-second" in error and "300-second" in error
+
+
+def test_force_with_sink_druid_rebuilds_the_replaced_hours_too(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], druid: DruidCluster) -> None:
+    """A wrong --format put the rows in hour 10; fixed, they belong in hour 12: Druid must
+    lose hour 10 as the store does, not keep the stale rows beside the new ones."""
+    from tests.integration.test_druid_sink import ROUTER
+
+    ten, twelve = 1764583200, 1764590400  # 2025-12-01 10:00 and 12:00 UTC
+    path = tmp_path / "two-times.log"
+    path.write_text("".join(f"10.0.0.{i} 10.0.1.{i} {ten + i} {twelve + i} {100 * i} {i}\n"
+                            for i in range(1, N + 1)))
+    db = tmp_path / "s.duckdb"
+    ds = druid.datasource("force")
+    druid_args = ["--sink", "druid", "--druid-url", ROUTER, "--druid-datasource", ds]
+    wrong = "srcaddr dstaddr start interface-id bytes packets"
+    right = "srcaddr dstaddr interface-id start bytes packets"
+    rc, out, _ = replay(capsys, str(path), "--db", str(db), "--format", wrong, *druid_args)
+    assert rc == 0 and out["flows"] == N
+    assert druid_totals(druid, ds) == duckdb_totals(db)
+    assert {t[:13] for t, _, _ in duckdb_totals(db)} == {"2025-12-01T10"}
+    rc, out, _ = replay(capsys, str(path), "--db", str(db), "--format", right, "--force", *druid_args)
+    assert rc == 0 and out["replaced"] == 1, out
+    assert {t[:13] for t, _, _ in duckdb_totals(db)} == {"2025-12-01T12"}
+    assert druid_totals(druid, ds) == duckdb_totals(db)
