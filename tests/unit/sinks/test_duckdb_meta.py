@@ -25,6 +25,7 @@ def test_force_replaces_exactly_the_files_earlier_rows(tmp_path: Path) -> None:
     with DuckDBSink(DuckDBConfig(path=str(tmp_path / "d.duckdb"))) as sink:
         assert sink.store_files([(rows([("api", "db"), ("api", "web")], [10, 20]), rec("a", 2)),
                                  (rows([("api", "db")], [5]), rec("b", 1))]) == [True, True]
+        assert sink.file_buckets("a", 3600) == [1795600800] and sink.file_buckets("z", 3600) == []
         # without replace: refused as before; with it: a's two rows give way to one new row
         assert sink.store_files([(rows([("x", "y")], [1]), rec("a", 1))]) == [False]
         again = replace(rec("a", 1), replace=True, malformed=3)
