@@ -28,7 +28,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dredge.errors import DredgeError
+from dredge.errors import ConfigError, DredgeError
 from dredge.telemetry.logging import get_logger
 
 if TYPE_CHECKING:  # imported when the daemon runs: `dredge --help` stays quick
@@ -157,12 +157,14 @@ def run_daemon(config: DredgeConfig) -> int:
     except BaseException as exc:  # reported below; the exit code says it
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
-        for leaf in _leaves(exc):
+        leaves = _leaves(exc)
+        for leaf in leaves:
             kind = "error" if isinstance(leaf, DredgeError) else "crashed"
             detail = str(leaf) if isinstance(leaf, DredgeError) else f"{type(leaf).__name__}: {leaf}"
             log.error("daemon_failed", error=f"{type(leaf).__name__}: {leaf}")
             sys.stderr.write(f"dredge: {kind}: {detail}\n")
-        return 1
+        # refused at start (e.g. a store of another rollup window): a usage error, as in commands
+        return 2 if all(isinstance(leaf, ConfigError) for leaf in leaves) else 1
     return 0
 
 

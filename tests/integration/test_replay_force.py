@@ -112,7 +112,7 @@ def test_the_daemon_refuses_a_store_of_another_window(tmp_path: Path,
     # refused when the store is opened, before any stream, lease table or AWS call
     rc = main(["run", "--config", str(config)])
     err = capsys.readouterr().err
-    assert rc in (1, 2)  # the daemon exits 1 on every failure (2 for config errors: issue 11)
+    assert rc == 2
     error = one_error(err)
     assert "pipeline.window_s" in error and "60-second" in error and "300-second" in error
 
