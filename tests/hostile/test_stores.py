@@ -1,0 +1,101 @@
+"""Foreign or damaged stores given to ``query``, ``serve``, ``replay`` and ``druid
+backfill``: a DuckDB file that is not a Dredge store (left unchanged), a corrupted store,
+a file that is not DuckDB at all, an empty file, a directory."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.hostile.conftest import accepted, cli, refused
+
+
+def _foreign(tmp_path: Path) -> Path:
+    p = tmp_path / "foreign.duckdb"
+    con = duckdb.connect(str(p))
+    con.execute("CREATE TABLE customers (id INTEGER, name TEXT)")
+    con.execute("INSERT INTO customers VALUES (1, 'a')")
+    con.close()
+    return p
+
+
+def _corrupt(tmp_path: Path, store: Path) -> Path:
+    p = tmp_path / "corrupt.duckdb"
+    shutil.copy(store, p)
+    data = bytearray(p.read_bytes())
+    for i in range(4096, len(data), 997):
+        data[i] ^= 0xA5
+    p.write_bytes(bytes(data))
+    return p
+
+
+def _stores(tmp_path: Path, store: Path) -> dict[str, Path]:
+    text = tmp_path / "text.duckdb"
+    text.write_text("this is not a database\n" * 100)
+    empty = tmp_path / "empty.duckdb"
+    empty.write_bytes(b"")
+    half = tmp_path / "half.duckdb"
+    half.write_bytes(store.read_bytes()[:5000])
+    return {"foreign": _foreign(tmp_path), "corrupt": _corrupt(tmp_path, store), "text": text,
+            "empty": empty, "half": half, "directory": tmp_path}
+
+
+KINDS = ["foreign", "corrupt", "text", "empty", "half", "directory"]
+
+
+def _digest(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else ""
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_query_refuses_what_is_not_a_store(tmp_path: Path, store: Path, kind: str) -> None:
+    db = _stores(tmp_path, store)[kind]
+    before = _digest(db)
+    refused(cli("query", "top", "--db", db), 2, str(db))
+    assert _digest(db) == before  # a query writes nothing, not even Dredge's tables
+    if kind == "foreign":
+        con = duckdb.connect(str(db), read_only=True)
+        assert [r[0] for r in con.execute("SHOW TABLES").fetchall()] == ["customers"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_serve_refuses_what_is_not_a_store(tmp_path: Path, store: Path, kind: str) -> None:
+    db = _stores(tmp_path, store)[kind]
+    refused(cli("serve", "--db", db, "--port", "0"), 2, str(db))
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "text", "half", "directory"])
+def test_replay_refuses_a_damaged_store(tmp_path: Path, store: Path, flowlog: Path,
+                                        kind: str) -> None:
+    db = _stores(tmp_path, store)[kind]
+    refused(cli("replay", flowlog, "--db", db, "--dead-letter", tmp_path / "dl.jsonl",
+                "--no-progress"), 2, str(db))
+
+
+def test_replay_into_a_foreign_duckdb_is_refused(tmp_path: Path, flowlog: Path) -> None:
+    """Someone else's database is not made a Dredge store by accident."""
+    db = _foreign(tmp_path)
+    refused(cli("replay", flowlog, "--db", db, "--no-progress"), 2, "not a dredge store")
+
+
+def test_query_a_store_in_a_read_only_place(tmp_path: Path, store: Path) -> None:
+    """Queries need no write access (the store's folder may be read-only, e.g. /sys-like)."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    shutil.copy(store, ro / "s.duckdb")
+    ro.chmod(0o555)
+    try:
+        accepted(cli("query", "top", "--db", ro / "s.duckdb"))
+    finally:
+        ro.chmod(0o755)
+
+
+@pytest.mark.parametrize("kind", ["foreign", "text", "directory"])
+def test_druid_backfill_refuses_what_is_not_a_store(tmp_path: Path, store: Path,
+                                                    kind: str) -> None:
+    db = _stores(tmp_path, store)[kind]
+    refused(cli("druid", "backfill", "--db", db, "--druid-url", "http://127.0.0.1:9"), 2)
