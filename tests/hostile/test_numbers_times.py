@@ -67,7 +67,7 @@ def test_query_time_range_options(store: Path, option: str, value: str) -> None:
     if r.rc == 0:  # a far but representable time is a valid (empty or full) range
         accepted(r)
     else:
-        refused(r, 2, "time" if value.strip() else "")
+        refused(r, 2, option)
 
 
 def test_query_from_after_to(store: Path) -> None:
@@ -82,7 +82,7 @@ def test_index_lookup_at(owners: Path, value: str) -> None:
     if r.rc == 0:
         accepted(r)
     else:
-        refused(r, 2, "time")
+        refused(r, 2, "--at")
 
 
 @pytest.mark.parametrize("line", [
