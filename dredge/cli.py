@@ -4,11 +4,13 @@ Argument parsing and dispatch only: each verb lives in :mod:`dredge.commands` (o
 verb, which adds its own subparser). Bad input never ends in a traceback; errors are caught
 once, here, and printed as one ``dredge: error:`` line:
 
-- exit 2: usage and configuration (argparse's errors too, as one line), an input that cannot
-  be used (:data:`USAGE_ERRORS`; an ``OSError`` naming a path that does not exist or cannot
-  be one: ENOENT, ENOTDIR, EISDIR, ENAMETOOLONG);
-- exit 1: any other failure at run time (a store that cannot be written, a full disk, a
-  server that refuses), and a bug, said as one line with ``DREDGE_TRACEBACK=1`` to see it.
+- exit 2: what Dredge refuses on purpose (a :class:`DredgeError`: a bad option, setting,
+  file, store, format, credentials; argparse's errors too, as one line), and an ``OSError``
+  naming a path that does not exist or cannot be one (ENOENT, ENOTDIR, EISDIR, ENAMETOOLONG);
+- exit 1: a failure at run time that is nobody's input (:data:`RUNTIME_ERRORS`: a lost
+  lease or checkpoint; the OS refusing a write: EACCES, ENOSPC, EIO; out of memory) and a
+  bug, said as one line (``DREDGE_TRACEBACK=1`` shows where). Commands return 1 themselves
+  for records or files they had to drop (``parse``, ``replay``).
 
 One-shot commands log warnings and errors only (stderr stays quiet on success); ``dredge
 run`` logs at its config's ``log_level``. ``--log-level`` or ``DREDGE_LOG_LEVEL`` override.
@@ -25,10 +27,10 @@ from typing import NoReturn
 
 from dredge import __version__
 from dredge.commands import dashboards, druid, generate, index, parse, query, replay, run, serve
-from dredge.errors import ConfigError, DredgeError, OwnerIndexError, ParseError, SourceError
+from dredge.errors import CheckpointError, ConfigError, DecodeError, DredgeError
 from dredge.telemetry.logging import LEVELS, configure
 
-USAGE_ERRORS = (ConfigError, SourceError, ParseError, OwnerIndexError)
+RUNTIME_ERRORS = (CheckpointError, DecodeError)
 _BAD_PATH = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP)
 LEVEL_ENV = "DREDGE_LOG_LEVEL"
 
@@ -93,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         return _fail(str(exc), 2)
     except DredgeError as exc:
-        return _fail(str(exc), 2 if isinstance(exc, USAGE_ERRORS) else 1)
+        return _fail(str(exc), 1 if isinstance(exc, RUNTIME_ERRORS) else 2)
     except KeyboardInterrupt:
         sys.stderr.write("dredge: interrupted\n")
         return 130

@@ -320,7 +320,7 @@ def add_druid_command(sub: Any) -> None:
     add_druid_args(i)
     i.add_argument("--timeout", type=float_in(0, 86400), default=180.0,
                    help="seconds to wait for RUNNING (default: %(default)s)")
-    i.add_argument("--create-stream", type=int_in(0, 10_000), metavar="SHARDS", default=0,
+    i.add_argument("--create-stream", type=int, metavar="SHARDS", default=0,
                    help="create the output stream with this many shards if it does not exist "
                    "(at --kinesis-endpoint / [sink.kinesis_out] endpoint_url) (default: 0, no)")
     i.set_defaults(func=cmd_init)

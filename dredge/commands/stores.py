@@ -35,7 +35,7 @@ def _tables(key: str, path: str) -> set[str]:
     return {str(r[0]) for r in rows}
 
 
-def existing_store(path: str, key: str = "--db") -> None:
+def existing_store(path: str, key: str = "db") -> None:
     """A Dredge store to read."""
     if not Path(path).exists():
         raise ConfigError(key, f"no database at {path} (run `dredge replay` first)")
@@ -46,7 +46,7 @@ def existing_store(path: str, key: str = "--db") -> None:
         raise ConfigError(key, f"{path} is not a Dredge store (no {STORE_TABLE} table)")
 
 
-def store_to_write(path: str, key: str = "--db") -> None:
+def store_to_write(path: str, key: str = "db") -> None:
     """A Dredge store to write: a new file, a Dredge store, or a database with no tables."""
     check_output_file(key, path)
     p = Path(path)
