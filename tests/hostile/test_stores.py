@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.hostile.conftest import accepted, cli, refused
+from tests.hostile.conftest import cli, refused
 
 
 def _foreign(tmp_path: Path) -> Path:
