@@ -12,8 +12,8 @@ once, here, and printed as one ``dredge: error:`` line:
   bug, said as one line (``DREDGE_TRACEBACK=1`` shows where). Commands return 1 themselves
   for records or files they had to drop (``parse``, ``replay``).
 
-One-shot commands log warnings and errors only (stderr stays quiet on success); ``dredge
-run`` logs at its config's ``log_level``. ``--log-level`` or ``DREDGE_LOG_LEVEL`` override.
+One-shot commands log warnings and errors only (stderr stays quiet on success); the servers
+keep their info logs (``dredge run`` at its config's ``log_level``). ``--log-level`` or ``DREDGE_LOG_LEVEL`` override.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from dredge.telemetry.logging import LEVELS, configure
 RUNTIME_ERRORS = (CheckpointError, DecodeError)
 _BAD_PATH = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP)
 LEVEL_ENV = "DREDGE_LOG_LEVEL"
+SERVERS = ("run", "serve")  # long-running: they keep their info logs
 
 
 class UsageError(Exception):
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"dredge {__version__}")
     p.add_argument("--log-level", type=_level, default=None, metavar="LEVEL",
                    help=f"{', '.join(LEVELS)} (default: ${LEVEL_ENV}, else warning; "
-                   "dredge run: its config's log_level)")
+                   "serve: info; run: its config's log_level)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (replay.add_parser, query.add_parser, parse.add_parser, generate.add_parser,
                 index.add_index_command, run.add_parser, druid.add_druid_command, serve.add_parser,
@@ -89,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         level = _log_level(args)
         args.log_level = level
-        configure(level or ("info" if args.command == "run" else "warning"))
+        configure(level or ("info" if args.command in SERVERS else "warning"))
         rc: int = args.func(args)
         return rc
     except UsageError as exc:

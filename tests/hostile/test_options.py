@@ -105,3 +105,8 @@ def test_top_level_help_and_version_in_a_subprocess() -> None:
     r = sub("--help", timeout=60)
     assert r.rc == 0 and b"replay" in r.out and r.err == ""
     assert b"--log-level" in r.out and b"default" in r.out
+
+
+@pytest.mark.parametrize("host", ["not a host", "999.1.1.1", "::1::", ""])
+def test_serve_host_that_cannot_be_listened_on(store: Path, host: str) -> None:
+    refused(cli("serve", "--db", store, "--host", host, "--port", "0"), 2, "host")

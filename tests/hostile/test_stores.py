@@ -120,3 +120,11 @@ def test_druid_backfill_refuses_what_is_not_a_store(tmp_path: Path, store: Path,
                                                     kind: str) -> None:
     db = _stores(tmp_path, store)[kind]
     refused(cli("druid", "backfill", "--db", db, "--druid-url", "http://127.0.0.1:9"), 2)
+
+
+@pytest.mark.parametrize("kind", ["foreign", "text", "empty", "half", "directory"])
+def test_index_state_that_is_not_one(tmp_path: Path, store: Path, kind: str) -> None:
+    """``--state`` names the live index's saved state (Arrow IPC): anything else is refused."""
+    state = _stores(tmp_path, store)[kind]
+    for argv in (["index", "stats"], ["index", "lookup", "10.0.0.1", "--at", "5"]):
+        refused(cli(*argv, "--state", state), 2, str(state))
