@@ -77,7 +77,17 @@ def cmd_query(args: argparse.Namespace) -> int:
         internet_price=args.internet_price, nat_price=args.nat_price,
     )
     if args.server:
+        from urllib.parse import urlsplit
+
         from dredge.serve.client import query_server
+
+        try:
+            url = urlsplit(args.server)
+            url.port  # noqa: B018 (parses the port: a bad one raises)
+        except ValueError as exc:
+            raise ConfigError("--server", f"not a URL: {args.server!r} ({exc})") from None
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError("--server", f"an http:// or https:// URL, not {args.server!r}")
 
         table = query_server(args.server, spec, args.server_token)
     elif args.backend == "druid":

@@ -159,6 +159,18 @@ def no_traceback(r: Result) -> Result:
     return r
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _scratch_cwd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Commands run in a scratch folder: a default path (``dredge.duckdb``, the dead-letter
+    file) never lands in the checkout."""
+    saved = Path.cwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    try:
+        yield
+    finally:
+        os.chdir(saved)
+
+
 @pytest.fixture
 def flowlog(tmp_path: Path) -> Path:
     """A small well-formed flow-log file (header + 3 records)."""

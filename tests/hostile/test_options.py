@@ -110,3 +110,9 @@ def test_top_level_help_and_version_in_a_subprocess() -> None:
 @pytest.mark.parametrize("host", ["not a host", "999.1.1.1", "::1::", ""])
 def test_serve_host_that_cannot_be_listened_on(store: Path, host: str) -> None:
     refused(cli("serve", "--db", store, "--host", host, "--port", "0"), 2, "host")
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://127.0.0.1:99999", "ftp://x", "x",
+                                 "http://", "http://127.0.0.1:1"])
+def test_query_server_urls(url: str) -> None:
+    refused(cli("query", "top", "--server", url), 2, url if url != "http://" else "server")
