@@ -16,7 +16,6 @@ rest is kept. Two ways to run a command:
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import re
@@ -29,6 +28,7 @@ import traceback
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -57,23 +57,6 @@ class Result:
         return f"rc={self.rc}\n--- stderr ---\n{self.err[-3000:]}\n--- stdout ---\n{self.out[:500]!r}"
 
 
-@contextlib.contextmanager
-def _environ(env: Mapping[str, str] | None) -> Iterator[None]:
-    if not env:
-        yield
-        return
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def cli(*argv: str | Path, stdin: bytes = b"", env: Mapping[str, str] | None = None,
         deadline: float = 60.0) -> Result:
     """``dredge ARGV`` in this process. A command still running after ``deadline`` seconds
@@ -92,7 +75,7 @@ def cli(*argv: str | Path, stdin: bytes = b"", env: Mapping[str, str] | None = N
                 io.TextIOWrapper(err, write_through=True))  # kept: closing one closes its buffer
     sys.stdin, sys.stdout, sys.stderr = wrappers
     try:
-        with _environ(env):
+        with mock.patch.dict(os.environ, env or {}):
             try:
                 rc = main([str(a) for a in argv])
             except SystemExit as exc:  # argparse: --help, usage errors

@@ -28,24 +28,17 @@ def test_usage_errors_are_one_line(argv: list[str]) -> None:
     assert "usage:" not in r.err and len(r.err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("where", ["srcport=abc", "protocol=tcp|udp|x", "protocol=1e3",
-                                   "traffic_path=-", "protocol=99999999999999999999",
-                                   "nodim=1", "src_app", "=x", "src_app=a=b=c"])
-def test_query_where_values(store: Path, where: str) -> None:
-    r = cli("query", "top", "--db", store, "--where", where)
+@pytest.mark.parametrize("option,value", [
+    *[("--where", w) for w in ("srcport=abc", "protocol=tcp|udp|x", "protocol=1e3",
+                               "traffic_path=-", "protocol=99999999999999999999", "nodim=1",
+                               "src_app", "=x", "src_app=a=b=c")],
+    *[("--by", b) for b in ("nope", "src_app,,", "window_start", "bytes", "")]])
+def test_query_where_and_by_values(store: Path, option: str, value: str) -> None:
+    r = cli("query", "top", "--db", store, option, value)
     if r.rc == 0:
         accepted(r)
     else:
-        refused(r, 2, "where")
-
-
-@pytest.mark.parametrize("by", ["nope", "src_app,,", "window_start", "bytes", ""])
-def test_query_by_values(store: Path, by: str) -> None:
-    r = cli("query", "top", "--db", store, "--by", by)
-    if r.rc == 0:
-        accepted(r)
-    else:
-        refused(r, 2, "by")
+        refused(r, 2, option.lstrip("-"))
 
 
 @pytest.mark.parametrize("level", ["loud", "INFO ", "5", ""])
