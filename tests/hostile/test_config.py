@@ -52,6 +52,15 @@ def _run(tmp_path: Path, toml: str, env: dict[str, str] | None = None,
     ("this is = = not toml", "config"),
     (STREAM + "[pipeline]\nholdback_s = 1e400\n", "pipeline.holdback_s"),
     (STREAM + "[decode]\nmax_inflated_bytes = 0\n", "decode.max_inflated_bytes"),
+    # rules that span two keys name the one to change
+    (STREAM + "[lease]\nrenew_interval_s = 20.0\nfailover_time_s = 10.0\n", "lease.renew_interval_s"),
+    (STREAM + "[kinesis]\nbackoff_base_s = 20.0\nbackoff_max_s = 1.0\n", "kinesis.backoff_max_s"),
+    (STREAM + 'start_timestamp = "2026-01-01"\n', "streams[0].start_timestamp"),
+    (STREAM + '[[index.events]]\nkind = "file"\n', "index.events[0].path"),
+    (STREAM + '[metrics]\nhost = "0.0.0.0"\n', "metrics.host"),
+    (STREAM + '[index]\nstate_path = "/tmp"\n', "index.state_path"),
+    (STREAM + '[index]\ncidrs = ["x.txt"]\n', "index.cidrs[0]"),
+    (STREAM + 'format = "bogus"\n', "streams[0].format"),
 ])
 def test_bad_config_is_refused_naming_the_key(tmp_path: Path, toml: str, key: str) -> None:
     _, argv = _run(tmp_path, toml)
