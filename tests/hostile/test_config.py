@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.hostile.conftest import accepted, cli, no_traceback, refused
+from tests.hostile.conftest import accepted, cli, no_traceback, refused, sub
 
 STREAM = '[[streams]]\nname = "flows"\n'
 
@@ -65,6 +65,16 @@ def _run(tmp_path: Path, toml: str, env: dict[str, str] | None = None,
 def test_bad_config_is_refused_naming_the_key(tmp_path: Path, toml: str, key: str) -> None:
     _, argv = _run(tmp_path, toml)
     refused(cli(*argv), 2, key)
+
+
+@pytest.mark.parametrize("toml", [STREAM + '[sink.duckdb]\nmemory_limit = "lots"\n',
+                                  STREAM + '[index]\nownership = ["/nonexistent/o.jsonl"]\n'])
+def test_bad_config_real_exit_status(tmp_path: Path, toml: str) -> None:
+    """As an operator's shell sees it: a subprocess, under the address-space limit, with a
+    timeout (a daemon that started instead of refusing would run into it)."""
+    _, argv = _run(tmp_path, toml, check=False)
+    r = sub(*argv, timeout=60)
+    refused(r, 2, "memory_limit" if "memory" in toml else "ownership")
 
 
 def test_bad_config_without_check_exits_2_too(tmp_path: Path) -> None:
