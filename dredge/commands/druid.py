@@ -55,12 +55,16 @@ def add_druid_args(p: argparse.ArgumentParser, staging: bool = False) -> None:
                              "..._PASSWORD, ..._CA_FILE, ..._TLS_VERIFY, ..._DATASOURCE)")
     g.add_argument("--config", dest="druid_config_file", metavar="FILE",
                    help="a dredge TOML file: Druid settings from its [sink.druid], the output "
-                   "stream from [sink.kinesis_out]; options and DREDGE_DRUID_* win over it")
+                   "stream from [sink.kinesis_out]; options and DREDGE_DRUID_* win over it "
+                   "(default: none)")
     g.add_argument("--druid-url", help="Druid Router URL (default: http://127.0.0.1:8888)")
-    g.add_argument("--druid-overlord-url", help="Overlord URL when the Router does not proxy it")
-    g.add_argument("--druid-user", help="basic auth user")
-    g.add_argument("--druid-password", help="basic auth password (prefer DREDGE_DRUID_PASSWORD)")
-    g.add_argument("--druid-ca-file", help="https: CA bundle (PEM) to trust")
+    g.add_argument("--druid-overlord-url", help="Overlord URL when the Router does not proxy "
+                   "it (default: through the Router)")
+    g.add_argument("--druid-user", help="basic auth user (default: none, no auth)")
+    g.add_argument("--druid-password", help="basic auth password (prefer "
+                   "DREDGE_DRUID_PASSWORD; default: none)")
+    g.add_argument("--druid-ca-file", help="https: CA bundle (PEM) to trust (default: the "
+                   "system's CAs)")
     g.add_argument("--druid-tls-verify", action=argparse.BooleanOptionalAction, default=None,
                    help="https: check the server certificate (default: yes)")
     g.add_argument("--druid-datasource", help="datasource (default: dredge_flows)")
@@ -333,7 +337,7 @@ def add_druid_command(sub: Any) -> None:
     b = dsub.add_parser("backfill", help="rebuild hours in Druid from the DuckDB store (REPLACE)")
     b.add_argument("--db", default="dredge.duckdb", help="DuckDB store (default: %(default)s)")
     b.add_argument("--from", dest="start", help="first hour (default: all the store holds)")
-    b.add_argument("--to", dest="end", help="end, exclusive")
+    b.add_argument("--to", dest="end", help="end, exclusive (default: all the store holds)")
     add_druid_args(b, staging=True)
     b.set_defaults(func=cmd_backfill)
 

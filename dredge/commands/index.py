@@ -30,7 +30,8 @@ def add_index_args(p: argparse.ArgumentParser) -> None:
                    help="CIDR map: CSV (cidr,app,type,region,...) or AWS ip-ranges.json "
                    "(repeatable; default: none)")
     p.add_argument("--state", metavar="PATH", default=None,
-                   help="the live index's saved state (Arrow IPC), instead of --index/--cidrs")
+                   help="the live index's saved state (Arrow IPC), instead of --index/--cidrs "
+                   "(default: none)")
 
 
 def load_snapshot(args: argparse.Namespace) -> IndexSnapshot:

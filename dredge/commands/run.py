@@ -17,7 +17,8 @@ from typing import Any
 def add_parser(sub: Any) -> None:
     r = sub.add_parser("run", help="the streaming daemon: Kinesis -> enrich -> store, with leases")
     r.add_argument("--config", required=True, help="TOML file (see infra/dredge.example.toml);"
-                   " DREDGE_<SECTION>__<KEY> environment variables override it")
+                   " DREDGE_<SECTION>__<KEY> environment variables override it (no default: "
+                   "required)")
     r.add_argument("--check", action="store_true",
                    help="validate the configuration and exit (0: ok, 2: the bad key)")
     r.set_defaults(func=cmd_run)

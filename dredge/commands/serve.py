@@ -76,6 +76,7 @@ def add_parser(sub: Any) -> None:
 
 def add_server_args(q: argparse.ArgumentParser) -> None:
     q.add_argument("--server", metavar="URL", help="send the query to a running `dredge run` or "
-                   "`dredge serve` (http://127.0.0.1:9108; user:password@ for basic auth)")
+                   "`dredge serve` (http://127.0.0.1:9108; user:password@ for basic auth) "
+                   "(default: none, read --db)")
     q.add_argument("--server-token", metavar="TOKEN", help=f"bearer token for --server "
                    f"(default: ${TOKEN_ENV})")
