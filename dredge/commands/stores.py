@@ -14,7 +14,7 @@ from dredge.settings import check_input_file, check_output_file
 STORE_TABLE = "flow_facts"  # every Dredge store has it (dredge.sinks.duckdb)
 
 
-def _tables(key: str, path: str) -> set[str]:
+def _tables(key: str, path: str, busy_hint: str) -> set[str]:
     import duckdb
 
     try:
@@ -23,7 +23,7 @@ def _tables(key: str, path: str) -> set[str]:
         text = str(exc)
         if "lock" in text.lower():  # a daemon writes it: not a bad store
             raise ConfigError(key, f"{path} is in use by another process ({text.splitlines()[0]}); "
-                              "ask it with --server") from None
+                              f"{busy_hint}") from None
         raise ConfigError(key, f"{path} is not a readable DuckDB database "
                           f"({text.splitlines()[0] if text else type(exc).__name__})") from None
     try:
@@ -42,7 +42,7 @@ def existing_store(path: str, key: str = "db") -> None:
     check_input_file(key, path)
     if Path(path).stat().st_size == 0:
         raise ConfigError(key, f"{path} is an empty file, not a Dredge store")
-    if STORE_TABLE not in _tables(key, path):
+    if STORE_TABLE not in _tables(key, path, "ask the process with --server"):
         raise ConfigError(key, f"{path} is not a Dredge store (no {STORE_TABLE} table)")
 
 
@@ -51,7 +51,7 @@ def store_to_write(path: str, key: str = "db") -> None:
     check_output_file(key, path)
     p = Path(path)
     if p.exists() and p.stat().st_size > 0:
-        tables = _tables(key, path)
+        tables = _tables(key, path, "stop it first, or give another --db")
         if tables and STORE_TABLE not in tables:
             raise ConfigError(key, f"{path} is not a Dredge store (tables: "
                               f"{', '.join(sorted(tables)[:5])}); give another --db")

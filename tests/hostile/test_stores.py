@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.hostile.conftest import cli, refused
+from tests.hostile.conftest import accepted, cli, refused, sub
 
 
 def _foreign(tmp_path: Path) -> Path:
@@ -128,3 +128,38 @@ def test_index_state_that_is_not_one(tmp_path: Path, store: Path, kind: str) -> 
     state = _stores(tmp_path, store)[kind]
     for argv in (["index", "stats"], ["index", "lookup", "10.0.0.1", "--at", "5"]):
         refused(cli(*argv, "--state", state), 2, str(state))
+
+
+def test_query_a_store_another_process_writes(tmp_path: Path, store: Path) -> None:
+    """DuckDB's lock: the query is refused in one line that says what to do (--server)."""
+    db = tmp_path / "locked.duckdb"
+    shutil.copy(store, db)
+    con = duckdb.connect(str(db))  # this process holds the write lock
+    try:
+        r = sub("query", "top", "--db", db, timeout=60)
+    finally:
+        con.close()
+    refused(r, 2, str(db), "--server")
+
+
+@pytest.mark.parametrize("where", ["src_app=a'; DROP TABLE flow_facts; --",
+                                   "src_app=\\x00", "dst_app!=' OR '1'='1"])
+def test_query_where_values_are_data_not_sql(tmp_path: Path, store: Path, where: str) -> None:
+    db = tmp_path / "s.duckdb"
+    shutil.copy(store, db)
+    before = accepted(cli("query", "top", "--db", db, "--json")).out
+    r = accepted(cli("query", "top", "--db", db, "--json", "--where", where))
+    assert r.out in (b"", before)
+    assert accepted(cli("query", "top", "--db", db, "--json")).out == before
+
+
+def test_replay_into_a_store_another_process_writes(tmp_path: Path, store: Path,
+                                                   flowlog: Path) -> None:
+    db = tmp_path / "locked.duckdb"
+    shutil.copy(store, db)
+    con = duckdb.connect(str(db))
+    try:
+        r = sub("replay", flowlog, "--db", db, "--no-progress", timeout=60)
+    finally:
+        con.close()
+    refused(r, 2, str(db), "another process")
