@@ -71,6 +71,10 @@ def test_generate_prints_one_line_and_writes_the_manifest(tmp_path: Path) -> Non
     assert len(lines) == 1 and "200" in lines[0] and "manifest.json" in lines[0]
     manifest = json.loads((tmp_path / "g" / "manifest.json").read_text())
     assert manifest["flows"] == 200
+    # the generator's own Parquet through `parse`: every record, as JSON lines
+    for f in [x for x in manifest["file_list"] if x["kind"] == "parquet"][:2]:
+        r = accepted(cli("parse", tmp_path / "g" / f["path"]))
+        assert len(r.out.splitlines()) == f["flows"] + f["nodata"] + f["skipdata"]
 
 
 @pytest.mark.parametrize("argv", COMMANDS)
