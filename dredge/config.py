@@ -45,14 +45,13 @@ from dredge.errors import ConfigError
 from dredge.index.providers.config import IndexConfig
 from dredge.pipeline import PipelineConfig
 from dredge.serve.config import ServeConfig
-from dredge.settings import sub_validate
+from dredge.settings import check_input_file, check_output_file, sub_validate
 from dredge.sinks.config import DeadLetterConfig, SinkConfig
 from dredge.sources.kinesis.config import KinesisConfig, LeaseConfig, StreamConfig, check_table_name
+from dredge.telemetry.logging import LEVELS
 from dredge.telemetry.metrics import MetricsConfig
 
 __all__ = ["DredgeConfig", "StreamConfig", "load_config"]
-
-_LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 @dataclass(frozen=True)
@@ -89,12 +88,25 @@ class DredgeConfig:
             sub_validate(name, getattr(self, name).validate)
         if self.metrics.port:
             self.serve.check_bind(self.metrics.host)
-        if self.log_level.lower() not in _LOG_LEVELS:
-            raise ConfigError("log_level", f"one of {list(_LOG_LEVELS)}")
+        if self.log_level.lower() not in LEVELS:
+            raise ConfigError("log_level", f"one of {list(LEVELS)}, not {self.log_level!r}")
 
     def require_streams(self) -> None:
         if not self.streams:
             raise ConfigError("streams", "configure at least one [[streams]] table")
+
+    def check_paths(self) -> None:
+        """The files the daemon reads exist; the places it writes can be written (a
+        ``ConfigError`` naming the key, before anything starts)."""
+        for i, p in enumerate(self.index.ownership):
+            check_input_file(f"index.ownership[{i}]", p)
+        for i, p in enumerate(self.index.cidrs):
+            check_input_file(f"index.cidrs[{i}]", p)
+        check_output_file("sink.duckdb.path", self.sink.duckdb.path)
+        if self.dead_letter.path:
+            check_output_file("dead_letter.path", self.dead_letter.path)
+        if self.index.state_path:
+            check_output_file("index.state_path", self.index.state_path)
 
     def resolved_worker_id(self) -> str:
         return self.worker_id or f"{socket.gethostname()}:{os.getpid()}"

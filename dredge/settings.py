@@ -13,12 +13,16 @@ and calls :func:`load`.
   (list items by index) folded into the mapping, typed by the target field.
 - :func:`sub_validate`: run a nested section's ``validate()`` and make the key it names a
   full dotted path (``streams[0].start_position``).
-- One check per rule shared by many sections: :func:`check_positive`, :func:`check_url`.
+- One check per rule shared by many sections (and by the commands' options):
+  :func:`check_positive`, :func:`check_url`, :func:`check_input_file`,
+  :func:`check_output_file`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import tomllib
 import types
 import typing
@@ -50,8 +54,49 @@ def sub_validate(prefix: str, validate: Callable[[], None]) -> None:
 def check_positive(section: object, *names: str, prefix: str = "") -> None:
     """Each named number field must be > 0 (``<prefix><name>: must be > 0``)."""
     for name in names:
-        if not getattr(section, name) > 0:
+        value = getattr(section, name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(prefix + name, f"must be a finite number, not {value}")
+        if not value > 0:
             raise ConfigError(prefix + name, "must be > 0")
+
+
+def check_input_file(key: str, path: str | Path) -> None:
+    """A file to read: it exists and is a file (not a folder)."""
+    p = Path(path)
+    try:
+        if p.is_file():
+            with p.open("rb"):
+                return
+        problem = "is a folder, not a file" if p.is_dir() else "no such file"
+    except OSError as exc:
+        problem = f"cannot be read ({exc.strerror or exc})"
+    raise ConfigError(key, f"{path}: {problem}")
+
+
+def check_output_file(key: str, path: str | Path) -> None:
+    """A file to write (or append to): not a folder, its folder exists (or can be made
+    below one that does) and the file can be opened for writing. A file made only to try
+    is removed again."""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raise ConfigError(key, f"{path}: is a folder, not a file")
+        parent = p.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise ConfigError(key, f"{path}: {parent} is not a folder")
+        if p.parent.exists():
+            existed = p.exists()
+            with p.open("ab"):
+                pass
+            if not existed:
+                p.unlink()
+        elif not os.access(parent, os.W_OK | os.X_OK):
+            raise ConfigError(key, f"{path}: {parent} cannot be written")
+    except OSError as exc:
+        raise ConfigError(key, f"{path}: cannot be written ({exc.strerror or exc})") from None
 
 
 def check_url(key: str, url: str) -> None:
@@ -75,6 +120,9 @@ def load(cls: type[T], path: Path | str | None, env: Mapping[str, str]) -> T:
             raise ConfigError("config", f"cannot read {path}: {exc.strerror or exc}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("config", f"{path} is not valid TOML: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError("config", f"{path} is not UTF-8 text (TOML is UTF-8): byte "
+                              f"{exc.start}") from None
     apply_env(cls, data, env)
     built: T = build(cls, data, "")
     return built
@@ -123,10 +171,14 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(where, "must be an integer")
+        if not -(2**63) <= value < 2**63:
+            raise ConfigError(where, "out of range")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(where, "must be a number")
+        if not math.isfinite(value):
+            raise ConfigError(where, f"must be a finite number, not {value}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
@@ -138,16 +190,21 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
 def apply_env(root: type[Any], data: dict[str, Any], env: Mapping[str, str]) -> None:
     """Fold ``DREDGE_A__B=v`` into ``data['a']['b']``, typed by the field of ``root``'s tree.
 
-    A variable naming a known section with an unknown key is refused like a bad file key;
-    other ``DREDGE_*`` variables (``DREDGE_LOG_JSON``) are not configuration and are ignored.
+    A variable naming a known section with an unknown key is refused like a bad file key, and
+    so is ``DREDGE_<X>__...`` for an unknown section ``X`` (a misspelt section would be
+    ignored otherwise); other ``DREDGE_*`` variables (``DREDGE_LOG_JSON``,
+    ``DREDGE_DRUID_URL``) are not configuration and are left alone.
     """
     top = {f.name: f for f in dataclasses.fields(root)}
     for name in sorted(env):
         if not name.startswith(ENV_PREFIX):
             continue
         parts = name[len(ENV_PREFIX):].lower().split("__")
+        if len(parts) > 1 and parts[0] not in top:  # DREDGE_<SECTION>__...: configuration
+            raise ConfigError(parts[0], f"unknown section (from environment variable {name}; "
+                              f"sections: {', '.join(sorted(top))})")
         if parts[0] not in top or (len(parts) == 1 and name.count("__")):
-            continue  # not configuration (DREDGE_LOG_JSON, DREDGE_CONFIG)
+            continue  # not configuration (DREDGE_LOG_JSON, DREDGE_DRUID_URL, DREDGE_TRACEBACK)
         hint: Any = root
         node: Any = data
         where = ""

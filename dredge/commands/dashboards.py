@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from dredge.commands.druid import add_druid_args, druid_config
+from dredge.settings import check_output_file
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -27,6 +28,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                             duckdb_path="" if args.no_duckdb else (duckdb_path or ""),
                             ask_password=args.ask_password, assets=args.assets)
     out = Path(args.out)
+    check_output_file("--out", out)
     files = write(options, out)
     counts = {kind: sum(1 for p in files if f"/{kind}/" in p)
               for kind in ("databases", "datasets", "charts", "dashboards")}
@@ -44,12 +46,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="the ZIP to write (default: %(default)s)")
     e.add_argument("--duckdb", metavar="PATH", help="also add this DuckDB store as a "
                    "read-only database (default: [sink.duckdb] path of --config, if given)")
-    e.add_argument("--no-duckdb", action="store_true", help="no DuckDB database entry")
+    e.add_argument("--no-duckdb", action="store_true",
+                   help="no DuckDB database entry (default: one, see --duckdb)")
     e.add_argument("--ask-password", action="store_true",
                    help="with a Druid user: write Superset's password mask, so its import "
-                   "dialog asks for the password (its CLI import then refuses the bundle)")
+                   "dialog asks for the password (its CLI import then refuses the bundle) "
+                   "(default: no mask)")
     e.add_argument("--assets", action="store_true",
                    help="an assets bundle for POST /api/v1/assets/import/, which overwrites "
-                   "every object (a dashboard import keeps existing charts and datasets)")
+                   "every object (default: a dashboard bundle, whose import keeps existing "
+                   "charts and datasets)")
     add_druid_args(e)
     e.set_defaults(func=cmd_export)

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from dredge.commands.options import float_in, int_in, iso_period
+from dredge.commands.stores import existing_store
 from dredge.errors import ConfigError, SinkError
 
 if TYPE_CHECKING:  # the sinks load numba: imported when a command runs (`dredge --help` stays quick)
@@ -53,12 +55,16 @@ def add_druid_args(p: argparse.ArgumentParser, staging: bool = False) -> None:
                              "..._PASSWORD, ..._CA_FILE, ..._TLS_VERIFY, ..._DATASOURCE)")
     g.add_argument("--config", dest="druid_config_file", metavar="FILE",
                    help="a dredge TOML file: Druid settings from its [sink.druid], the output "
-                   "stream from [sink.kinesis_out]; options and DREDGE_DRUID_* win over it")
+                   "stream from [sink.kinesis_out]; options and DREDGE_DRUID_* win over it "
+                   "(default: none)")
     g.add_argument("--druid-url", help="Druid Router URL (default: http://127.0.0.1:8888)")
-    g.add_argument("--druid-overlord-url", help="Overlord URL when the Router does not proxy it")
-    g.add_argument("--druid-user", help="basic auth user")
-    g.add_argument("--druid-password", help="basic auth password (prefer DREDGE_DRUID_PASSWORD)")
-    g.add_argument("--druid-ca-file", help="https: CA bundle (PEM) to trust")
+    g.add_argument("--druid-overlord-url", help="Overlord URL when the Router does not proxy "
+                   "it (default: through the Router)")
+    g.add_argument("--druid-user", help="basic auth user (default: none, no auth)")
+    g.add_argument("--druid-password", help="basic auth password (prefer "
+                   "DREDGE_DRUID_PASSWORD; default: none)")
+    g.add_argument("--druid-ca-file", help="https: CA bundle (PEM) to trust (default: the "
+                   "system's CAs)")
     g.add_argument("--druid-tls-verify", action=argparse.BooleanOptionalAction, default=None,
                    help="https: check the server certificate (default: yes)")
     g.add_argument("--druid-datasource", help="datasource (default: dredge_flows)")
@@ -241,14 +247,13 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from dredge.sinks.druid_backfill import DruidBackfill
     from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
 
+    existing_store(args.db)
     config = druid_config(args)
-    if not os.path.exists(args.db):
-        raise ConfigError("db", f"no database at {args.db}")
     with DuckDBSink(DuckDBConfig(path=args.db)) as store:
         backfill = DruidBackfill(store, config)
         try:
-            marked = backfill.mark_stored(parse_time(args.start) if args.start else None,
-                                          parse_time(args.end) if args.end else None)
+            marked = backfill.mark_stored(parse_time(args.start, "--from") if args.start else None,
+                                          parse_time(args.end, "--to") if args.end else None)
             print(f"marked       {marked} hour(s) of {args.db} for {config.datasource}")
             summary = backfill.push()
         finally:
@@ -300,10 +305,14 @@ def add_druid_command(sub: Any) -> None:
         p.add_argument("--kinesis-endpoint", help="Kinesis endpoint Druid uses "
                        "(default: the region's AWS endpoint)")
         p.add_argument("--region", help="AWS region of the stream (default: us-east-1)")
-        p.add_argument("--task-count", type=int, default=1, help="reading tasks (<= shards)")
-        p.add_argument("--replicas", type=int, default=1)
-        p.add_argument("--task-duration", default="PT1H", help="ISO 8601 period (default PT1H)")
-        p.add_argument("--late-rejection", help="drop rows older than this period (e.g. P1D)")
+        p.add_argument("--task-count", type=int_in(1, 1000), default=1,
+                       help="reading tasks, <= shards (default: %(default)s)")
+        p.add_argument("--replicas", type=int_in(1, 10), default=1,
+                       help="copies of each reading task (default: %(default)s)")
+        p.add_argument("--task-duration", type=iso_period, default="PT1H",
+                       help="how long a reading task runs, ISO 8601 period (default: %(default)s)")
+        p.add_argument("--late-rejection", type=iso_period,
+                       help="drop rows older than this ISO 8601 period, e.g. P1D (default: keep all)")
 
     s = dsub.add_parser("spec", help="print the Kinesis supervisor spec (JSON)")
     kinesis_args(s)
@@ -313,21 +322,22 @@ def add_druid_command(sub: Any) -> None:
     i = dsub.add_parser("init", help="submit the supervisor and wait until it runs")
     kinesis_args(i)
     add_druid_args(i)
-    i.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for RUNNING")
+    i.add_argument("--timeout", type=float_in(0, 86400), default=180.0,
+                   help="seconds to wait for RUNNING (default: %(default)s)")
     i.add_argument("--create-stream", type=int, metavar="SHARDS", default=0,
                    help="create the output stream with this many shards if it does not exist "
-                   "(at --kinesis-endpoint / [sink.kinesis_out] endpoint_url)")
+                   "(at --kinesis-endpoint / [sink.kinesis_out] endpoint_url) (default: 0, no)")
     i.set_defaults(func=cmd_init)
 
     st = dsub.add_parser("status", help="the supervisor's state and the datasource's segments")
     add_druid_args(st)
-    st.add_argument("--json", action="store_true")
+    st.add_argument("--json", action="store_true", help="as JSON (default: text)")
     st.set_defaults(func=cmd_status)
 
     b = dsub.add_parser("backfill", help="rebuild hours in Druid from the DuckDB store (REPLACE)")
-    b.add_argument("--db", default="dredge.duckdb")
+    b.add_argument("--db", default="dredge.duckdb", help="DuckDB store (default: %(default)s)")
     b.add_argument("--from", dest="start", help="first hour (default: all the store holds)")
-    b.add_argument("--to", dest="end", help="end, exclusive")
+    b.add_argument("--to", dest="end", help="end, exclusive (default: all the store holds)")
     add_druid_args(b, staging=True)
     b.set_defaults(func=cmd_backfill)
 

@@ -25,11 +25,13 @@ log = get_logger(__name__)
 
 def add_index_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", action="append", default=[], metavar="FILE",
-                   help="ownership history, JSON lines (repeatable)")
+                   help="ownership history, JSON lines (repeatable; default: none)")
     p.add_argument("--cidrs", action="append", default=[], metavar="FILE",
-                   help="CIDR map: CSV (cidr,app,type,region,...) or AWS ip-ranges.json (repeatable)")
+                   help="CIDR map: CSV (cidr,app,type,region,...) or AWS ip-ranges.json "
+                   "(repeatable; default: none)")
     p.add_argument("--state", metavar="PATH", default=None,
-                   help="the live index's saved state (Arrow IPC), instead of --index/--cidrs")
+                   help="the live index's saved state (Arrow IPC), instead of --index/--cidrs "
+                   "(default: none)")
 
 
 def load_snapshot(args: argparse.Namespace) -> IndexSnapshot:
@@ -113,7 +115,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         return 0
     if not args.ip:
         raise ConfigError("ip", "give an address: dredge index lookup 10.0.1.5 [--at TIME]")
-    at = parse_time(args.at) if args.at else int(time.time())
+    at = parse_time(args.at, "--at") if args.at else int(time.time())
     addr = parse_addresses(pa.array([args.ip]))
     if addr.fam[0] <= 0:
         raise ParseError(f"not an IP address: {args.ip}")
@@ -137,8 +139,11 @@ def cmd_index(args: argparse.Namespace) -> int:
 def add_index_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ix = sub.add_parser("index", help="look up the owner of an address and its history, "
                                       "or index statistics")
-    ix.add_argument("action", choices=["lookup", "stats"])
-    ix.add_argument("ip", nargs="?")
-    ix.add_argument("--at", help="time of the lookup (default: now)")
+    ix.add_argument("action", choices=["lookup", "stats"],
+                    help="lookup: the owner of IP at a time and its history; stats: sizes, "
+                    "memory and per-source freshness")
+    ix.add_argument("ip", nargs="?", help="lookup: the address (IPv4 or IPv6)")
+    ix.add_argument("--at", help="time of the lookup, 2026-11-25T10:00Z or epoch s "
+                    "(default: now)")
     add_index_args(ix)
     ix.set_defaults(func=cmd_index)

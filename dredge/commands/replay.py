@@ -13,6 +13,9 @@ import orjson
 
 from dredge.commands.druid import add_druid_args
 from dredge.commands.index import add_index_args, load_snapshot
+from dredge.commands.options import int_in
+from dredge.commands.stores import store_to_write
+from dredge.settings import check_output_file
 
 
 def add_parser(sub: Any) -> None:
@@ -20,20 +23,25 @@ def add_parser(sub: Any) -> None:
     r.add_argument("paths", nargs="+", help="files, folders (recursive) or s3://bucket/prefix")
     add_index_args(r)
     r.add_argument("--db", default="dredge.duckdb", help="DuckDB database file (default: %(default)s)")
-    r.add_argument("--window", type=int, default=60, help="rollup window in seconds (default: 60)")
-    r.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+    r.add_argument("--window", type=int_in(1, 86400), default=60,
+                   help="rollup window in seconds (default: %(default)s)")
+    r.add_argument("--workers", type=int_in(1, 256), default=min(2, os.cpu_count() or 1),
                    help="files processed at once (default: %(default)s)")
-    r.add_argument("--format", help="format of files without a header line (default: v2)")
+    r.add_argument("--format", help="format of files without a header line (default: the v2 "
+                   "default format)")
     r.add_argument("--dead-letter", help="dead-letter file (default: <db>.deadletter.jsonl)")
-    r.add_argument("--commit-files", type=int, default=256,
+    r.add_argument("--commit-files", type=int_in(1, 1_000_000), default=256,
                    help="commit at most this many files per transaction (default: %(default)s)")
     r.add_argument("--force", action="store_true",
                    help="read files already ingested again, replacing their earlier rows "
                         "(e.g. after fixing --format for a file whose records were all dead-lettered)")
-    r.add_argument("--json", action="store_true", help="print the summary as JSON")
-    r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--json", action="store_true", help="print the summary as JSON (default: "
+                   "a table)")
+    r.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (default: one on a terminal)")
     r.add_argument("--sink", choices=["duckdb", "druid"], default="duckdb",
-                   help="druid: also rebuild the touched hours in Druid from the store (docs/druid.md)")
+                   help="druid: also rebuild the touched hours in Druid from the store "
+                   "(docs/druid.md) (default: %(default)s)")
     add_druid_args(r, staging=True)
     r.set_defaults(func=cmd_replay)
 
@@ -47,8 +55,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
                           commit_files=args.commit_files, force=args.force)
     config.validate()
     config.default_format()  # a bad --format fails before any work
-    snap = load_snapshot(args)
+    store_to_write(args.db)
     dl_path = Path(args.dead_letter) if args.dead_letter else Path(args.db).with_suffix(".deadletter.jsonl")
+    check_output_file("--dead-letter", dl_path)
+    snap = load_snapshot(args)
     dead = DeadLetters(dl_path)
     druid: dict[str, Any] | None = None
     try:

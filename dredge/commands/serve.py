@@ -14,13 +14,12 @@ import threading
 from typing import Any
 
 from dredge.commands.druid import add_druid_args
-from dredge.errors import ConfigError
+from dredge.commands.options import int_in
+from dredge.commands.stores import existing_store
 from dredge.serve.client import TOKEN_ENV
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from dredge.config import load_config
     from dredge.serve.backends import Backend, DruidBackend, DuckDBBackend
     from dredge.serve.ready import Readiness
@@ -41,8 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                max_concurrent=config.max_concurrent_queries)
         where = f"druid {backend.config.url} {backend.config.datasource}"
     else:
-        if not Path(args.db).exists():
-            raise ConfigError("db", f"no database at {args.db} (run `dredge replay` first)")
+        existing_store(args.db)
         duck = DuckDBBackend.read_only(args.db, timeout_s=config.query_timeout_s,
                                        max_concurrent=config.max_concurrent_queries,
                                        cache=config.query_cache)
@@ -67,15 +65,18 @@ def add_parser(sub: Any) -> None:
                    "(default: %(default)s)")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: "
                    "%(default)s; others need [serve] token or user/password)")
-    s.add_argument("--port", type=int, default=9108, help="port (default: %(default)s; 0: any free)")
+    s.add_argument("--port", type=int_in(0, 65535), default=9108,
+                   help="port (default: %(default)s; 0: any free)")
     s.add_argument("--backend", choices=["duckdb", "druid"], default="duckdb",
-                   help="query the DuckDB store (--db) or Druid SQL (--druid-*)")
+                   help="query the DuckDB store (--db) or Druid SQL (--druid-*) "
+                   "(default: %(default)s)")
     add_druid_args(s)  # its --config also gives [serve]
     s.set_defaults(func=cmd_serve)
 
 
 def add_server_args(q: argparse.ArgumentParser) -> None:
     q.add_argument("--server", metavar="URL", help="send the query to a running `dredge run` or "
-                   "`dredge serve` (http://127.0.0.1:9108; user:password@ for basic auth)")
+                   "`dredge serve` (http://127.0.0.1:9108; user:password@ for basic auth) "
+                   "(default: none, read --db)")
     q.add_argument("--server-token", metavar="TOKEN", help=f"bearer token for --server "
                    f"(default: ${TOKEN_ENV})")

@@ -53,9 +53,19 @@ __all__ = ["generate"]
 _PKT_FIELDS = "pkt-srcaddr"
 
 
-def _validate(flows: int, hours: float, shares: dict[str, float], accounts: int, apps: int) -> None:
-    if flows < 0:
-        raise ConfigError("flows", "must be >= 0")
+MAX_FLOWS = 10**10
+MAX_SEED = 2**63 - 1
+MAX_START = 253_402_300_799 - 745 * 3600  # the last flow stays before the year 10000
+
+
+def _validate(flows: int, hours: float, shares: dict[str, float], accounts: int, apps: int,
+              seed: int = 0, start: int = 0) -> None:
+    if not 0 <= flows <= MAX_FLOWS:
+        raise ConfigError("flows", f"must be in [0, {MAX_FLOWS}]")
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError("seed", f"must be in [0, 2**63 - 1], not {seed}")
+    if not 0 <= start <= MAX_START:
+        raise ConfigError("start", "must be between 1970 and 9999")
     if not 0 < hours <= 24 * 31:
         raise ConfigError("hours", "must be in (0, 744]")
     for name, share in shares.items():
@@ -106,6 +116,8 @@ def generate(
         },
         accounts,
         apps,
+        seed,
+        start,
     )
     out_dir = Path(out_dir)
     logs = out_dir / "logs"

@@ -8,6 +8,7 @@ counted and skipped, never fatal; an unreadable file raises :class:`OwnerIndexEr
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import orjson
@@ -19,16 +20,20 @@ from dredge.index.build import BuildReport, build_snapshot
 from dredge.index.owners import OWNER_FIELDS
 from dredge.index.snapshot import IndexSnapshot
 from dredge.telemetry.logging import get_logger
-from dredge.times import epoch_seconds
+from dredge.times import MAX_TIME, MIN_TIME, epoch_seconds
 
 log = get_logger(__name__)
 
-# epoch seconds (int or decimal) or RFC 3339 text -> epoch seconds
-_TIME_SQL = """
-CASE WHEN {c} IS NULL THEN NULL
-     WHEN regexp_full_match(trim({c}), '-?[0-9]+(\\.[0-9]*)?') THEN CAST(floor(CAST({c} AS DOUBLE)) AS BIGINT)
-     ELSE CAST(floor(epoch(TRY_CAST({c} AS TIMESTAMPTZ))) AS BIGINT) END
+# epoch seconds (int, decimal or exponent) or RFC 3339 text -> epoch seconds; a value that is
+# not a time or lies outside [MIN_TIME, MAX_TIME] (dredge.times) becomes {bad}: NULL for a
+# start, -1 for an end (the interval is then counted invalid, not stretched to "forever")
+_EPOCH_SQL = """
+CASE WHEN regexp_full_match(trim({c}), '-?[0-9]+(\\.[0-9]*)?([eE][+-]?[0-9]+)?')
+     THEN TRY_CAST(floor(TRY_CAST({c} AS DOUBLE)) AS BIGINT)
+     ELSE TRY_CAST(floor(epoch(TRY_CAST({c} AS TIMESTAMPTZ))) AS BIGINT) END
 """
+_TIME_SQL = ("CASE WHEN {c} IS NULL THEN NULL ELSE coalesce(CASE WHEN (" + _EPOCH_SQL
+             + f") BETWEEN {MIN_TIME} AND {MAX_TIME} THEN (" + _EPOCH_SQL + ") END, {bad}) END")
 
 
 def load_ownership(path: Path) -> pa.Table:
@@ -38,9 +43,9 @@ def load_ownership(path: Path) -> pa.Table:
     try:
         rel = con.read_json(str(path), format="newline_delimited", columns=cols)
         con.register("raw", rel)
-        end_sql = _TIME_SQL.format(c='"end"')
+        end_sql = _TIME_SQL.format(c='"end"', bad="-1")
         select = ", ".join(
-            ["ip", _TIME_SQL.format(c="start") + " AS start", end_sql + ' AS "end"']
+            ["ip", _TIME_SQL.format(c="start", bad="NULL") + " AS start", end_sql + ' AS "end"']
             + [f'"{f}"' for f in OWNER_FIELDS]
         )
         table = con.sql(f"SELECT {select} FROM raw").to_arrow_table()
@@ -111,8 +116,16 @@ def load_ip_ranges(path: Path) -> pa.Table:
         doc = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
         raise OwnerIndexError(f"cannot read ip-ranges {path}: {exc}") from exc
-    entries = [(p.get("ip_prefix"), p) for p in doc.get("prefixes", [])]
-    entries += [(p.get("ipv6_prefix"), p) for p in doc.get("ipv6_prefixes", [])]
+    if not isinstance(doc, dict):
+        raise OwnerIndexError(f"ip-ranges {path}: not AWS's ip-ranges.json (a JSON object with "
+                              "'prefixes' and 'ipv6_prefixes')")
+    entries: list[tuple[Any, dict[str, Any]]] = []
+    for key, field in (("prefixes", "ip_prefix"), ("ipv6_prefixes", "ipv6_prefix")):
+        items = doc.get(key, [])
+        if not isinstance(items, list):
+            raise OwnerIndexError(f"ip-ranges {path}: '{key}' is not a list")
+        # an item of the wrong shape is left out (the CIDR loader counts it invalid)
+        entries += [(p.get(field), p) for p in items if isinstance(p, dict)]
     entries.sort(key=lambda e: e[1].get("service") != "AMAZON")
     return pa.table({
         "cidr": [e[0] for e in entries],

@@ -17,6 +17,7 @@ The store's own records (schema version, rollup window, each file's row ids for 
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -106,6 +107,10 @@ class DuckDBConfig:
             raise ConfigError("sink.duckdb.path", "must not be empty")
         if self.threads < 0:
             raise ConfigError("sink.duckdb.threads", "must be >= 0")
+        if self.memory_limit and not re.fullmatch(r"\s*\d+(\.\d+)?\s*([KMGT]i?B|B|bytes)\s*",
+                                                  self.memory_limit, re.IGNORECASE):
+            raise ConfigError("sink.duckdb.memory_limit",
+                              f"a size such as 2GB or 512MiB, not {self.memory_limit!r}")
 
 
 class DuckDBSink:

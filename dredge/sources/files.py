@@ -151,18 +151,27 @@ def _salvage(saved: Any, data: bytes, max_out: int) -> Iterator[bytes]:
     """Re-inflate ``data`` from the state before it, a few bytes at a time, handing out what
     precedes the damage (``gzip -dc`` keeps it too); ends when the damage is reached."""
     d = saved
-    for i in range(0, len(data), _SALVAGE_STEP):
-        piece = data[i:i + _SALVAGE_STEP]
-        while piece:
-            try:
-                out = d.decompress(piece, max_out)
-            except zlib_ng.error:  # type: ignore[misc]
+    step = _SALVAGE_STEP
+    i = 0
+    while i < len(data):
+        piece = data[i:i + step]
+        before = d.copy()
+        outs: list[bytes] = []
+        try:
+            while piece:
+                outs.append(d.decompress(piece, max_out))
+                if d.eof:
+                    break
+                piece = d.unconsumed_tail
+        except zlib_ng.error:  # type: ignore[misc]
+            if step == 1:
                 return
-            if out:
-                yield out
-            if d.eof:
-                return
-            piece = d.unconsumed_tail
+            d, step = before, 1  # the damage is in this step: go up to it a byte at a time
+            continue
+        yield from (out for out in outs if out)
+        if d.eof:
+            return
+        i += step
 
 
 def _decompress(fh: BinaryIO, state: ReadState, read_size: int, max_out: int) -> Iterator[bytes]:
@@ -211,16 +220,17 @@ def _decompress(fh: BinaryIO, state: ReadState, read_size: int, max_out: int) ->
 
 
 def text_chunks(ref: FileRef, kind: str, state: ReadState, chunk_bytes: int = 16 << 20,
-                max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+                max_line_bytes: int = MAX_LINE_BYTES, fh: Any = None) -> Iterator[bytes]:
     """The file's text in chunks of about ``chunk_bytes`` ending with a newline (the last may
     not, if the file doesn't).
 
     A line longer than ``max_line_bytes`` is dropped while it streams (recorded in
     ``state.long_lines``, an empty line in its place keeps the numbering), so memory is
     bounded by the chunk size whatever the file holds. On a truncated or corrupt gzip the
-    readable prefix is handed out; a partial last line is left in ``state.tail``.
+    readable prefix is handed out; a partial last line is left in ``state.tail``. ``fh``: an
+    open binary stream to read instead of opening ``ref`` (``dredge parse`` on stdin).
     """
-    fh = open_file(ref)
+    fh = open_file(ref) if fh is None else fh
     with fh:
         pieces: Iterator[bytes]
         if kind == "gzip":

@@ -67,12 +67,18 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+LEVELS = ("debug", "info", "warning", "error")
+
+
 def get_logger(name: str) -> KVLogger:
     return KVLogger(logging.getLogger(name))
 
 
 def configure(level: str = "info") -> None:
-    """Install the handler once (CLI entry points call this)."""
+    """Install the handler once (CLI entry points call this); ``level`` is one of
+    :data:`LEVELS` (any case), checked by the callers (``--log-level``, the config)."""
+    if level.lower() not in LEVELS:
+        raise ValueError(f"log level: one of {', '.join(LEVELS)}, not {level!r}")
     root = logging.getLogger("dredge")
     if any(getattr(h, "_dredge", False) for h in root.handlers):
         root.setLevel(level.upper())

@@ -76,7 +76,7 @@ class StreamConfig:
             if re.fullmatch(r"\d+(\.\d+)?", raw):
                 return datetime.fromtimestamp(float(raw), UTC)
             parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
+        except (ValueError, OverflowError, OSError):  # OverflowError/OSError: past time_t
             raise ConfigError("start_timestamp", f"not a time: {raw!r}") from None
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
