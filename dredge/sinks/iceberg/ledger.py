@@ -163,6 +163,8 @@ class IcebergLedger:
         n = dropped.rows if dropped is not None else 0
         if n:
             rows_dropped_total.labels("lost").inc(n)
+            log.info("iceberg_rows_dropped", stream=key[0], shard_id=key[1], rows=n,
+                     reason="lease lost: the new owner reads them again from the table's position")
         return n
 
     @property
