@@ -22,6 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from dredge.sinks.iceberg.config import IcebergConfig
+from dredge.sinks.iceberg.positions import committed_positions
+from dredge.sinks.iceberg.table import open_table
 from dredge.testing import KinesisLocal, MotoServer
 from tests.integration.samples import Samples
 from tests.integration.streams import (
@@ -149,8 +152,11 @@ def test_zombie_writes_nothing_twice(moto: MotoServer, samples: Samples, tmp_pat
         last = log.last_sequence()
         wait_for(lambda: caught_up(lease_checkpoints(ddb, table), last), 90,
                  "w2 to commit everything", alive=workers["w2"].check_alive)
+        committed = committed_positions(open_table(IcebergConfig(catalog=iceberg_catalog), create=False))
+        assert {s: p[0] for (_, s), p in committed.items()} == last  # the table holds it all
         zombie.proc.send_signal(signal.SIGCONT)  # it wakes up believing it holds the leases
         time.sleep(FAILOVER_S * 2)  # its overdue flushes and commits run
+        assert committed_positions(open_table(IcebergConfig(catalog=iceberg_catalog), create=False)) == committed
     finally:
         if zombie.proc is not None:
             zombie.proc.send_signal(signal.SIGCONT)

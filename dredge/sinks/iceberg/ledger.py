@@ -105,6 +105,7 @@ class IcebergLedger:
         self._buffer: dict[ShardKey, _Shard] = {}
         self._expected: dict[ShardKey, tuple[int, ShardPosition | None]] = {}  # epoch, position
         self._committed: list[tuple[ShardKey, int, ShardPosition]] = []  # for the lease checkpoints
+        self._inflight = 0  # rows of the commit running now
 
     # -- setup and what the consumer asks ---------------------------------------------------
 
@@ -169,8 +170,9 @@ class IcebergLedger:
 
     @property
     def rows(self) -> int:
+        """Rows buffered and in the commit running now (what back-pressure bounds)."""
         with self._lock:
-            return sum(s.rows for s in self._buffer.values())
+            return sum(s.rows for s in self._buffer.values()) + self._inflight
 
     def has_pending(self) -> bool:
         with self._lock:
@@ -191,10 +193,14 @@ class IcebergLedger:
 
     def commit(self) -> CommitResult:
         """Append every buffered shard whose committed position is still the expected one, and
-        its new position, in one snapshot. SinkError: nothing committed, the buffer kept."""
+        its new position, in one snapshot. SinkError: nothing committed, the buffer kept.
+
+        The buffer is swapped out first: rows the loop adds while the commit runs go to a new
+        buffer (the next commit), never into what this one committed or reported."""
         t0 = time.perf_counter()
         with self._lock:
-            batch = dict(self._buffer)
+            batch, self._buffer = self._buffer, {}
+            self._inflight = sum(s.rows for s in batch.values())
         result = CommitResult()
         if not batch:
             return result
@@ -209,16 +215,20 @@ class IcebergLedger:
                 raise SinkError(f"Iceberg: {MAX_CONFLICTS} commits in a row lost to other writers")
         except SinkError:
             commits_total.labels("failed").inc()
+            with self._lock:
+                self._restore(batch, {k for k, _ in result.moved})
             raise
         finally:
+            self._inflight = 0
             commit_seconds.observe(time.perf_counter() - t0)
         with self._lock:
-            for key, shard in batch.items():
-                if self._buffer.get(key) is shard:  # not discarded or re-expected meanwhile
-                    del self._buffer[key]
-            for key, epoch in result.moved:
+            for key, epoch in result.moved:  # fenced: this tenure writes nothing more
                 if self._expected.get(key, (None,))[0] == epoch:
                     del self._expected[key]
+                later = self._buffer.get(key)
+                if later is not None and later.epoch == epoch:
+                    del self._buffer[key]
+                    rows_dropped_total.labels("moved").inc(later.rows)
             for key, epoch, pos in result.committed:
                 if self._expected.get(key, (None,))[0] == epoch:
                     self._expected[key] = (epoch, pos)
@@ -230,6 +240,20 @@ class IcebergLedger:
             log.info("iceberg_committed", rows=result.rows, shards=len(result.committed),
                      snapshot_id=result.snapshot_id, seconds=round(time.perf_counter() - t0, 3))
         return result
+
+    def _restore(self, batch: dict[ShardKey, _Shard], moved: set[ShardKey]) -> None:
+        """A failed commit: its shards go back in front of what was added meanwhile."""
+        for key, old in batch.items():
+            exp = self._expected.get(key)
+            if key in moved or exp is None or exp[0] != old.epoch:
+                continue  # fenced or discarded meanwhile
+            cur = self._buffer.get(key)
+            if cur is not None and cur.epoch == old.epoch:
+                old.parts.extend(cur.parts)
+                old.rows += cur.rows
+                old.position = cur.position
+            self._buffer[key] = old
+        self._gauges()
 
     def _attempt(self, batch: dict[ShardKey, _Shard], token: str, result: CommitResult) -> bool:
         """One try on the refreshed table; False when another writer committed first."""
