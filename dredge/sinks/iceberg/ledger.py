@@ -24,7 +24,9 @@ map of :mod:`dredge.sinks.iceberg.positions`). Rules:
 - A lost lease drops the shard's buffered rows (:meth:`discard`).
 
 Lease checkpoints move only to positions the ledger committed (:meth:`take_committed`).
-Thread-safety: ``commit`` runs in a worker thread; ``add``/``discard``/``expect`` on the loop.
+Thread-safety: ``commit`` runs in a worker thread and is the only user of ``self.table``;
+``positions`` (the consumers) loads a table object of its own; ``add``/``discard``/``expect``
+run on the loop and touch the buffers under a lock.
 """
 
 from __future__ import annotations
@@ -123,10 +125,12 @@ class IcebergLedger:
         return self._table
 
     def positions(self, stream: str) -> dict[str, tuple[str, int]]:
-        """shard id -> position the table committed for ``stream`` (refreshed now)."""
+        """shard id -> position the table committed for ``stream``, read now.
+
+        A table object of its own: the commit thread's must not be refreshed under it (the
+        commit checks positions on one snapshot and appends on that same snapshot)."""
         with iceberg_errors("cannot read the committed positions"):
-            self.table.refresh()
-            found = committed_positions(self.table)
+            found = committed_positions(self.table.catalog.load_table(self.config.identifier))
         return {shard: pos for (s, shard), pos in found.items() if s == stream}
 
     def expect(self, key: ShardKey, epoch: int, position: ShardPosition | None) -> None:
