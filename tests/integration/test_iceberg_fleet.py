@@ -108,9 +108,17 @@ def test_fleet_kill9_and_split_exactly_once(kinesis_local: KinesisLocal, moto: M
         for w in workers.values():
             w.wait_started()
         last = log.last_sequence()
+
+        def done() -> bool:
+            """The table holds every record put (the split parent: SHARD_END), and the lease
+            checkpoints followed (a finished parent's lease may be cleaned up already)."""
+            ice = open_table(IcebergConfig(catalog=iceberg_catalog), create=False)
+            positions = {s: p[0] for (_, s), p in committed_positions(ice).items()}
+            leases = lease_checkpoints(ddb, table)
+            return caught_up(positions, last) and caught_up(leases, {s: q for s, q in last.items() if s in leases})
+
         try:
-            wait_for(lambda: caught_up(lease_checkpoints(ddb, table), last), 150,
-                     "lease checkpoints (behind the table) to reach the last records put",
+            wait_for(done, 150, "the table and then the leases to reach the last records put", poll=1.0,
                      alive=lambda: [w.check_alive() for w in workers.values()] and None)
         except AssertionError:
             ice = open_table(IcebergConfig(catalog=iceberg_catalog), create=False)
