@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pyarrow.compute as pc
 
@@ -49,23 +50,37 @@ def batch(shard: str, seq: int, nbytes: int) -> ReadBatch:
     return ReadBatch("s", shard, 1, [LINE % nbytes], [str(seq)])
 
 
+class Rig:
+    """A real DuckDB file, a ledger on the SQL catalog expecting shard ``a`` from scratch, an
+    owner recording lease checkpoints; ``batcher()`` wires them into a StreamBatcher."""
+
+    def __init__(self, tmp_path: Path, catalog: dict[str, str], **ice: Any) -> None:
+        self.db = DuckDBSink(DuckDBConfig(path=str(tmp_path / "d.duckdb")))
+        self.db.open()
+        self.owner = Owner()
+        self.cfg = IcebergConfig(catalog=catalog, **ice)
+        self.ledger = IcebergLedger(self.cfg, "w1")
+        self.ledger.open()
+        self.ledger.expect(("s", "a"), 1, None)
+
+    def batcher(self, **pipeline: Any) -> StreamBatcher:
+        snap, _ = load_index([], [])
+        b = StreamBatcher(self.db, DeadLetters(None), StaticSnapshots(snap), DecodeConfig(),
+                          PipelineConfig(flush_interval_s=0.05, **pipeline), ledger=self.ledger)
+        b.register("s", DEFAULT_FORMAT, self.owner)
+        return b
+
+
 def ledger_bytes(config: IcebergConfig) -> int:
     return int(pc.sum(open_table(config).scan().to_arrow().column("bytes")).as_py() or 0)
 
 
 def test_checkpoints_follow_the_ledger_not_the_local_store(tmp_path: Path, iceberg_config: IcebergConfig) -> None:
-    snap, _ = load_index([], [])
-    db = DuckDBSink(DuckDBConfig(path=str(tmp_path / "d.duckdb")))
-    db.open()
-    owner = Owner()
-    cfg = IcebergConfig(catalog=iceberg_config.catalog, commit_interval_s=3600)  # only at stop
-    ledger = IcebergLedger(cfg, "w1")
-    ledger.expect(("s", "a"), 1, None)
+    rig = Rig(tmp_path, iceberg_config.catalog, commit_interval_s=3600)  # commits only at stop
+    db, owner, cfg, ledger = rig.db, rig.owner, rig.cfg, rig.ledger
 
     async def main() -> None:
-        b = StreamBatcher(db, DeadLetters(None), StaticSnapshots(snap), DecodeConfig(),
-                          PipelineConfig(flush_interval_s=0.05), ledger=ledger)
-        b.register("s", DEFAULT_FORMAT, owner)
+        b = rig.batcher()
         task = asyncio.create_task(b.run())
         await b.put(batch("a", 1, 100))
         await b.put(batch("a", 2, 200))
@@ -86,20 +101,12 @@ def test_checkpoints_follow_the_ledger_not_the_local_store(tmp_path: Path, icebe
 
 
 def test_ledger_outage_holds_checkpoints_then_commits_once(tmp_path: Path, iceberg_config: IcebergConfig) -> None:
-    snap, _ = load_index([], [])
-    db = DuckDBSink(DuckDBConfig(path=str(tmp_path / "d.duckdb")))
-    db.open()
-    owner = Owner()
-    cfg = IcebergConfig(catalog=iceberg_config.catalog, commit_interval_s=0.05)
-    ledger = IcebergLedger(cfg, "w1")
-    ledger.open()
-    ledger.expect(("s", "a"), 1, None)
+    rig = Rig(tmp_path, iceberg_config.catalog, commit_interval_s=0.05)
+    db, owner, cfg, ledger = rig.db, rig.owner, rig.cfg, rig.ledger
     catalog = tmp_path / "catalog.db"
 
     async def main() -> None:
-        b = StreamBatcher(db, DeadLetters(None), StaticSnapshots(snap), DecodeConfig(),
-                          PipelineConfig(flush_interval_s=0.05, sink_retry_max_s=0.1), ledger=ledger)
-        b.register("s", DEFAULT_FORMAT, owner)
+        b = rig.batcher(sink_retry_max_s=0.1)
         catalog.rename(tmp_path / "away.db")  # the catalog is gone
         task = asyncio.create_task(b.run())
         await b.put(batch("a", 1, 100))
@@ -125,21 +132,12 @@ def test_ledger_outage_holds_checkpoints_then_commits_once(tmp_path: Path, icebe
 def test_full_ledger_buffer_holds_the_pipeline(tmp_path: Path, iceberg_config: IcebergConfig) -> None:
     """Table unreachable and the buffer past max_buffered_rows: no more local flushes (the
     batcher takes no batches: readers wait), nothing lost once the table is back."""
-    snap, _ = load_index([], [])
-    db = DuckDBSink(DuckDBConfig(path=str(tmp_path / "d.duckdb")))
-    db.open()
-    owner = Owner()
-    cfg = IcebergConfig(catalog=iceberg_config.catalog, commit_interval_s=0.05, max_buffered_rows=1)
-    ledger = IcebergLedger(cfg, "w1")
-    ledger.open()
-    ledger.expect(("s", "a"), 1, None)
+    rig = Rig(tmp_path, iceberg_config.catalog, commit_interval_s=0.05, max_buffered_rows=1)
+    db, owner, cfg, ledger = rig.db, rig.owner, rig.cfg, rig.ledger
     catalog = tmp_path / "catalog.db"
 
     async def main() -> None:
-        b = StreamBatcher(db, DeadLetters(None), StaticSnapshots(snap), DecodeConfig(),
-                          PipelineConfig(flush_interval_s=0.05, sink_retry_max_s=0.1, queue_batches=1),
-                          ledger=ledger)
-        b.register("s", DEFAULT_FORMAT, owner)
+        b = rig.batcher(sink_retry_max_s=0.1, queue_batches=1)
         catalog.rename(tmp_path / "away.db")
         task = asyncio.create_task(b.run())
         await b.put(batch("a", 1, 100))
