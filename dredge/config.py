@@ -5,7 +5,7 @@ and checks the rules that span sections (unique streams and lease tables; a non-
 ``[metrics] host`` needs ``[serve]`` credentials)::
 
     [pipeline]     dredge.pipeline.PipelineConfig      [decode]   dredge.decode.batch.DecodeConfig
-    [sink]         dredge.sinks.config.SinkConfig      (duckdb, kinesis_out, druid beside each sink)
+    [sink]         dredge.sinks.config.SinkConfig      (duckdb, kinesis_out, druid, iceberg beside each sink)
     [dead_letter]  dredge.sinks.deadletter.DeadLetterConfig
     [metrics]      dredge.telemetry.metrics.MetricsConfig   (where the HTTP server listens)
     [serve]        dredge.serve.config.ServeConfig          (its auth and limits)

@@ -109,6 +109,8 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         return build(hint, value, where)
+    if origin is dict:  # a table of free-form string settings (a library's properties)
+        return _properties(value, where)
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):
@@ -133,6 +135,25 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
             raise ConfigError(where, "must be a string")
         return value
     raise ConfigError(where, f"unsupported type {hint}")
+
+
+def _properties(value: Any, where: str, prefix: str = "") -> dict[str, str]:
+    """A ``dict[str, str]`` field: nested tables flattened with dots (``s3.endpoint = "..."``
+    and ``"s3.endpoint" = "..."`` are the same key); numbers and booleans as text."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(where, "must be a table")
+    out: dict[str, str] = {}
+    for key, v in value.items():
+        name = f"{prefix}{key}"
+        if isinstance(v, Mapping):
+            out.update(_properties(v, where, f"{name}."))
+        elif isinstance(v, bool):
+            out[name] = "true" if v else "false"
+        elif isinstance(v, str | int | float):
+            out[name] = str(v)
+        else:
+            raise ConfigError(f"{where}.{name}", "must be a string, number or boolean")
+    return out
 
 
 def apply_env(root: type[Any], data: dict[str, Any], env: Mapping[str, str]) -> None:
@@ -165,6 +186,9 @@ def apply_env(root: type[Any], data: dict[str, Any], env: Mapping[str, str]) -> 
                     raise ConfigError(where, f"{name}: set the item's keys, not the item")
                 node = node[idx]
                 continue
+            if typing.get_origin(hint) is dict:  # DREDGE_..._CATALOG__S3__ENDPOINT: s3.endpoint
+                node[".".join(parts[i:])] = env[name]
+                break
             hints = typing.get_type_hints(hint)
             where = f"{where}.{part}" if where else part
             if part not in hints:

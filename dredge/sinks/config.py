@@ -8,6 +8,7 @@ from dredge.settings import sub_validate
 from dredge.sinks.deadletter import DeadLetterConfig
 from dredge.sinks.druid import DruidConfig
 from dredge.sinks.duckdb import DuckDBConfig
+from dredge.sinks.iceberg.config import IcebergConfig
 from dredge.sinks.kinesis_out import KinesisOutConfig
 
 __all__ = ["DeadLetterConfig", "SinkConfig"]
@@ -25,6 +26,9 @@ class SinkConfig:
     # Where Druid is: `dredge druid ...`, `query --backend druid` and `replay --sink druid`
     # read it with --config; the daemon does not talk to Druid (the stream is in between).
     druid: DruidConfig | None = None
+    # The fleet-wide ledger: the daemon buffers each flush's rows with their shard positions and
+    # commits both every commit_interval_s (dredge.sinks.iceberg); `replay --sink iceberg`.
+    iceberg: IcebergConfig | None = None
 
     def validate(self) -> None:
         self.duckdb.validate()
@@ -32,3 +36,5 @@ class SinkConfig:
             sub_validate("kinesis_out", self.kinesis_out.validate)
         if self.druid is not None:
             self.druid.validate()  # its errors already name druid.<key>
+        if self.iceberg is not None:
+            sub_validate("iceberg", self.iceberg.validate)
