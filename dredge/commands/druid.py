@@ -1,4 +1,5 @@
-"""``dredge druid spec | init | status | backfill`` and the Druid options of ``replay``/``query``.
+"""``dredge druid spec | init | status | backfill | reconcile`` and the Druid options of
+``replay``/``query``.
 
 Connection options, each with an environment override (the option wins)::
 
@@ -257,6 +258,34 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """Closed hours of Druid rebuilt from the Iceberg ledger ([sink.iceberg] of --config)."""
+    from dredge.commands.iceberg import open_ledger
+    from dredge.query.spec import parse_duration, parse_time
+    from dredge.sinks.druid_reconcile import DruidReconcile
+
+    config = druid_config(args)
+    grace = parse_duration(args.grace)
+    reconcile = DruidReconcile(open_ledger(args.druid_config_file), config)
+    _reachable(reconcile.api)
+    summary = reconcile.run(parse_time(args.start) if args.start else None,
+                            parse_time(args.end) if args.end else None,
+                            grace_s=grace, dry_run=args.dry_run)
+    out = summary.as_dict()
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(out) + b"\n")
+        return 0
+    verb = "to rebuild" if args.dry_run else "rebuilt"
+    print(f"ledger       snapshot {out['snapshot_id']}: {out['checked']} closed hour(s), "
+          f"{out['unchanged']} unchanged since their reconcile")
+    print(f"druid        {out['reconciled'] if not args.dry_run else out['pending']} hour(s) "
+          f"{verb} in {config.datasource} ({out['rows']:,} rows, {out['statements']} REPLACE "
+          f"task(s), {out['seconds']:.1f} s)")
+    for hour in out["stray"]:
+        print(f"stray        {hour}: Druid has rows the ledger has none of (left as they are)")
+    return 0
+
+
 def replay_into_druid(args: argparse.Namespace, store: DuckDBSink,
                       run: Callable[[FileSink], ReplaySummary]
                       ) -> tuple[ReplaySummary, dict[str, Any]]:
@@ -292,7 +321,8 @@ def druid_replay_lines(out: dict[str, Any]) -> list[str]:
 
 
 def add_druid_command(sub: Any) -> None:
-    d = sub.add_parser("druid", help="Apache Druid: supervisor spec, init, status, backfill")
+    d = sub.add_parser("druid", help="Apache Druid: supervisor spec, init, status, backfill, "
+                       "reconcile")
     dsub = d.add_subparsers(dest="druid_command", required=True)
 
     def kinesis_args(p: argparse.ArgumentParser) -> None:
@@ -330,5 +360,16 @@ def add_druid_command(sub: Any) -> None:
     b.add_argument("--to", dest="end", help="end, exclusive")
     add_druid_args(b, staging=True)
     b.set_defaults(func=cmd_backfill)
+
+    r = dsub.add_parser("reconcile", help="rebuild closed hours from the Iceberg ledger "
+                        "(REPLACE; hours unchanged since their last reconcile are skipped)")
+    r.add_argument("--from", dest="start", help="first hour (default: all the table holds)")
+    r.add_argument("--to", dest="end", help="end, exclusive (default: the last closed hour)")
+    r.add_argument("--grace", default="15m", help="an hour is closed this long after it ends "
+                   "(default 15m; s m h d)")
+    r.add_argument("--dry-run", action="store_true", help="say which hours would be rebuilt")
+    r.add_argument("--json", action="store_true", help="the summary as one JSON object")
+    add_druid_args(r, staging=True)
+    r.set_defaults(func=cmd_reconcile)
 
 
