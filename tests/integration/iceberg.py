@@ -74,3 +74,40 @@ def table_totals(table: Table) -> Totals:
     finally:
         con.close()
     return {(t, s, d): (b, p, f) for t, s, d, b, p, f in rows}
+
+
+def synthetic_rows(n: int, *, hours: int = 2, seed: int = 1,
+                   start: str = "2026-11-25T00:00:00") -> pa.Table:
+    """``n`` rolled-up rows in the ``flows`` schema over ``hours`` hours (a few apps, AZs and
+    regions, so every query kind has something to say)."""
+    import numpy as np
+
+    from dredge.enrich.rollup import FLOWS_SCHEMA
+
+    rng = np.random.default_rng(seed)
+    t0 = np.datetime64(start, "s")
+    minutes = rng.integers(0, hours * 60, n)
+    apps = np.array(["api", "web", "db", "cache", "internet", "nat"])
+    azs = np.array(["use1-az1", "use1-az2", "use1-az4"])
+    regions = np.array(["us-east-1", "us-west-2"])
+    cols: dict[str, object] = {"window_start": t0 + minutes.astype("timedelta64[m]")}
+    for side in ("src", "dst"):
+        app = apps[rng.integers(0, len(apps), n)]
+        cols[f"{side}_app"] = app
+        cols[f"{side}_cluster"] = np.char.add(app.astype(str), "-prod")
+        cols[f"{side}_account"] = np.full(n, "123456789012")
+        cols[f"{side}_region"] = regions[rng.integers(0, 2, n)]
+        cols[f"{side}_az"] = azs[rng.integers(0, 3, n)]
+        cols[f"{side}_vpc"] = np.full(n, "vpc-1")
+        cols[f"{side}_subnet"] = np.full(n, "subnet-1")
+        cols[f"{side}_type"] = np.where(app == "internet", "internet",
+                                        np.where(app == "nat", "nat-gateway", "instance"))
+    cols["protocol"] = rng.choice([6, 17, 1], n)
+    cols["action"] = np.where(rng.random(n) < 0.1, "REJECT", "ACCEPT")
+    cols["flow_direction"] = np.where(rng.random(n) < 0.5, "ingress", "egress")
+    cols["traffic_path"] = rng.integers(1, 9, n)
+    cols["bytes"] = rng.integers(40, 10_000_000, n)
+    cols["packets"] = rng.integers(1, 10_000, n)
+    cols["flows"] = rng.integers(1, 50, n)
+    return pa.table({f.name: pa.array(cols[f.name]).cast(f.type) for f in FLOWS_SCHEMA},
+                    schema=FLOWS_SCHEMA)
