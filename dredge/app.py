@@ -7,6 +7,8 @@ started, on any failure)::
       -> index (static snapshot, or the live IndexManager: state loaded, providers started)
       -> DuckDB sink (behind PublishingSink when [sink.kinesis_out] is set: each flush
       published to the output stream first) -> dead-letter file
+      -> [sink.iceberg]: the Iceberg ledger (opened; the flusher commits it every
+         commit_interval_s, lease checkpoints follow its commits, shards resume from it)
       -> batcher (decode, parse, [holdback], enrich, roll up, flush + checkpoint)
       -> one StreamConsumer per [[streams]] table (clients, lease table, shard readers)
 
@@ -34,6 +36,7 @@ from dredge.telemetry.logging import get_logger
 if TYPE_CHECKING:  # imported when the daemon runs: `dredge --help` stays quick
     from dredge.batcher import StreamBatcher
     from dredge.config import DredgeConfig
+    from dredge.sinks.iceberg.ledger import IcebergLedger
     from dredge.snapshots import SnapshotSource
     from dredge.sources.kinesis.consumer import StreamConsumer
 
@@ -91,7 +94,8 @@ class Daemon:
                 sink = PublishingSink(store, KinesisPublisher(cfg.sink.kinesis_out))
             dead = DeadLetters(Path(cfg.dead_letter.path) if cfg.dead_letter.path else None)
             stack.callback(dead.close)
-            batcher = StreamBatcher(sink, dead, snapshots, cfg.decode, cfg.pipeline)
+            ledger = await self._open_ledger(stack)
+            batcher = StreamBatcher(sink, dead, snapshots, cfg.decode, cfg.pipeline, ledger=ledger)
             self.batcher = batcher
 
             async def stored(stream: str) -> dict[str, tuple[str, int]]:
@@ -99,7 +103,7 @@ class Daemon:
 
             for stream in cfg.streams:
                 consumer = StreamConsumer(stream, cfg, self.worker_id, batcher.put,
-                                          batcher.discard, stored)
+                                          batcher.discard, stored, ledger=ledger)
                 await consumer.open(stack)
                 batcher.register(stream.name, stream.flow_format(), consumer)
                 self.consumers.append(consumer)
@@ -108,7 +112,8 @@ class Daemon:
                      sink=cfg.sink.duckdb.path,
                      publish_to=cfg.sink.kinesis_out.stream if cfg.sink.kinesis_out else None,
                      live_index=self._snapshots is None and cfg.index.live,
-                     holdback_s=cfg.pipeline.holdback_s)
+                     holdback_s=cfg.pipeline.holdback_s,
+                     ledger=cfg.sink.iceberg.describe() if cfg.sink.iceberg else None)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(batcher.run(), name="batcher")
                 for c in self.consumers:
@@ -118,6 +123,24 @@ class Daemon:
                 tg.create_task(http.run(stop), name="http-ready")
                 http.started()
             log.info("daemon_stopped", worker=self.worker_id, flushes=batcher.flushes)
+
+    async def _open_ledger(self, stack: contextlib.AsyncExitStack) -> IcebergLedger | None:
+        """The Iceberg ledger of [sink.iceberg] (None without it). A table whose schema does
+        not match stops the start (ConfigError); a catalog that cannot be reached yet is
+        retried by the consumers and the commits (logged, not fatal)."""
+        ice = self.config.sink.iceberg
+        if ice is None:
+            return None
+        from dredge.errors import SinkError
+        from dredge.sinks.iceberg.ledger import IcebergLedger
+
+        ledger = IcebergLedger(ice, self.worker_id)
+        try:
+            await asyncio.to_thread(ledger.open)
+        except SinkError as exc:
+            log.warning("iceberg_ledger_unavailable", error=str(exc)[:300])
+        stack.callback(ledger.close)
+        return ledger
 
     @staticmethod
     async def _watch_index(snapshots: SnapshotSource, stop: asyncio.Event) -> None:

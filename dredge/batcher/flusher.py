@@ -6,13 +6,22 @@ Invariant: a shard's checkpoint (sink or lease) never passes data the sink has n
 failed flush stores nothing and checkpoints nothing; :meth:`Flusher.flush_until_stored`
 retries with backoff (the batcher takes no batches meanwhile: readers block). A lease
 checkpoint that fails is retried at the next flush; one whose lease is lost is forgotten.
+
+With the Iceberg ledger (``[sink.iceberg]``), each flush also hands every shard's rows and the
+position they reach to :class:`~dredge.sinks.iceberg.ledger.IcebergLedger`, which commits every
+``commit_interval_s`` in the background (a commit never holds the 1 s local flushes). Lease
+checkpoints then move only to positions the LEDGER committed: the table, not the local store,
+is where every worker resumes. A ledger that cannot commit is retried with backoff; past its
+``max_rows`` the flusher stops taking batches (back-pressure). Shards another worker committed
+meanwhile are restarted from the table (``ShardOwner.restart``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import Protocol
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from dredge.aws import Backoff
 from dredge.batcher.batches import Pending, ShardKey
@@ -24,6 +33,9 @@ from dredge.sinks.deadletter import DeadLetters
 from dredge.sources.kinesis.shards import SEQUENCE, Position
 from dredge.telemetry.logging import get_logger
 from dredge.telemetry.metrics import counter
+
+if TYPE_CHECKING:
+    from dredge.sinks.iceberg.ledger import CommitResult, IcebergLedger
 
 log = get_logger(__name__)
 
@@ -41,14 +53,21 @@ class ShardOwner(Protocol):
 
     def is_current(self, shard_id: str, epoch: int) -> bool: ...
     async def commit_checkpoint(self, shard_id: str, epoch: int, position: Position) -> None: ...
+    async def restart(self, shard_id: str, epoch: int, why: str) -> None: ...
 
 
 class Flusher:
     """Holds what each shard accumulated since the last flush, and flushes it."""
 
     def __init__(self, sink: BatchSink, dead: DeadLetters, owners: Mapping[str, ShardOwner],
-                 config: PipelineConfig) -> None:
+                 config: PipelineConfig, ledger: IcebergLedger | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._sink = sink
+        self._ledger = ledger
+        self._clock = clock
+        self._commit: asyncio.Task[CommitResult] | None = None  # the ledger commit in flight
+        self._next_commit = clock() + (ledger.config.commit_interval_s if ledger else 0.0)
+        self._commit_backoff = Backoff(min(0.5, config.sink_retry_max_s), config.sink_retry_max_s)
         self._dead = dead
         self._owners = owners  # by stream name (the batcher registers them)
         self._config = config
@@ -69,6 +88,8 @@ class Flusher:
         """The lease is gone: forget what the shard has not stored (its records, returned)."""
         dropped = self._pending.pop(key, None)
         self._unconfirmed.pop(key, None)
+        if self._ledger is not None:
+            self._ledger.discard(key)
         return dropped.records if dropped is not None else 0
 
     async def flush_until_stored(self, draining: asyncio.Event) -> None:
@@ -85,7 +106,7 @@ class Flusher:
 
     async def final_flush(self) -> None:
         for attempt in range(self._config.shutdown_flush_attempts):
-            if await self.flush():
+            if await self.flush() and await self._final_commit():
                 return
             await asyncio.sleep(min(2.0 ** attempt * 0.2, self._config.sink_retry_max_s))
         raise SinkError(f"final flush failed {self._config.shutdown_flush_attempts} times;"
@@ -94,10 +115,16 @@ class Flusher:
     async def flush(self) -> bool:
         """Store pending rows + positions in one transaction, then checkpoint the leases.
 
-        False when the sink failed (nothing stored, nothing checkpointed)."""
+        False when the sink failed (nothing stored, nothing checkpointed), or the ledger's
+        buffer is full and its commit failed (back-pressure)."""
+        if self._ledger is not None and self._ledger.rows >= self._ledger.max_rows:
+            await self._await_commit()
+            if self._ledger.rows >= self._ledger.max_rows and not await self._commit_now():
+                await self._checkpoint_leases()
+                return False
         if self._pending:
             pending = dict(self._pending)
-            rows, checkpoints = await asyncio.to_thread(_prepare, pending)
+            rows, checkpoints, by_shard = await asyncio.to_thread(_prepare, pending)
             try:
                 await asyncio.to_thread(self._sink.store_batch, rows, checkpoints)
             except SinkError as exc:
@@ -111,12 +138,69 @@ class Flusher:
                 if self._pending.get(key) is p:
                     del self._pending[key]
                 self._dead.write(p.dead)
-                if p.position is not None:
+                if p.position is None:
+                    continue
+                if self._ledger is not None:  # checkpointed once the ledger committed it
+                    self._ledger.add(key, p.epoch, by_shard.get(key, []),
+                                     (_sequence(p.position), p.position.sub_sequence))
+                else:
                     self._unconfirmed[key] = (p.epoch, p.position)
+        await self._maybe_commit()
         await self._checkpoint_leases()
         return True
 
+    # -- the ledger's commits ------------------------------------------------------------
+
+    async def _maybe_commit(self) -> None:
+        """Collect a finished background commit; start one when due."""
+        if self._ledger is None:
+            return
+        if self._commit is not None and self._commit.done():
+            await self._await_commit()
+        if self._commit is None and self._clock() >= self._next_commit and self._ledger.has_pending():
+            self._commit = asyncio.create_task(asyncio.to_thread(self._ledger.commit),
+                                               name="iceberg-commit")
+
+    async def _await_commit(self) -> bool:
+        """Wait for the commit in flight (if any) and act on its result; False if it failed."""
+        task, self._commit = self._commit, None
+        if task is None or self._ledger is None:
+            return True
+        try:
+            result = await task
+        except SinkError as exc:
+            delay = self._commit_backoff.next_delay()
+            self._next_commit = self._clock() + delay
+            log.error("iceberg_commit_failed", error=str(exc)[:300], rows=self._ledger.rows,
+                      retry_in_s=round(delay, 2))
+            return False
+        self._commit_backoff.reset()
+        self._next_commit = self._clock() + self._ledger.config.commit_interval_s
+        for (stream, shard), epoch in result.moved:
+            owner = self._owners.get(stream)
+            if owner is not None:
+                await owner.restart(shard, epoch, "ledger_moved")
+        return True
+
+    async def _commit_now(self) -> bool:
+        await self._await_commit()
+        if self._ledger is None or not self._ledger.has_pending():
+            return True
+        self._commit = asyncio.create_task(asyncio.to_thread(self._ledger.commit), name="iceberg-commit")
+        return await self._await_commit()
+
+    async def _final_commit(self) -> bool:
+        """At a graceful stop: everything stored locally goes to the ledger, then the leases."""
+        if self._ledger is None:
+            return True
+        ok = await self._commit_now()
+        await self._checkpoint_leases()
+        return ok
+
     async def _checkpoint_leases(self) -> None:
+        if self._ledger is not None:
+            for key, epoch, (seq, sub) in self._ledger.take_committed():
+                self._unconfirmed[key] = (epoch, Position.from_checkpoint(seq, sub))
         for key, (epoch, position) in list(self._unconfirmed.items()):
             stream, shard = key
             owner = self._owners[stream]
@@ -136,15 +220,17 @@ class Flusher:
                 del self._unconfirmed[key]
 
 
-def _prepare(pending: dict[ShardKey, Pending]) -> tuple[list[Rolled], list[ShardCheckpoint]]:
+def _prepare(pending: dict[ShardKey, Pending]
+             ) -> tuple[list[Rolled], list[ShardCheckpoint], dict[ShardKey, list[Rolled]]]:
     # Facts + owner dictionaries: what the DuckDB sink stores fastest (no strings per row).
-    rolled = [e.rolled() for p in pending.values() for e in p.enrichers.values()]
-    rows = [r for r in rolled if r.num_rows]
+    by_shard = {key: [r for r in (e.rolled() for e in p.enrichers.values()) if r.num_rows]
+                for key, p in pending.items()}
+    rows = [r for parts in by_shard.values() for r in parts]
     checkpoints = [
         ShardCheckpoint(stream, shard, _sequence(p.position), p.position.sub_sequence, p.records)
         for (stream, shard), p in pending.items() if p.position is not None
     ]
-    return rows, checkpoints
+    return rows, checkpoints, by_shard
 
 
 def _sequence(position: Position) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from dredge.batcher.batches import HeldBatch, ParsedBatch, Pending, ShardKey, parse_batch
 from dredge.batcher.flusher import Flusher, ShardOwner
@@ -28,6 +29,9 @@ from dredge.snapshots import SnapshotSource
 from dredge.sources.kinesis.reader import ReadBatch
 from dredge.telemetry.logging import get_logger
 from dredge.telemetry.metrics import counter, histogram
+
+if TYPE_CHECKING:
+    from dredge.sinks.iceberg.ledger import IcebergLedger
 
 log = get_logger(__name__)
 
@@ -56,9 +60,10 @@ class StreamBatcher:
         pipeline: PipelineConfig,
         *,
         clock: Callable[[], float] = time.monotonic,
+        ledger: IcebergLedger | None = None,  # [sink.iceberg]: the flusher feeds and commits it
     ) -> None:
         self._owners: dict[str, ShardOwner] = {}
-        self._flusher = Flusher(sink, dead, self._owners, pipeline)
+        self._flusher = Flusher(sink, dead, self._owners, pipeline, ledger, clock)
         self._snapshots, self._decode, self._config = snapshots, decode, pipeline
         self._clock = clock
         self._queue: asyncio.Queue[ReadBatch] = asyncio.Queue(pipeline.queue_batches)

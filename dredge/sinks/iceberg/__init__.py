@@ -10,6 +10,7 @@ Iceberg sink, which keeps its source positions the same way). The package map::
     positions.py  the contract for source positions in snapshot summaries (dredge.positions):
                   read them, carry them forward (every commit by anyone must)
     ledger.py     IcebergLedger: the daemon's buffered, exactly-once commits across workers
+    fileio.py     DredgeFileIO: pyarrow's FileIO, small S3 files in one PutObject
     files.py      IcebergFileSink: replay --sink iceberg, each file once (digests in the table)
 
 Imports are heavy (pyiceberg, pyarrow): callers import the submodules they need, lazily.

@@ -30,6 +30,9 @@ class IcebergConfig:
     namespace: str = "dredge"
     table: str = "flows"
     commit_interval_s: float = 60.0  # the daemon commits this often (and at a graceful stop)
+    # Rows waiting for a commit at most; past it (the table unreachable) the daemon takes no
+    # new batches until a commit succeeds (back-pressure: readers wait, memory stays bounded).
+    max_buffered_rows: int = 2_000_000
 
     def validate(self) -> None:
         kind = self.catalog.get("type", "")
@@ -46,6 +49,8 @@ class IcebergConfig:
                 raise ConfigError(key, "letters, digits and _ (not starting with a digit)")
         if not (math.isfinite(self.commit_interval_s) and self.commit_interval_s > 0):
             raise ConfigError("commit_interval_s", "must be a finite number > 0")
+        if self.max_buffered_rows < 1:
+            raise ConfigError("max_buffered_rows", "must be >= 1")
 
     @property
     def identifier(self) -> tuple[str, str]:

@@ -69,8 +69,11 @@ def iceberg_errors(what: str) -> Iterator[None]:
 def load(config: IcebergConfig) -> Catalog:
     from pyiceberg.catalog import load_catalog
 
+    from dredge.sinks.iceberg.fileio import IMPL
+
+    properties = {"py-io-impl": IMPL, **config.catalog}  # the catalog's own FileIO wins
     with iceberg_errors(f"cannot load catalog {config.catalog_name!r}"):
-        return load_catalog(config.catalog_name, **config.catalog)
+        return load_catalog(config.catalog_name, **properties)
 
 
 def open_table(config: IcebergConfig, create: bool = True) -> Table:

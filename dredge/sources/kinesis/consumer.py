@@ -10,6 +10,13 @@ Start position of a shard = the later of the lease checkpoint and this worker's 
 checkpoint (``checkpoints`` table). The sink's is later only when this worker stored data
 and died before checkpointing the lease: resuming there makes a restarted single worker
 exactly-once; the lease is then brought forward to it.
+
+With a fleet-wide ledger (``ledger``: the Iceberg table, ``[sink.iceberg]``) the start is the
+later of the lease checkpoint and the LEDGER's committed position instead (lease checkpoints
+never pass it), and the ledger is told which committed position this tenure expects
+(``expect``): a commit finding the table moved past it drops the shard's rows. The local
+store's own position does not move the start then; records it already holds are stored in it
+again (the local store is at least once after a crash with a ledger; the ledger is exact).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from dataclasses import KW_ONLY, dataclass
 from typing import Any, Protocol
 
 from dredge.aws import Backoff
-from dredge.errors import CheckpointError, LeaseLost, SourceError
+from dredge.errors import CheckpointError, LeaseLost, SinkError, SourceError
 from dredge.sources.kinesis.clients import dynamodb_client, kinesis_client
 from dredge.sources.kinesis.config import KinesisConfig, LeaseConfig, StreamConfig
 from dredge.sources.kinesis.discovery import ShardCatalog, list_shards
@@ -33,11 +40,18 @@ from dredge.sources.kinesis.reader import ReadBatch, ShardReader
 from dredge.sources.kinesis.shards import AT_TIMESTAMP, SHARD_END, Position, furthest
 from dredge.telemetry.logging import get_logger
 
-__all__ = ["ConsumerSettings", "StoredCheckpoints", "StreamConsumer"]
+__all__ = ["ConsumerSettings", "Ledger", "StoredCheckpoints", "StreamConsumer"]
 
 log = get_logger(__name__)
 
 StoredCheckpoints = Callable[[str], Awaitable[dict[str, tuple[str, int]]]]
+
+
+class Ledger(Protocol):
+    """The fleet-wide ledger every worker resumes from (dredge.sinks.iceberg.ledger)."""
+
+    def positions(self, stream: str) -> dict[str, tuple[str, int]]: ...  # blocking I/O
+    def expect(self, key: tuple[str, str], epoch: int, position: tuple[str, int] | None) -> None: ...
 
 
 class ConsumerSettings(Protocol):
@@ -59,6 +73,7 @@ class StreamConsumer:
     stored_checkpoints: StoredCheckpoints
     _: KW_ONLY
     clock: Callable[[], float] = time.monotonic
+    ledger: Ledger | None = None
 
     def __post_init__(self) -> None:
         self.name = self.stream.name
@@ -192,6 +207,13 @@ class StreamConsumer:
         leases = await self.leases.list_leases()
         by_id = {lease.shard_id: lease for lease in leases}
         stored = await self.stored_checkpoints(self.name)
+        committed: dict[str, tuple[str, int]] | None = None
+        if self.ledger is not None:
+            try:
+                committed = await asyncio.to_thread(self.ledger.positions, self.name)
+            except SinkError as exc:  # the table is unreachable: start nothing, try again later
+                log.warning("ledger_positions_failed", stream=self.name, error=str(exc)[:300])
+                return
         for shard_id in sorted(candidates):
             lease = by_id.get(shard_id)
             if lease is None:
@@ -202,9 +224,13 @@ class StreamConsumer:
                     log.info("shard_waiting_for_parents", stream=self.name, shard_id=shard_id,
                              parents=sorted(lease.parent_shard_ids))
                 continue
-            await self._start_reader(lease, stored.get(shard_id))
+            if committed is not None:  # the ledger's position, not the local store's
+                await self._start_reader(lease, committed.get(shard_id), ledger=True)
+            else:
+                await self._start_reader(lease, stored.get(shard_id))
 
-    async def _start_reader(self, lease: Lease, stored: tuple[str, int] | None) -> None:
+    async def _start_reader(self, lease: Lease, stored: tuple[str, int] | None,
+                            ledger: bool = False) -> None:
         shard_id = lease.shard_id
         ts = self.stream.timestamp() if lease.checkpoint == AT_TIMESTAMP else None
         lease_pos = Position.from_checkpoint(lease.checkpoint, lease.sub_sequence, ts)
@@ -213,6 +239,8 @@ class StreamConsumer:
             start = furthest(lease_pos, Position.from_checkpoint(stored[0], stored[1], ts))
         epoch = next(self._epoch_counter)
         self._epochs[shard_id] = epoch
+        if ledger and self.ledger is not None:
+            self.ledger.expect((self.name, shard_id), epoch, stored)
         self._not_ready_logged.discard(shard_id)
         if start.rank() > lease_pos.rank():
             # Stored here before a crash, never checkpointed in the lease: bring it forward.
@@ -232,6 +260,14 @@ class StreamConsumer:
                              self.config.kinesis, self._catalog)
         self._readers[shard_id] = asyncio.create_task(self._supervise(reader),
                                                       name=f"reader-{self.name}-{shard_id}")
+
+    async def restart(self, shard_id: str, epoch: int, why: str) -> None:
+        """Stop the shard's reader (its unstored rows dropped); the lease loop starts it again
+        from the ledger's position if the lease is still held."""
+        if self._epochs.get(shard_id) != epoch:
+            return
+        await self._stop_reader(shard_id, why)
+        self._wake.set()
 
     async def _supervise(self, reader: ShardReader) -> None:
         backoff = Backoff(1.0, max(1.0, self.config.kinesis.reader_restart_max_s))

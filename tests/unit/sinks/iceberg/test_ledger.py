@@ -1,0 +1,121 @@
+"""The ledger on a real SQL catalog (SQLite, local warehouse): positions travel with the rows,
+a conflicting commit is retried on the new table, a shard another worker committed is dropped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from dredge.enrich.rollup import Rolled
+from dredge.errors import SinkError
+from dredge.sinks.iceberg import ledger as ledger_mod
+from dredge.sinks.iceberg.config import IcebergConfig
+from dredge.sinks.iceberg.ledger import IcebergLedger
+from dredge.sinks.iceberg.positions import POSITIONS_PROPERTY, committed_positions
+from dredge.sinks.iceberg.table import open_table
+from tests.unit.sinks.iceberg.test_table import flows
+
+A, B = ("s", "shardId-a"), ("s", "shardId-b")
+
+
+def rows(n: int, bytes_each: int = 1) -> Rolled:
+    t = flows(n)
+    return Rolled.from_table(t.set_column(t.schema.get_field_index("bytes"), "bytes",
+                                          pa.array([bytes_each] * n, pa.int64())))
+
+
+def total_bytes(config: IcebergConfig) -> int:
+    return int(pc.sum(open_table(config).scan().to_arrow().column("bytes")).as_py() or 0)
+
+
+def test_commit_carries_every_position(iceberg_config: IcebergConfig) -> None:
+    led = IcebergLedger(iceberg_config, "w1")
+    led.open()
+    led.expect(A, 1, None)
+    led.expect(B, 1, None)
+    led.add(A, 1, [rows(3)], ("100", 0))
+    led.add(B, 1, [rows(2)], ("7", 2))
+    first = led.commit()
+    assert first.rows == 5 and sorted(k for k, _, _ in first.committed) == [A, B]
+    led.add(A, 1, [rows(1)], ("120", 0))
+    led.commit()
+    table = open_table(iceberg_config)
+    assert committed_positions(table) == {A: ("120", 0), B: ("7", 2)}  # B carried forward
+    assert POSITIONS_PROPERTY in table.current_snapshot().summary.additional_properties
+    assert table.scan().to_arrow().num_rows == 6
+    assert sorted(led.take_committed()) == sorted([(A, 1, ("100", 0)), (B, 1, ("7", 2)), (A, 1, ("120", 0))])
+    assert led.take_committed() == [] and led.commit().snapshot_id is None  # nothing buffered
+
+
+def test_positions_only_commit_moves_shard_end(iceberg_config: IcebergConfig) -> None:
+    led = IcebergLedger(iceberg_config, "w1")
+    led.expect(A, 1, None)
+    led.add(A, 1, [], ("SHARD_END", 0))
+    assert led.commit().snapshot_id is not None
+    assert led.positions("s") == {"shardId-a": ("SHARD_END", 0)}
+
+
+def test_zombie_rows_are_dropped(iceberg_config: IcebergConfig) -> None:
+    old, new = IcebergLedger(iceberg_config, "old"), IcebergLedger(iceberg_config, "new")
+    old.expect(A, 1, None)
+    old.add(A, 1, [rows(4, 10)], ("50", 0))
+    new.expect(A, 7, None)  # took the shard over: read it again from the start
+    new.add(A, 7, [rows(5, 10)], ("60", 0))
+    assert new.commit().rows == 5
+    res = old.commit()  # the zombie: the table moved past what it expected
+    assert res.moved == [(A, 1)] and res.committed == [] and res.snapshot_id is None
+    assert total_bytes(iceberg_config) == 50
+    assert committed_positions(open_table(iceberg_config)) == {A: ("60", 0)}
+    old.add(A, 1, [rows(1)], ("70", 0))  # the tenure is fenced: nothing more is buffered
+    assert old.rows == 0
+
+
+def test_conflicting_commit_is_retried_on_the_new_table(iceberg_config: IcebergConfig,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyiceberg.table import Transaction
+
+    w1, w2 = IcebergLedger(iceberg_config, "w1"), IcebergLedger(iceberg_config, "w2")
+    w1.expect(A, 1, None)
+    w2.expect(B, 1, None)
+    w1.add(A, 1, [rows(2, 3)], ("10", 0))
+    w2.add(B, 1, [rows(3, 5)], ("20", 0))
+    real = Transaction.commit_transaction
+    raced: list[int] = []
+
+    def racing(self: Any) -> Any:
+        if not raced:  # w2 commits between w1's check and w1's commit
+            raced.append(1)
+            w2.commit()
+        return real(self)
+
+    monkeypatch.setattr(Transaction, "commit_transaction", racing)
+    before = ledger_mod.commits_total.labels("conflict")._value.get()
+    res = w1.commit()
+    assert ledger_mod.commits_total.labels("conflict")._value.get() == before + 1
+    assert res.rows == 2 and res.moved == []
+    assert committed_positions(open_table(iceberg_config)) == {A: ("10", 0), B: ("20", 0)}
+    assert total_bytes(iceberg_config) == 2 * 3 + 3 * 5  # each once
+
+
+def test_unreachable_table_keeps_the_buffer(iceberg_config: IcebergConfig, tmp_path: Any) -> None:
+    led = IcebergLedger(iceberg_config, "w1")
+    led.open()
+    led.expect(A, 1, None)
+    led.add(A, 1, [rows(2)], ("10", 0))
+    (tmp_path / "catalog.db").rename(tmp_path / "gone.db")
+    with pytest.raises(SinkError):
+        led.commit()
+    assert led.rows == 2 and led.take_committed() == []
+    (tmp_path / "gone.db").rename(tmp_path / "catalog.db")
+    assert led.commit().rows == 2
+
+
+def test_lost_lease_discards(iceberg_config: IcebergConfig) -> None:
+    led = IcebergLedger(iceberg_config, "w1")
+    led.expect(A, 1, None)
+    led.add(A, 1, [rows(2)], ("10", 0))
+    assert led.discard(A) == 2 and not led.has_pending()
+    assert led.commit().snapshot_id is None
