@@ -54,7 +54,8 @@ def add_druid_args(p: argparse.ArgumentParser, staging: bool = False) -> None:
                              "..._PASSWORD, ..._CA_FILE, ..._TLS_VERIFY, ..._DATASOURCE)")
     g.add_argument("--config", dest="druid_config_file", metavar="FILE",
                    help="a dredge TOML file: Druid settings from its [sink.druid], the output "
-                   "stream from [sink.kinesis_out]; options and DREDGE_DRUID_* win over it")
+                   "stream from [sink.kinesis_out], the Iceberg ledger from [sink.iceberg] "
+                   "(reconcile, --backend iceberg); options and DREDGE_DRUID_* win over it")
     g.add_argument("--druid-url", help="Druid Router URL (default: http://127.0.0.1:8888)")
     g.add_argument("--druid-overlord-url", help="Overlord URL when the Router does not proxy it")
     g.add_argument("--druid-user", help="basic auth user")

@@ -1,5 +1,6 @@
 """``dredge query top | timeseries | cross-az``: one :class:`~dredge.query.spec.QuerySpec`,
-run on the DuckDB store (``--db``, opened read-only), Druid SQL (``--backend druid``) or a
+run on the DuckDB store (``--db``, opened read-only), Druid SQL (``--backend druid``), the
+Iceberg ledger (``--backend iceberg``: the table of ``--config``'s ``[sink.iceberg]``) or a
 running server (``--server``), printed as a table or JSON lines."""
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ def add_parser(sub: Any) -> None:
     q.add_argument("--nat-price", type=float, default=0.045,
                    help="USD per GB processed by a NAT gateway (default: 0.045; 0 leaves it out)")
     q.add_argument("--json", action="store_true", help="JSON lines")
-    q.add_argument("--backend", choices=["duckdb", "druid"], default="duckdb",
-                   help="where to query: the DuckDB store (--db) or Druid SQL (--druid-*)")
+    q.add_argument("--backend", choices=["duckdb", "druid", "iceberg"], default="duckdb",
+                   help="where to query: the DuckDB store (--db), Druid SQL (--druid-*) or the "
+                   "Iceberg ledger ([sink.iceberg] of --config)")
     add_druid_args(q)
     add_server_args(q)
     q.set_defaults(func=cmd_query)
@@ -62,6 +64,11 @@ def cmd_query(args: argparse.Namespace) -> int:
         from dredge.query.druid import run
 
         table = run(spec, druid_config(args))
+    elif args.backend == "iceberg":
+        from dredge.commands.iceberg import open_ledger
+        from dredge.query import iceberg
+
+        table = iceberg.run(spec, open_ledger(args.druid_config_file))
     else:
         if not Path(args.db).exists():
             raise ConfigError("db", f"no database at {args.db} (run `dredge replay` first)")
