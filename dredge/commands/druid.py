@@ -366,8 +366,9 @@ def add_druid_command(sub: Any) -> None:
                         "(REPLACE; hours unchanged since their last reconcile are skipped)")
     r.add_argument("--from", dest="start", help="first hour (default: all the table holds)")
     r.add_argument("--to", dest="end", help="end, exclusive (default: the last closed hour)")
-    r.add_argument("--grace", default="15m", help="an hour is closed this long after it ends "
-                   "(default 15m; s m h d)")
+    r.add_argument("--grace", default="1h", help="an hour is closed this long after it ends "
+                   "(default 1h, the supervisor's taskDuration: its task has published the "
+                   "hour; s m h d)")
     r.add_argument("--dry-run", action="store_true", help="say which hours would be rebuilt")
     r.add_argument("--json", action="store_true", help="the summary as one JSON object")
     add_druid_args(r, staging=True)

@@ -7,8 +7,11 @@ the backfill's ``REPLACE`` path (:class:`~dredge.sinks.druid_backfill.HourReplac
 retries, waiting for the segments), so after it Druid's totals for that hour equal the table's.
 
 **Closed hours only**: an hour is reconciled once it ended ``grace_s`` ago (default
-:data:`DEFAULT_GRACE_S`, 15 min: flow-log records reach the stream minutes after their
-window, and the daemon commits every ``commit_interval_s``); newer hours stay live.
+:data:`DEFAULT_GRACE_S`, 1 h: the supervisor's ``taskDuration``, PT1H by default, so the
+streaming task that took the hour's last rows has published them and released its lock on
+the hour; a ``REPLACE`` meeting that lock waits, fails after its retries and is redone by the
+next run; flow-log records reach the stream minutes after their window, and the daemon
+commits every ``commit_interval_s``); newer hours stay live.
 
 **What was reconciled, and from what** lives in Druid itself, in the same ``REPLACE`` as the
 rows: each reconciled row carries the dimension :data:`MARK_COLUMN` (``reconciled_from``), the
@@ -49,7 +52,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-DEFAULT_GRACE_S = 900.0
+DEFAULT_GRACE_S = 3600.0
 MARK_COLUMN = "reconciled_from"
 
 

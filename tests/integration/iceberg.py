@@ -63,6 +63,8 @@ def append(table: Table, rows: pa.Table, commits: int = 1, shard: str = "shard-0
 
 
 def table_totals(table: Table) -> Totals:
+    """Totals by (minute, src_app, dst_app) of the table's current snapshot (refreshed)."""
+    table.refresh()
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET TimeZone='UTC'")

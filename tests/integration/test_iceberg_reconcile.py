@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,7 @@ from dredge.testing import MotoServer
 from tests.integration.druid import DruidCluster, druid_totals
 from tests.integration.iceberg import append, s3_config, store_rows, table_totals
 from tests.integration.samples import replay_args
+from tests.integration.streams import Sample
 
 pytestmark = [pytest.mark.integration, pytest.mark.druid]
 
@@ -109,3 +113,114 @@ def _toml(catalog: dict[str, str], druid: DruidConfig) -> str:
              "[sink.iceberg]", "[sink.iceberg.catalog]"]
     lines += [f'"{k}" = "{v}"' for k, v in catalog.items()]
     return "\n".join(lines) + "\n"
+
+
+# -- the daemon: published to Druid, killed before its ledger commit, restarted ---------------
+
+
+def test_daemon_killed_between_publish_and_commit_then_reconcile(
+        druid: DruidCluster, moto: MotoServer, sample: Sample, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dredge run` with [sink.kinesis_out] (Druid's supervisor reads it) and [sink.iceberg]:
+    killed with SIGKILL after publishing every row and before its first ledger commit, then
+    restarted: it reads the shards again from the table's (empty) positions, publishes again
+    and commits. Druid counts the published rows twice; `dredge druid reconcile` makes it
+    equal the table, which equals what was put."""
+    import boto3
+
+    from tests.integration.streams import (
+        PutLog,
+        Worker,
+        create_stream,
+        encode_mixed,
+        kinesis,
+        line_totals,
+        put_payloads,
+        wait_for,
+        write_config,
+    )
+    from tests.integration.test_daemon_publish import published_rows
+    from tests.integration.test_druid_sink import ROUTER, running_tasks
+
+    ds = druid.datasource("ledger")
+    tag = uuid.uuid4().hex[:8]
+    in_stream, out_stream = f"ledger-in-{tag}", f"dredge-ledger-{tag}"
+    kinesis_local = druid.endpoints.kinesis
+    out = boto3.client("kinesis", endpoint_url=kinesis_local, region_name="us-east-1",
+                       aws_access_key_id="dredge", aws_secret_access_key="dredge")
+    kin = kinesis(moto.endpoint)
+    create_stream(kin, in_stream, 2)
+    rng = random.Random(11)
+    log = PutLog()
+    put_payloads(kin, in_stream, encode_mixed(sample.lines, rng), rng, log)
+    want_flows = line_totals(log.lines()).flows
+    ledger = s3_config(moto, tmp_path)
+    db = tmp_path / "daemon.duckdb"
+
+    def config(commit_interval_s: float) -> Path:
+        return write_config(tmp_path / "dredge.toml", stream=in_stream, db=db, sample=sample,
+                            worker_id="ledger-1", extra=f"""
+[sink.kinesis_out]
+stream = "{out_stream}"
+region = "us-east-1"
+endpoint_url = "{kinesis_local}"
+
+[sink.druid]
+url = "{ROUTER}"
+datasource = "{ds}"
+
+[sink.iceberg]
+commit_interval_s = {commit_interval_s}
+[sink.iceberg.catalog]
+""" + "".join(f'"{k}" = "{v}"\n' for k, v in ledger.catalog.items()))
+
+    def published_flows() -> int:
+        return sum(int(r["flows"]) for r in published_rows(out, out_stream))
+
+    cfg = config(3600.0)  # the first run never reaches its commit
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "dredge")  # kinesis-local takes any
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "dredge")
+    assert main(["druid", "init", "--config", str(cfg), "--task-count", "1",
+                 "--create-stream", "1"]) == 0
+    try:
+        worker = Worker(cfg, moto.env(), tmp_path / "worker.log").start().wait_started()
+        try:
+            wait_for(lambda: published_flows() >= want_flows, 120,
+                     f"every flow to be published ({want_flows:,})", alive=worker.check_alive)
+        finally:
+            worker.kill9()
+        table = open_table(ledger)
+        assert table.current_snapshot() is None, "committed before the kill"
+
+        worker = Worker(config(1.0), moto.env(), tmp_path / "worker.log").start().wait_started()
+        try:
+            wait_for(lambda: sum(v[2] for v in table_totals(table).values()) == want_flows, 120,
+                     "the restarted worker to commit everything", alive=worker.check_alive)
+        finally:
+            assert worker.terminate() == 0, worker.tail()
+        exact = table_totals(table)
+        assert sum(v[2] for v in exact.values()) == want_flows
+        published = published_flows()
+        wait_for(lambda: sum(v[2] for v in _druid_or_empty(druid, ds).values()) == published,
+                 300, "Druid to ingest what was published")
+        print(f"published {published:,} flows for {want_flows:,} put")
+        assert published > want_flows, "the restart published nothing twice: no duplicate to repair"
+        assert druid_totals(druid, ds) != exact
+    finally:
+        druid.terminate_supervisor(ds)
+        deadline = time.monotonic() + 120  # its task publishes and frees the hours' locks
+        while time.monotonic() < deadline and running_tasks(druid, ds):
+            time.sleep(1)
+        out.delete_stream(StreamName=out_stream, EnforceConsumerDeletion=True)
+
+    capsys.readouterr()
+    assert main(["druid", "reconcile", "--config", str(cfg), "--grace", "0"]) == 0
+    print(capsys.readouterr().out)
+    assert druid_totals(druid, ds) == exact
+
+
+def _druid_or_empty(druid: DruidCluster, ds: str) -> dict[tuple[str, str, str], tuple[int, int, int]]:
+    try:
+        return druid_totals(druid, ds)
+    except Exception:  # not queryable yet
+        return {}
