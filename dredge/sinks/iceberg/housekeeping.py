@@ -11,7 +11,9 @@ What pyiceberg 0.12 offers and what is written here:
   commit must). A concurrent append is never lost: pyiceberg's overwrite requires the branch
   head it was built on (``AssertRefSnapshotId``), so if a worker committed meanwhile the
   catalog refuses it (``CommitFailedException``) and the hour is read and rewritten again
-  from the new head, up to ``max_attempts`` times (then left for the next run).
+  from the new head, up to ``max_attempts`` times (then left for the next run). pyiceberg's
+  own retry (which would rebuild the snapshot on the new head with the positions read from
+  the old one) is switched off for the table object, as the ledger does.
 - **Snapshot expiry**: pyiceberg's ``table.maintenance.expire_snapshots()`` removes snapshots
   by id or age; "keep the newest N" is written here: a snapshot is expired when it is older
   than ``expire_after_s`` and not among the ``keep_snapshots`` newest (the current one and
@@ -32,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dredge.errors import ConfigError
+from dredge.sinks.iceberg.ledger import _no_blind_retries
 from dredge.sinks.iceberg.positions import carried_forward
 from dredge.sinks.iceberg.reading import HOUR, hour_files, time_filter
 from dredge.sinks.iceberg.table import iceberg_errors, to_table_arrow
@@ -119,18 +122,6 @@ def maintain(table: Table, config: HousekeepingConfig, now: float | None = None)
 # -- compaction --------------------------------------------------------------------------------
 
 
-def no_blind_retries(table: Table) -> None:
-    """pyiceberg 0.12 retries a refused commit itself, rebuilt on the new head with the summary
-    computed on the old one: stale positions would be committed. Off for this table object
-    (in memory: the table's own setting stays); the callers re-read and retry themselves."""
-    from pyiceberg.table import TableProperties
-
-    props = table.metadata.properties
-    if props.get(TableProperties.COMMIT_NUM_RETRIES) != "0":
-        table.metadata = table.metadata.model_copy(
-            update={"properties": {**props, TableProperties.COMMIT_NUM_RETRIES: "0"}})
-
-
 def compact(table: Table, config: HousekeepingConfig, now: float, report: Report) -> None:
     table.refresh()
     snapshot = table.current_snapshot()
@@ -161,7 +152,7 @@ def _compact_hour(table: Table, hour: int, config: HousekeepingConfig, report: R
             report.compact_rows += rows.num_rows
             return
         try:
-            no_blind_retries(table)
+            _no_blind_retries(table)  # the ledger's: stale positions must never be retried in
             with table.transaction() as tx:
                 update = tx.update_snapshot(snapshot_properties=carried_forward(table))
                 with update.overwrite() as rewrite:
