@@ -33,6 +33,8 @@ external source; ``dredge druid reconcile`` prints them, an operator drops them 
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -93,8 +95,10 @@ class DruidReconcile(HourReplacer):
 
     def __init__(self, table: Table, config: DruidConfig, api: DruidAPI | None = None, *,
                  staging_path: str = "", sleep: Callable[[float], None] = time.sleep) -> None:
-        # "auto" staging for a local Druid: a folder beside the table's catalog, else inline
-        super().__init__(config, api, staging_path or ":memory:", sleep=sleep)
+        # "auto" staging: for a Druid on this machine a folder in the temporary directory
+        # (local:<tmp>/dredge-reconcile.druid-staging, read by its indexers), else inline
+        super().__init__(config, api, staging_path or os.path.join(tempfile.gettempdir(),
+                                                                   "dredge-reconcile"), sleep=sleep)
         self.table = table
         self._snapshot_id: int | None = None
         self._marks: dict[int, str] = {}
