@@ -1,5 +1,7 @@
 """``dredge replay PATH...``: flow-log files (local or s3://) into the DuckDB store, and with
-``--sink druid`` the touched hours into Druid. The work is :func:`dredge.replay.replay`."""
+``--sink druid`` the touched hours into Druid; ``--sink iceberg``: into the Iceberg ledger
+table of ``--config``'s ``[sink.iceberg]`` instead of DuckDB. The work is
+:func:`dredge.replay.replay`."""
 
 from __future__ import annotations
 
@@ -29,8 +31,9 @@ def add_parser(sub: Any) -> None:
                    help="commit at most this many files per transaction (default: %(default)s)")
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
     r.add_argument("--no-progress", action="store_true")
-    r.add_argument("--sink", choices=["duckdb", "druid"], default="duckdb",
-                   help="druid: also rebuild the touched hours in Druid from the store (docs/druid.md)")
+    r.add_argument("--sink", choices=["duckdb", "druid", "iceberg"], default="duckdb",
+                   help="druid: also rebuild the touched hours in Druid from the store (docs/druid.md);"
+                   " iceberg: into --config's [sink.iceberg] table instead of DuckDB, each file once")
     add_druid_args(r, staging=True)
     r.set_defaults(func=cmd_replay)
 
@@ -38,7 +41,6 @@ def add_parser(sub: Any) -> None:
 def cmd_replay(args: argparse.Namespace) -> int:
     from dredge.replay import Progress, ReplayConfig, replay
     from dredge.sinks.deadletter import DeadLetters
-    from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
 
     config = ReplayConfig(window_s=args.window, workers=args.workers, format=args.format or "",
                           commit_files=args.commit_files)
@@ -49,7 +51,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     dead = DeadLetters(dl_path)
     druid: dict[str, Any] | None = None
     try:
-        with DuckDBSink(DuckDBConfig(path=args.db)) as sink:
+        with open_sink(args) as sink:
             bar = None if args.no_progress else (lambda n: Progress(n))
             if args.sink == "druid":
                 from dredge.commands.druid import replay_into_druid
@@ -87,3 +89,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
             print("\n".join(druid_replay_lines(druid)))
     return 1 if summary.failed or (druid is not None and druid.get("error")) else 0
+
+
+def open_sink(args: argparse.Namespace) -> Any:
+    """The DuckDB store (``--db``), or with ``--sink iceberg`` the ledger table of
+    ``--config``'s [sink.iceberg] (ConfigError, exit 2, without one)."""
+    if args.sink != "iceberg":
+        from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
+
+        return DuckDBSink(DuckDBConfig(path=args.db))
+    from dredge.config import load_config
+    from dredge.errors import ConfigError
+    from dredge.sinks.iceberg.files import IcebergFileSink
+
+    if not args.druid_config_file:
+        raise ConfigError("--config", "--sink iceberg needs a dredge TOML file with [sink.iceberg]")
+    ice = load_config(args.druid_config_file).sink.iceberg
+    if ice is None:
+        raise ConfigError("sink.iceberg", f"{args.druid_config_file} has no [sink.iceberg] section")
+    return IcebergFileSink(ice)

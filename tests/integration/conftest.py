@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dredge.testing import service_unavailable
+from dredge.testing import MotoServer, service_unavailable
 from tests.integration.druid import DruidCluster, load_smoke
 from tests.integration.samples import Samples
 from tests.integration.streams import Sample
@@ -41,6 +41,25 @@ def hour_logs(samples: Samples) -> Path:
 def druid_logs(samples: Samples) -> Path:
     """Two hours, 20,000 flows (each hour more than inline staging takes): Druid backfills."""
     return samples.logs(flows=20_000, seed=5, hours=2)
+
+
+@pytest.fixture(params=["sql", "glue"])
+def iceberg_catalog(request: pytest.FixtureRequest, moto: MotoServer, tmp_path: Path) -> dict[str, str]:
+    """``[sink.iceberg] catalog`` properties: a warehouse in a fresh moto S3 bucket and a SQL
+    catalog (SQLite in tmp_path) or moto's Glue (pyiceberg's DynamoDB catalog cannot commit)."""
+    import uuid
+
+    import boto3
+
+    bucket = f"wh-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto.endpoint, region_name="us-east-1",
+                 aws_access_key_id="testing", aws_secret_access_key="testing").create_bucket(Bucket=bucket)
+    s3 = {"s3.endpoint": moto.endpoint, "s3.region": "us-east-1", "s3.access-key-id": "testing",
+          "s3.secret-access-key": "testing", "warehouse": f"s3://{bucket}/wh"}
+    if request.param == "sql":
+        return {"type": "sql", "uri": f"sqlite:///{tmp_path / 'iceberg-catalog.db'}", **s3}
+    return {"type": "glue", "glue.endpoint": moto.endpoint, "glue.region": "us-east-1",
+            "glue.access-key-id": "testing", "glue.secret-access-key": "testing", **s3}
 
 
 @pytest.fixture(scope="session")

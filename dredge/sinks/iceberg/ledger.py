@@ -24,7 +24,9 @@ map of :mod:`dredge.sinks.iceberg.positions`). Rules:
 - A lost lease drops the shard's buffered rows (:meth:`discard`).
 
 Lease checkpoints move only to positions the ledger committed (:meth:`take_committed`).
-Thread-safety: ``commit`` runs in a worker thread; ``add``/``discard``/``expect`` on the loop.
+Thread-safety: ``commit`` runs in a worker thread and is the only user of ``self.table``;
+``positions`` (the consumers) loads a table object of its own; ``add``/``discard``/``expect``
+run on the loop and touch the buffers under a lock.
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ class IcebergLedger:
         self._buffer: dict[ShardKey, _Shard] = {}
         self._expected: dict[ShardKey, tuple[int, ShardPosition | None]] = {}  # epoch, position
         self._committed: list[tuple[ShardKey, int, ShardPosition]] = []  # for the lease checkpoints
+        self._inflight = 0  # rows of the commit running now
 
     # -- setup and what the consumer asks ---------------------------------------------------
 
@@ -122,10 +125,12 @@ class IcebergLedger:
         return self._table
 
     def positions(self, stream: str) -> dict[str, tuple[str, int]]:
-        """shard id -> position the table committed for ``stream`` (refreshed now)."""
+        """shard id -> position the table committed for ``stream``, read now.
+
+        A table object of its own: the commit thread's must not be refreshed under it (the
+        commit checks positions on one snapshot and appends on that same snapshot)."""
         with iceberg_errors("cannot read the committed positions"):
-            self.table.refresh()
-            found = committed_positions(self.table)
+            found = committed_positions(self.table.catalog.load_table(self.config.identifier))
         return {shard: pos for (s, shard), pos in found.items() if s == stream}
 
     def expect(self, key: ShardKey, epoch: int, position: ShardPosition | None) -> None:
@@ -163,12 +168,15 @@ class IcebergLedger:
         n = dropped.rows if dropped is not None else 0
         if n:
             rows_dropped_total.labels("lost").inc(n)
+            log.info("iceberg_rows_dropped", stream=key[0], shard_id=key[1], rows=n,
+                     reason="lease lost: the new owner reads them again from the table's position")
         return n
 
     @property
     def rows(self) -> int:
+        """Rows buffered and in the commit running now (what back-pressure bounds)."""
         with self._lock:
-            return sum(s.rows for s in self._buffer.values())
+            return sum(s.rows for s in self._buffer.values()) + self._inflight
 
     def has_pending(self) -> bool:
         with self._lock:
@@ -189,10 +197,14 @@ class IcebergLedger:
 
     def commit(self) -> CommitResult:
         """Append every buffered shard whose committed position is still the expected one, and
-        its new position, in one snapshot. SinkError: nothing committed, the buffer kept."""
+        its new position, in one snapshot. SinkError: nothing committed, the buffer kept.
+
+        The buffer is swapped out first: rows the loop adds while the commit runs go to a new
+        buffer (the next commit), never into what this one committed or reported."""
         t0 = time.perf_counter()
         with self._lock:
-            batch = dict(self._buffer)
+            batch, self._buffer = self._buffer, {}
+            self._inflight = sum(s.rows for s in batch.values())
         result = CommitResult()
         if not batch:
             return result
@@ -207,16 +219,20 @@ class IcebergLedger:
                 raise SinkError(f"Iceberg: {MAX_CONFLICTS} commits in a row lost to other writers")
         except SinkError:
             commits_total.labels("failed").inc()
+            with self._lock:
+                self._restore(batch, {k for k, _ in result.moved})
             raise
         finally:
+            self._inflight = 0
             commit_seconds.observe(time.perf_counter() - t0)
         with self._lock:
-            for key, shard in batch.items():
-                if self._buffer.get(key) is shard:  # not discarded or re-expected meanwhile
-                    del self._buffer[key]
-            for key, epoch in result.moved:
+            for key, epoch in result.moved:  # fenced: this tenure writes nothing more
                 if self._expected.get(key, (None,))[0] == epoch:
                     del self._expected[key]
+                later = self._buffer.get(key)
+                if later is not None and later.epoch == epoch:
+                    del self._buffer[key]
+                    rows_dropped_total.labels("moved").inc(later.rows)
             for key, epoch, pos in result.committed:
                 if self._expected.get(key, (None,))[0] == epoch:
                     self._expected[key] = (epoch, pos)
@@ -228,6 +244,20 @@ class IcebergLedger:
             log.info("iceberg_committed", rows=result.rows, shards=len(result.committed),
                      snapshot_id=result.snapshot_id, seconds=round(time.perf_counter() - t0, 3))
         return result
+
+    def _restore(self, batch: dict[ShardKey, _Shard], moved: set[ShardKey]) -> None:
+        """A failed commit: its shards go back in front of what was added meanwhile."""
+        for key, old in batch.items():
+            exp = self._expected.get(key)
+            if key in moved or exp is None or exp[0] != old.epoch:
+                continue  # fenced or discarded meanwhile
+            cur = self._buffer.get(key)
+            if cur is not None and cur.epoch == old.epoch:
+                old.parts.extend(cur.parts)
+                old.rows += cur.rows
+                old.position = cur.position
+            self._buffer[key] = old
+        self._gauges()
 
     def _attempt(self, batch: dict[ShardKey, _Shard], token: str, result: CommitResult) -> bool:
         """One try on the refreshed table; False when another writer committed first."""

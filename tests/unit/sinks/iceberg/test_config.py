@@ -58,3 +58,18 @@ def test_bad_values_name_the_key(tmp_path: Path, body: str, key: str) -> None:
 def test_describe_keeps_the_uri_out() -> None:
     cfg = IcebergConfig(catalog={"type": "sql", "uri": "postgresql://u:secret@h/db", "warehouse": "s3://b"})
     assert "secret" not in cfg.describe() and "s3://b" in cfg.describe()
+
+
+def test_example_file_documents_every_key(tmp_path: Path) -> None:
+    import dataclasses
+
+    example = Path(__file__).resolve().parents[4] / "infra" / "dredge.example.toml"
+    text = example.read_text()
+    block = text[text.index("#[sink.iceberg]"):].split("\n\n")[0]  # the commented section
+    for f in dataclasses.fields(IcebergConfig):
+        assert f"#{f.name} =" in block or f"#[sink.iceberg.{f.name}]" in block, f.name
+    on = "\n".join(line[1:] for line in block.splitlines() if line.startswith(("#[", "#\"")) or " = " in line)
+    path = tmp_path / "on.toml"
+    path.write_text(on)
+    ice = load_config(path, env={}).sink.iceberg
+    assert ice is not None and ice.catalog["type"] == "sql" and ice.catalog["s3.region"] == "us-east-1"

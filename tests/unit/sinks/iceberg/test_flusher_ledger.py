@@ -120,3 +120,42 @@ def test_ledger_outage_holds_checkpoints_then_commits_once(tmp_path: Path, icebe
     assert owner.checkpoints[-1] == ("a", Position("SEQUENCE", "2", 0))
     assert ledger_bytes(cfg) == 120
     db.close()
+
+
+def test_full_ledger_buffer_holds_the_pipeline(tmp_path: Path, iceberg_config: IcebergConfig) -> None:
+    """Table unreachable and the buffer past max_buffered_rows: no more local flushes (the
+    batcher takes no batches: readers wait), nothing lost once the table is back."""
+    snap, _ = load_index([], [])
+    db = DuckDBSink(DuckDBConfig(path=str(tmp_path / "d.duckdb")))
+    db.open()
+    owner = Owner()
+    cfg = IcebergConfig(catalog=iceberg_config.catalog, commit_interval_s=0.05, max_buffered_rows=1)
+    ledger = IcebergLedger(cfg, "w1")
+    ledger.open()
+    ledger.expect(("s", "a"), 1, None)
+    catalog = tmp_path / "catalog.db"
+
+    async def main() -> None:
+        b = StreamBatcher(db, DeadLetters(None), StaticSnapshots(snap), DecodeConfig(),
+                          PipelineConfig(flush_interval_s=0.05, sink_retry_max_s=0.1, queue_batches=1),
+                          ledger=ledger)
+        b.register("s", DEFAULT_FORMAT, owner)
+        catalog.rename(tmp_path / "away.db")
+        task = asyncio.create_task(b.run())
+        await b.put(batch("a", 1, 100))
+        async with asyncio.timeout(20):
+            while db.checkpoints("s") != {"a": ("1", 0)}:
+                await asyncio.sleep(0.02)
+        for seq in range(2, 5):
+            await b.put(batch("a", seq, 1))
+        await asyncio.sleep(0.6)
+        assert db.checkpoints("s") == {"a": ("1", 0)}  # held: nothing more taken in
+        assert ledger.rows == 1 and not owner.checkpoints
+        (tmp_path / "away.db").replace(catalog)
+        await b.drain_and_stop()
+        await task
+
+    asyncio.run(main())
+    assert owner.checkpoints[-1] == ("a", Position("SEQUENCE", "4", 0))
+    assert ledger_bytes(cfg) == 103
+    db.close()

@@ -119,3 +119,49 @@ def test_lost_lease_discards(iceberg_config: IcebergConfig) -> None:
     led.add(A, 1, [rows(2)], ("10", 0))
     assert led.discard(A) == 2 and not led.has_pending()
     assert led.commit().snapshot_id is None
+
+
+def test_rows_added_during_a_commit_wait_for_the_next(iceberg_config: IcebergConfig,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commit runs in a thread while the loop keeps adding flushes: what it reports as
+    committed (the lease checkpoint) is only what it appended; the rest is kept."""
+    from pyiceberg.table import Transaction
+
+    led = IcebergLedger(iceberg_config, "w1")
+    led.expect(A, 1, None)
+    led.add(A, 1, [rows(2, 1)], ("10", 0))
+    real = Transaction.commit_transaction
+
+    def flush_meanwhile(self: Any) -> Any:
+        monkeypatch.setattr(Transaction, "commit_transaction", real)
+        led.add(A, 1, [rows(3, 100)], ("20", 0))  # the loop's next flush
+        return real(self)
+
+    monkeypatch.setattr(Transaction, "commit_transaction", flush_meanwhile)
+    first = led.commit()
+    assert first.committed == [(A, 1, ("10", 0))] and first.rows == 2
+    assert committed_positions(open_table(iceberg_config)) == {A: ("10", 0)}
+    assert led.rows == 3
+    assert led.commit().committed == [(A, 1, ("20", 0))]
+    assert total_bytes(iceberg_config) == 2 + 300
+
+
+def test_failed_commit_puts_its_rows_back_before_newer_ones(iceberg_config: IcebergConfig,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyiceberg.table import Transaction
+
+    led = IcebergLedger(iceberg_config, "w1")
+    led.expect(A, 1, None)
+    led.add(A, 1, [rows(2, 1)], ("10", 0))
+
+    def fail(self: Any) -> Any:
+        led.add(A, 1, [rows(1, 100)], ("20", 0))
+        raise OSError("S3 is down (injected)")
+
+    monkeypatch.setattr(Transaction, "commit_transaction", fail)
+    with pytest.raises(SinkError, match="S3 is down"):
+        led.commit()
+    monkeypatch.undo()
+    assert led.rows == 3 and led.take_committed() == []
+    assert led.commit().committed == [(A, 1, ("20", 0))]
+    assert total_bytes(iceberg_config) == 102
