@@ -108,6 +108,9 @@ def test_expiry_and_orphans(table: Any) -> None:
     stray = f"{table.location()}/data/window_start_hour=2026-11-25-00/failed-commit.parquet"
     with table.io.new_output(stray).create() as f:
         f.write(b"PAR1 not referenced")
+    sibling = f"{table.location()}_files/data/another-table.parquet"  # <table>_files: replay's
+    with table.io.new_output(sibling).create() as f:
+        f.write(b"PAR1 another table's")
     young = maintain(table, HousekeepingConfig(compact=False, expire=False))
     assert young.orphans == []  # every file is younger than orphan_age_s (3 days)
 
@@ -120,6 +123,7 @@ def test_expiry_and_orphans(table: Any) -> None:
     assert sum(p.endswith(".parquet") for p in report.orphans) == 21
     table.refresh()
     assert not table.io.new_input(stray).exists()
+    assert table.io.new_input(sibling).exists()
     for path in referenced(table):
         scheme = "s3://" if table.location().startswith("s3://") else ""
         assert table.io.new_input(scheme + path).exists(), path

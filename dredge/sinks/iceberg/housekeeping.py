@@ -242,8 +242,10 @@ def delete_orphans(table: Table, config: HousekeepingConfig, now: float, report:
     table.refresh()  # after listing: what a commit landing meanwhile references is kept
     keep = referenced(table)
     cutoff = now - config.orphan_age_s
+    inside = root.rstrip("/") + "/"  # not a sibling sharing the prefix (<table>_files/)
     for info in listed:
-        if (info.type != pafs.FileType.File or info.path in keep or info.mtime is None
+        if (info.type != pafs.FileType.File or not info.path.startswith(inside)
+                or info.path in keep or info.mtime is None
                 or info.mtime.timestamp() >= cutoff or info.base_name == "version-hint.text"):
             continue
         if not config.dry_run:
