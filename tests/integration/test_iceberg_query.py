@@ -4,6 +4,7 @@ SQLite catalog, filled from the store in several commits)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,20 @@ def test_same_answers_as_duckdb(druid_logs: Path, moto: MotoServer, tmp_path: Pa
     lo, hi = time_range(table)
     ws = rows.column("window_start")
     assert (lo, hi) == (ws[0].as_py(), max(ws.to_pylist()))
+
+    # `dredge serve --backend iceberg`: /api/query answers what `dredge query --json` prints
+    from tests.integration.test_serve import api, as_records, cli_json, http, params_of, start_serve
+
+    served = start_serve(["--backend", "iceberg", "--config", str(toml)], tmp_path / "serve.log")
+    try:
+        for query in (["top", "--by", "src_app,dst_app", "--limit", "30"],
+                      ["timeseries", "--interval", "10m", "--by", "action"], ["cross-az"]):
+            got = as_records(api(served.url, **params_of(query)))
+            assert got == cli_json(capsys, *query, "--db", str(db)), query
+        status, body = http("GET", f"{served.url}/api/meta")
+        assert status == 200 and json.loads(body)["backend"] == "iceberg", body
+    finally:
+        served.stop()
 
 
 def test_missing_table_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
