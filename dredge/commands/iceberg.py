@@ -47,16 +47,17 @@ def _print(obj: object) -> None:
 
 def cmd_maintain(args: argparse.Namespace) -> int:
     from dredge.sinks.iceberg.housekeeping import HousekeepingConfig, maintain
+    from dredge.times import parse_duration
 
-    defaults = HousekeepingConfig()
-    config = HousekeepingConfig(
-        compact=not args.no_compact, expire=not args.no_expire, orphans=not args.no_orphans,
-        min_files=args.min_files if args.min_files is not None else defaults.min_files,
-        keep_snapshots=(args.keep_snapshots if args.keep_snapshots is not None
-                        else defaults.keep_snapshots),
-        expire_after_s=(parse(args.expire_after) if args.expire_after else defaults.expire_after_s),
-        orphan_age_s=(parse(args.orphan_age) if args.orphan_age else defaults.orphan_age_s),
-        dry_run=args.dry_run)
+    given: dict[str, Any] = {
+        "compact": not args.no_compact, "expire": not args.no_expire,
+        "orphans": not args.no_orphans, "dry_run": args.dry_run,
+        "min_files": args.min_files, "keep_snapshots": args.keep_snapshots,
+        "max_attempts": args.max_attempts}
+    for key, text in (("compact_after_s", args.compact_after), ("expire_after_s", args.expire_after),
+                      ("orphan_age_s", args.orphan_age)):
+        given[key] = float(parse_duration(text)) if text else None
+    config = HousekeepingConfig(**{k: v for k, v in given.items() if v is not None})
     config.validate()
     report = maintain(open_ledger(args.config), config)
     if args.json:
@@ -65,12 +66,6 @@ def cmd_maintain(args: argparse.Namespace) -> int:
         for line in report.lines():
             print(line)
     return 0
-
-
-def parse(text: str) -> float:
-    from dredge.times import parse_duration
-
-    return float(parse_duration(text))
 
 
 def add_parser(sub: Any) -> None:
@@ -85,10 +80,14 @@ def add_parser(sub: Any) -> None:
     m.add_argument("--no-orphans", action="store_true", help="do not look for orphan files")
     m.add_argument("--min-files", type=int, help="compact an hour with at least this many data "
                    "files (default 8)")
+    m.add_argument("--compact-after", help="compact an hour this long after it ended (default "
+                   "1h: workers no longer append to it; s m h d)")
     m.add_argument("--keep-snapshots", type=int, help="the newest snapshots always kept (default 20)")
     m.add_argument("--expire-after", help="expire snapshots older than this (default 1d; s m h d)")
     m.add_argument("--orphan-age", help="delete unreferenced files only older than this (default "
                    "3d: a commit in flight has written files it does not reference yet)")
+    m.add_argument("--max-attempts", type=int, help="compaction commits refused by a concurrent "
+                   "commit: read again and retry this many times (default 5)")
     m.add_argument("--dry-run", action="store_true", help="say what would be done, do nothing")
     m.add_argument("--json", action="store_true", help="the report as one JSON object")
     m.set_defaults(func=cmd_maintain)

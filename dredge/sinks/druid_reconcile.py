@@ -25,10 +25,10 @@ the record cannot disagree with what Druid holds; several hosts or workers may r
 once without a lock: two REPLACEs of one hour from different table states leave the later one
 in place with its own mark, and a stale one is simply redone by the next run.
 
-Hours Druid has and the table has not (``stray``: published live, never committed, e.g. rows
-of a zombie worker) are reported, not deleted: Druid has no cheap empty ``REPLACE`` from an
-external source; ``dredge druid reconcile`` prints them, an operator drops them with a
-``REPLACE ... SELECT`` of nothing or a kill task.
+Hours Druid has and the table has not (``stray``: published live and never committed, e.g.
+by a worker that lost its shard) are reported, not deleted: dropping a whole hour is left to
+an operator (``dredge druid reconcile`` prints them; a ``REPLACE`` of the hour with no rows, or
+marking its segments unused, removes them).
 """
 
 from __future__ import annotations
