@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from dredge.errors import ConfigError, SinkError
+from dredge.errors import ConfigError, DredgeError, SinkError
 
 if TYPE_CHECKING:  # the sinks load numba: imported when a command runs (`dredge --help` stays quick)
     from dredge.replay import ReplaySummary
@@ -267,11 +267,16 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
     config = druid_config(args)
     grace = parse_duration(args.grace)
+    every = parse_duration(args.every) if args.every else 0
+    if args.every and every <= 0:
+        raise ConfigError("every", "a duration > 0 (e.g. 10m)")
     reconcile = DruidReconcile(open_ledger(args.druid_config_file), config)
     _reachable(reconcile.api)
-    summary = reconcile.run(parse_time(args.start) if args.start else None,
-                            parse_time(args.end) if args.end else None,
-                            grace_s=grace, dry_run=args.dry_run)
+    start = parse_time(args.start) if args.start else None
+    end = parse_time(args.end) if args.end else None
+    if every:
+        return _reconcile_every(reconcile, every, start, end, grace)
+    summary = reconcile.run(start, end, grace_s=grace, dry_run=args.dry_run)
     out = summary.as_dict()
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(out) + b"\n")
@@ -284,6 +289,28 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
           f"task(s), {out['seconds']:.1f} s)")
     for hour in out["stray"]:
         print(f"stray        {hour}: Druid has rows the ledger has none of (left as they are)")
+    return 0
+
+
+def _reconcile_every(reconcile: Any, every: float, start: int | None, end: int | None,
+                     grace: float) -> int:
+    """Reconcile every ``every`` seconds until SIGTERM/SIGINT; a failed run is logged and the
+    next one redoes it (exit 0 on a signal)."""
+    import signal
+    import threading
+
+    from dredge.telemetry.logging import get_logger
+
+    log = get_logger("dredge.druid")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.set())
+    while not stop.is_set():
+        try:
+            reconcile.run(start, end, grace_s=grace)
+        except DredgeError as exc:  # Druid or the table away: the next run redoes it
+            log.error("druid_reconcile_failed", error=str(exc)[:500], retry_in_s=every)
+        stop.wait(every)
     return 0
 
 
@@ -370,6 +397,8 @@ def add_druid_command(sub: Any) -> None:
                    "(default 1h, the supervisor's taskDuration: its task has published the "
                    "hour; s m h d)")
     r.add_argument("--dry-run", action="store_true", help="say which hours would be rebuilt")
+    r.add_argument("--every", help="keep running: reconcile this often (e.g. 10m) until "
+                   "SIGTERM; a failed run is logged and redone by the next")
     r.add_argument("--json", action="store_true", help="the summary as one JSON object")
     add_druid_args(r, staging=True)
     r.set_defaults(func=cmd_reconcile)

@@ -12,6 +12,9 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -28,7 +31,7 @@ from dredge.testing import MotoServer
 from tests.integration.druid import DruidCluster, druid_totals
 from tests.integration.iceberg import append, s3_config, store_rows, table_totals
 from tests.integration.samples import replay_args
-from tests.integration.streams import Sample
+from tests.integration.streams import Sample, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.druid]
 
@@ -105,6 +108,20 @@ def test_reconcile_makes_druid_equal_the_ledger(druid: DruidCluster, moto: MotoS
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (out["reconciled"], out["unchanged"]) == (1, 1)
     assert druid_totals(druid, ds) == want
+
+    # --every: a long-running reconcile picks up a later commit, stops on SIGTERM with 0
+    proc = subprocess.Popen([sys.executable, "-m", "dredge.cli", "druid", "reconcile", "--config",
+                             str(toml), "--grace", "0", "--every", "2s"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        append(table, late.slice(0, 10), shard="shard-later")
+        want = table_totals(table)
+        wait_for(lambda: druid_totals(druid, ds) == want, 180, "the loop to reconcile the hour")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=120)[0].decode()
+    assert proc.returncode == 0, output
+    assert "druid_reconcile_done" in output
 
 
 def _toml(catalog: dict[str, str], druid: DruidConfig) -> str:
