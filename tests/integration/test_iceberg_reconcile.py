@@ -145,17 +145,7 @@ def test_daemon_killed_between_publish_and_commit_then_reconcile(
     equal the table, which equals what was put."""
     import boto3
 
-    from tests.integration.streams import (
-        PutLog,
-        Worker,
-        create_stream,
-        encode_mixed,
-        kinesis,
-        line_totals,
-        put_payloads,
-        wait_for,
-        write_config,
-    )
+    from tests.integration import streams as st
     from tests.integration.test_daemon_publish import published_rows
     from tests.integration.test_druid_sink import ROUTER, running_tasks
 
@@ -165,17 +155,17 @@ def test_daemon_killed_between_publish_and_commit_then_reconcile(
     kinesis_local = druid.endpoints.kinesis
     out = boto3.client("kinesis", endpoint_url=kinesis_local, region_name="us-east-1",
                        aws_access_key_id="dredge", aws_secret_access_key="dredge")
-    kin = kinesis(moto.endpoint)
-    create_stream(kin, in_stream, 2)
+    kin = st.kinesis(moto.endpoint)
+    st.create_stream(kin, in_stream, 2)
     rng = random.Random(11)
-    log = PutLog()
-    put_payloads(kin, in_stream, encode_mixed(sample.lines, rng), rng, log)
-    want_flows = line_totals(log.lines()).flows
+    log = st.PutLog()
+    st.put_payloads(kin, in_stream, st.encode_mixed(sample.lines, rng), rng, log)
+    want_flows = st.line_totals(log.lines()).flows
     ledger = s3_config(moto, tmp_path)
     db = tmp_path / "daemon.duckdb"
 
     def config(commit_interval_s: float) -> Path:
-        return write_config(tmp_path / "dredge.toml", stream=in_stream, db=db, sample=sample,
+        return st.write_config(tmp_path / "dredge.toml", stream=in_stream, db=db, sample=sample,
                             worker_id="ledger-1", extra=f"""
 [sink.kinesis_out]
 stream = "{out_stream}"
@@ -200,7 +190,7 @@ commit_interval_s = {commit_interval_s}
     assert main(["druid", "init", "--config", str(cfg), "--task-count", "1",
                  "--create-stream", "1"]) == 0
     try:
-        worker = Worker(cfg, moto.env(), tmp_path / "worker.log").start().wait_started()
+        worker = st.Worker(cfg, moto.env(), tmp_path / "worker.log").start().wait_started()
         try:
             wait_for(lambda: published_flows() >= want_flows, 120,
                      f"every flow to be published ({want_flows:,})", alive=worker.check_alive)
@@ -209,7 +199,7 @@ commit_interval_s = {commit_interval_s}
         table = open_table(ledger)
         assert table.current_snapshot() is None, "committed before the kill"
 
-        worker = Worker(config(1.0), moto.env(), tmp_path / "worker.log").start().wait_started()
+        worker = st.Worker(config(1.0), moto.env(), tmp_path / "worker.log").start().wait_started()
         try:
             wait_for(lambda: sum(v[2] for v in table_totals(table).values()) == want_flows, 120,
                      "the restarted worker to commit everything", alive=worker.check_alive)
