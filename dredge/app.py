@@ -30,7 +30,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dredge.errors import DredgeError
+from dredge.errors import ConfigError, DredgeError
 from dredge.telemetry.logging import get_logger
 
 if TYPE_CHECKING:  # imported when the daemon runs: `dredge --help` stays quick
@@ -179,12 +179,14 @@ def run_daemon(config: DredgeConfig) -> int:
     except BaseException as exc:  # reported below; the exit code says it
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
-        for leaf in _leaves(exc):
+        leaves = _leaves(exc)
+        for leaf in leaves:
             kind = "error" if isinstance(leaf, DredgeError) else "crashed"
             detail = str(leaf) if isinstance(leaf, DredgeError) else f"{type(leaf).__name__}: {leaf}"
             log.error("daemon_failed", error=f"{type(leaf).__name__}: {leaf}")
             sys.stderr.write(f"dredge: {kind}: {detail}\n")
-        return 1
+        # a setting found wrong only at start (the ledger table's schema): a usage error
+        return 2 if all(isinstance(leaf, ConfigError) for leaf in leaves) else 1
     return 0
 
 
