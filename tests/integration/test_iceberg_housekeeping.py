@@ -145,3 +145,22 @@ def test_maintain_command(table: Any, tmp_path: Path, capsys: pytest.CaptureFixt
     assert table_totals(table) == want
     assert main(["iceberg", "maintain", "--config", str(toml), "--min-files", "1"]) == 2
     assert "min_files" in capsys.readouterr().err
+
+
+def test_expiry_records_replayed_files_first(moto: MotoServer, tmp_path: Path) -> None:
+    """A replay killed between its commit (digests in the snapshot summary) and the side
+    table's record: expiry first records the digests, then drops the snapshot."""
+    from dredge.sinks.iceberg.files import FILES_PROPERTY, files_table
+    from dredge.sinks.iceberg.table import to_table_arrow
+
+    config = s3_config(moto, tmp_path)
+    table = open_table(config)
+    files = files_table(config, table)
+    table.append(to_table_arrow(synthetic_rows(100)),
+                 snapshot_properties={FILES_PROPERTY: json.dumps([["abc123", "f.log.gz"]])})
+    append(table, synthetic_rows(100, seed=2), commits=3)
+    report = maintain(table, HousekeepingConfig(keep_snapshots=1, expire_after_s=0,
+                                                compact=False, orphans=False))
+    assert len(report.expired) == 3
+    files.refresh()
+    assert "abc123" in files.scan().to_arrow().column("hash").to_pylist()

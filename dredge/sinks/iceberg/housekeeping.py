@@ -18,7 +18,9 @@ What pyiceberg 0.12 offers and what is written here:
   by id or age; "keep the newest N" is written here: a snapshot is expired when it is older
   than ``expire_after_s`` and not among the ``keep_snapshots`` newest (the current one and
   branch or tag heads always stay). Positions live in the current snapshot: nothing is lost.
-  Expiry removes metadata only; the files it frees become orphans (below).
+  Replayed files' digests first go to the side table (``files.catch_up``), and a snapshot it
+  has not recorded is never expired. Expiry removes metadata only; the files it frees become
+  orphans (below).
 - **Orphan files** (pyiceberg has none): files under the table's location that no live
   snapshot references (manifest lists, manifests, live data files, the metadata files in the
   log, statistics) and that are older than ``orphan_age_s`` (3 days: a commit in flight or a
@@ -176,23 +178,46 @@ def _compact_hour(table: Table, hour: int, config: HousekeepingConfig, report: R
 # -- snapshot expiry ---------------------------------------------------------------------------
 
 
-def expirable(table: Table, config: HousekeepingConfig, now: float) -> list[int]:
+def expirable(table: Table, config: HousekeepingConfig, now: float,
+              recorded_through: int | None = None) -> list[int]:
     """Snapshot ids older than ``expire_after_s`` and not among the newest ``keep_snapshots``,
-    never the current one nor a branch or tag head."""
+    never the current one nor a branch or tag head, nor (``recorded_through``) one whose
+    replayed-file digests the side table has not recorded yet."""
     snapshots = sorted(table.metadata.snapshots, key=lambda s: (s.timestamp_ms, s.sequence_number))
     keep = {s.snapshot_id for s in snapshots[-config.keep_snapshots:]}
     keep |= {ref.snapshot_id for ref in table.metadata.refs.values()}
     cutoff_ms = (now - config.expire_after_s) * 1000
     return [s.snapshot_id for s in snapshots
-            if s.snapshot_id not in keep and s.timestamp_ms < cutoff_ms]
+            if s.snapshot_id not in keep and s.timestamp_ms < cutoff_ms
+            and (recorded_through is None or (s.sequence_number or 0) <= recorded_through)]
+
+
+def files_recorded_through(table: Table) -> int | None:
+    """``replay --sink iceberg`` keeps each file's digest in the summary of the snapshot that
+    holds its rows, then in the side table ``<table>_files``
+    (:mod:`dredge.sinks.iceberg.files`): bring the side table up to date (``catch_up``) and
+    return the sequence number it records through (None: no replay ever wrote the table)."""
+    from dredge.sinks.iceberg.files import THROUGH_PROPERTY, catch_up
+
+    *namespace, name = table.name()
+    ident = (*namespace, f"{name}_files")
+    if not table.catalog.table_exists(ident):
+        return None
+    files = table.catalog.load_table(ident)
+    catch_up(table, files)
+    files.refresh()
+    head = files.current_snapshot()
+    summary = head.summary.additional_properties if head is not None and head.summary else {}
+    return int(summary.get(THROUGH_PROPERTY, "0"))
 
 
 def expire(table: Table, config: HousekeepingConfig, now: float, report: Report) -> None:
     from pyiceberg.exceptions import CommitFailedException
 
     for _ in range(config.max_attempts):
+        through = files_recorded_through(table)
         table.refresh()
-        ids = expirable(table, config, now)
+        ids = expirable(table, config, now, through)
         if not ids or config.dry_run:
             report.expired = ids
             return
