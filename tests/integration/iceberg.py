@@ -1,6 +1,6 @@
-"""The Iceberg ledger as the reconcile, query and housekeeping tests see it: a SQLite SQL
-catalog in tmp_path with its warehouse in a bucket of the session's moto server (S3 on
-loopback), the ledger filled from a DuckDB store's rows in several commits, and totals by
+"""The Iceberg ledger as the reconcile, query and housekeeping tests see it: the catalog of
+the ``iceberg_catalog`` fixture (conftest.py: SQLite or moto's Glue, the warehouse in a moto
+S3 bucket), the ledger filled from a DuckDB store's rows in several commits, and totals by
 (minute, src_app, dst_app) read back from the table.
 """
 
@@ -17,24 +17,24 @@ from dredge.sinks.iceberg.config import IcebergConfig
 from dredge.sinks.iceberg.positions import summary_with_positions
 from dredge.sinks.iceberg.reading import scan_flows, time_filter
 from dredge.sinks.iceberg.table import to_table_arrow
-from dredge.testing import MotoServer
 from tests.integration.druid import Totals
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
 
 
-def s3_config(moto: MotoServer, tmp_path: Path) -> IcebergConfig:
-    """A fresh bucket on moto as the warehouse, the catalog in SQLite."""
-    import boto3
+def ledger_config(catalog: dict[str, str]) -> IcebergConfig:
+    """``[sink.iceberg]`` for the ``iceberg_catalog`` fixture's catalog (conftest.py), a table
+    of its own (moto's Glue catalog is shared by the whole session)."""
+    return IcebergConfig(catalog=catalog, table=f"flows_{uuid.uuid4().hex[:8]}",
+                         commit_interval_s=1.0)
 
-    bucket = f"dredge-wh-{uuid.uuid4().hex[:10]}"
-    boto3.client("s3", endpoint_url=moto.endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
-    return IcebergConfig(catalog={
-        "type": "sql", "uri": f"sqlite:///{tmp_path / 'catalog.db'}",
-        "warehouse": f"s3://{bucket}/wh", "s3.endpoint": moto.endpoint,
-        "s3.access-key-id": "testing", "s3.secret-access-key": "testing",
-        "s3.region": "us-east-1"}, commit_interval_s=1.0)
+
+def toml_of(config: IcebergConfig, head: str = "") -> str:
+    """A config file with ``[sink.iceberg]`` for ``config`` (after ``head``)."""
+    return (head + f'[[streams]]\nname = "flows"\n[sink.iceberg]\ntable = "{config.table}"\n'
+            "[sink.iceberg.catalog]\n"
+            + "".join(f'"{k}" = "{v}"\n' for k, v in config.catalog.items()))
 
 
 def store_rows(db: Path, where: str = "true") -> pa.Table:

@@ -14,12 +14,12 @@ import pytest
 
 from dredge.cli import main
 from dredge.sinks.iceberg import housekeeping
+from dredge.sinks.iceberg.config import IcebergConfig
 from dredge.sinks.iceberg.housekeeping import HousekeepingConfig, maintain, referenced
 from dredge.sinks.iceberg.positions import committed_positions
 from dredge.sinks.iceberg.reading import hour_files
 from dredge.sinks.iceberg.table import open_table
-from dredge.testing import MotoServer
-from tests.integration.iceberg import append, s3_config, synthetic_rows, table_totals
+from tests.integration.iceberg import append, ledger_config, synthetic_rows, table_totals, toml_of
 
 pytestmark = pytest.mark.integration
 
@@ -33,8 +33,13 @@ def files_per_hour(table: Any) -> dict[int, int]:
 
 
 @pytest.fixture
-def table(moto: MotoServer, tmp_path: Path) -> Any:
-    table = open_table(s3_config(moto, tmp_path))
+def config(iceberg_catalog: dict[str, str]) -> IcebergConfig:
+    return ledger_config(iceberg_catalog)
+
+
+@pytest.fixture
+def table(config: IcebergConfig) -> Any:
+    table = open_table(config)
     append(table, synthetic_rows(4_000, hours=2), commits=10)
     return table
 
@@ -130,11 +135,10 @@ def test_expiry_and_orphans(table: Any) -> None:
     assert table_totals(table) == want and committed_positions(table) == positions
 
 
-def test_maintain_command(table: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    catalog = {k: v for k, v in table.catalog.properties.items()}
+def test_maintain_command(table: Any, config: IcebergConfig, tmp_path: Path,
+                          capsys: pytest.CaptureFixture[str]) -> None:
     toml = tmp_path / "dredge.toml"
-    toml.write_text("[[streams]]\nname = \"flows\"\n[sink.iceberg]\n[sink.iceberg.catalog]\n"
-                    + "".join(f'"{k}" = "{v}"\n' for k, v in catalog.items()))
+    toml.write_text(toml_of(config))
     want = table_totals(table)
     assert main(["iceberg", "maintain", "--config", str(toml), "--min-files", "4",
                  "--dry-run", "--json"]) == 0
@@ -147,13 +151,12 @@ def test_maintain_command(table: Any, tmp_path: Path, capsys: pytest.CaptureFixt
     assert "min_files" in capsys.readouterr().err
 
 
-def test_expiry_records_replayed_files_first(moto: MotoServer, tmp_path: Path) -> None:
+def test_expiry_records_replayed_files_first(config: IcebergConfig) -> None:
     """A replay killed between its commit (digests in the snapshot summary) and the side
     table's record: expiry first records the digests, then drops the snapshot."""
     from dredge.sinks.iceberg.files import FILES_PROPERTY, files_table
     from dredge.sinks.iceberg.table import to_table_arrow
 
-    config = s3_config(moto, tmp_path)
     table = open_table(config)
     files = files_table(config, table)
     table.append(to_table_arrow(synthetic_rows(100)),

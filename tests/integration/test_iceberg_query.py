@@ -13,8 +13,7 @@ from dredge.cli import main
 from dredge.query.iceberg import spec_filter, time_range
 from dredge.query.spec import QuerySpec, parse_time
 from dredge.sinks.iceberg.table import open_table
-from dredge.testing import MotoServer
-from tests.integration.iceberg import append, s3_config, store_rows
+from tests.integration.iceberg import append, ledger_config, store_rows, toml_of
 from tests.integration.samples import replay_args
 
 pytestmark = pytest.mark.integration
@@ -40,17 +39,16 @@ def _out(capsys: pytest.CaptureFixture[str], args: list[str]) -> str:
     return capsys.readouterr().out
 
 
-def test_same_answers_as_duckdb(druid_logs: Path, moto: MotoServer, tmp_path: Path,
-                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_same_answers_as_duckdb(druid_logs: Path, iceberg_catalog: dict[str, str],
+                                tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "store.duckdb"
     assert main(replay_args(druid_logs, db)) == 0
-    config = s3_config(moto, tmp_path)
+    config = ledger_config(iceberg_catalog)
     table = open_table(config)
     rows = store_rows(db)
     append(table, rows, commits=4)
     toml = tmp_path / "dredge.toml"
-    toml.write_text("[[streams]]\nname = \"flows\"\n[sink.iceberg]\n[sink.iceberg.catalog]\n"
-                    + "".join(f'"{k}" = "{v}"\n' for k, v in config.catalog.items()))
+    toml.write_text(toml_of(config))
 
     for query in QUERIES:
         for fmt in (["--json"], []):

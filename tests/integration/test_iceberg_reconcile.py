@@ -29,13 +29,14 @@ from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
 from dredge.sinks.iceberg.table import open_table
 from dredge.testing import MotoServer
 from tests.integration.druid import DruidCluster, druid_totals
-from tests.integration.iceberg import append, s3_config, store_rows, table_totals
+from tests.integration.iceberg import append, ledger_config, store_rows, table_totals, toml_of
 from tests.integration.samples import replay_args
 from tests.integration.streams import Sample, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.druid]
 
 NOW = 1893456000.0  # 2030-01-01: every generated hour is long closed
+SQL_ONLY = pytest.mark.parametrize("iceberg_catalog", ["sql"], indirect=True)  # Druid is slow
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +56,12 @@ def stores(druid_logs: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     return exact, doubled
 
 
-def test_reconcile_makes_druid_equal_the_ledger(druid: DruidCluster, moto: MotoServer,
+@SQL_ONLY
+def test_reconcile_makes_druid_equal_the_ledger(druid: DruidCluster, iceberg_catalog: dict[str, str],
                                                stores: tuple[Path, Path], tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     exact, doubled = stores
-    config = s3_config(moto, tmp_path)
+    config = ledger_config(iceberg_catalog)
     table = open_table(config)
     rows = store_rows(exact)
     append(table, rows, commits=3)
@@ -103,7 +105,8 @@ def test_reconcile_makes_druid_equal_the_ledger(druid: DruidCluster, moto: MotoS
 
     # the command: --config names the table ([sink.iceberg]) and Druid ([sink.druid])
     toml = tmp_path / "dredge.toml"
-    toml.write_text(_toml(config.catalog, druid_config))
+    toml.write_text(toml_of(config, f'[sink.druid]\nurl = "{druid_config.url}"\n'
+                            f'datasource = "{ds}"\nstaging = "{druid_config.staging}"\n'))
     assert main(["druid", "reconcile", "--config", str(toml), "--grace", "0", "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (out["reconciled"], out["unchanged"]) == (1, 1)
@@ -124,19 +127,13 @@ def test_reconcile_makes_druid_equal_the_ledger(druid: DruidCluster, moto: MotoS
     assert "druid_reconcile_done" in output
 
 
-def _toml(catalog: dict[str, str], druid: DruidConfig) -> str:
-    lines = ["[[streams]]", 'name = "flows"', "[sink.druid]", f'url = "{druid.url}"',
-             f'datasource = "{druid.datasource}"', f'staging = "{druid.staging}"',
-             "[sink.iceberg]", "[sink.iceberg.catalog]"]
-    lines += [f'"{k}" = "{v}"' for k, v in catalog.items()]
-    return "\n".join(lines) + "\n"
-
-
 # -- the daemon: published to Druid, killed before its ledger commit, restarted ---------------
 
 
+@SQL_ONLY
 def test_daemon_killed_between_publish_and_commit_then_reconcile(
-        druid: DruidCluster, moto: MotoServer, sample: Sample, tmp_path: Path,
+        druid: DruidCluster, moto: MotoServer, iceberg_catalog: dict[str, str], sample: Sample,
+        tmp_path: Path,
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """`dredge run` with [sink.kinesis_out] (Druid's supervisor reads it) and [sink.iceberg]:
     killed with SIGKILL after publishing every row and before its first ledger commit, then
@@ -161,7 +158,7 @@ def test_daemon_killed_between_publish_and_commit_then_reconcile(
     log = st.PutLog()
     st.put_payloads(kin, in_stream, st.encode_mixed(sample.lines, rng), rng, log)
     want_flows = st.line_totals(log.lines()).flows
-    ledger = s3_config(moto, tmp_path)
+    ledger = ledger_config(iceberg_catalog)
     db = tmp_path / "daemon.duckdb"
 
     def config(commit_interval_s: float) -> Path:
@@ -177,6 +174,7 @@ url = "{ROUTER}"
 datasource = "{ds}"
 
 [sink.iceberg]
+table = "{ledger.table}"
 commit_interval_s = {commit_interval_s}
 [sink.iceberg.catalog]
 """ + "".join(f'"{k}" = "{v}"\n' for k, v in ledger.catalog.items()))
