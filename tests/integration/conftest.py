@@ -44,7 +44,8 @@ def druid_logs(samples: Samples) -> Path:
 
 
 @pytest.fixture(params=["sql", "glue"])
-def iceberg_catalog(request: pytest.FixtureRequest, moto: MotoServer, tmp_path: Path) -> dict[str, str]:
+def iceberg_catalog(request: pytest.FixtureRequest, moto: MotoServer, tmp_path: Path
+                    ) -> Iterator[dict[str, str]]:
     """``[sink.iceberg] catalog`` properties: a warehouse in a fresh moto S3 bucket and a SQL
     catalog (SQLite in tmp_path) or moto's Glue (pyiceberg's DynamoDB catalog cannot commit)."""
     import uuid
@@ -57,9 +58,19 @@ def iceberg_catalog(request: pytest.FixtureRequest, moto: MotoServer, tmp_path: 
     s3 = {"s3.endpoint": moto.endpoint, "s3.region": "us-east-1", "s3.access-key-id": "testing",
           "s3.secret-access-key": "testing", "warehouse": f"s3://{bucket}/wh"}
     if request.param == "sql":
-        return {"type": "sql", "uri": f"sqlite:///{tmp_path / 'iceberg-catalog.db'}", **s3}
-    return {"type": "glue", "glue.endpoint": moto.endpoint, "glue.region": "us-east-1",
+        yield {"type": "sql", "uri": f"sqlite:///{tmp_path / 'iceberg-catalog.db'}", **s3}
+        return
+    glue = {"type": "glue", "glue.endpoint": moto.endpoint, "glue.region": "us-east-1",
             "glue.access-key-id": "testing", "glue.secret-access-key": "testing", **s3}
+    yield glue
+    # moto's Glue is one per session: the next test must not find this test's tables
+    from pyiceberg.catalog import load_catalog
+
+    catalog = load_catalog("cleanup", **glue)
+    for ns in catalog.list_namespaces():
+        for ident in catalog.list_tables(ns):
+            catalog.drop_table(ident)
+        catalog.drop_namespace(ns)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 import signal
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import pytest
 from dredge.sinks.iceberg.config import IcebergConfig
 from dredge.sinks.iceberg.positions import committed_positions
 from dredge.sinks.iceberg.table import open_table
-from dredge.testing import KinesisLocal, MotoServer
+from dredge.testing import KinesisLocal, MotoServer, free_port
 from tests.integration.samples import Samples
 from tests.integration.streams import (
     PutLog,
@@ -49,16 +50,25 @@ FAILOVER_S = 8.0  # as test_daemon_workers: lease renewals are late on a loaded 
 
 
 def start_workers(names: list[str], tmp_path: Path, stream: str, sample: object, catalog: dict[str, str],
-                  env: dict[str, str], stream_endpoint: str = "", commit_s: float = 1.0) -> dict[str, Worker]:
+                  env: dict[str, str], stream_endpoint: str = "", commit_s: float = 1.0,
+                  metrics_port: int = 0) -> dict[str, Worker]:
     workers = {}
     for name in names:
         cfg = write_config(tmp_path / f"{name}.toml", stream=stream, db=tmp_path / f"{name}.duckdb",
                            sample=sample, worker_id=name, failover_s=FAILOVER_S,  # type: ignore[arg-type]
-                           stream_endpoint=stream_endpoint, extra=iceberg_section(catalog, commit_s))
+                           stream_endpoint=stream_endpoint, extra=iceberg_section(catalog, commit_s),
+                           metrics_port=metrics_port)
         workers[name] = Worker(cfg, env, tmp_path / f"{name}.log").start()
     for w in workers.values():
         w.wait_started()
     return workers
+
+
+def buffered_rows(port: int) -> float:
+    """The worker's dredge_iceberg_buffered_rows gauge, from its /metrics."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    line = next((x for x in text.splitlines() if x.startswith("dredge_iceberg_buffered_rows ")), "x 0")
+    return float(line.split()[1])
 
 
 def stop_all(workers: dict[str, Worker]) -> dict[str, int]:
@@ -148,14 +158,15 @@ def test_zombie_writes_nothing_twice(moto: MotoServer, samples: Samples, tmp_pat
     payloads = encode_mixed(sample.lines, rng)
     half = len(payloads) // 2
     # w1 alone first: it holds both shards
-    # w1 commits every 10 s: paused 6.5 s after its start, it holds rows it has not committed
-    workers = start_workers(["w1"], tmp_path, stream, sample, iceberg_catalog, moto.env(), commit_s=10.0)
+    # w1 commits every 30 s: paused as soon as it buffered rows, it holds rows it has not committed
+    port = free_port()
+    workers = start_workers(["w1"], tmp_path, stream, sample, iceberg_catalog, moto.env(), commit_s=30.0,
+                            metrics_port=port)
     zombie = workers["w1"]
     try:
         wait_for(lambda: len(lease_checkpoints(ddb, table)) == 2, 30, "w1 to hold both leases")
-        time.sleep(5.0)  # past its first (empty) commit
         put_payloads(kin, stream, payloads[:half], rng, log)
-        time.sleep(1.5)  # read and stored locally, not committed yet
+        wait_for(lambda: buffered_rows(port) > 0, 60, "w1 to store rows locally and buffer them")
         assert zombie.proc is not None
         zombie.proc.send_signal(signal.SIGSTOP)
         workers.update(start_workers(["w2"], tmp_path, stream, sample, iceberg_catalog, moto.env()))
