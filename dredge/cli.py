@@ -1,4 +1,5 @@
-"""The command line: ``dredge run | replay | query | parse | generate | index | druid | serve | dashboards``.
+"""The command line: ``dredge run | replay | query | parse | generate | index | druid | serve |
+dashboards | iceberg``.
 
 Argument parsing and dispatch only: each verb lives in :mod:`dredge.commands` (one module per
 verb, which adds its own subparser). Bad input never ends in a traceback; errors are caught
@@ -26,7 +27,18 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from dredge import __version__
-from dredge.commands import dashboards, druid, generate, index, parse, query, replay, run, serve
+from dredge.commands import (
+    dashboards,
+    druid,
+    generate,
+    iceberg,
+    index,
+    parse,
+    query,
+    replay,
+    run,
+    serve,
+)
 from dredge.errors import CheckpointError, ConfigError, DecodeError, DredgeError
 from dredge.telemetry.logging import LEVELS, configure
 
@@ -62,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (replay.add_parser, query.add_parser, parse.add_parser, generate.add_parser,
                 index.add_index_command, run.add_parser, druid.add_druid_command, serve.add_parser,
-                dashboards.add_parser):
+                dashboards.add_parser, iceberg.add_parser):
         add(sub)
     return p
 

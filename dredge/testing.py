@@ -131,7 +131,11 @@ class MotoServer(LoopbackServer):
     log_name = "moto.log"
 
     def start(self, timeout: float = 30.0) -> None:
-        exe = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
+        # this interpreter's own moto first: another one on PATH (pyenv's) may be older, and
+        # moto 5.2.1 answers pyarrow's CompleteMultipartUpload with an error (Iceberg on S3)
+        exe = str(Path(sys.executable).with_name("moto_server"))
+        if not Path(exe).exists():
+            exe = shutil.which("moto_server") or exe
         if not Path(exe).exists():
             raise RuntimeError("moto_server not installed (pip install 'moto[server]')")
         self._spawn([exe, "-H", "127.0.0.1", "-p", str(self.port)])

@@ -1,4 +1,5 @@
-"""``dredge druid spec | init | status | backfill`` and the Druid options of ``replay``/``query``.
+"""``dredge druid spec | init | status | backfill | reconcile`` and the Druid options of
+``replay``/``query``.
 
 Connection options, each with an environment override (the option wins)::
 
@@ -33,7 +34,7 @@ import orjson
 
 from dredge.commands.options import float_in, int_in, iso_period
 from dredge.commands.stores import existing_store
-from dredge.errors import ConfigError, SinkError
+from dredge.errors import ConfigError, DredgeError, SinkError
 
 if TYPE_CHECKING:  # the sinks load numba: imported when a command runs (`dredge --help` stays quick)
     from dredge.replay import ReplaySummary
@@ -55,7 +56,8 @@ def add_druid_args(p: argparse.ArgumentParser, staging: bool = False) -> None:
                              "..._PASSWORD, ..._CA_FILE, ..._TLS_VERIFY, ..._DATASOURCE)")
     g.add_argument("--config", dest="druid_config_file", metavar="FILE",
                    help="a dredge TOML file: Druid settings from its [sink.druid], the output "
-                   "stream from [sink.kinesis_out]; options and DREDGE_DRUID_* win over it "
+                   "stream from [sink.kinesis_out], the Iceberg ledger from [sink.iceberg] "
+                   "(reconcile, --backend iceberg); options and DREDGE_DRUID_* win over it "
                    "(default: none)")
     g.add_argument("--druid-url", help="Druid Router URL (default: http://127.0.0.1:8888)")
     g.add_argument("--druid-overlord-url", help="Overlord URL when the Router does not proxy "
@@ -262,6 +264,61 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """Closed hours of Druid rebuilt from the Iceberg ledger ([sink.iceberg] of --config)."""
+    from dredge.commands.iceberg import open_ledger
+    from dredge.query.spec import parse_duration, parse_time
+    from dredge.sinks.druid_reconcile import DruidReconcile
+
+    config = druid_config(args)
+    grace = parse_duration(args.grace)
+    every = parse_duration(args.every) if args.every else 0
+    if args.every and every <= 0:
+        raise ConfigError("every", "a duration > 0 (e.g. 10m)")
+    reconcile = DruidReconcile(open_ledger(args.druid_config_file), config)
+    _reachable(reconcile.api)
+    start = parse_time(args.start) if args.start else None
+    end = parse_time(args.end) if args.end else None
+    if every:
+        return _reconcile_every(reconcile, every, start, end, grace)
+    summary = reconcile.run(start, end, grace_s=grace, dry_run=args.dry_run)
+    out = summary.as_dict()
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(out) + b"\n")
+        return 0
+    verb = "to rebuild" if args.dry_run else "rebuilt"
+    print(f"ledger       snapshot {out['snapshot_id']}: {out['checked']} closed hour(s), "
+          f"{out['unchanged']} unchanged since their reconcile")
+    print(f"druid        {out['reconciled'] if not args.dry_run else out['pending']} hour(s) "
+          f"{verb} in {config.datasource} ({out['rows']:,} rows, {out['statements']} REPLACE "
+          f"task(s), {out['seconds']:.1f} s)")
+    for hour in out["stray"]:
+        print(f"stray        {hour}: Druid has rows the ledger has none of (left as they are)")
+    return 0
+
+
+def _reconcile_every(reconcile: Any, every: float, start: int | None, end: int | None,
+                     grace: float) -> int:
+    """Reconcile every ``every`` seconds until SIGTERM/SIGINT; a failed run is logged and the
+    next one redoes it (exit 0 on a signal)."""
+    import signal
+    import threading
+
+    from dredge.telemetry.logging import get_logger
+
+    log = get_logger("dredge.druid")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.set())
+    while not stop.is_set():
+        try:
+            reconcile.run(start, end, grace_s=grace)
+        except DredgeError as exc:  # Druid or the table away: the next run redoes it
+            log.error("druid_reconcile_failed", error=str(exc)[:500], retry_in_s=every)
+        stop.wait(every)
+    return 0
+
+
 def replay_into_druid(args: argparse.Namespace, store: DuckDBSink,
                       run: Callable[[FileSink], ReplaySummary]
                       ) -> tuple[ReplaySummary, dict[str, Any]]:
@@ -297,7 +354,8 @@ def druid_replay_lines(out: dict[str, Any]) -> list[str]:
 
 
 def add_druid_command(sub: Any) -> None:
-    d = sub.add_parser("druid", help="Apache Druid: supervisor spec, init, status, backfill")
+    d = sub.add_parser("druid", help="Apache Druid: supervisor spec, init, status, backfill, "
+                       "reconcile")
     dsub = d.add_subparsers(dest="druid_command", required=True)
 
     def kinesis_args(p: argparse.ArgumentParser) -> None:
@@ -340,5 +398,19 @@ def add_druid_command(sub: Any) -> None:
     b.add_argument("--to", dest="end", help="end, exclusive (default: all the store holds)")
     add_druid_args(b, staging=True)
     b.set_defaults(func=cmd_backfill)
+
+    r = dsub.add_parser("reconcile", help="rebuild closed hours from the Iceberg ledger "
+                        "(REPLACE; hours unchanged since their last reconcile are skipped)")
+    r.add_argument("--from", dest="start", help="first hour (default: all the table holds)")
+    r.add_argument("--to", dest="end", help="end, exclusive (default: the last closed hour)")
+    r.add_argument("--grace", default="1h", help="an hour is closed this long after it ends "
+                   "(default 1h, the supervisor's taskDuration: its task has published the "
+                   "hour; s m h d)")
+    r.add_argument("--dry-run", action="store_true", help="say which hours would be rebuilt")
+    r.add_argument("--every", help="keep running: reconcile this often (e.g. 10m) until "
+                   "SIGTERM; a failed run is logged and redone by the next")
+    r.add_argument("--json", action="store_true", help="the summary as one JSON object")
+    add_druid_args(r, staging=True)
+    r.set_defaults(func=cmd_reconcile)
 
 

@@ -1,5 +1,6 @@
 """``dredge query top | timeseries | cross-az``: one :class:`~dredge.query.spec.QuerySpec`,
-run on the DuckDB store (``--db``, opened read-only), Druid SQL (``--backend druid``) or a
+run on the DuckDB store (``--db``, opened read-only), Druid SQL (``--backend druid``), the
+Iceberg ledger (``--backend iceberg``: the table of ``--config``'s ``[sink.iceberg]``) or a
 running server (``--server``), printed as a table, CSV or JSON lines (``--format``; see
 :mod:`dredge.query.render`)."""
 
@@ -48,9 +49,9 @@ def add_parser(sub: Any) -> None:
                    help="table (default: protocols by name, times in UTC with Z, bytes shortened), "
                         "csv (RFC 4180, whole numbers) or json (JSON lines, typed values)")
     q.add_argument("--json", action="store_true", help="JSON lines (the same as --format json)")
-    q.add_argument("--backend", choices=["duckdb", "druid"], default="duckdb",
-                   help="where to query: the DuckDB store (--db) or Druid SQL (--druid-*) "
-                   "(default: %(default)s)")
+    q.add_argument("--backend", choices=["duckdb", "druid", "iceberg"], default="duckdb",
+                   help="where to query: the DuckDB store (--db), Druid SQL (--druid-*) or the "
+                   "Iceberg ledger ([sink.iceberg] of --config) (default: %(default)s)")
     add_druid_args(q)
     add_server_args(q)
     q.set_defaults(func=cmd_query)
@@ -99,6 +100,11 @@ def cmd_query(args: argparse.Namespace) -> int:
         from dredge.query.druid import run
 
         table = run(spec, druid_config(args))
+    elif args.backend == "iceberg":
+        from dredge.commands.iceberg import open_ledger
+        from dredge.query import iceberg
+
+        table = iceberg.run(spec, open_ledger(args.druid_config_file))
     else:
         existing_store(args.db)
         from dredge.query.store import query_file

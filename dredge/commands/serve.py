@@ -1,5 +1,5 @@
-"""``dredge serve``: the dashboards and the API over a replayed store, or Druid (the
-``dredge query --server URL`` client is :mod:`dredge.serve.client`).
+"""``dredge serve``: the dashboards and the API over a replayed store, Druid or the Iceberg
+ledger (the ``dredge query --server URL`` client is :mod:`dredge.serve.client`).
 
 ``dredge serve`` opens the DuckDB file read-only: it never writes and never takes the write
 lock, so it can serve a store that nothing else is writing. Its ``[serve]`` settings (auth,
@@ -39,6 +39,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         backend = DruidBackend(druid_config(args), timeout_s=config.query_timeout_s,
                                max_concurrent=config.max_concurrent_queries)
         where = f"druid {backend.config.url} {backend.config.datasource}"
+    elif args.backend == "iceberg":
+        from dredge.commands.iceberg import iceberg_config, open_ledger
+        from dredge.serve.backends import IcebergBackend
+
+        backend = IcebergBackend(open_ledger(args.druid_config_file),
+                                 timeout_s=config.query_timeout_s,
+                                 max_concurrent=config.max_concurrent_queries)
+        where = f"iceberg {iceberg_config(args.druid_config_file).describe()}"
     else:
         existing_store(args.db)
         duck = DuckDBBackend.read_only(args.db, timeout_s=config.query_timeout_s,
@@ -67,9 +75,9 @@ def add_parser(sub: Any) -> None:
                    "%(default)s; others need [serve] token or user/password)")
     s.add_argument("--port", type=int_in(0, 65535), default=9108,
                    help="port (default: %(default)s; 0: any free)")
-    s.add_argument("--backend", choices=["duckdb", "druid"], default="duckdb",
-                   help="query the DuckDB store (--db) or Druid SQL (--druid-*) "
-                   "(default: %(default)s)")
+    s.add_argument("--backend", choices=["duckdb", "druid", "iceberg"], default="duckdb",
+                   help="query the DuckDB store (--db), Druid SQL (--druid-*) or the Iceberg "
+                   "ledger ([sink.iceberg] of --config) (default: %(default)s)")
     add_druid_args(s)  # its --config also gives [serve]
     s.set_defaults(func=cmd_serve)
 

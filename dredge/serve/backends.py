@@ -1,4 +1,4 @@
-"""Where ``/api/query`` and ``/api/meta`` run: the DuckDB store or Druid SQL.
+"""Where ``/api/query`` and ``/api/meta`` run: the DuckDB store, Druid SQL or the Iceberg ledger.
 
 DuckDB: every request gets a cursor (a connection of its own on the same database) from a
 small pool. In the daemon the base connection is the store's own (``DuckDBSink.con``), so
@@ -28,6 +28,7 @@ from dredge.serve.params import ApiError
 if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
+    from pyiceberg.table import Table
 
     from dredge.query.spec import QuerySpec
     from dredge.sinks.druid import DruidConfig
@@ -162,15 +163,11 @@ class DuckDBBackend:
             self._connection().close()
 
 
-class DruidBackend:
-    """The same specs on Druid SQL, with the settings of ``dredge query --backend druid``."""
+class SlotBackend:
+    """A backend whose queries run elsewhere (Druid, an Iceberg scan): at most
+    ``max_concurrent`` at once, a SinkError answered 503 (504 when it says it timed out)."""
 
-    name = "druid"
-
-    def __init__(self, config: DruidConfig, *, max_concurrent: int = 2,
-                 timeout_s: float = 10.0) -> None:
-        config.validate()
-        self.config = config
+    def __init__(self, *, max_concurrent: int = 2, timeout_s: float = 10.0) -> None:
         self._slots = threading.BoundedSemaphore(max_concurrent)
         self._timeout_s = timeout_s
 
@@ -186,6 +183,21 @@ class DruidBackend:
         finally:
             self._slots.release()
 
+    def close(self) -> None:
+        pass
+
+
+class DruidBackend(SlotBackend):
+    """The same specs on Druid SQL, with the settings of ``dredge query --backend druid``."""
+
+    name = "druid"
+
+    def __init__(self, config: DruidConfig, *, max_concurrent: int = 2,
+                 timeout_s: float = 10.0) -> None:
+        config.validate()
+        super().__init__(max_concurrent=max_concurrent, timeout_s=timeout_s)
+        self.config = config
+
     def query(self, spec: QuerySpec) -> pa.Table:
         from dredge.query.druid import run
 
@@ -198,5 +210,42 @@ class DruidBackend:
         lo, hi = self._call(lambda: time_range(self.config, self._timeout_s))
         return lo, hi
 
-    def close(self) -> None:
-        pass
+
+class IcebergBackend(SlotBackend):
+    """The same specs on the Iceberg ledger, as ``dredge query --backend iceberg``: each
+    query reads the table's current snapshot (refreshed first)."""
+
+    name = "iceberg"
+
+    def __init__(self, table: Table, *, max_concurrent: int = 2, timeout_s: float = 10.0) -> None:
+        super().__init__(max_concurrent=max_concurrent, timeout_s=timeout_s)
+        self.table = table
+        self._lock = threading.Lock()  # a refresh swaps the table's metadata: one at a time
+
+    def _current(self) -> Table:
+        from dredge.sinks.iceberg.table import iceberg_errors
+
+        with self._lock, iceberg_errors("cannot refresh the table"):
+            return self.table.refresh()
+
+    def query(self, spec: QuerySpec) -> pa.Table:
+        from dredge.query.iceberg import run
+        from dredge.sinks.iceberg.table import iceberg_errors
+
+        def go() -> pa.Table:
+            with iceberg_errors("query failed"):
+                return run(spec, self._current())
+
+        table: pa.Table = self._call(go)
+        return table
+
+    def time_range(self) -> TimeRange:
+        from dredge.query.iceberg import time_range
+        from dredge.sinks.iceberg.table import iceberg_errors
+
+        def go() -> TimeRange:
+            with iceberg_errors("cannot read the table's range"):
+                return time_range(self._current())
+
+        lo, hi = self._call(go)
+        return lo, hi

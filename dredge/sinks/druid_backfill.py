@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -60,10 +60,11 @@ def _sql_string(text: str) -> str:
 
 
 def replace_statement(datasource: str, start: int, end: int, source: dict[str, Any],
-                      empty: bool = False) -> str:
+                      extra: Sequence[tuple[str, str]] = (), empty: bool = False) -> str:
     """``REPLACE ... OVERWRITE WHERE`` the hours [start, end) with the JSON lines of ``source``
-    (a Druid input source: inline data, local files or S3 objects); ``empty``: with no rows at
-    all (Druid leaves tombstones: the hours are cleared)."""
+    (a Druid input source: inline data, local files or S3 objects). ``extra``: more string
+    dimensions as (name, SQL expression over the input's columns), e.g. the reconcile's marker.
+    ``empty``: with no rows at all (Druid leaves tombstones: the hours are cleared)."""
     dims = [d for d in DIMENSIONS if d != "window_start"]
     extend = ", ".join([f'"{d}" {"BIGINT" if d in LONG_DIMENSIONS else "VARCHAR"}' for d in dims]
                        + [f'"{m}" BIGINT' for m in METRICS])
@@ -72,11 +73,12 @@ def replace_statement(datasource: str, start: int, end: int, source: dict[str, A
         f"OVERWRITE WHERE \"__time\" >= TIMESTAMP '{_ts(start)}' AND \"__time\" < TIMESTAMP '{_ts(end)}'\n"
         "SELECT TIME_FLOOR(TIME_PARSE(\"window_start\"), 'PT1M') AS \"__time\", "
         + ", ".join(f'"{d}"' for d in dims) + ", "
+        + "".join(f'{expr} AS "{name}", ' for name, expr in extra)
         + ", ".join(f'SUM("{m}") AS "{m}"' for m in METRICS) + "\n"
         f"FROM TABLE(EXTERN({_sql_string(json.dumps(source))}, '{{\"type\": \"json\"}}'))\n"
         f'  EXTEND ("window_start" VARCHAR, {extend})\n'
         + ("WHERE 1 = 0\n" if empty else "")
-        + f"GROUP BY {', '.join(str(i + 1) for i in range(len(dims) + 1))}\n"
+        + f"GROUP BY {', '.join(str(i + 1) for i in range(len(dims) + len(extra) + 1))}\n"
         "PARTITIONED BY HOUR"
     )
 
@@ -98,26 +100,157 @@ class PushSummary:
                 "seconds": round(self.seconds, 3)}
 
 
-class DruidBackfill:
+class HourReplacer:
+    """Rebuilds hours in Druid with ``REPLACE`` from a source of rows: runs of consecutive
+    hours per statement, staged once, retried with backoff, done when the segments are loaded.
+
+    A subclass gives each hour's rows (:meth:`_hour_lines`), hears which hours are done
+    (:meth:`_done`) and may add dimensions to the statement (:meth:`_extra`). Used by the
+    backfill from the DuckDB store (below) and the reconcile from the Iceberg ledger
+    (:mod:`dredge.sinks.druid_reconcile`).
+    """
+
+    name = "druid"
+
+    def __init__(self, config: DruidConfig, api: DruidAPI | None, staging_path: str, *,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        config.validate()
+        self.config = config
+        self.api = api or DruidAPI(config)
+        self._sleep = sleep
+        self.staging = config.resolved_staging(staging_path)
+        self._stager = Staging(self.staging, config.datasource,
+                               s3_endpoint_url=config.s3_endpoint_url, s3_region=config.s3_region,
+                               timeout_s=config.timeout_s)
+
+    def _hour_lines(self, hour: int) -> tuple[bytes, int]:
+        """The hour's rows as JSON lines (:func:`dredge.sinks.rowcodec.encode`) and their count."""
+        raise NotImplementedError
+
+    def _done(self, start: int, end: int) -> None:
+        """The hours [start, end) are rebuilt (or had no rows to rebuild)."""
+
+    def _keep_empty(self, hour: int) -> bool:
+        """An hour with no rows that must still be replaced (cleared) in Druid."""
+        return False
+
+    def _extra(self, start: int, end: int) -> Sequence[tuple[str, str]]:
+        return ()
+
+    def _statements(self, hours: list[int]) -> Iterator[tuple[int, int, list[Part], int]]:
+        """Runs of consecutive pending hours as (start, end, each hour's JSON lines, rows): at most
+        ``max_statement_hours``, and inline at most ``max_inline_bytes`` (whole hours)."""
+        inline = self.staging == "inline"
+        start = end = 0
+        parts: list[Part] = []
+        size = rows = 0
+        for hour in hours:
+            data, n = self._hour_lines(hour)
+            if not n and not self._keep_empty(hour):
+                # marked, but its batch never committed: nothing to rebuild
+                self._done(hour, hour + HOUR)
+                continue
+            if inline and len(data) > self.config.max_inline_bytes:
+                raise SinkError(
+                    f"hour {_ts(hour)} has {len(data) / 1e6:.1f} MB of rows, more than inline "
+                    f"staging takes ({self.config.max_inline_bytes / 1e6:.1f} MB): use "
+                    "--druid-staging local:/dir (a folder the Druid indexers can read) or "
+                    "s3://bucket/prefix/ (Druid with druid-s3-extensions); the hours stay pending")
+            if parts and (hour != end or (end - start) // HOUR >= self.config.max_statement_hours
+                          or (inline and size + len(data) > self.config.max_inline_bytes)):
+                yield start, end, parts, rows
+                parts, size, rows = [], 0, 0
+            if not parts:
+                start = hour
+            parts.append((hour, data))
+            size += len(data)
+            rows += n
+            end = hour + HOUR
+        if parts:
+            yield start, end, parts, rows
+
+    def _replace(self, start: int, end: int, parts: list[Part], rows: int,
+                 summary: PushSummary) -> None:
+        context = {"maxNumTasks": self.config.max_num_tasks, "finalizeAggregations": False,
+                   "groupByEnableMultiValueUnnesting": False, "waitUntilSegmentsLoad": True,
+                   "sqlTimeZone": "Etc/UTC"}
+        size = sum(len(d) for _, d in parts)
+        backoff = Backoff(self.config.backoff_base_s, self.config.backoff_max_s)
+        error = ""
+        # staged once, for every attempt; removed when the statement ends (druid_staging)
+        # hours a --force emptied have no lines; only such hours: one line no row passes
+        staged = [p for p in parts if p[1]] or [(start, b"{}\n")]
+        with self._stager.staged(start, staged) as source:
+            sql = replace_statement(self.config.datasource, start, end, source,
+                                    self._extra(start, end), empty=not rows)
+            for attempt in range(self.config.max_attempts):
+                if attempt:
+                    delay = backoff.next_delay()
+                    retries_total.labels(self.name, "call").inc()
+                    log.warning("druid_replace_retry", datasource=self.config.datasource,
+                                start=_ts(start), end=_ts(end), attempt=attempt + 1,
+                                wait_s=round(delay, 2), error=error[:300])
+                    self._sleep(delay)
+                t0 = time.perf_counter()
+                summary.attempts += 1
+                try:
+                    task = self.api.submit_sql_task(sql, context)
+                    state, error = self._wait_task(task)
+                except DruidUnreachable as exc:
+                    error = str(exc)
+                    continue
+                if state == "SUCCESS":
+                    seconds = time.perf_counter() - t0
+                    self._done(start, end)
+                    summary.statements += 1
+                    summary.rows += rows
+                    summary.bytes += size
+                    summary.task_seconds.append(seconds)
+                    rows_total.labels(self.name, "stored").inc(rows)
+                    flush_seconds.labels(self.name).observe(seconds)
+                    log.info("druid_replace_done", datasource=self.config.datasource, task=task,
+                             start=_ts(start), end=_ts(end), rows=rows, bytes=size,
+                             seconds=round(seconds, 2))
+                    return
+                error = f"task {task} {state}: {error}"
+        rows_total.labels(self.name, "failed").inc(rows)
+        raise SinkError(f"Druid REPLACE of {_ts(start)}..{_ts(end)} into {self.config.datasource!r}"
+                        f" failed {self.config.max_attempts} times; the hours stay pending (run"
+                        f" again to push them): {error[:500]}")
+
+    def _wait_task(self, task: str) -> tuple[str, str]:
+        """Poll a task until it ends; (SUCCESS|FAILED, error). Druid going away mid-wait is
+        tolerated for a bounded number of polls, then DruidUnreachable."""
+        deadline = time.monotonic() + self.config.task_timeout_s
+        misses = 0
+        while time.monotonic() < deadline:
+            try:
+                status = self.api.task_status(task)
+                misses = 0
+            except DruidUnreachable:
+                misses += 1
+                if misses >= self.config.max_attempts:
+                    raise
+                self._sleep(min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** misses))
+                continue
+            state = str(status.get("statusCode") or status.get("status") or "")
+            if state in ("SUCCESS", "FAILED"):
+                return state, str(status.get("errorMsg") or "")
+            self._sleep(1.0)
+        return "TIMEOUT", f"not done after {self.config.task_timeout_s:.0f}s"
+
+
+class DruidBackfill(HourReplacer):
     """The replay sink for ``--sink druid``: DuckDB stores (and is the ledger), Druid follows.
 
     ``is_ingested``/``store_files`` are replay's ``FileSink``; :meth:`push` then rebuilds every
     pending hour in Druid from the store.
     """
 
-    name = "druid"
-
     def __init__(self, store: DuckDBSink, config: DruidConfig, api: DruidAPI | None = None, *,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        config.validate()
+        super().__init__(config, api, store.config.path, sleep=sleep)
         self.store = store
-        self.config = config
-        self.api = api or DruidAPI(config)
-        self._sleep = sleep
-        self.staging = config.resolved_staging(store.config.path)
-        self._stager = Staging(self.staging, config.datasource,
-                               s3_endpoint_url=config.s3_endpoint_url, s3_region=config.s3_region,
-                               timeout_s=config.timeout_s)
         self._cursor: duckdb.DuckDBPyConnection | None = None
         # hours whose rows a `replay --force` deleted: pushed even when the store has none left
         self._emptied: set[int] = set()
@@ -186,6 +319,13 @@ class DruidBackfill:
             [self.config.datasource]).fetchall()
         return [int(r[0]) for r in found]
 
+    def _done(self, start: int, end: int) -> None:
+        self._unmark(start, end)
+        self._emptied.difference_update(range(start, end, HOUR))
+
+    def _keep_empty(self, hour: int) -> bool:
+        return hour in self._emptied
+
     def _unmark(self, start: int, end: int) -> None:
         self._con.execute(
             "DELETE FROM druid_pending WHERE datasource = ? AND hour >= to_timestamp(?)::TIMESTAMP"
@@ -219,105 +359,3 @@ class DruidBackfill:
             summary.seconds = time.perf_counter() - t0
             pending_intervals.labels(self.name).set(summary.pending)
         return summary
-
-    def _statements(self, hours: list[int]) -> Iterator[tuple[int, int, list[Part], int]]:
-        """Runs of consecutive pending hours as (start, end, each hour's JSON lines, rows): at most
-        ``max_statement_hours``, and inline at most ``max_inline_bytes`` (whole hours)."""
-        inline = self.staging == "inline"
-        start = end = 0
-        parts: list[Part] = []
-        size = rows = 0
-        for hour in hours:
-            data, n = self._hour_lines(hour)
-            if not n and hour not in self._emptied:
-                # marked, but its batch never committed: nothing to rebuild
-                self._unmark(hour, hour + HOUR)
-                continue
-            if inline and len(data) > self.config.max_inline_bytes:
-                raise SinkError(
-                    f"hour {_ts(hour)} has {len(data) / 1e6:.1f} MB of rows, more than inline "
-                    f"staging takes ({self.config.max_inline_bytes / 1e6:.1f} MB): use "
-                    "--druid-staging local:/dir (a folder the Druid indexers can read) or "
-                    "s3://bucket/prefix/ (Druid with druid-s3-extensions); the hours stay pending")
-            if parts and (hour != end or (end - start) // HOUR >= self.config.max_statement_hours
-                          or (inline and size + len(data) > self.config.max_inline_bytes)):
-                yield start, end, parts, rows
-                parts, size, rows = [], 0, 0
-            if not parts:
-                start = hour
-            parts.append((hour, data))
-            size += len(data)
-            rows += n
-            end = hour + HOUR
-        if parts:
-            yield start, end, parts, rows
-
-    def _replace(self, start: int, end: int, parts: list[Part], rows: int,
-                 summary: PushSummary) -> None:
-        context = {"maxNumTasks": self.config.max_num_tasks, "finalizeAggregations": False,
-                   "groupByEnableMultiValueUnnesting": False, "waitUntilSegmentsLoad": True,
-                   "sqlTimeZone": "Etc/UTC"}
-        size = sum(len(d) for _, d in parts)
-        backoff = Backoff(self.config.backoff_base_s, self.config.backoff_max_s)
-        error = ""
-        # hours a --force emptied have no lines; only such hours: one line no row passes
-        staged = [p for p in parts if p[1]] or [(start, b"{}\n")]
-        # staged once, for every attempt; removed when the statement ends (druid_staging)
-        with self._stager.staged(start, staged) as source:
-            sql = replace_statement(self.config.datasource, start, end, source, empty=not rows)
-            for attempt in range(self.config.max_attempts):
-                if attempt:
-                    delay = backoff.next_delay()
-                    retries_total.labels(self.name, "call").inc()
-                    log.warning("druid_replace_retry", datasource=self.config.datasource,
-                                start=_ts(start), end=_ts(end), attempt=attempt + 1,
-                                wait_s=round(delay, 2), error=error[:300])
-                    self._sleep(delay)
-                t0 = time.perf_counter()
-                summary.attempts += 1
-                try:
-                    task = self.api.submit_sql_task(sql, context)
-                    state, error = self._wait_task(task)
-                except DruidUnreachable as exc:
-                    error = str(exc)
-                    continue
-                if state == "SUCCESS":
-                    seconds = time.perf_counter() - t0
-                    self._unmark(start, end)
-                    self._emptied.difference_update(range(start, end, HOUR))
-                    summary.statements += 1
-                    summary.rows += rows
-                    summary.bytes += size
-                    summary.task_seconds.append(seconds)
-                    rows_total.labels(self.name, "stored").inc(rows)
-                    flush_seconds.labels(self.name).observe(seconds)
-                    log.info("druid_replace_done", datasource=self.config.datasource, task=task,
-                             start=_ts(start), end=_ts(end), rows=rows, bytes=size,
-                             seconds=round(seconds, 2))
-                    return
-                error = f"task {task} {state}: {error}"
-        rows_total.labels(self.name, "failed").inc(rows)
-        raise SinkError(f"Druid REPLACE of {_ts(start)}..{_ts(end)} into {self.config.datasource!r}"
-                        f" failed {self.config.max_attempts} times; the hours stay pending (run"
-                        f" again to push them): {error[:500]}")
-
-    def _wait_task(self, task: str) -> tuple[str, str]:
-        """Poll a task until it ends; (SUCCESS|FAILED, error). Druid going away mid-wait is
-        tolerated for a bounded number of polls, then DruidUnreachable."""
-        deadline = time.monotonic() + self.config.task_timeout_s
-        misses = 0
-        while time.monotonic() < deadline:
-            try:
-                status = self.api.task_status(task)
-                misses = 0
-            except DruidUnreachable:
-                misses += 1
-                if misses >= self.config.max_attempts:
-                    raise
-                self._sleep(min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** misses))
-                continue
-            state = str(status.get("statusCode") or status.get("status") or "")
-            if state in ("SUCCESS", "FAILED"):
-                return state, str(status.get("errorMsg") or "")
-            self._sleep(1.0)
-        return "TIMEOUT", f"not done after {self.config.task_timeout_s:.0f}s"
