@@ -8,6 +8,7 @@ and the stream generator.
 
     batch.py       DecodeConfig, DecodedBatch, DeadLetter, decode_records, metrics
     cloudwatch.py  bounded gunzip, subscription payloads, encode_cloudwatch
+    cwlscan.py     the compiled fast path from subscription JSON to lines (same answers)
     kpl.py         KPL aggregates (how the KCL recognises them), encode_kpl
     protowire.py   the protobuf wire format, hand-rolled
     lines.py       canonical line breaks for plain text

@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 from prometheus_client import Counter
 
-from dredge.decode import cloudwatch, kpl
+from dredge.decode import cloudwatch, cwlscan, kpl
 from dredge.decode.lines import Text, normalize_lines, split_lines
 from dredge.decode.reasons import REASONS, EnvelopeError, Reason
 from dredge.errors import ConfigError
@@ -142,9 +142,13 @@ class DecodedBatch:
         return [table[code] for code in self.line_eni.tolist()]
 
 
-def decode_records(records: Sequence[bytes], config: DecodeConfig = DEFAULT_CONFIG) -> DecodedBatch:
-    """Decode the data of a batch of Kinesis records, in order; see the module docstring."""
-    builder = _BatchBuilder(config.max_inflated_bytes)
+def decode_records(records: Sequence[bytes], config: DecodeConfig = DEFAULT_CONFIG, *,
+                   fast: bool = True) -> DecodedBatch:
+    """Decode the data of a batch of Kinesis records, in order; see the module docstring.
+
+    ``fast=False`` reads every CloudWatch Logs payload with orjson (the reference path the
+    compiled scan of ``cwlscan`` must agree with; for tests)."""
+    builder = _BatchBuilder(config.max_inflated_bytes, fast)
     for index, data in enumerate(records):
         builder.add_record(index, data)
     batch = builder.build()
@@ -160,6 +164,7 @@ class _BatchBuilder:
     """Collects canonical chunks of lines and, in step, rows saying where they came from."""
 
     max_inflated_bytes: int
+    fast: bool = True  # CloudWatch Logs JSON through cwlscan where it can (False: orjson always)
     chunks: list[Text] = field(default_factory=list)
     rows: list[tuple[int, int, int, int]] = field(default_factory=list)  # pending _Meta rows
     blocks: list[_Meta] = field(default_factory=list)  # finished _Meta, in order
@@ -228,18 +233,31 @@ class _BatchBuilder:
     def _cloudwatch(self, index: int, subseq: int, data: bytes) -> None:
         try:
             inflated = cloudwatch.inflate_gzip(data, self.max_inflated_bytes)
-            self.stats.inflated_bytes += len(inflated)
-            message = cloudwatch.parse_cloudwatch(inflated)
         except EnvelopeError as exc:
             self._dead_letter(index, subseq, exc, data)
             return
+        self.stats.inflated_bytes += len(inflated)
+        scanned = cwlscan.scan(inflated) if self.fast else None
+        if scanned is None:  # not the plain shape: the reference path decides
+            try:
+                message = cloudwatch.parse_cloudwatch(inflated)
+            except EnvelopeError as exc:
+                self._dead_letter(index, subseq, exc, data)
+                return
+            is_data, log_stream = message.message_type == cloudwatch.DATA_MESSAGE, message.log_stream
+        else:
+            is_data, lines, n, log_stream = scanned
         del inflated  # the JSON is no longer needed; release it before the next payload
-        if message.message_type == cloudwatch.CONTROL_MESSAGE:
+        if not is_data:
             self.control_messages += 1
             return
-        eni = message.eni
+        eni = cloudwatch.eni_from_log_stream(log_stream)
         code = -1 if eni is None else self.eni_codes.setdefault(eni, len(self.eni_codes))
-        self._lines(index, subseq, message.lines, code)
+        if scanned is None:
+            self._lines(index, subseq, message.lines, code)
+        elif n:  # already canonical
+            self.chunks.append(lines)
+            self.rows.append((index, subseq, code, n))
 
     def _lines(self, index: int, subseq: int, text: bytes, eni_code: int) -> None:
         lines, n = normalize_lines(text)
