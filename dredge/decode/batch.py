@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 from prometheus_client import Counter
 
-from dredge.decode import cloudwatch, cwlscan, kpl
+from dredge.decode import cloudwatch, cwlscan, kpl, kplscan
 from dredge.decode.lines import Text, normalize_lines, split_lines
 from dredge.decode.reasons import REASONS, EnvelopeError, Reason
 from dredge.errors import ConfigError
@@ -156,6 +156,7 @@ def decode_records(records: Sequence[bytes], config: DecodeConfig = DEFAULT_CONF
     return batch
 
 
+_Offsets = npt.NDArray[np.int64]
 _Meta = npt.NDArray[np.int64]  # rows of (record index, subseq, eni code, line count)
 
 
@@ -185,41 +186,46 @@ class _BatchBuilder:
 
     def _aggregate(self, index: int, data: bytes) -> None:
         try:
-            user_records = kpl.user_record_data(data)
+            spans = kpl.user_record_spans(data, fast=self.fast)
         except EnvelopeError as exc:
             self.stats.kpl += 1
             self._dead_letter(index, 0, exc, data)
             return
-        if user_records is None:
+        if spans is None:
             self.stats.kpl_fallback += 1
             self._lines(index, 0, data, -1)
             return
+        starts, ends = spans
+        n = starts.size
         self.stats.kpl += 1
-        self.stats.kpl_subrecords += len(user_records)
-        gzipped = [i for i, d in enumerate(user_records) if d[:2] == cloudwatch.GZIP_MAGIC]
-        self.stats.nested_cwl += len(gzipped)
+        self.stats.kpl_subrecords += n
+        buf = np.frombuffer(data, np.uint8)
+        two = ends - starts >= 2
+        gzipped = np.flatnonzero(two & (buf[np.where(two, starts, 0)] == cloudwatch.GZIP_MAGIC[0])
+                                 & (buf[np.where(two, starts + 1, 0)] == cloudwatch.GZIP_MAGIC[1]))
+        self.stats.nested_cwl += gzipped.size
         plain_from = 0
-        for subseq in gzipped:
-            self._plain_run(index, user_records, plain_from, subseq)
-            self._cloudwatch(index, subseq, user_records[subseq])
+        for subseq in gzipped.tolist():
+            self._plain_run(index, data, starts[plain_from:subseq], ends[plain_from:subseq], plain_from)
+            self._cloudwatch(index, subseq, data[starts[subseq]:ends[subseq]])
             plain_from = subseq + 1
         # one level only: a nested aggregate is read as plain, as the KCL would
-        self._plain_run(index, user_records, plain_from, len(user_records))
+        self._plain_run(index, data, starts[plain_from:], ends[plain_from:], plain_from)
 
-    def _plain_run(self, index: int, user_records: list[bytes], lo: int, hi: int) -> None:
-        """User records ``lo:hi``, all plain, as one chunk: one normalization, not one each."""
-        if hi - lo <= 1:
-            if hi > lo:
-                self._lines(index, lo, user_records[lo], -1)
+    def _plain_run(self, index: int, data: bytes, starts: _Offsets, ends: _Offsets, lo: int) -> None:
+        """Plain user records ``lo, lo + 1, ...`` (at ``data[starts[i]:ends[i]]``) as one chunk:
+        one gather and one normalization, not one each."""
+        if starts.size <= 1:
+            if starts.size:
+                self._lines(index, lo, data[starts[0]:ends[0]], -1)
             return
-        run = user_records[lo:hi]
-        lines, line_starts = split_lines(b"\n".join(run))
+        lines, line_starts = split_lines(kplscan.gather(data, starts, ends))
         if not line_starts.size:
             return
-        sizes = np.fromiter(map(len, run), dtype=np.int64, count=len(run)) + 1
+        sizes = ends - starts + 1
         run_starts = np.cumsum(sizes) - sizes  # where each user record begins in the joined text
         of_line = np.searchsorted(run_starts, line_starts, side="right") - 1
-        counts = np.bincount(of_line, minlength=len(run))
+        counts = np.bincount(of_line, minlength=starts.size)
         has_lines = np.flatnonzero(counts)
         block = np.empty((has_lines.size, 4), dtype=np.int64)
         block[:, 0] = index
