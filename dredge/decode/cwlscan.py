@@ -52,15 +52,15 @@ def _ws(buf: np.ndarray, i: int, n: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _string_end(buf: np.ndarray, i: int, n: int) -> int:
-    """``buf[i]`` opens a string: the index of its closing quote, or -1 (no escapes: see
-    ``_REFUSED``)."""
-    if i >= n or buf[i] != _QUOTE:
+def _string_end(i: int, quotes: np.ndarray) -> int:
+    """A string opens at ``i``: the index of its closing quote, or -1. ``quotes[1:]`` are the
+    positions of every quote in the document, ``quotes[0]`` the next one not yet used: with
+    no escapes (see ``_scan``), a string ends at the next quote, found without a byte loop."""
+    k = quotes[0]
+    if k + 1 >= quotes.shape[0] or quotes[k] != i:
         return -1
-    i += 1
-    while i < n and buf[i] != _QUOTE:
-        i += 1
-    return i if i < n else -1
+    quotes[0] = k + 2
+    return quotes[k + 1]
 
 
 @njit(cache=True, nogil=True)
@@ -106,7 +106,7 @@ def _integer_end(buf: np.ndarray, i: int, n: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _event(buf: np.ndarray, i: int, n: int, out: np.ndarray, o: int,
+def _event(buf: np.ndarray, i: int, n: int, quotes: np.ndarray, out: np.ndarray, o: int,
            words: np.ndarray, lens: np.ndarray) -> tuple[int, int, int]:
     """One log event object at ``i``: (index after it or -1, new output length, lines added).
     The message, trimmed of spaces, is appended to ``out`` after a newline unless empty."""
@@ -116,7 +116,7 @@ def _event(buf: np.ndarray, i: int, n: int, out: np.ndarray, o: int,
     seen_id = seen_ts = False
     ms = me = -1
     while True:
-        ke = _string_end(buf, i, n)
+        ke = _string_end(i, quotes)
         if ke < 0:
             return -1, o, 0
         s = i + 1
@@ -127,12 +127,12 @@ def _event(buf: np.ndarray, i: int, n: int, out: np.ndarray, o: int,
             return -1, o, 0
         i = _ws(buf, i + 1, n)
         if key == _MESSAGE and ms < 0:
-            end = _string_end(buf, i, n)
+            end = _string_end(i, quotes)
             if end < 0:
                 return -1, o, 0
             ms, me, i = i + 1, end, end + 1
         elif key == _ID and not seen_id:
-            end = _string_end(buf, i, n)
+            end = _string_end(i, quotes)
             if end < 0:
                 return -1, o, 0
             seen_id, i = True, end + 1
@@ -166,8 +166,8 @@ def _event(buf: np.ndarray, i: int, n: int, out: np.ndarray, o: int,
 
 
 @njit(cache=True, nogil=True)
-def _array(buf: np.ndarray, i: int, n: int, events: bool, out: np.ndarray, o: int,
-           words: np.ndarray, lens: np.ndarray) -> tuple[int, int, int]:
+def _array(buf: np.ndarray, i: int, n: int, quotes: np.ndarray, events: bool, out: np.ndarray,
+           o: int, words: np.ndarray, lens: np.ndarray) -> tuple[int, int, int]:
     """An array of plain strings, or (``events``) of log events: (index after it or -1,
     output length, lines)."""
     if i >= n or buf[i] != _LBRACKET:
@@ -178,10 +178,10 @@ def _array(buf: np.ndarray, i: int, n: int, events: bool, out: np.ndarray, o: in
         return i + 1, o, 0
     while True:
         if events:
-            i, o, k = _event(buf, i, n, out, o, words, lens)
+            i, o, k = _event(buf, i, n, quotes, out, o, words, lens)
             lines += k
         else:
-            end = _string_end(buf, i, n)
+            end = _string_end(i, quotes)
             i = end + 1 if end >= 0 else -1
         if i < 0:
             return -1, o, 0
@@ -195,8 +195,8 @@ def _array(buf: np.ndarray, i: int, n: int, events: bool, out: np.ndarray, o: in
 
 
 @njit(cache=True, nogil=True)
-def _scan(buf: np.ndarray, out: np.ndarray, words: np.ndarray, lens: np.ndarray
-          ) -> tuple[int, int, int, int, int]:
+def _scan(buf: np.ndarray, quotes: np.ndarray, out: np.ndarray, words: np.ndarray,
+          lens: np.ndarray) -> tuple[int, int, int, int, int]:
     """(DATA/CONTROL/FALLBACK, lines, output length, logStream start, logStream end)."""
     n = buf.shape[0]
     refused = 0
@@ -214,7 +214,7 @@ def _scan(buf: np.ndarray, out: np.ndarray, words: np.ndarray, lens: np.ndarray
     o = lines = 0
     ls_start = ls_end = 0
     while True:
-        ke = _string_end(buf, i, n)
+        ke = _string_end(i, quotes)
         if ke < 0:
             return FALLBACK, 0, 0, 0, 0
         key = _which(buf, i + 1, ke, words, lens)
@@ -226,12 +226,12 @@ def _scan(buf: np.ndarray, out: np.ndarray, words: np.ndarray, lens: np.ndarray
             return FALLBACK, 0, 0, 0, 0
         i = _ws(buf, i + 1, n)
         if key == _FILTERS or key == _EVENTS:  # noqa: SIM109 (a plain compare in numba)
-            i, o, k = _array(buf, i, n, key == _EVENTS, out, o, words, lens)
+            i, o, k = _array(buf, i, n, quotes, key == _EVENTS, out, o, words, lens)
             lines += k
             if i < 0:
                 return FALLBACK, 0, 0, 0, 0
         else:
-            end = _string_end(buf, i, n)
+            end = _string_end(i, quotes)
             if end < 0:
                 return FALLBACK, 0, 0, 0, 0
             if key == _MESSAGE_TYPE:
@@ -261,8 +261,12 @@ def scan(doc: bytes | bytearray) -> tuple[bool, bytes, int, str] | None:
     """``(is_data, lines, line_count, log_stream)`` of a document in the shape above, or
     ``None`` (take the reference path). ``lines`` is canonical (lines.py)."""
     buf = np.frombuffer(doc, np.uint8)
+    at = np.flatnonzero(buf == _QUOTE)  # numpy's SIMD search; the kernel then hops quote to quote
+    quotes = np.empty(at.size + 1, np.int64)
+    quotes[0] = 1
+    quotes[1:] = at
     out = np.empty(buf.shape[0], np.uint8)
-    kind, lines, size, ls_start, ls_end = _scan(buf, out, _WORDS, _LENS)
+    kind, lines, size, ls_start, ls_end = _scan(buf, quotes, out, _WORDS, _LENS)
     if kind == FALLBACK:
         return None
     log_stream = bytes(doc[ls_start:ls_end]).decode("ascii")
