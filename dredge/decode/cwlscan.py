@@ -60,7 +60,7 @@ def _string_end(i: int, quotes: np.ndarray) -> int:
     if k + 1 >= quotes.shape[0] or quotes[k] != i:
         return -1
     quotes[0] = k + 2
-    return quotes[k + 1]
+    return int(quotes[k + 1])
 
 
 @njit(cache=True, nogil=True)
