@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
 import boto3
 import pytest
 
-from dredge.sources.kinesis.clients import client_args, dynamodb_client, kinesis_client
+from dredge.sources.kinesis.clients import (
+    client_args,
+    dynamodb_client,
+    kinesis_client,
+    utc_timestamp,
+)
 from dredge.sources.kinesis.config import KinesisConfig, LeaseConfig, StreamConfig
 from dredge.testing import MotoServer
 
@@ -28,6 +34,14 @@ def test_client_args(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (args["region_name"], args["endpoint_url"]) == ("ap-south-1", "http://127.0.0.1:1")
 
 
+def test_utc_timestamp() -> None:
+    expected = datetime(2025, 11, 24, 16, 0, 0, 500000, tzinfo=UTC)
+    assert utc_timestamp(1764000000.5) == expected
+    assert utc_timestamp(1764000000.5).tzinfo is UTC
+    assert utc_timestamp("2025-11-24T16:00:00.5Z") == expected
+    assert utc_timestamp("2025-11-24T17:00:00.5+01:00") == expected
+
+
 def _stream(moto: MotoServer) -> str:
     name = f"cli-{uuid.uuid4().hex[:8]}"
     kin = boto3.client("kinesis", region_name="us-east-1", endpoint_url=moto.endpoint)
@@ -39,15 +53,25 @@ def _stream(moto: MotoServer) -> str:
 @pytest.mark.parametrize("role_arn", ["", "arn:aws:iam::123456789012:role/reader"])
 def test_kinesis_client_reads_the_stream(moto: MotoServer, role_arn: str) -> None:
     name = _stream(moto)
+    kin = boto3.client("kinesis", region_name="us-east-1", endpoint_url=moto.endpoint)
+    kin.put_record(StreamName=name, Data=b"x", PartitionKey="k")
+    shard = kin.list_shards(StreamName=name)["Shards"][0]["ShardId"]
 
-    async def main() -> tuple[str, int]:
+    async def main() -> tuple[str, int, list[dict[str, object]]]:
         stream = StreamConfig(name=name, endpoint_url=moto.endpoint, role_arn=role_arn,
                               region="us-east-1")
         async with kinesis_client(stream, KinesisConfig()) as client:
             summary = (await client.describe_stream_summary(StreamName=name))["StreamDescriptionSummary"]
-            return summary["StreamName"], summary["OpenShardCount"]
+            it = (await client.get_shard_iterator(StreamName=name, ShardId=shard,
+                                                  ShardIteratorType="TRIM_HORIZON"))["ShardIterator"]
+            records = (await client.get_records(ShardIterator=it))["Records"]
+            return summary["StreamName"], summary["OpenShardCount"], records
 
-    assert asyncio.run(main()) == (name, 1)
+    stream_name, shards, records = asyncio.run(main())
+    assert (stream_name, shards) == (name, 1)
+    assert records[0]["Data"] == b"x"
+    arrived = records[0]["ApproximateArrivalTimestamp"]
+    assert isinstance(arrived, datetime) and arrived.tzinfo is UTC  # our parser, not dateutil's
 
 
 def test_dynamodb_client_reaches_the_lease_endpoint(moto: MotoServer) -> None:
