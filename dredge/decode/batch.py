@@ -2,16 +2,18 @@
 
 Each Kinesis record is, by its first bytes:
 
-    1f 8b         a CloudWatch Logs subscription payload (gzip JSON)    -> cloudwatch.py
-    f3 89 9a c2   a KPL aggregate, if its MD5 and protobuf check out     -> kpl.py
+    1f 8b         a CloudWatch Logs subscription payload (gzip JSON)    -> cloudwatch.py, cwlscan.py
+    f3 89 9a c2   a KPL aggregate, if its MD5 and protobuf check out     -> kpl.py, kplscan.py
                   (each user record is then itself CloudWatch Logs or plain; one level)
     anything else plain flow-log lines                                   -> lines.py
 
 Each record, CloudWatch Logs payload, or run of plain KPL user records becomes one
 canonical chunk of lines (lines.py) with rows of provenance (record, sub-sequence number,
 ENI, line count); the chunks are joined once and the rows expanded to one entry per line
-with ``np.repeat``. Python loops here run per record or per KPL user record, never per
-line. Line ``i`` of ``lines`` is physical line ``i``: there are no blank lines to skip.
+with ``np.repeat``. Python loops here run per record (or per CloudWatch Logs payload inside
+a KPL aggregate), never per line or per plain user record: the JSON of a payload and the
+protobuf of an aggregate are read by compiled kernels (cwlscan.py, kplscan.py) that agree
+with the reference readers (orjson, kpl.py's parser) and hand anything unusual to them. Line ``i`` of ``lines`` is physical line ``i``: there are no blank lines to skip.
 
 Problems with one record are dead-lettered and counted; ``decode_records`` does not raise
 for them. Plain records are passed on as they are: a flow-log header line in one (which
