@@ -13,7 +13,8 @@ ENI, line count); the chunks are joined once and the rows expanded to one entry 
 with ``np.repeat``. Python loops here run per record (or per CloudWatch Logs payload inside
 a KPL aggregate), never per line or per plain user record: the JSON of a payload and the
 protobuf of an aggregate are read by compiled kernels (cwlscan.py, kplscan.py) that agree
-with the reference readers (orjson, kpl.py's parser) and hand anything unusual to them. Line ``i`` of ``lines`` is physical line ``i``: there are no blank lines to skip.
+with the reference readers (orjson, kpl.py's parser) and hand anything unusual to them.
+Line ``i`` of ``lines`` is physical line ``i``: there are no blank lines to skip.
 
 Problems with one record are dead-lettered and counted; ``decode_records`` does not raise
 for them. Plain records are passed on as they are: a flow-log header line in one (which
