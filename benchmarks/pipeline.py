@@ -298,7 +298,7 @@ async def daemon_path(args: argparse.Namespace, data: Path, recs: list[bytes],
     assert manager is not None  # the live index
     await manager.start()
     intervals = snapshots.current().intervals
-    store = DuckDBSink(DuckDBConfig(path=str(work / "bench.duckdb")))
+    store = DuckDBSink(DuckDBConfig(path=str(work / "bench.duckdb"), memory_limit=args.duckdb_memory))
     store.open()
     dead = DeadLetters(work / "dead.jsonl")
     batcher = StreamBatcher(store, dead, snapshots, DecodeConfig(), PipelineConfig())
@@ -354,9 +354,21 @@ def measured(cmd: list[str]) -> tuple[str, float, float]:
     return out, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
 
 
-def replay_baseline(data: Path, flows: int) -> dict[str, float]:
+def replay_baseline(data: Path, size: int) -> dict[str, float]:
+    """`dredge replay --workers 1` of the recorded lines, repeated to ``size`` flows, one
+    gzip file per repetition (as the stream serves them again)."""
+    from zlib_ng import gzip_ng
+
     work = Path(tempfile.mkdtemp(prefix="dredge-pipeline-replay-"))
-    cmd = [sys.executable, "-m", "dredge.cli", "replay", *map(str, v2_files(data)),
+    text = b"".join(gzip.decompress(f.read_bytes()) for f in v2_files(data))
+    header, _, body = text.partition(b"\n")
+    body = body.replace(b"\n" + header + b"\n", b"\n")  # one header per file, not per hour
+    per = body.count(b"\n")
+    files = []
+    for i in range(max(1, round(size / per))):
+        files.append(work / f"part-{i:03d}.log.gz")
+        files[-1].write_bytes(gzip_ng.compress(header + b"\n" + body, compresslevel=1))
+    cmd = [sys.executable, "-m", "dredge.cli", "replay", *map(str, files),
            "--index", str(data / "owners.jsonl"), "--cidrs", str(data / "networks.csv"),
            "--db", str(work / "replay.duckdb"), "--workers", "1", "--json", "--no-progress"]
     out, cpu, rss = measured(cmd)
@@ -390,6 +402,7 @@ def main() -> None:
     ap.add_argument("--shards", type=int, default=2)
     ap.add_argument("--data", default=str(ROOT / "bench-data" / "pipeline"))
     ap.add_argument("--no-replay", action="store_true", help="skip the dredge replay baseline")
+    ap.add_argument("--duckdb-memory", default="", help="[sink.duckdb] memory_limit (default: DuckDB's)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--lines", type=int, help=argparse.SUPPRESS)
@@ -413,7 +426,8 @@ def main() -> None:
 
     def run(kind: str, size: int, baselines: bool) -> None:
         cmd = [sys.executable, __file__, "--child", kind, "--size", str(size), "--flows", str(args.flows),
-               "--shards", str(args.shards), "--data", str(data), "--lines", str(n_lines)] + (["--baselines"] if baselines else [])
+               "--shards", str(args.shards), "--data", str(data), "--lines", str(n_lines),
+               "--duckdb-memory", args.duckdb_memory] + (["--baselines"] if baselines else [])
         out, _cpu, rss = measured(cmd)
         r = json.loads(out.strip().splitlines()[-1])
         for line in report(kind, r, r["cpu"], rss):
@@ -430,7 +444,7 @@ def main() -> None:
         if "cwl" in kinds:
             run("cwl", size, baselines=False)
     if not args.no_replay:
-        rb = replay_baseline(data, args.flows)
+        rb = replay_baseline(data, sizes[0])
         print(f"replay   dredge replay --workers 1 of the same lines from gzip files: "
               f"{rb['flows'] / rb['cpu']:,.0f} flows/s/core whole process (start-up included),"
               f" its loop {rb['loop_rate']:,.0f} flows/s; {rb['flows']:,} flows, peak RSS {rb['rss']:.0f} MiB")
