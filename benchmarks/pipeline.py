@@ -367,7 +367,8 @@ def replay_baseline(data: Path, size: int) -> dict[str, float]:
     files = []
     for i in range(max(1, round(size / per))):
         files.append(work / f"part-{i:03d}.log.gz")
-        files[-1].write_bytes(gzip_ng.compress(header + b"\n" + body, compresslevel=1))
+        # trailing blanks on the header make each file new to replay (it skips a file it stored)
+        files[-1].write_bytes(gzip_ng.compress(header + b" " * i + b"\n" + body, compresslevel=1))
     cmd = [sys.executable, "-m", "dredge.cli", "replay", *map(str, files),
            "--index", str(data / "owners.jsonl"), "--cidrs", str(data / "networks.csv"),
            "--db", str(work / "replay.duckdb"), "--workers", "1", "--json", "--no-progress"]
