@@ -202,8 +202,12 @@ host = "127.0.0.1"
                 if proc.poll() is not None:
                     raise SystemExit(f"daemon exited: {(work / 'daemon.log').read_text()[-2000:]}")
             t_first, moto0, daemon0 = started
+            # Scanning the lease table loads moto, which serves the daemon too: first wait (on
+            # the daemon's own metrics) until every record is read, then poll the checkpoints.
+            while metric(port, "dredge_kinesis_records_read_total") < n_rec:
+                time.sleep(0.1)
             while not all(passed(checkpoints(ddb, table).get(s), q) for s, q in last.items()):
-                time.sleep(0.05)
+                time.sleep(0.02)
             daemon_s = time.perf_counter() - t_first
             moto_d, daemon_cpu = cpu_of(moto_pid) - moto0, cpu_of(proc.pid) - daemon0
             ratio = ceil_s / daemon_s
