@@ -4,6 +4,7 @@ moto, with and without an assumed role."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -14,6 +15,7 @@ from dredge.sources.kinesis.clients import (
     client_args,
     dynamodb_client,
     kinesis_client,
+    read_records,
     utc_timestamp,
 )
 from dredge.sources.kinesis.config import KinesisConfig, LeaseConfig, StreamConfig
@@ -88,3 +90,72 @@ def test_dynamodb_client_reaches_the_lease_endpoint(moto: MotoServer) -> None:
             return names
 
     assert table in asyncio.run(main())
+
+
+def _parse(body: bytes, status: int = 200, ours: bool = True) -> dict[str, object]:
+    """A GetRecords answer parsed as the Kinesis client does (``ours``: with read_records),
+    or by botocore alone with the same timestamp parser (the reference)."""
+    import botocore.session
+    from botocore.parsers import ResponseParserFactory
+
+    shape = botocore.session.get_session().get_service_model("kinesis").operation_model(
+        "GetRecords").output_shape
+    factory = ResponseParserFactory()
+    factory.set_parser_defaults(timestamp_parser=utc_timestamp)
+    response = {"body": body, "headers": {}, "status_code": status}
+    custom: dict[str, object] = {}
+    if ours:
+        read_records(response, custom)
+    parsed: dict[str, object] = factory.create_parser("json").parse(response, shape)
+    parsed.update(custom)
+    parsed.pop("ResponseMetadata", None)
+    return parsed
+
+
+GET_RECORDS_ANSWERS = [
+    {"Records": [{"SequenceNumber": "4959", "ApproximateArrivalTimestamp": 1764000000.25,
+                  "Data": "eA==", "PartitionKey": "k"},
+                 {"SequenceNumber": "4960", "ApproximateArrivalTimestamp": 1764000001,
+                  "Data": "", "PartitionKey": "k2", "EncryptionType": "KMS"}],
+     "NextShardIterator": "it", "MillisBehindLatest": 12},
+    {"Records": [], "NextShardIterator": None, "MillisBehindLatest": 0,
+     "ChildShards": [{"ShardId": "s-2", "ParentShards": ["s-1"],
+                      "HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": "9"}}]},
+    {"Records": [{"SequenceNumber": "1", "Data": "eA", "PartitionKey": "k"}]},  # bad base64: refused
+    {"NextShardIterator": "it"},  # no Records at all: botocore's
+    {"Records": [{"SequenceNumber": "1", "PartitionKey": "k"}]},  # no Data: botocore's
+    {"Records": "nonsense"},  # refused
+]
+
+
+@pytest.mark.parametrize("answer", GET_RECORDS_ANSWERS)
+def test_read_records_agrees_with_botocore(answer: dict[str, object]) -> None:
+    body = json.dumps(answer).encode()
+
+    def outcome(ours: bool) -> object:
+        try:
+            return _parse(body, ours=ours)
+        except Exception as exc:  # botocore refuses some: then both must, alike
+            return type(exc)
+
+    assert outcome(True) == outcome(False)
+
+
+def test_read_records_leaves_errors_and_bad_json_to_botocore() -> None:
+    error = b'{"__type": "ExpiredIteratorException", "message": "expired"}'
+    response = {"body": error, "headers": {}, "status_code": 400}
+    custom: dict[str, object] = {}
+    read_records(response, custom)
+    assert (response["body"], custom) == (error, {})
+    response = {"body": b"{not json", "headers": {}, "status_code": 200}
+    read_records(response, custom)
+    assert (response["body"], custom) == (b"{not json", {})
+
+
+def test_read_records_does_the_parse() -> None:
+    body = json.dumps(GET_RECORDS_ANSWERS[0]).encode()
+    response = {"body": body, "headers": {}, "status_code": 200}
+    custom: dict[str, object] = {}
+    read_records(response, custom)
+    assert json.loads(response["body"]) == {"NextShardIterator": "it", "MillisBehindLatest": 12}
+    assert [r["Data"] for r in custom["Records"]] == [b"x", b""]  # type: ignore[attr-defined]
