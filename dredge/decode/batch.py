@@ -149,8 +149,9 @@ def decode_records(records: Sequence[bytes], config: DecodeConfig = DEFAULT_CONF
                    fast: bool = True) -> DecodedBatch:
     """Decode the data of a batch of Kinesis records, in order; see the module docstring.
 
-    ``fast=False`` reads every CloudWatch Logs payload with orjson (the reference path the
-    compiled scan of ``cwlscan`` must agree with; for tests)."""
+    ``fast=False`` reads every CloudWatch Logs payload with orjson and every KPL aggregate
+    with the Python parser: the reference path the compiled kernels (cwlscan, kplscan) must
+    agree with; for tests and the benchmark's baseline."""
     builder = _BatchBuilder(config.max_inflated_bytes, fast)
     for index, data in enumerate(records):
         builder.add_record(index, data)
@@ -168,7 +169,7 @@ class _BatchBuilder:
     """Collects canonical chunks of lines and, in step, rows saying where they came from."""
 
     max_inflated_bytes: int
-    fast: bool = True  # CloudWatch Logs JSON through cwlscan where it can (False: orjson always)
+    fast: bool = True  # the compiled kernels where they can (False: the reference readers)
     chunks: list[Text] = field(default_factory=list)
     rows: list[tuple[int, int, int, int]] = field(default_factory=list)  # pending _Meta rows
     blocks: list[_Meta] = field(default_factory=list)  # finished _Meta, in order
