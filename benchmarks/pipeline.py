@@ -236,8 +236,10 @@ def child(args: argparse.Namespace) -> None:
     result: dict[str, Any] = {"kind": args.kind, "records": total_records,
                               "lines": round(total_records * per_record),
                               "record_bytes": sum(map(len, recs)) / len(recs)}
-    if args.baselines:
+    if args.baselines:  # in a process of their own: the daemon's peak RSS is its own
         result.update(baselines(recs, args.shards))
+        print(json.dumps(result))
+        return
     instrument()
     result.update(asyncio.run(daemon_path(args, data, recs, total_records)))
     print(json.dumps(result))
@@ -428,9 +430,11 @@ def main() -> None:
     def run(kind: str, size: int, baselines: bool) -> None:
         cmd = [sys.executable, __file__, "--child", kind, "--size", str(size), "--flows", str(args.flows),
                "--shards", str(args.shards), "--data", str(data), "--lines", str(n_lines),
-               "--duckdb-memory", args.duckdb_memory] + (["--baselines"] if baselines else [])
+               "--duckdb-memory", args.duckdb_memory]
         out, _cpu, rss = measured(cmd)
         r = json.loads(out.strip().splitlines()[-1])
+        if baselines:
+            r.update(json.loads(measured([*cmd, "--baselines"])[0].strip().splitlines()[-1]))
         for line in report(kind, r, r["cpu"], rss):
             print(line, flush=True)
         if kind == "cwl" and size == sizes[0]:
