@@ -20,7 +20,8 @@ The reader's per-shard quota pacing (5 calls/s, 2 MiB/s) is lifted: this measure
 Each run is its own process. Per run it prints flows/s per core = flows stored / CPU seconds
 of the process while it ran (every thread counted; set-up excluded), wall time, peak RSS,
 and a per-stage profile (thread CPU time inside each stage; "other" = the reader, the asyncio
-loop, the queue, the threads). Baselines in the same run: the bare decode of the same
+loop, the queue, the threads). Baselines in the same run (each in a process of its own, so a
+run's peak RSS is the daemon path's): the bare decode of the same
 records (decode_records alone; and on its reference path: orjson for every CloudWatch Logs
 envelope, the Python KPL parser), a bare GetRecords loop over the in-memory client, and
 `dredge replay --workers 1` of the same lines from gzip files (CPU of that whole process,
