@@ -2,10 +2,17 @@
 (:func:`parse_batch`), then enrich and roll up into its shard's pending rows
 (:func:`enrich_batch`, :class:`Pending`). No Python loop per line: only the few dead letters
 are built one by one.
+
+A GetRecords answer may hold 10 MiB of gzip (~400,000 lines of CloudWatch Logs); without the
+holdback :meth:`Pending.add_batch` takes it in pieces of at most ``PIECE_BYTES`` of records
+(:func:`pieces`), so the memory a batch needs while it is decoded, parsed and enriched (its
+inflated JSON, lines, columns) is that of a piece, whatever the answer's size.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +28,7 @@ from dredge.sources.kinesis.reader import ReadBatch
 from dredge.sources.kinesis.shards import SEQUENCE, SHARD_END, Position
 
 ShardKey = tuple[str, str]  # (stream, shard id)
+PIECE_BYTES = 1 << 20  # record bytes (as read, gzip for CloudWatch Logs) decoded together at most
 
 
 @dataclass
@@ -52,6 +60,18 @@ class Pending:
         self.records += records
         self.dead.extend(parsed.dead)
 
+    def add_batch(self, batch: ReadBatch, parser: FlowParser, decode: DecodeConfig,
+                  snapshots: SnapshotSource, window_s: int, piece_bytes: int = PIECE_BYTES
+                  ) -> RecordCounts:
+        """Decode, parse, enrich and roll up a whole batch, piece by piece; its lines' counts.
+        The rows, dead letters and final position are those of the batch in one piece."""
+        counts = RecordCounts()
+        for piece in pieces(batch, piece_bytes):
+            parsed = parse_batch(piece, parser, decode)
+            self.add(parsed, snapshots, window_s, len(piece.data))
+            counts.add(parsed.counts)
+        return counts
+
 
 @dataclass
 class HeldBatch:
@@ -61,6 +81,26 @@ class HeldBatch:
     epoch: int
     parsed: ParsedBatch
     records: int
+
+
+def pieces(batch: ReadBatch, max_bytes: int = PIECE_BYTES) -> Iterator[ReadBatch]:
+    """The batch as consecutive batches of at most ``max_bytes`` of record data (a larger
+    record alone); only the first keeps ``skip_through_subseq``, which is about record 0."""
+    if batch.shard_end or len(batch.data) <= 1 or batch.nbytes <= max_bytes:
+        yield batch
+        return
+    start = size = 0
+    for i, n in enumerate(map(len, batch.data)):  # per record, not per line
+        if size and size + n > max_bytes:
+            yield _piece(batch, start, i)
+            start, size = i, 0
+        size += n
+    yield _piece(batch, start, len(batch.data))
+
+
+def _piece(batch: ReadBatch, lo: int, hi: int) -> ReadBatch:
+    return dataclasses.replace(batch, data=batch.data[lo:hi], sequences=batch.sequences[lo:hi],
+                               skip_through_subseq=batch.skip_through_subseq if lo == 0 else -1)
 
 
 def parse_batch(batch: ReadBatch, parser: FlowParser, decode: DecodeConfig) -> ParsedBatch:

@@ -228,7 +228,6 @@ class StreamBatcher:
 
     def _work(self, batch: ReadBatch, parser: FlowParser, pending: Pending) -> None:
         t0 = time.perf_counter()
-        parsed = parse_batch(batch, parser, self._decode)
-        pending.add(parsed, self._snapshots, self._config.window_s, len(batch.data))
-        count_records("stream", parsed.counts)
+        counts = pending.add_batch(batch, parser, self._decode, self._snapshots, self._config.window_s)
+        count_records("stream", counts)
         batch_seconds.observe(time.perf_counter() - t0)

@@ -8,7 +8,9 @@ and the stream generator.
 
     batch.py       DecodeConfig, DecodedBatch, DeadLetter, decode_records, metrics
     cloudwatch.py  bounded gunzip, subscription payloads, encode_cloudwatch
+    cwlscan.py     the compiled fast path from subscription JSON to lines (same answers)
     kpl.py         KPL aggregates (how the KCL recognises them), encode_kpl
+    kplscan.py     the compiled fast path through an aggregate's protobuf (same answers)
     protowire.py   the protobuf wire format, hand-rolled
     lines.py       canonical line breaks for plain text
     reasons.py     the dead-letter reasons and EnvelopeError

@@ -2,16 +2,19 @@
 
 Each Kinesis record is, by its first bytes:
 
-    1f 8b         a CloudWatch Logs subscription payload (gzip JSON)    -> cloudwatch.py
-    f3 89 9a c2   a KPL aggregate, if its MD5 and protobuf check out     -> kpl.py
+    1f 8b         a CloudWatch Logs subscription payload (gzip JSON)    -> cloudwatch.py, cwlscan.py
+    f3 89 9a c2   a KPL aggregate, if its MD5 and protobuf check out     -> kpl.py, kplscan.py
                   (each user record is then itself CloudWatch Logs or plain; one level)
     anything else plain flow-log lines                                   -> lines.py
 
 Each record, CloudWatch Logs payload, or run of plain KPL user records becomes one
 canonical chunk of lines (lines.py) with rows of provenance (record, sub-sequence number,
 ENI, line count); the chunks are joined once and the rows expanded to one entry per line
-with ``np.repeat``. Python loops here run per record or per KPL user record, never per
-line. Line ``i`` of ``lines`` is physical line ``i``: there are no blank lines to skip.
+with ``np.repeat``. Python loops here run per record (or per CloudWatch Logs payload inside
+a KPL aggregate), never per line or per plain user record: the JSON of a payload and the
+protobuf of an aggregate are read by compiled kernels (cwlscan.py, kplscan.py) that agree
+with the reference readers (orjson, kpl.py's parser) and hand anything unusual to them.
+Line ``i`` of ``lines`` is physical line ``i``: there are no blank lines to skip.
 
 Problems with one record are dead-lettered and counted; ``decode_records`` does not raise
 for them. Plain records are passed on as they are: a flow-log header line in one (which
@@ -27,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 from prometheus_client import Counter
 
-from dredge.decode import cloudwatch, kpl
+from dredge.decode import cloudwatch, cwlscan, kpl, kplscan
 from dredge.decode.lines import Text, normalize_lines, split_lines
 from dredge.decode.reasons import REASONS, EnvelopeError, Reason
 from dredge.errors import ConfigError
@@ -142,9 +145,14 @@ class DecodedBatch:
         return [table[code] for code in self.line_eni.tolist()]
 
 
-def decode_records(records: Sequence[bytes], config: DecodeConfig = DEFAULT_CONFIG) -> DecodedBatch:
-    """Decode the data of a batch of Kinesis records, in order; see the module docstring."""
-    builder = _BatchBuilder(config.max_inflated_bytes)
+def decode_records(records: Sequence[bytes], config: DecodeConfig = DEFAULT_CONFIG, *,
+                   fast: bool = True) -> DecodedBatch:
+    """Decode the data of a batch of Kinesis records, in order; see the module docstring.
+
+    ``fast=False`` reads every CloudWatch Logs payload with orjson and every KPL aggregate
+    with the Python parser: the reference path the compiled kernels (cwlscan, kplscan) must
+    agree with; for tests and the benchmark's baseline."""
+    builder = _BatchBuilder(config.max_inflated_bytes, fast)
     for index, data in enumerate(records):
         builder.add_record(index, data)
     batch = builder.build()
@@ -152,6 +160,7 @@ def decode_records(records: Sequence[bytes], config: DecodeConfig = DEFAULT_CONF
     return batch
 
 
+_Offsets = npt.NDArray[np.int64]
 _Meta = npt.NDArray[np.int64]  # rows of (record index, subseq, eni code, line count)
 
 
@@ -160,6 +169,7 @@ class _BatchBuilder:
     """Collects canonical chunks of lines and, in step, rows saying where they came from."""
 
     max_inflated_bytes: int
+    fast: bool = True  # the compiled kernels where they can (False: the reference readers)
     chunks: list[Text] = field(default_factory=list)
     rows: list[tuple[int, int, int, int]] = field(default_factory=list)  # pending _Meta rows
     blocks: list[_Meta] = field(default_factory=list)  # finished _Meta, in order
@@ -180,41 +190,46 @@ class _BatchBuilder:
 
     def _aggregate(self, index: int, data: bytes) -> None:
         try:
-            user_records = kpl.user_record_data(data)
+            spans = kpl.user_record_spans(data, fast=self.fast)
         except EnvelopeError as exc:
             self.stats.kpl += 1
             self._dead_letter(index, 0, exc, data)
             return
-        if user_records is None:
+        if spans is None:
             self.stats.kpl_fallback += 1
             self._lines(index, 0, data, -1)
             return
+        starts, ends = spans
+        n = starts.size
         self.stats.kpl += 1
-        self.stats.kpl_subrecords += len(user_records)
-        gzipped = [i for i, d in enumerate(user_records) if d[:2] == cloudwatch.GZIP_MAGIC]
-        self.stats.nested_cwl += len(gzipped)
+        self.stats.kpl_subrecords += n
+        buf = np.frombuffer(data, np.uint8)
+        two = ends - starts >= 2
+        gzipped = np.flatnonzero(two & (buf[np.where(two, starts, 0)] == cloudwatch.GZIP_MAGIC[0])
+                                 & (buf[np.where(two, starts + 1, 0)] == cloudwatch.GZIP_MAGIC[1]))
+        self.stats.nested_cwl += gzipped.size
         plain_from = 0
-        for subseq in gzipped:
-            self._plain_run(index, user_records, plain_from, subseq)
-            self._cloudwatch(index, subseq, user_records[subseq])
+        for subseq in gzipped.tolist():
+            self._plain_run(index, data, starts[plain_from:subseq], ends[plain_from:subseq], plain_from)
+            self._cloudwatch(index, subseq, data[starts[subseq]:ends[subseq]])
             plain_from = subseq + 1
         # one level only: a nested aggregate is read as plain, as the KCL would
-        self._plain_run(index, user_records, plain_from, len(user_records))
+        self._plain_run(index, data, starts[plain_from:], ends[plain_from:], plain_from)
 
-    def _plain_run(self, index: int, user_records: list[bytes], lo: int, hi: int) -> None:
-        """User records ``lo:hi``, all plain, as one chunk: one normalization, not one each."""
-        if hi - lo <= 1:
-            if hi > lo:
-                self._lines(index, lo, user_records[lo], -1)
+    def _plain_run(self, index: int, data: bytes, starts: _Offsets, ends: _Offsets, lo: int) -> None:
+        """Plain user records ``lo, lo + 1, ...`` (at ``data[starts[i]:ends[i]]``) as one chunk:
+        one gather and one normalization, not one each."""
+        if starts.size <= 1:
+            if starts.size:
+                self._lines(index, lo, data[starts[0]:ends[0]], -1)
             return
-        run = user_records[lo:hi]
-        lines, line_starts = split_lines(b"\n".join(run))
+        lines, line_starts = split_lines(kplscan.gather(data, starts, ends))
         if not line_starts.size:
             return
-        sizes = np.fromiter(map(len, run), dtype=np.int64, count=len(run)) + 1
+        sizes = ends - starts + 1
         run_starts = np.cumsum(sizes) - sizes  # where each user record begins in the joined text
         of_line = np.searchsorted(run_starts, line_starts, side="right") - 1
-        counts = np.bincount(of_line, minlength=len(run))
+        counts = np.bincount(of_line, minlength=starts.size)
         has_lines = np.flatnonzero(counts)
         block = np.empty((has_lines.size, 4), dtype=np.int64)
         block[:, 0] = index
@@ -228,18 +243,31 @@ class _BatchBuilder:
     def _cloudwatch(self, index: int, subseq: int, data: bytes) -> None:
         try:
             inflated = cloudwatch.inflate_gzip(data, self.max_inflated_bytes)
-            self.stats.inflated_bytes += len(inflated)
-            message = cloudwatch.parse_cloudwatch(inflated)
         except EnvelopeError as exc:
             self._dead_letter(index, subseq, exc, data)
             return
+        self.stats.inflated_bytes += len(inflated)
+        scanned = cwlscan.scan(inflated) if self.fast else None
+        if scanned is None:  # not the plain shape: the reference path decides
+            try:
+                message = cloudwatch.parse_cloudwatch(inflated)
+            except EnvelopeError as exc:
+                self._dead_letter(index, subseq, exc, data)
+                return
+            is_data, log_stream = message.message_type == cloudwatch.DATA_MESSAGE, message.log_stream
+        else:
+            is_data, lines, n, log_stream = scanned
         del inflated  # the JSON is no longer needed; release it before the next payload
-        if message.message_type == cloudwatch.CONTROL_MESSAGE:
+        if not is_data:
             self.control_messages += 1
             return
-        eni = message.eni
+        eni = cloudwatch.eni_from_log_stream(log_stream)
         code = -1 if eni is None else self.eni_codes.setdefault(eni, len(self.eni_codes))
-        self._lines(index, subseq, message.lines, code)
+        if scanned is None:
+            self._lines(index, subseq, message.lines, code)
+        elif n:  # already canonical
+            self.chunks.append(lines)
+            self.rows.append((index, subseq, code, n))
 
     def _lines(self, index: int, subseq: int, text: bytes, eni_code: int) -> None:
         lines, n = normalize_lines(text)

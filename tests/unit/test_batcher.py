@@ -258,3 +258,35 @@ def test_index_failure_stops_the_batcher(tmp_path: Path) -> None:
         asyncio.run(main())
     assert db.checkpoints("s") == {}
     db.close()
+
+
+def test_a_batch_in_pieces_gives_what_it_gives_whole() -> None:
+    from dredge.batcher.batches import Pending, pieces
+    from dredge.decode import encode_cloudwatch, encode_kpl
+    from dredge.flowlog.parser import FlowParser
+
+    snap, _ = load_index([], [])
+    cwl = encode_cloudwatch([LINE % i for i in range(40)] + [b"2 broken line"],
+                            log_stream="eni-0abc-all", owner="1")
+    kpl = encode_kpl([("a", LINE % 7), ("b", cwl), ("c", b"bad line\n" + LINE % 9)])
+    data = [kpl, cwl, cwl[:-7], b"\n".join(LINE % i for i in range(5)), kpl, b"x y z", cwl]
+    batch = ReadBatch("s", "shard-a", 1, data, [str(100 + i) for i in range(len(data))],
+                      skip_through_subseq=1)
+    assert [len(p.data) for p in pieces(batch, 1)] == [1] * len(data)
+    assert [p.skip_through_subseq for p in pieces(batch, 1)] == [1] + [-1] * (len(data) - 1)
+    assert len(list(pieces(batch))) == 1
+
+    def run(piece_bytes: int) -> tuple[object, ...]:
+        pending = Pending(1)
+        counts = pending.add_batch(batch, FlowParser(DEFAULT_FORMAT), DecodeConfig(),
+                                   StaticSnapshots(snap), 60, piece_bytes)
+        (enricher,) = pending.enrichers.values()
+        rows = sorted(map(str, enricher.rolled().materialize().to_pylist()))
+        dead = sorted(pending.dead, key=str)  # the same letters; in record order when in pieces
+        return counts, pending.position, pending.records, dead, rows
+
+    whole = run(1 << 30)
+    assert whole[1] == Position("SEQUENCE", "106", 0) and whole[2] == len(data)
+    assert len(whole[3]) > 3 and whole[4]  # dead letters and rows to compare
+    for piece_bytes in (1, 600, 5000):
+        assert run(piece_bytes) == whole
