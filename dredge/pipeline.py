@@ -22,7 +22,7 @@ from dredge.enrich.join import enrich
 from dredge.enrich.rollup import Rolled, Rollup
 from dredge.errors import ConfigError, DredgeError, ParseError
 from dredge.flowlog import kernels
-from dredge.flowlog.columns import FlowColumns, RecordCounts
+from dredge.flowlog.columns import DICTIONARY_COLUMNS, FlowColumns, RecordCounts
 from dredge.flowlog.fields import FIELDS, FlowFormat, looks_like_header
 from dredge.flowlog.parser import FlowParser, ParsedChunk
 from dredge.index.snapshot import IndexSnapshot, LookupStats
@@ -203,6 +203,9 @@ def _parquet(ref: FileRef, enricher: Enricher, result: FileResult, dead: DeadLet
     try:
         with open_file(ref) as fh:
             pf = pq.ParquetFile(fh)
+            dictionary = [c for c in pf.schema_arrow.names if c in DICTIONARY_COLUMNS]
+            if dictionary:  # repeated addresses and words: decoded and parsed once each
+                pf = pq.ParquetFile(fh, metadata=pf.metadata, read_dictionary=dictionary)
             result.fmt = " ".join(FIELDS[c.replace("_", "-")].name if c.replace("_", "-") in FIELDS else c
                                   for c in pf.schema_arrow.names)
             row_base = 0
