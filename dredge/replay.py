@@ -10,6 +10,7 @@ first real replay after an install runs at full speed; ``make install`` calls it
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import threading
@@ -42,6 +43,7 @@ class ReplayConfig:
     window_s: int = 60
     workers: int = 1  # files processed at once (threads; the kernels release the GIL)
     chunk_bytes: int = 16 << 20  # decompressed text per parse batch
+    read_ahead: int = 2  # chunks a thread inflates ahead of the parse, per file (0: none)
     commit_rows: int = 500_000  # commit when this many rolled-up rows wait...
     commit_files: int = 256  # ...or this many files...
     commit_seconds: float = 5.0  # ...or this long has passed since the last commit
@@ -54,6 +56,8 @@ class ReplayConfig:
             raise ConfigError("workers", "must be >= 1")
         if self.chunk_bytes < 4096:
             raise ConfigError("chunk_bytes", "must be >= 4096")
+        if self.read_ahead < 0:
+            raise ConfigError("read_ahead", "must be >= 0")
 
     def default_format(self) -> FlowFormat:
         return FlowFormat.parse(self.format) if self.format else DEFAULT_FORMAT
@@ -163,11 +167,13 @@ def replay(paths: list[str], snapshot: IndexSnapshot, sink: FileSink, dead: Dead
             if sink.is_ingested(digest):
                 return ref, digest, None
             return ref, digest, process_file(ref, sniff(ref), snapshot, config.window_s, fmt, dead,
-                                             config.chunk_bytes)
+                                             config.chunk_bytes, config.read_ahead)
         except SourceError as exc:
             return ref, None, FileResult(ref, "unknown", error=str(exc))
 
-    for ref, digest, result in _ordered_map(work, refs, config.workers):
+    # in parallel, the largest files first: a large one left for last would run alone
+    order = sorted(refs, key=lambda r: -r.size) if config.workers > 1 else refs
+    for ref, digest, result in _ordered_map(work, order, config.workers):
         with lock:
             done += 1
         if result is None:
@@ -198,6 +204,16 @@ def replay(paths: list[str], snapshot: IndexSnapshot, sink: FileSink, dead: Dead
     summary.seconds = time.perf_counter() - t0
     summary.cpu_seconds = time.process_time() - c0
     return summary
+
+
+def default_workers() -> int:
+    """Files at once when not told: one per core this process may run on (``taskset`` and
+    container CPU sets included), at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
 
 
 def _store(sink: FileSink, pending: list[tuple[FileRef, str, FileResult]], summary: ReplaySummary) -> None:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,8 @@ def add_parser(sub: Any) -> None:
     add_index_args(r)
     r.add_argument("--db", default="dredge.duckdb", help="DuckDB database file (default: %(default)s)")
     r.add_argument("--window", type=int, default=60, help="rollup window in seconds (default: 60)")
-    r.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
-                   help="files processed at once (default: %(default)s)")
+    r.add_argument("--workers", type=int, default=None,
+                   help="files processed at once (default: one per core this process may use)")
     r.add_argument("--format", help="format of files without a header line (default: v2)")
     r.add_argument("--dead-letter", help="dead-letter file (default: <db>.deadletter.jsonl)")
     r.add_argument("--commit-files", type=int, default=256,
@@ -36,11 +35,12 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from dredge.replay import Progress, ReplayConfig, replay
+    from dredge.replay import Progress, ReplayConfig, default_workers, replay
     from dredge.sinks.deadletter import DeadLetters
     from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
 
-    config = ReplayConfig(window_s=args.window, workers=args.workers, format=args.format or "",
+    workers = default_workers() if args.workers is None else args.workers
+    config = ReplayConfig(window_s=args.window, workers=workers, format=args.format or "",
                           commit_files=args.commit_files)
     config.validate()
     config.default_format()  # a bad --format fails before any work

@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -212,7 +214,7 @@ def _decompress(fh: BinaryIO, state: ReadState, read_size: int, max_out: int) ->
 
 
 def text_chunks(ref: FileRef, kind: str, state: ReadState, chunk_bytes: int = 16 << 20,
-                max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+                max_line_bytes: int = MAX_LINE_BYTES, read_ahead: int = 0) -> Iterator[bytes]:
     """The file's text in chunks of about ``chunk_bytes`` ending with a newline (the last may
     not, if the file doesn't).
 
@@ -221,9 +223,59 @@ def text_chunks(ref: FileRef, kind: str, state: ReadState, chunk_bytes: int = 16
     bounded by the chunk size whatever the file holds. On a truncated or corrupt gzip the
     readable prefix is handed out; a partial last line is left in ``state.tail``.
 
-    Each byte is copied once, into the chunk handed out: the decompressed pieces wait as
-    they are (``_Pending``) until a chunk's worth is there.
+    ``read_ahead`` > 0: a thread of its own reads, inflates and splits up to that many chunks
+    ahead of the caller (gunzip releases the GIL, so it runs on a second core while the
+    caller parses); ``state`` is complete once the iteration has ended, as without it.
     """
+    chunks = _text_chunks(ref, kind, state, chunk_bytes, max_line_bytes)
+    return _ahead(chunks, read_ahead) if read_ahead > 0 else chunks
+
+
+def _ahead(items: Generator[bytes, None, None], depth: int) -> Iterator[bytes]:
+    """``items`` produced by a thread, at most ``depth`` ahead; its exceptions are raised here.
+    Leaving the loop early stops the thread and closes ``items``."""
+    q: queue.Queue[tuple[bytes | None, BaseException | None]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[bytes | None, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((None, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((None, exc))
+        finally:
+            items.close()
+
+    thread = threading.Thread(target=produce, name="read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if exc is not None:
+                raise exc
+            if item is None:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _text_chunks(ref: FileRef, kind: str, state: ReadState, chunk_bytes: int,
+                 max_line_bytes: int) -> Generator[bytes, None, None]:
+    """text_chunks in the caller's thread. Each byte is copied once, into the chunk handed
+    out: the decompressed pieces wait as they are (``_Pending``) until a chunk's worth is there."""
     fh = open_file(ref)
     with fh:
         pieces: Iterator[bytes]
