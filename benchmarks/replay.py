@@ -239,8 +239,12 @@ def fixed_cost(big: Path, root: Path, seed: int, skip: set[str]) -> dict[str, di
 
 
 def profile(data: Path, out: Path) -> None:
-    subprocess.run(["taskset", "-c", "0", PY, "-m", "cProfile", "-o", str(out),
-                    *replay_cmd(data, [str(data / "logs")], 1, False)[1:]],
+    """The one-core replay under cProfile, timed in CPU seconds of its (only) thread."""
+    argv = [*replay_cmd(data, [str(data / "logs")], 1, False)[3:], "--read-ahead", "0"]
+    code = ("import cProfile, sys, time; from dredge.cli import main; "
+            "p = cProfile.Profile(time.thread_time); p.runcall(main, sys.argv[2:]); "
+            "p.dump_stats(sys.argv[1])")
+    subprocess.run(["taskset", "-c", "0", PY, "-c", code, str(out), *argv],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -316,7 +320,7 @@ def main() -> None:
     if "profile" not in skip:
         prof = Path(tempfile.mkdtemp()) / "replay.prof"
         profile(data, prof)
-        print("\nper-stage profile (cProfile, one core, all files; seconds):")
+        print("\nper-stage profile (cProfile, CPU s of the one thread; one core, all files, --read-ahead 0):")
         print_profile(prof)
 
     print_goals(goals(one, walls, fixed, rss))

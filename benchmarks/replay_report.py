@@ -33,7 +33,7 @@ def print_table(runs: dict[str, Run], base: str | None) -> None:
 STAGES: tuple[tuple[str, str, str, str | None], ...] = (
     ("index load (--index, --cidrs)", "dredge/commands/index.py", "load_snapshot", None),
     ("gunzip (zlib-ng)", "~", "<method 'decompress' of 'zlib_ng._Decompress' objects>", None),
-    ("text read + split in chunks", "dredge/sources/files.py", "text_chunks", None),
+    ("text read + split in chunks", "dredge/sources/files.py", "_text_chunks", None),
     ("parse text (kernel)", "dredge/flowlog/parser.py", "parse", None),
     ("columns + bounds", "dredge/flowlog/columns.py", "from_parsed", None),
     ("Parquet read + columns", "dredge/pipeline.py", "_parquet", None),
