@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +117,8 @@ class Enricher:
         self.rollup = Rollup(window_s)
         self.counts = RecordCounts()
         self.join = LookupStats()
+        self.spill: Callable[[Rolled], None] | None = None  # takes rows past spill_rows groups
+        self.spill_rows = 0
 
     def add_columns(self, cols: FlowColumns, counts: RecordCounts) -> None:
         self.counts.add(counts)
@@ -123,6 +126,10 @@ class Enricher:
             src, dst, stats = enrich(cols, self.snapshot)
             self.join += stats
             self.rollup.add(cols, src, dst)
+            if self.spill is not None and self.rollup.held >= self.spill_rows \
+                    and self.rollup.groups >= self.spill_rows:
+                self.spill(self.rolled())  # hand the rows on: memory stays bounded
+                self.rollup = Rollup(self.rollup.window_s)
 
     def table(self) -> pa.Table:
         """Rolled-up rows in the ``flows`` schema (strings)."""
@@ -135,11 +142,15 @@ class Enricher:
 
 def process_file(ref: FileRef, kind: str, snapshot: IndexSnapshot, window_s: int,
                  default_format: FlowFormat, dead: DeadLetters, chunk_bytes: int = 16 << 20,
-                 read_ahead: int = 0) -> FileResult:
-    """read_ahead: text chunks inflated by a thread ahead of the parse (``text_chunks``)."""
+                 read_ahead: int = 0, spill: Callable[[Rolled], None] | None = None,
+                 spill_rows: int = 0) -> FileResult:
+    """read_ahead: text chunks inflated by a thread ahead of the parse (``text_chunks``).
+    spill: called with the rolled-up rows whenever more than ``spill_rows`` groups are held
+    (``result.rows`` then holds only the rows after the last call)."""
     t0 = time.perf_counter()
     result = FileResult(ref, kind)
     enricher = Enricher(snapshot, window_s)
+    enricher.spill, enricher.spill_rows = spill, spill_rows
     try:
         if kind == "parquet":
             _parquet(ref, enricher, result, dead)

@@ -44,6 +44,9 @@ class ReplayConfig:
     workers: int = 1  # files processed at once (threads; the kernels release the GIL)
     chunk_bytes: int = 16 << 20  # decompressed text per parse batch
     read_ahead: int = 2  # chunks a thread inflates ahead of the parse, per file (0: none)
+    # a file holding more rolled-up rows is stored in parts (one transaction), so memory stays
+    # bounded whatever its size; 0: never (sinks without ``begin_file`` never do)
+    spill_rows: int = 500_000
     commit_rows: int = 500_000  # commit when this many rolled-up rows wait...
     commit_files: int = 256  # ...or this many files...
     commit_seconds: float = 5.0  # ...or this long has passed since the last commit
@@ -161,13 +164,31 @@ def replay(paths: list[str], snapshot: IndexSnapshot, sink: FileSink, dead: Dead
             pending.clear()
         last_commit = time.perf_counter()
 
+    begin_file = getattr(sink, "begin_file", None) if config.spill_rows else None
+    direct: dict[str, int | None] = {}  # files stored in parts by their worker: rows (None: already)
+
     def work(ref: FileRef) -> tuple[FileRef, str | None, FileResult | None]:
         try:
             digest = file_digest(ref)
             if sink.is_ingested(digest):
                 return ref, digest, None
-            return ref, digest, process_file(ref, sniff(ref), snapshot, config.window_s, fmt, dead,
-                                             config.chunk_bytes, config.read_ahead)
+            tx = begin_file() if begin_file is not None else None
+            try:
+                result = process_file(ref, sniff(ref), snapshot, config.window_s, fmt, dead,
+                                      config.chunk_bytes, config.read_ahead,
+                                      tx.add if tx is not None else None, config.spill_rows)
+                if tx is not None and tx.open:
+                    if result.error is not None or result.rows is None:
+                        tx.rollback()
+                    else:
+                        tx.add(result.rows)
+                        ok = tx.commit(_record(ref, digest, result, tx.rows))
+                        direct[ref.path] = tx.rows if ok else None
+            except BaseException:
+                if tx is not None:
+                    tx.rollback()
+                raise
+            return ref, digest, result
         except SourceError as exc:
             return ref, None, FileResult(ref, "unknown", error=str(exc))
 
@@ -176,9 +197,12 @@ def replay(paths: list[str], snapshot: IndexSnapshot, sink: FileSink, dead: Dead
     for ref, digest, result in _ordered_map(work, order, config.workers):
         with lock:
             done += 1
-        if result is None:
+        if result is None or direct.get(ref.path, 0) is None:
             summary.already += 1
             files_total.labels("already_ingested").inc()
+        elif ref.path in direct and result.error is None:
+            _account(summary, ref, result, direct.pop(ref.path) or 0)
+            processed += result.counts.data
         elif result.error is not None or result.rows is None or digest is None:
             summary.failed += 1
             summary.failures.append(f"{ref.path}: {result.error}")
@@ -221,31 +245,39 @@ def _store(sink: FileSink, pending: list[tuple[FileRef, str, FileResult]], summa
     batch = []
     for ref, digest, result in pending:
         assert result.rows is not None
-        c = result.counts
-        batch.append((result.rows, IngestRecord(digest, ref.path, ref.size, c.records, c.nodata,
-                                                 c.skipdata, c.malformed, result.truncated,
-                                                 result.rows.num_rows, result.seconds)))
+        batch.append((result.rows, _record(ref, digest, result, result.rows.num_rows)))
     stored = sink.store_files(batch)
     for (ref, _, result), ok in zip(pending, stored, strict=True):
         if not ok:
             summary.already += 1
             files_total.labels("already_ingested").inc()
             continue
-        c = result.counts
         assert result.rows is not None
-        summary.stored += 1
-        summary.rows += result.rows.num_rows
-        summary.counts.add(c)
-        summary.lookups += result.join.lookups
-        summary.unknown += result.join.unknown
-        summary.internet += result.join.internet
-        count_records("replay", c)
-        if result.truncated:
-            summary.truncated += 1
-            summary.warnings.append(f"{ref.path}: {result.warning}")
-            files_total.labels("truncated").inc()
-            log.warning("file_truncated", file=ref.path, error=result.warning, records=c.records)
-        files_total.labels("stored").inc()
+        _account(summary, ref, result, result.rows.num_rows)
+
+
+def _record(ref: FileRef, digest: str, result: FileResult, rows: int) -> IngestRecord:
+    c = result.counts
+    return IngestRecord(digest, ref.path, ref.size, c.records, c.nodata, c.skipdata, c.malformed,
+                        result.truncated, rows, result.seconds)
+
+
+def _account(summary: ReplaySummary, ref: FileRef, result: FileResult, rows: int) -> None:
+    """Count a stored file in the summary and the metrics."""
+    c = result.counts
+    summary.stored += 1
+    summary.rows += rows
+    summary.counts.add(c)
+    summary.lookups += result.join.lookups
+    summary.unknown += result.join.unknown
+    summary.internet += result.join.internet
+    count_records("replay", c)
+    if result.truncated:
+        summary.truncated += 1
+        summary.warnings.append(f"{ref.path}: {result.warning}")
+        files_total.labels("truncated").inc()
+        log.warning("file_truncated", file=ref.path, error=result.warning, records=c.records)
+    files_total.labels("stored").inc()
 
 
 def _ordered_map(fn: Callable[[FileRef], tuple[FileRef, str | None, FileResult | None]],

@@ -114,6 +114,11 @@ class Rollup:
             self._parts = [_aggregate(*cat)]
 
     @property
+    def held(self) -> int:
+        """Rolled-up rows held, counted without merging the batches (an upper bound of groups)."""
+        return sum(int(p[0].shape[0]) for p in self._parts)
+
+    @property
     def groups(self) -> int:
         self._compact()
         return int(self._parts[0][0].shape[0]) if self._parts else 0

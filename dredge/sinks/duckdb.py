@@ -189,14 +189,12 @@ class DuckDBSink:
                     stored.append(True)
                     if rows.num_rows:
                         tables.append(rows)
-                    records.append([rec.hash, rec.path, rec.size, rec.records, rec.nodata, rec.skipdata,
-                                    rec.malformed, rec.truncated, rec.rows, rec.seconds])
+                    records.append(rec)
                 if tables:  # one insert for the whole batch: each statement has a fixed cost
                     self._insert(con, Rolled.concat([r if isinstance(r, Rolled) else Rolled.from_table(r)
                                                      for r in tables]))
                 if records:
-                    con.executemany(
-                        "INSERT INTO ingested VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)", records)
+                    self._ingest_records(con, records)
                 con.commit()
                 if self._hashes is not None:
                     self._hashes.update(h for h, ok in zip(hashes, stored, strict=True) if ok)
@@ -209,6 +207,17 @@ class DuckDBSink:
         rows_total.labels(self.name, "stored").inc(n)
         flush_seconds.labels(self.name).observe(time.perf_counter() - t0)
         return stored
+
+    def begin_file(self) -> FileTransaction:
+        """A transaction for one large file whose rows come in parts (memory holds one part):
+        ``add`` each, then ``commit`` with the file's record, or ``rollback``. The store is
+        locked for everyone else until then."""
+        return FileTransaction(self)
+
+    def _ingest_records(self, con: duckdb.DuckDBPyConnection, records: list[IngestRecord]) -> None:
+        con.executemany("INSERT INTO ingested VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+                        [[r.hash, r.path, r.size, r.records, r.nodata, r.skipdata, r.malformed,
+                          r.truncated, r.rows, r.seconds] for r in records])
 
     def store_batch(self, rows: Rows | Sequence[Rows], checkpoints: list[ShardCheckpoint]) -> None:
         """Rows (one table or several) and shard positions in ONE transaction: both or
@@ -302,3 +311,65 @@ class DuckDBSink:
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
     with contextlib.suppress(duckdb.Error):
         con.rollback()
+
+
+class FileTransaction:
+    """One file's rows in parts and then its ``ingested`` record, in ONE transaction
+    (:meth:`DuckDBSink.begin_file`); holds the sink's lock from the first part to the end."""
+
+    def __init__(self, sink: DuckDBSink) -> None:
+        self._sink = sink
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self.rows = 0
+
+    @property
+    def open(self) -> bool:
+        return self._con is not None
+
+    def add(self, rows: Rows) -> None:
+        """Insert a part now (the first one opens the transaction)."""
+        if self._con is None:
+            self._sink._lock.acquire()
+            try:
+                self._con = self._sink.con
+                self._con.begin()
+            except BaseException:
+                self._con = None
+                self._sink._lock.release()
+                raise
+        try:
+            self._sink._insert(self._con, rows)
+        except Exception as exc:
+            self.rollback()
+            raise SinkError(f"DuckDB refused a part of a file ({rows.num_rows} rows): {exc}") from exc
+        self.rows += rows.num_rows
+
+    def commit(self, rec: IngestRecord) -> bool:
+        """The record, then COMMIT. False (rolled back) if the file was stored meanwhile."""
+        if self._con is None:
+            return self._sink.store_files([(Rolled.concat([]), rec)])[0]
+        con = self._con
+        try:
+            if con.execute("SELECT 1 FROM ingested WHERE hash = ?", [rec.hash]).fetchone():
+                self.rollback()
+                return False
+            self._sink._ingest_records(con, [rec])
+            con.commit()
+        except Exception as exc:
+            self.rollback()
+            raise SinkError(f"DuckDB refused file {rec.path}: {exc}") from exc
+        self._release()
+        if self._sink._hashes is not None:
+            self._sink._hashes.add(rec.hash)
+        rows_total.labels(self._sink.name, "stored").inc(self.rows)
+        return True
+
+    def rollback(self) -> None:
+        if self._con is not None:
+            _rollback(self._con)
+            rows_total.labels(self._sink.name, "failed").inc(self.rows)
+            self._release()
+
+    def _release(self) -> None:
+        self._con = None
+        self._sink._lock.release()
