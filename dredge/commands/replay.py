@@ -22,9 +22,9 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--window", type=int, default=60, help="rollup window in seconds (default: 60)")
     r.add_argument("--workers", type=int, default=None,
                    help="files processed at once (default: one per core this process may use)")
-    r.add_argument("--read-ahead", type=int, default=2, metavar="CHUNKS",
+    r.add_argument("--read-ahead", type=int, default=None, metavar="CHUNKS",
                    help="text chunks a thread inflates ahead of the parse, per file; 0: none "
-                        "(default: %(default)s)")
+                        "(default: 2 with more than one core, else 0)")
     r.add_argument("--format", help="format of files without a header line (default: v2)")
     r.add_argument("--dead-letter", help="dead-letter file (default: <db>.deadletter.jsonl)")
     r.add_argument("--commit-files", type=int, default=256,
@@ -43,7 +43,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
 
     workers = default_workers() if args.workers is None else args.workers
-    config = ReplayConfig(window_s=args.window, workers=workers, read_ahead=args.read_ahead,
+    read_ahead = args.read_ahead if args.read_ahead is not None else (2 if default_workers() > 1 else 0)
+    config = ReplayConfig(window_s=args.window, workers=workers, read_ahead=read_ahead,
                           format=args.format or "",
                           commit_files=args.commit_files)
     config.validate()
