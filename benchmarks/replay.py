@@ -1,14 +1,23 @@
-"""Replay throughput: Dredge next to two baselines measured in the same run.
+"""Replay throughput and cost (issue 15): Dredge next to two baselines measured in the same run.
 
-    python benchmarks/replay.py [--flows 2000000] [--hours 1] [--data bench-data]
+    python benchmarks/replay.py [--flows 2000000] [--data bench-data] [--skip rss,python,...]
 
-Contenders, each in its own process (CPU time and peak RSS from the kernel's rusage):
-  dredge-1     `dredge replay --workers 1` into a fresh DuckDB file
-  dredge-2     `dredge replay --workers 2` (files in parallel; per-core = flows / CPU s)
-  python       a plain per-record Python replay: gzip + split + dict/bisect lookups + dict rollup
-               (on a subset of files, enough for a stable rate)
-  duckdb       DuckDB read_csv/read_parquet + two ASOF JOINs + the same minute rollup, threads=1
-Per-core rate = flows / (user + sys CPU seconds) of the contender's process, start-up included.
+Every figure comes from whole processes (CPU time and peak RSS from the kernel's rusage):
+  one core     `taskset -c 0 dredge replay --workers 1` on the whole data set and on its v2, v5
+               and Parquet files alone; per-core rate = flows / (user + sys CPU s), start-up
+               included (goal: >= 1.0 M flows/s/core; v5 and Parquet within 20 % of v2)
+  workers      `dredge replay --workers 1` and `--workers 2`, wall time, on the data set (a few
+               large files) and on the same flows spread over 24 hours (many small files);
+               goal: 2 workers >= 1.8x faster; `default` is what the command picks by itself
+  fixed cost   one small file, an index of 10k intervals, start to exit: after `make install`
+               (kernels compiled by its warm-up) and on a fresh install (empty NUMBA_CACHE_DIR);
+               goal <= 0.4 s
+  memory       peak RSS of the one-core replay of 2M and of 20M flows (goal: no growth)
+  baselines    DuckDB read_csv/read_parquet + two ASOF JOINs + the same minute rollup,
+               threads=1; and a plain per-record Python replay (gzip + split + dict/bisect
+               lookups + dict rollup, on a subset of files)
+  profile      the one-core replay under cProfile, seconds per stage
+The machine's load average is printed: timings taken beside other work are noisy.
 """
 
 from __future__ import annotations
@@ -18,20 +27,24 @@ import bisect
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from replay_report import goals, print_goals, print_profile, print_table
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
 
-def measured(cmd: list[str]) -> dict[str, object]:
+def measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, object]:
     """Run cmd; wall time, CPU time and peak RSS of that process alone."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            env={**os.environ, **(env or {})})
     assert proc.stdout is not None
     out = proc.stdout.read()
     _, status, ru = os.wait4(proc.pid, 0)
@@ -133,9 +146,17 @@ def duckdb_replay(data: Path) -> dict[str, int]:
     cols = ('"start" AS start, bytes, packets, protocol, action, "log-status" AS log_status, '
             'COALESCE(NULLIF("pkt-srcaddr", \'-\'), srcaddr) AS src, COALESCE(NULLIF("pkt-dstaddr", \'-\'), dstaddr) AS dst, '
             '"flow-direction" AS flow_direction, "traffic-path" AS traffic_path')
-    pcols = ("start, bytes, packets, CAST(protocol AS VARCHAR) AS protocol, action, log_status, "
-             "COALESCE(pkt_srcaddr, srcaddr) AS src, COALESCE(pkt_dstaddr, dstaddr) AS dst, "
-             "flow_direction, CAST(traffic_path AS VARCHAR) AS traffic_path")
+    have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({parquets!r}, union_by_name=true)")
+            .fetchall()} if parquets else set()
+
+    def pq_col(name: str, pkt: str | None = None) -> str:
+        if pkt and pkt in have:
+            return f"COALESCE({pkt}, {name})"
+        return name if name in have else "NULL"
+
+    pcols = (f"start, bytes, packets, CAST(protocol AS VARCHAR) AS protocol, action, log_status, "
+             f"{pq_col('srcaddr', 'pkt_srcaddr')} AS src, {pq_col('dstaddr', 'pkt_dstaddr')} AS dst, "
+             f"{pq_col('flow_direction')} AS flow_direction, CAST({pq_col('traffic_path')} AS VARCHAR) AS traffic_path")
     con.execute(f"""
         CREATE TABLE f AS
         SELECT TRY_CAST(start AS BIGINT) AS start, TRY_CAST(bytes AS BIGINT) AS bytes,
@@ -161,6 +182,72 @@ def duckdb_replay(data: Path) -> dict[str, int]:
     return {"flows": int(flows[0]), "groups": int(flows[1])}
 
 
+def dataset(root: Path, flows: int, hours: float, seed: int) -> Path:
+    data = root / f"f{flows}-h{hours:g}-s{seed}"
+    if not (data / "manifest.json").exists():
+        print(f"generating {flows:,} flows over {hours:g} h into {data} ...", flush=True)
+        subprocess.run([PY, "-m", "dredge.cli", "generate", str(data), "--flows", str(flows),
+                        "--seed", str(seed), "--hours", str(hours)], check=True, stdout=subprocess.DEVNULL)
+    return data
+
+
+def replay_cmd(data: Path, paths: list[str], workers: int | None, one_core: bool,
+               index: Path | None = None) -> list[str]:
+    cmd = ["taskset", "-c", "0"] if one_core else []
+    cmd += [PY, "-m", "dredge.cli", "replay", *paths, "--index", str(index or data / "owners.jsonl"),
+            "--cidrs", str(data / "networks.csv"), "--db", str(Path(tempfile.mkdtemp()) / "d.duckdb"),
+            "--json", "--no-progress"]
+    return cmd + (["--workers", str(workers)] if workers else [])
+
+
+def dredge_run(data: Path, paths: list[str], workers: int | None = 1, one_core: bool = True,
+               index: Path | None = None, env: dict[str, str] | None = None) -> dict[str, object]:
+    r = measured(replay_cmd(data, paths, workers, one_core, index), env)
+    summary = json.loads(str(r["out"]))
+    r["flows"] = summary["flows"]
+    r["loop_rate"] = summary["flows_per_s"]
+    return r
+
+
+def by_format(data: Path) -> dict[str, list[str]]:
+    """The data set's files by format (v2, v5 text; Parquet), from its manifest."""
+    out: dict[str, list[str]] = {}
+    for f in json.loads((data / "manifest.json").read_text())["file_list"]:
+        kind = "parquet" if f["kind"] == "parquet" else f["format"]
+        out.setdefault(kind, []).append(str(data / f["path"]))
+    return out
+
+
+def fixed_cost(big: Path, root: Path, seed: int, skip: set[str]) -> dict[str, dict[str, object]]:
+    """One small file with a 10k-interval index, start to exit; best of three."""
+    small = dataset(root, 2000, 1.0, seed)
+    file = by_format(small)["v2"][0]
+    index = root / "owners-10k.jsonl"
+    if not index.exists():
+        with (big / "owners.jsonl").open() as src:
+            index.write_text("".join(line for _, line in zip(range(10_000), src, strict=False)))
+    out = {}
+    runs = [("after make install", {})]
+    if "fresh" not in skip:
+        runs.append(("fresh install", {"NUMBA_CACHE_DIR": tempfile.mkdtemp(prefix="numba-empty-")}))
+    for name, env in runs:
+        tries = [dredge_run(small, [file], None, False, index, env) for _ in range(1 if env else 3)]
+        out[name] = min(tries, key=lambda r: float(r["wall"]))  # type: ignore[arg-type]
+        if env:
+            shutil.rmtree(env["NUMBA_CACHE_DIR"], ignore_errors=True)
+    return out
+
+
+def profile(data: Path, out: Path) -> None:
+    """The one-core replay under cProfile, timed in CPU seconds of its (only) thread."""
+    argv = [*replay_cmd(data, [str(data / "logs")], 1, False)[3:], "--read-ahead", "0"]
+    code = ("import cProfile, sys, time; from dredge.cli import main; "
+            "p = cProfile.Profile(time.thread_time); p.runcall(main, sys.argv[2:]); "
+            "p.dump_stats(sys.argv[1])")
+    subprocess.run(["taskset", "-c", "0", PY, "-c", code, str(out), *argv],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--flows", type=int, default=2_000_000)
@@ -168,10 +255,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--data", default=str(ROOT / "bench-data"))
     ap.add_argument("--python-flows", type=int, default=300_000, help="flows for the per-record baseline")
+    ap.add_argument("--rss-flows", type=int, default=20_000_000, help="the large data set for peak RSS")
     ap.add_argument("--contender", help=argparse.SUPPRESS)
-    ap.add_argument("--skip", default="", help="comma-separated contenders to skip")
+    ap.add_argument("--skip", default="",
+                    help="comma-separated: formats, workers, fixed, fresh, rss, profile, python, duckdb")
     args = ap.parse_args()
-    data = Path(args.data) / f"f{args.flows}-h{args.hours:g}-s{args.seed}"
+    root = Path(args.data)
+    data = root / f"f{args.flows}-h{args.hours:g}-s{args.seed}"
     if args.contender == "python":
         print(json.dumps(python_replay(data, args.python_flows)))
         return
@@ -179,49 +269,61 @@ def main() -> None:
         print(json.dumps(duckdb_replay(data)))
         return
 
-    if not (data / "manifest.json").exists():
-        print(f"generating {args.flows:,} flows into {data} ...", flush=True)
-        subprocess.run([PY, "-m", "dredge.cli", "generate", str(data), "--flows", str(args.flows),
-                        "--seed", str(args.seed), "--hours", str(args.hours)], check=True,
-                       stdout=subprocess.DEVNULL)
-    manifest = json.loads((data / "manifest.json").read_text())
-    text_mb = sum(p.stat().st_size for p in (data / "logs").rglob("*") if p.is_file()) / 1e6
-    print(f"data: {manifest['flows']:,} flows in {manifest['files']} files ({text_mb:.0f} MB on disk), "
-          f"{manifest['intervals']:,} ownership intervals; cores: {os.cpu_count()}")
     skip = set(args.skip.split(","))
-    results: dict[str, dict[str, object]] = {}
-    for name, workers in (("dredge-1", 1), ("dredge-2", 2)):
-        if name in skip:
-            continue
-        db = Path(tempfile.mkdtemp()) / "dredge.duckdb"
-        r = measured([PY, "-m", "dredge.cli", "replay", str(data / "logs"), "--index", str(data / "owners.jsonl"),
-                      "--cidrs", str(data / "networks.csv"), "--db", str(db), "--workers", str(workers),
-                      "--json", "--no-progress"])
-        summary = json.loads(str(r["out"]))
-        r["flows"] = summary["flows"]
-        r["loop_rate"] = summary["flows_per_s"]
-        results[name] = r
-    for name in ("python", "duckdb"):
-        if name in skip:
-            continue
-        r = measured([PY, __file__, "--contender", name, "--flows", str(args.flows), "--hours", str(args.hours),
-                      "--seed", str(args.seed), "--data", args.data, "--python-flows", str(args.python_flows)])
-        r.update(json.loads(str(r["out"])))
-        results[name] = r
+    data = dataset(root, args.flows, args.hours, args.seed)
+    manifest = json.loads((data / "manifest.json").read_text())
+    mb = sum(p.stat().st_size for p in (data / "logs").rglob("*") if p.is_file()) / 1e6
+    print(f"data: {manifest['flows']:,} flows in {manifest['files']} files ({mb:.0f} MB on disk), "
+          f"{manifest['intervals']:,} ownership intervals; cores: {os.cpu_count()}; "
+          f"load average before: {os.getloadavg()[0]:.1f}")
+    logs = [str(data / "logs")]
+    one: dict[str, dict[str, object]] = {"dredge all files": dredge_run(data, logs)}
+    if "formats" not in skip:
+        for kind, files in sorted(by_format(data).items()):
+            one[f"dredge {kind} only"] = dredge_run(data, files)
+    for name in ("duckdb", "python"):
+        if name not in skip:
+            r = measured(["taskset", "-c", "0", PY, __file__, "--contender", name, "--flows", str(args.flows),
+                          "--hours", str(args.hours), "--seed", str(args.seed), "--data", args.data,
+                          "--python-flows", str(args.python_flows)])
+            r.update(json.loads(str(r["out"])))
+            one[f"baseline {name}"] = r
+    print("\none core (taskset -c 0, --workers 1):")
+    print_table(one, "baseline duckdb")
 
-    base = results.get("duckdb")
-    base_rate = float(base["flows"]) / float(base["cpu"]) if base else None  # type: ignore[arg-type]
-    print(f"\n{'contender':<10} {'flows':>10} {'wall s':>8} {'cpu s':>8} {'flows/s':>12} "
-          f"{'flows/s/core':>13} {'vs duckdb':>10} {'peak MB':>8}")
-    for name, r in results.items():
-        flows, wall, cpu = float(r["flows"]), float(r["wall"]), float(r["cpu"])  # type: ignore[arg-type]
-        per_core = flows / cpu
-        ratio = f"{per_core / base_rate:.2f}x" if base_rate else "-"
-        print(f"{name:<10} {flows:>10,.0f} {wall:>8.2f} {cpu:>8.2f} {flows / wall:>12,.0f} {per_core:>13,.0f} "
-              f"{ratio:>10} {float(r['maxrss_mb']):>8.0f}")  # type: ignore[arg-type]
-    for name in ("dredge-1", "dredge-2"):
-        if name in results:
-            print(f"{name}: replay loop alone (after start-up and index load): {results[name]['loop_rate']:,} flows/s")
+    walls: dict[str, dict[str, object]] = {}
+    if "workers" not in skip:
+        many = dataset(root, args.flows, 24.0, args.seed)
+        for label, d in (("large files", data), ("small files", many)):
+            n = len(list((d / "logs").rglob("*.*")))
+            for workers in (1, 2, None):
+                name = f"{label} ({n}) workers={workers or 'default'}"
+                walls[name] = dredge_run(d, [str(d / "logs")], workers, one_core=False)
+        print("\nboth cores (wall time):")
+        print_table(walls, None)
+
+    fixed = {} if "fixed" in skip else fixed_cost(data, root, args.seed, skip)
+    if fixed:
+        print("\nfixed cost: one small file, 10k intervals:")
+        for name, r in fixed.items():
+            print(f"  {name:<20} wall {float(r['wall']):.2f} s  cpu {float(r['cpu']):.2f} s  "  # type: ignore[arg-type]
+                  f"peak {float(r['maxrss_mb']):.0f} MB")  # type: ignore[arg-type]
+
+    rss = {}
+    if "rss" not in skip:
+        rss[f"{args.flows:,}"] = one["dredge all files"]
+        large = dataset(root, args.rss_flows, args.hours, args.seed)
+        rss[f"{args.rss_flows:,}"] = dredge_run(large, [str(large / "logs")])
+        print("\npeak RSS (one core, --workers 1):")
+        print_table(rss, None)
+
+    if "profile" not in skip:
+        prof = Path(tempfile.mkdtemp()) / "replay.prof"
+        profile(data, prof)
+        print("\nper-stage profile (cProfile, CPU s of the one thread; one core, all files, --read-ahead 0):")
+        print_profile(prof)
+
+    print_goals(goals(one, walls, fixed, rss))
 
 
 if __name__ == "__main__":

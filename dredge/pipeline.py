@@ -22,7 +22,7 @@ from dredge.enrich.join import enrich
 from dredge.enrich.rollup import Rolled, Rollup
 from dredge.errors import ConfigError, DredgeError, ParseError
 from dredge.flowlog import kernels
-from dredge.flowlog.columns import FlowColumns, RecordCounts
+from dredge.flowlog.columns import DICTIONARY_COLUMNS, FlowColumns, RecordCounts
 from dredge.flowlog.fields import FIELDS, FlowFormat, looks_like_header
 from dredge.flowlog.parser import FlowParser, ParsedChunk
 from dredge.index.snapshot import IndexSnapshot, LookupStats
@@ -134,8 +134,9 @@ class Enricher:
 
 
 def process_file(ref: FileRef, kind: str, snapshot: IndexSnapshot, window_s: int,
-                 default_format: FlowFormat, dead: DeadLetters, chunk_bytes: int = 16 << 20
-                 ) -> FileResult:
+                 default_format: FlowFormat, dead: DeadLetters, chunk_bytes: int = 16 << 20,
+                 read_ahead: int = 0) -> FileResult:
+    """read_ahead: text chunks inflated by a thread ahead of the parse (``text_chunks``)."""
     t0 = time.perf_counter()
     result = FileResult(ref, kind)
     enricher = Enricher(snapshot, window_s)
@@ -143,7 +144,7 @@ def process_file(ref: FileRef, kind: str, snapshot: IndexSnapshot, window_s: int
         if kind == "parquet":
             _parquet(ref, enricher, result, dead)
         else:
-            _text(ref, kind, enricher, result, default_format, dead, chunk_bytes)
+            _text(ref, kind, enricher, result, default_format, dead, chunk_bytes, read_ahead)
     except DredgeError as exc:
         result.error = str(exc)
         result.rows = None
@@ -157,12 +158,12 @@ def process_file(ref: FileRef, kind: str, snapshot: IndexSnapshot, window_s: int
 
 
 def _text(ref: FileRef, kind: str, enricher: Enricher, result: FileResult,
-          default_format: FlowFormat, dead: DeadLetters, chunk_bytes: int) -> None:
+          default_format: FlowFormat, dead: DeadLetters, chunk_bytes: int, read_ahead: int) -> None:
     state = ReadState()
     parser: FlowParser | None = None
     line_base = 0
     origin = {"file": ref.path}
-    for chunk in text_chunks(ref, kind, state, chunk_bytes):
+    for chunk in text_chunks(ref, kind, state, chunk_bytes, read_ahead=read_ahead):
         if parser is None:
             if chunk.startswith(UTF8_BOM):  # editors on Windows write one; not part of the header
                 chunk = chunk[len(UTF8_BOM):]
@@ -203,6 +204,9 @@ def _parquet(ref: FileRef, enricher: Enricher, result: FileResult, dead: DeadLet
     try:
         with open_file(ref) as fh:
             pf = pq.ParquetFile(fh)
+            dictionary = [c for c in pf.schema_arrow.names if c in DICTIONARY_COLUMNS]
+            if dictionary:  # repeated addresses and words: decoded and parsed once each
+                pf = pq.ParquetFile(fh, metadata=pf.metadata, read_dictionary=dictionary)
             result.fmt = " ".join(FIELDS[c.replace("_", "-")].name if c.replace("_", "-") in FIELDS else c
                                   for c in pf.schema_arrow.names)
             row_base = 0

@@ -9,16 +9,22 @@ one clean run.
 A file whose every record was dead-lettered is still recorded (its dead letters name it);
 it is counted in ``ReplaySummary.emptied`` with a warning that says how to re-ingest it once
 the format is fixed.
+
+:func:`warm_up` compiles every kernel a replay runs (numba keeps them on disk), so that the
+first real replay after an install runs at full speed; ``make install`` calls it.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from dredge.errors import ConfigError, SourceError
 from dredge.flowlog.columns import RecordCounts
@@ -44,6 +50,7 @@ class ReplayConfig:
     window_s: int = 60
     workers: int = 1  # files processed at once (threads; the kernels release the GIL)
     chunk_bytes: int = 16 << 20  # decompressed text per parse batch
+    read_ahead: int = 2  # chunks a thread inflates ahead of the parse, per file (0: none)
     commit_rows: int = 500_000  # commit when this many rolled-up rows wait...
     commit_files: int = 256  # ...or this many files...
     commit_seconds: float = 5.0  # ...or this long has passed since the last commit
@@ -57,6 +64,8 @@ class ReplayConfig:
             raise ConfigError("workers", "must be >= 1")
         if self.chunk_bytes < 4096:
             raise ConfigError("chunk_bytes", "must be >= 4096")
+        if self.read_ahead < 0:
+            raise ConfigError("read_ahead", "must be >= 0")
 
     def default_format(self) -> FlowFormat:
         return FlowFormat.parse(self.format) if self.format else DEFAULT_FORMAT
@@ -174,11 +183,13 @@ def replay(paths: list[str], snapshot: IndexSnapshot, sink: FileSink, dead: Dead
                 with lock:
                     earlier.add(digest)
             return ref, digest, process_file(ref, sniff(ref), snapshot, config.window_s, fmt, dead,
-                                             config.chunk_bytes)
+                                             config.chunk_bytes, config.read_ahead)
         except SourceError as exc:
             return ref, None, FileResult(ref, "unknown", error=str(exc))
 
-    for ref, digest, result in _ordered_map(work, refs, config.workers):
+    # in parallel, the largest files first: a large one left for last would run alone
+    order = sorted(refs, key=lambda r: -r.size) if config.workers > 1 else refs
+    for ref, digest, result in _ordered_map(work, order, config.workers):
         with lock:
             done += 1
         if result is None:
@@ -211,6 +222,16 @@ def replay(paths: list[str], snapshot: IndexSnapshot, sink: FileSink, dead: Dead
     return summary
 
 
+def default_workers() -> int:
+    """Files at once when not told: one per core this process may run on (``taskset`` and
+    container CPU sets included), at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
 def _store(sink: FileSink, pending: list[tuple[FileRef, str, FileResult]], summary: ReplaySummary,
            earlier: set[str] | None) -> None:
     """Commit finished files together; count only what the sink stored. ``earlier``
@@ -229,7 +250,6 @@ def _store(sink: FileSink, pending: list[tuple[FileRef, str, FileResult]], summa
             summary.already += 1
             files_total.labels("already_ingested").inc()
             continue
-        c = result.counts
         assert result.rows is not None
         summary.stored += 1
         if earlier is not None and digest in earlier:
@@ -279,3 +299,20 @@ def _ordered_map(fn: Callable[[FileRef], tuple[FileRef, str | None, FileResult |
             if nxt is not None:
                 pending.append(pool.submit(fn, nxt))
             yield result
+
+
+def warm_up(flows: int = 3000) -> ReplaySummary:
+    """Replay a tiny generated sample (v2 and v5 gzip text, Parquet, IPv6, malformed lines,
+    a truncated file) into an in-memory store: every kernel on replay's path is compiled
+    with the argument types the real path passes, and numba's on-disk cache
+    (``cache=True``) keeps them for every later process."""
+    from dredge.generate import generate
+    from dredge.index.loaders import load_index
+    from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
+
+    with tempfile.TemporaryDirectory(prefix="dredge-warm-up-") as tmp:
+        folder = Path(tmp)
+        generate(folder, flows=flows, seed=1, hours=1.0)
+        snapshot, _ = load_index([folder / "owners.jsonl"], [folder / "networks.csv"])
+        with DuckDBSink(DuckDBConfig(path=":memory:")) as sink:
+            return replay([str(folder / "logs")], snapshot, sink, DeadLetters(None), ReplayConfig())

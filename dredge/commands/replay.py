@@ -6,7 +6,6 @@ table of ``--config``'s ``[sink.iceberg]`` instead of DuckDB. The work is
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,11 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--db", default="dredge.duckdb", help="DuckDB database file (default: %(default)s)")
     r.add_argument("--window", type=int_in(1, 86400), default=60,
                    help="rollup window in seconds (default: %(default)s)")
-    r.add_argument("--workers", type=int_in(1, 256), default=min(2, os.cpu_count() or 1),
-                   help="files processed at once (default: %(default)s)")
+    r.add_argument("--workers", type=int_in(1, 256), default=None,
+                   help="files processed at once (default: one per core this process may use)")
+    r.add_argument("--read-ahead", type=int_in(0, 64), default=None, metavar="CHUNKS",
+                   help="text chunks a thread inflates ahead of the parse, per file; 0: none "
+                        "(default: 2 with more than one core, else 0)")
     r.add_argument("--format", help="format of files without a header line (default: the v2 "
                    "default format)")
     r.add_argument("--dead-letter", help="dead-letter file (default: <db>.deadletter.jsonl)")
@@ -51,11 +53,14 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from dredge.replay import Progress, ReplayConfig, replay
+    from dredge.replay import Progress, ReplayConfig, default_workers, replay
     from dredge.sinks.deadletter import DeadLetters
 
-    config = ReplayConfig(window_s=args.window, workers=args.workers, format=args.format or "",
-                          commit_files=args.commit_files, force=args.force)
+    workers = default_workers() if args.workers is None else args.workers
+    read_ahead = args.read_ahead if args.read_ahead is not None else (2 if default_workers() > 1 else 0)
+    config = ReplayConfig(window_s=args.window, workers=workers, read_ahead=read_ahead,
+                          format=args.format or "", commit_files=args.commit_files,
+                          force=args.force)
     config.validate()
     config.default_format()  # a bad --format fails before any work
     store_to_write(args.db)

@@ -126,11 +126,6 @@ class Rollup:
             cat = [np.concatenate([p[i] for p in self._parts]) for i in range(5)]
             self._parts = [_aggregate(*cat)]
 
-    @property
-    def groups(self) -> int:
-        self._compact()
-        return int(self._parts[0][0].shape[0]) if self._parts else 0
-
     def to_rolled(self, owners: pa.Table) -> Rolled:
         """The rolled-up rows as facts with owner ids, plus the owners they reference."""
         self._compact()

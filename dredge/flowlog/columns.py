@@ -17,6 +17,10 @@ from dredge.flowlog.fields import BY_COLUMN, CODES, LOG_NODATA, LOG_OK, LOG_SKIP
 from dredge.flowlog.parser import Addr, ParsedChunk, parse_addresses
 from dredge.telemetry.tally import Tally
 
+# Parquet string columns read dictionary-encoded: few distinct values, parsed once each.
+DICTIONARY_COLUMNS = frozenset({"srcaddr", "dstaddr", "pkt_srcaddr", "pkt_dstaddr", "action",
+                                "log_status", "flow_direction"})
+
 
 @dataclass
 class RecordCounts(Tally):
@@ -123,12 +127,7 @@ class FlowColumns:
 
         def words(name: str) -> np.ndarray:
             c = col(name)
-            if c is None:
-                return np.zeros(n, np.int8)
-            out = np.zeros(n, np.int8)
-            for i, w in enumerate(CODES[name]):
-                out[pc.fill_null(pc.equal(c.cast(pa.string()), w.decode()), False).to_numpy()] = i + 1
-            return out
+            return np.zeros(n, np.int8) if c is None else word_codes(c, CODES[name])
 
         def integer(name: str, null: int, dtype: type) -> np.ndarray:
             c = col(name)
@@ -180,3 +179,23 @@ class FlowColumns:
         )
         rows = np.flatnonzero(bad)
         return cols, counts, rows, reasons[rows]
+
+
+def word_codes(c: pa.ChunkedArray | pa.Array, words: tuple[bytes, ...]) -> np.ndarray:
+    """int8 code of each value (i + 1 for ``words[i]``, 0 for null or anything else); a
+    dictionary-encoded column is compared once per distinct value."""
+    if isinstance(c, pa.ChunkedArray):
+        if c.num_chunks != 1:
+            return (np.concatenate([word_codes(k, words) for k in c.chunks]) if c.num_chunks
+                    else np.zeros(0, np.int8))
+        c = c.chunk(0)
+    if pa.types.is_dictionary(c.type):
+        codes = np.concatenate([word_codes(c.dictionary, words), np.zeros(1, np.int8)])
+        idx = c.indices.fill_null(len(c.dictionary)).to_numpy()  # null -> the 0 appended
+        out: np.ndarray = codes[idx]
+        return out
+    text = c.cast(pa.string())
+    out = np.zeros(len(c), np.int8)
+    for i, w in enumerate(words):
+        out[pc.fill_null(pc.equal(text, w.decode()), False).to_numpy(zero_copy_only=False)] = i + 1
+    return out

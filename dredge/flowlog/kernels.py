@@ -132,6 +132,9 @@ def _parse_v6(buf: np.ndarray, s: int, e: int, groups: np.ndarray) -> tuple[bool
 
 @njit(cache=True, nogil=True, inline="always")
 def _parse_addr(buf: np.ndarray, s: int, e: int, groups: np.ndarray) -> tuple[int, np.uint64, np.uint64]:
+    ok4, v = _parse_v4(buf, s, e)  # most addresses: one pass (it stops at a ':' or a letter)
+    if ok4:
+        return 4, _U64(0), _U64(v)
     for i in range(s, e):
         if buf[i] == 58:
             ok, hi, lo = _parse_v6(buf, s, e, groups)
@@ -139,8 +142,7 @@ def _parse_addr(buf: np.ndarray, s: int, e: int, groups: np.ndarray) -> tuple[in
                 # IPv4-mapped (::ffff:10.0.0.1): the IPv4 address itself, so it meets its owner
                 return 4, _U64(0), lo & _U64(0xFFFFFFFF)
             return (6 if ok else -1), hi, lo
-    ok4, v = _parse_v4(buf, s, e)
-    return (4 if ok4 else -1), _U64(0), _U64(v)
+    return -1, _U64(0), _U64(0)
 
 
 @njit(cache=True, nogil=True, inline="always")

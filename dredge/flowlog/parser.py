@@ -176,9 +176,19 @@ class FlowParser:
 
 
 def parse_addresses(arr: pa.Array | pa.ChunkedArray) -> Addr:
-    """Addresses held as Arrow strings -> 128-bit columns; a bad one has fam -1, null 0."""
+    """Addresses held as Arrow strings -> 128-bit columns; a bad one has fam -1, null 0.
+
+    Dictionary-encoded strings (how Parquet stores repeated addresses) are parsed once per
+    distinct value and spread by their indices."""
     if isinstance(arr, pa.ChunkedArray):
+        if pa.types.is_dictionary(arr.type) and arr.num_chunks != 1:
+            parts = [parse_addresses(c) for c in arr.chunks]
+            return Addr(*(np.concatenate([getattr(p, k) for p in parts]) if parts
+                          else np.zeros(0, dt) for k, dt in (("fam", np.int8), ("hi", np.uint64),
+                                                             ("lo", np.uint64))))
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if pa.types.is_dictionary(arr.type):
+        return _parse_dictionary(arr)
     arr = arr.cast(pa.large_string()) if arr.type != pa.large_string() else arr
     n = len(arr)
     _validity, offsets_buf, data_buf = arr.buffers()
@@ -190,3 +200,18 @@ def parse_addresses(arr: pa.Array | pa.ChunkedArray) -> Addr:
     lo = np.empty(n, np.uint64)
     kernels.parse_addr_strings(offsets, data, valid, fam, hi, lo)
     return Addr(fam, hi, lo)
+
+
+def _parse_dictionary(arr: pa.DictionaryArray) -> Addr:
+    values = parse_addresses(arr.dictionary)
+    valid = arr.indices.is_valid().to_numpy(zero_copy_only=False)
+    if not values.fam.size:  # nothing but nulls
+        n = len(arr)
+        return Addr(np.zeros(n, np.int8), np.zeros(n, np.uint64), np.zeros(n, np.uint64))
+    idx = arr.indices.fill_null(0).to_numpy().astype(np.intp, copy=False)
+    out = values.take(idx)
+    if not valid.all():
+        out.fam[~valid] = 0
+        out.hi[~valid] = 0
+        out.lo[~valid] = 0
+    return out

@@ -358,3 +358,4 @@ class DuckDBSink:
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
     with contextlib.suppress(duckdb.Error):
         con.rollback()
+
