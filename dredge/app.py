@@ -122,8 +122,34 @@ class Daemon:
                 tg.create_task(self._shutdown_on(stop), name="shutdown")
                 tg.create_task(self._watch_index(snapshots, stop), name="index-watch")
                 tg.create_task(http.run(stop), name="http-ready")
+                if cfg.sink.iceberg is not None and cfg.sink.iceberg.reconcile_every_s:
+                    tg.create_task(self._reconcile_druid(stop), name="druid-reconcile")
                 http.started()
             log.info("daemon_stopped", worker=self.worker_id, flushes=batcher.flushes)
+
+    async def _reconcile_druid(self, stop: asyncio.Event) -> None:
+        """``[sink.iceberg] reconcile_every_s``: every closed hour of Druid rebuilt from the
+        ledger table, as ``dredge druid reconcile`` does, until ``stop``. Druid or the table
+        away: logged, the next round redoes it. Several workers may run it: each hour's mark
+        is written with its rows, so a round finding the hour unchanged does nothing."""
+        from dredge.sinks.druid_reconcile import DruidReconcile
+        from dredge.sinks.iceberg.table import open_table
+
+        ice, druid = self.config.sink.iceberg, self.config.sink.druid
+        assert ice is not None and druid is not None  # SinkConfig.validate
+        reconcile: DruidReconcile | None = None
+        while not stop.is_set():
+            try:
+                if reconcile is None:
+                    reconcile = DruidReconcile(await asyncio.to_thread(open_table, ice), druid)
+                await asyncio.to_thread(reconcile.run, grace_s=ice.reconcile_grace_s)
+            except Exception as exc:  # never stops the daemon (a bug is logged with its type)
+                log.error("druid_reconcile_failed",
+                          error=str(exc)[:500] if isinstance(exc, DredgeError)
+                          else f"{type(exc).__name__}: {exc}"[:500],
+                          retry_in_s=ice.reconcile_every_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), ice.reconcile_every_s)
 
     async def _open_ledger(self, stack: contextlib.AsyncExitStack) -> IcebergLedger | None:
         """The Iceberg ledger of [sink.iceberg] (None without it). A table whose schema does

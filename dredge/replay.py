@@ -251,6 +251,7 @@ def _store(sink: FileSink, pending: list[tuple[FileRef, str, FileResult]], summa
             files_total.labels("already_ingested").inc()
             continue
         assert result.rows is not None
+        c = result.counts
         summary.stored += 1
         if earlier is not None and digest in earlier:
             summary.replaced += 1

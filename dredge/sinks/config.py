@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dredge.errors import ConfigError
 from dredge.settings import sub_validate
 from dredge.sinks.deadletter import DeadLetterConfig
 from dredge.sinks.druid import DruidConfig
@@ -38,3 +39,6 @@ class SinkConfig:
             self.druid.validate()  # its errors already name druid.<key>
         if self.iceberg is not None:
             sub_validate("iceberg", self.iceberg.validate)
+            if self.iceberg.reconcile_every_s and self.druid is None:
+                raise ConfigError("sink.iceberg.reconcile_every_s",
+                                  "reconciling Druid needs [sink.druid] (where Druid is)")

@@ -161,7 +161,7 @@ def test_daemon_killed_between_publish_and_commit_then_reconcile(
     ledger = ledger_config(iceberg_catalog)
     db = tmp_path / "daemon.duckdb"
 
-    def config(commit_interval_s: float) -> Path:
+    def config(commit_interval_s: float, reconcile: str = "") -> Path:
         return st.write_config(tmp_path / "dredge.toml", stream=in_stream, db=db, sample=sample,
                             worker_id="ledger-1", extra=f"""
 [sink.kinesis_out]
@@ -176,6 +176,7 @@ datasource = "{ds}"
 [sink.iceberg]
 table = "{ledger.table}"
 commit_interval_s = {commit_interval_s}
+{reconcile}
 [sink.iceberg.catalog]
 """ + "".join(f'"{k}" = "{v}"\n' for k, v in ledger.catalog.items()))
 
@@ -218,10 +219,19 @@ commit_interval_s = {commit_interval_s}
             time.sleep(1)
         out.delete_stream(StreamName=out_stream, EnforceConsumerDeletion=True)
 
-    capsys.readouterr()
-    assert main(["druid", "reconcile", "--config", str(cfg), "--grace", "0"]) == 0
-    print(capsys.readouterr().out)
+    # the daemon reconciles by itself ([sink.iceberg] reconcile_every_s), hours closed at once
+    cfg = config(1.0, "reconcile_every_s = 1\nreconcile_grace_s = 0")
+    worker = st.Worker(cfg, moto.env(), tmp_path / "worker.log").start().wait_started()
+    try:
+        wait_for(lambda: _druid_or_empty(druid, ds) == exact, 300,
+                 "the daemon to reconcile Druid with the ledger", alive=worker.check_alive)
+    finally:
+        assert worker.terminate() == 0, worker.tail()
     assert druid_totals(druid, ds) == exact
+    capsys.readouterr()  # and the command finds nothing left to do
+    assert main(["druid", "reconcile", "--config", str(cfg), "--grace", "0", "--json"]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert done["reconciled"] == 0 and done["unchanged"] == done["checked"] > 0, done
 
 
 def _druid_or_empty(druid: DruidCluster, ds: str) -> dict[tuple[str, str, str], tuple[int, int, int]]:

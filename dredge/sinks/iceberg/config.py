@@ -33,6 +33,11 @@ class IcebergConfig:
     # Rows waiting for a commit at most; past it (the table unreachable) the daemon takes no
     # new batches until a commit succeeds (back-pressure: readers wait, memory stays bounded).
     max_buffered_rows: int = 2_000_000
+    # The daemon rebuilds every closed hour of Druid ([sink.druid]) from this table this often,
+    # as `dredge druid reconcile` does (0: off; then run the command by cron or `--every`).
+    reconcile_every_s: float = 0.0
+    # An hour is closed this long after it ends (the live stream's task holds it until then).
+    reconcile_grace_s: float = 3600.0
 
     def validate(self) -> None:
         kind = self.catalog.get("type", "")
@@ -49,6 +54,10 @@ class IcebergConfig:
                 raise ConfigError(key, "letters, digits and _ (not starting with a digit)")
         if not (math.isfinite(self.commit_interval_s) and self.commit_interval_s > 0):
             raise ConfigError("commit_interval_s", "must be a finite number > 0")
+        for key in ("reconcile_every_s", "reconcile_grace_s"):
+            value = getattr(self, key)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(key, "must be a finite number >= 0")
         if self.max_buffered_rows < 1:
             raise ConfigError("max_buffered_rows", "must be >= 1")
 

@@ -287,7 +287,7 @@ class IcebergLedger:
             keep[key] = shard
         if not keep:
             return True
-        arrow = _concat([to_table_arrow(p) for s in keep.values() for p in s.parts])
+        arrow = combine(_concat([to_table_arrow(p) for s in keep.values() for p in s.parts]))
         summary = carried_forward(table, {k: s.position for k, s in keep.items()})
         summary.update({COMMIT_PROPERTY: token, WORKER_PROPERTY: self.worker_id})
         _no_blind_retries(table)
@@ -320,6 +320,34 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
     from dredge.sinks.iceberg.table import ARROW_SCHEMA
 
     return pa.concat_tables(tables) if tables else ARROW_SCHEMA.empty_table()
+
+
+METRICS = ("bytes", "packets", "flows")
+_SAFE_SUM = float(2**62)  # below int64's end with room for float rounding
+
+
+def combine(arrow: pa.Table) -> pa.Table:
+    """Rows with the same dimensions summed into one (columnar: pyarrow's hash aggregate).
+
+    Each local flush (1 s) rolls up only its own records, so a shard's minute arrives in up to
+    ``window_s / flush_interval_s`` partial rows of the same key; a commit (60 s) holds them all.
+    Summing them first makes the commit and the table up to that many times smaller, with the
+    same totals. Left as is when a sum could pass int64 (the rows then stay apart, exact)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from dredge.sinks.iceberg.table import ARROW_SCHEMA
+
+    if arrow.num_rows < 2:
+        return arrow
+    for m in METRICS:
+        total = pc.sum(pc.cast(arrow.column(m), pa.float64(), safe=False)).as_py() or 0.0
+        if total >= _SAFE_SUM:
+            return arrow
+    keys = [n for n in ARROW_SCHEMA.names if n not in METRICS]
+    grouped = arrow.group_by(keys, use_threads=False).aggregate([(m, "sum") for m in METRICS])
+    grouped = grouped.rename_columns([n.removesuffix("_sum") for n in grouped.column_names])
+    return grouped.select(ARROW_SCHEMA.names).cast(ARROW_SCHEMA)
 
 
 def _landed(table: Any, token: str, depth: int = 50) -> bool:

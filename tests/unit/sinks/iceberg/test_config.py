@@ -46,6 +46,9 @@ def test_environment_sets_catalog_properties(tmp_path: Path) -> None:
     (BASE + 'table = "flows-1"\n', "sink.iceberg.table"),
     (BASE + 'namespace = ""\n', "sink.iceberg.namespace"),
     (BASE + "tabel = 1\n", "sink.iceberg.tabel"),
+    (BASE + "reconcile_every_s = -1\n", "sink.iceberg.reconcile_every_s"),
+    (BASE + "reconcile_grace_s = inf\n", "sink.iceberg.reconcile_grace_s"),
+    (BASE + "reconcile_every_s = 600\n", "sink.iceberg.reconcile_every_s"),  # no [sink.druid]
 ])
 def test_bad_values_name_the_key(tmp_path: Path, body: str, key: str) -> None:
     cfg = tmp_path / "d.toml"

@@ -39,15 +39,30 @@ def test_commit_carries_every_position(iceberg_config: IcebergConfig) -> None:
     led.add(A, 1, [rows(3)], ("100", 0))
     led.add(B, 1, [rows(2)], ("7", 2))
     first = led.commit()
-    assert first.rows == 5 and sorted(k for k, _, _ in first.committed) == [A, B]
+    # the two shards' rows share their first two keys: summed into one row each (combine)
+    assert first.rows == 3 and sorted(k for k, _, _ in first.committed) == [A, B]
+    assert total_bytes(iceberg_config) == 5
     led.add(A, 1, [rows(1)], ("120", 0))
     led.commit()
     table = open_table(iceberg_config)
     assert committed_positions(table) == {A: ("120", 0), B: ("7", 2)}  # B carried forward
     assert POSITIONS_PROPERTY in table.current_snapshot().summary.additional_properties
-    assert table.scan().to_arrow().num_rows == 6
+    assert table.scan().to_arrow().num_rows == 4 and total_bytes(iceberg_config) == 6
     assert sorted(led.take_committed()) == sorted([(A, 1, ("100", 0)), (B, 1, ("7", 2)), (A, 1, ("120", 0))])
     assert led.take_committed() == [] and led.commit().snapshot_id is None  # nothing buffered
+
+
+def test_commit_sums_rows_of_one_key_unless_a_sum_could_overflow(iceberg_config: IcebergConfig) -> None:
+    led = IcebergLedger(iceberg_config, "w1")
+    led.expect(A, 1, None)
+    for i in range(4):  # four local flushes of the same minute and pair
+        led.add(A, 1, [rows(1, 10)], (str(100 + i), 0))
+    assert led.commit().rows == 1 and total_bytes(iceberg_config) == 40
+    big = 2**62  # two such rows would pass int64 when summed: kept apart, exact
+    led.add(A, 1, [rows(1, big), rows(1, big)], ("200", 0))
+    assert led.commit().rows == 2
+    table = open_table(iceberg_config).scan().to_arrow()
+    assert sorted(table.column("bytes").to_pylist()) == [40, big, big]
 
 
 def test_positions_only_commit_moves_shard_end(iceberg_config: IcebergConfig) -> None:
