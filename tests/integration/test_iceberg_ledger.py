@@ -24,7 +24,7 @@ def test_ledger_on_s3(iceberg_catalog: dict[str, str]) -> None:
     w1.expect(B, 1, None)
     w1.add(A, 1, [rows(3, 7)], ("10", 0))
     w1.add(B, 1, [rows(2, 7)], ("11", 3))
-    assert w1.commit().rows == 5
+    assert w1.commit().rows == 3  # the shards' first two keys are the same: summed
     # w2 takes shard A over from the table's position; w1 is now a zombie for A
     w2.expect(A, 1, w2.positions("s")["shardId-0"])
     w2.add(A, 1, [rows(1, 100)], ("12", 0))
