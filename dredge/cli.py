@@ -45,7 +45,12 @@ from dredge.telemetry.logging import LEVELS, configure
 RUNTIME_ERRORS = (CheckpointError, DecodeError)
 _BAD_PATH = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP)
 LEVEL_ENV = "DREDGE_LOG_LEVEL"
-SERVERS = ("run", "serve")  # long-running: they keep their info logs
+SERVERS = ("run", "serve")  # long-running: they keep their info logs (and any --every loop)
+
+
+def _long_running(args: argparse.Namespace) -> bool:
+    """The servers, and a command told to keep going (``druid reconcile --every``)."""
+    return args.command in SERVERS or bool(getattr(args, "every", None))
 
 
 class UsageError(Exception):
@@ -102,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         level = _log_level(args)
         args.log_level = level
-        configure(level or ("info" if args.command in SERVERS else "warning"))
+        configure(level or ("info" if _long_running(args) else "warning"))
         rc: int = args.func(args)
         return rc
     except UsageError as exc:
