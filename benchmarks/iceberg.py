@@ -86,16 +86,19 @@ def bench_commits(config: IcebergConfig, sizes: list[int], repeats: int) -> None
     for size in sizes:
         rows = flows_table(size, seed=size)
         times = []
+        stored = 0
         for _ in range(repeats):
             seq += 1
             ledger.add(KEY, 1, [rows], (str(seq), 0))
             t0 = time.perf_counter()
             result = ledger.commit()
             times.append(time.perf_counter() - t0)
-            assert result.rows == size, result
+            # the commit sums rows of one key (ledger.combine): random keys repeat a little
+            assert 0 < result.rows <= size and result.snapshot_id is not None, result
+            stored = result.rows
         p50 = statistics.median(times)
         print(f"  {size:>9,} rows  commit p50 {p50 * 1000:8.1f} ms  max {max(times) * 1000:8.1f} ms"
-              f"  {size / p50:>12,.0f} rows/s")
+              f"  {size / p50:>12,.0f} rows/s in  ({stored:,} rows written after combining)")
     ledger.close()
 
 
