@@ -322,7 +322,6 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
     return pa.concat_tables(tables) if tables else ARROW_SCHEMA.empty_table()
 
 
-METRICS = ("bytes", "packets", "flows")
 _SAFE_SUM = float(2**62)  # below int64's end with room for float rounding
 
 
@@ -336,6 +335,7 @@ def combine(arrow: pa.Table) -> pa.Table:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from dredge.enrich.rollup import METRICS  # loaded already by the daemon's rollup
     from dredge.sinks.iceberg.table import ARROW_SCHEMA
 
     if arrow.num_rows < 2:
