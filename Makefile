@@ -8,9 +8,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO := demo
 
-.PHONY: install test unit lint typecheck demo bench clean
+native:
+	$(BIN)/python setup.py -q build_ext --inplace
 
-$(STAMP): pyproject.toml
+.PHONY: native install test unit lint typecheck demo bench clean
+
+NATIVE := $(wildcard dredge/*/_native.c dredge/*/*/_native.c)
+
+$(STAMP): pyproject.toml setup.py $(NATIVE)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
