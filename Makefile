@@ -8,9 +8,6 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO := demo
 
-native:
-	$(BIN)/python setup.py -q build_ext --inplace
-
 .PHONY: native install test unit lint typecheck demo bench clean
 
 NATIVE := $(wildcard dredge/*/_native.c dredge/*/*/_native.c)
@@ -24,6 +21,10 @@ $(STAMP): pyproject.toml setup.py $(NATIVE)
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# after editing a kernel's C file: rebuild the extensions in place (make install does it too)
+native: install
+	$(BIN)/python -m pip install -q --no-deps -e .
 
 test: install lint
 	$(BIN)/python -m pytest
