@@ -91,13 +91,19 @@ def dead_letters_of(chunk: ParsedChunk, origin: dict[str, Any], line_base: int) 
     out = []
     for rec in bad:
         bf = int(chunk.bad_field[rec])
-        out.append({
+        letter = {
             **origin,
             "line": line_base + int(chunk.line_no[rec]) + 1,
             "reason": kernels.STATUS_REASONS.get(int(chunk.status[rec]), "malformed"),
             "field": chunk.fmt.fields[bf].replace("-", "_") if bf >= 0 else None,
-            "text": chunk.line_text(int(rec)),
-        })
+        }
+        if chunk.status[rec] == kernels.LINE_TOO_LONG:  # its head and length, as the reader does
+            start, end = int(chunk.line_start[rec]), int(chunk.line_end[rec])
+            letter["text"] = bytes(chunk.buf[start:start + 256]).decode("utf-8", "replace")
+            letter["length"] = end - start
+        else:
+            letter["text"] = chunk.line_text(int(rec))
+        out.append(letter)
     return out
 
 

@@ -8,6 +8,9 @@ away. The bounds (documented in the README, "Inputs"):
   ``traffic-path``: 1-8; ``version``: 2-10.
 - ``start`` at most a day past the reader's clock; ``end`` not before ``start``, at most a day
   after it (AWS aggregates over at most 10 minutes).
+- a line at most ``MAX_LINE_BYTES`` (1 MiB) long: a record is a few hundred bytes. The file
+  reader drops longer lines as they stream; one that fits inside a read chunk is marked here
+  (``line_too_long``), so the reason does not depend on where the chunk boundaries fall.
 - ``bytes`` at most 65,535 per packet (the largest IP packet) and at most 50 GB per second of
   the window plus one second (400 Gbit/s, past any single interface), so one record stays
   far inside int64 (4.3e15 at most); a group of thousands of such records does not, and its
@@ -22,6 +25,7 @@ from collections.abc import Callable
 import numpy as np
 
 from dredge.flowlog import kernels
+from dredge.flowlog.fields import MAX_LINE_BYTES
 from dredge.flowlog.parser import ParsedChunk
 
 FUTURE_S = 86_400  # how far past the reader's clock a start may be
@@ -89,6 +93,10 @@ def mark(chunk: ParsedChunk, now: int | None = None) -> None:
     """Records of a parsed chunk that cannot be true become ``OUT_OF_RANGE`` with the field;
     ``now`` (epoch s, default the clock) bounds how far in the future a start may be."""
     fmt = chunk.fmt
+    long = (chunk.line_end - chunk.line_start) > MAX_LINE_BYTES
+    if long.any():  # whatever the parser said of it: the line is not a record
+        chunk.status[long] = kernels.LINE_TOO_LONG
+        chunk.bad_field[long] = -1
 
     def column(name: str) -> tuple[np.ndarray, np.ndarray] | None:
         return chunk.int_column(name) if fmt.has(name) else None

@@ -18,12 +18,14 @@ BAD_INTEGER = 2
 BAD_ADDRESS = 3
 BAD_WORD = 4
 OUT_OF_RANGE = 5  # parsed, but past a plausibility bound (flowlog/bounds.py)
+LINE_TOO_LONG = 6  # longer than bounds.MAX_LINE_BYTES: not a flow-log record
 STATUS_REASONS = {
     WRONG_FIELD_COUNT: "wrong_field_count",
     BAD_INTEGER: "bad_integer",
     BAD_ADDRESS: "bad_address",
     BAD_WORD: "bad_word",
     OUT_OF_RANGE: "out_of_range",
+    LINE_TOO_LONG: "line_too_long",
 }
 
 _U64 = np.uint64

@@ -22,6 +22,7 @@ import numpy as np
 from zlib_ng import zlib_ng
 
 from dredge.errors import SourceError
+from dredge.flowlog.fields import MAX_LINE_BYTES
 
 TEXT_SUFFIXES = (".gz", ".log", ".txt")
 PARQUET_SUFFIXES = (".parquet",)
@@ -118,9 +119,8 @@ def sniff(ref: FileRef) -> str:
     return "text"
 
 
-# A flow-log record is a few hundred bytes; a "line" past this is not one (a gzip bomb of
-# zeros, a binary file): it is dropped as it streams, so memory stays bounded by the chunk.
-MAX_LINE_BYTES = 1 << 20
+# A line past MAX_LINE_BYTES is dropped as it streams, so memory stays bounded by the chunk;
+# a long line inside one chunk is marked by flowlog.bounds (the same reason, line_too_long).
 # gzip of flow-log text inflates about 4-10x; past this ratio (checked once the output passes
 # INFLATION_FLOOR bytes) the file is a bomb: what was read so far is kept, the rest refused.
 MAX_INFLATION = 200

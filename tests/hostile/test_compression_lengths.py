@@ -120,10 +120,23 @@ def test_replay_long_line_dead_letter_is_capped(tmp_path: Path) -> None:
                      "--no-progress"))
     assert json.loads(r.out)["flows"] == 2
     (letter,) = [json.loads(x) for x in dl.read_text().splitlines()]
-    # a line shorter than a read chunk reaches the parser whole (and fails there); longer
-    # ones are dropped as they stream (line_too_long): either way the letter is capped
-    assert letter["reason"] in ("line_too_long", "bad_integer") and letter["line"] == 3
-    assert len(letter["text"]) <= 4096
+    # a line shorter than a read chunk reaches the parser whole, a longer one is dropped as it
+    # streams: the same reason, the same capped letter, wherever the chunk boundaries fall
+    assert letter["reason"] == "line_too_long" and letter["line"] == 3
+    assert letter["length"] == 3 << 20 and letter["text"] == "z" * 256
+
+
+@pytest.mark.parametrize("size", [(1 << 20) + 1, 2 << 20, 20 << 20])
+def test_replay_long_line_reason_does_not_depend_on_chunking(tmp_path: Path, size: int) -> None:
+    p = tmp_path / "x.log"
+    p.write_bytes(f"{HEADER}\n{RECORD}\n".encode() + b"7" * size + f"\n{RECORD}\n".encode())
+    dl = tmp_path / "dl.jsonl"
+    r = accepted(cli("replay", p, "--dead-letter", dl, "--db", tmp_path / "d.duckdb", "--json",
+                     "--no-progress"))
+    assert json.loads(r.out)["flows"] == 2
+    (letter,) = [json.loads(x) for x in dl.read_text().splitlines()]
+    assert (letter["reason"], letter["line"]) == ("line_too_long", 3)
+    assert letter["length"] >= min(size, 1 << 20) and len(letter["text"]) <= 256
 
 
 @pytest.mark.parametrize("line", [
