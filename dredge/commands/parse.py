@@ -144,15 +144,26 @@ class _Printer:
         import pyarrow.parquet as pq
 
         from dredge.errors import ParseError
+        from dredge.flowlog import bounds
 
         try:
             pf = pq.ParquetFile(path)
+            base = 0
             for batch in pf.iter_batches(batch_size=1 << 16):
-                for row in _rows(pa.Table.from_batches([batch])):
+                table = pa.Table.from_batches([batch])
+                odd, which = bounds.out_of_range(bounds.arrow_column(table), table.num_rows,
+                                                 bounds.clock(None))
+                for i, row in enumerate(_rows(table)):
                     if row is None:
                         self.bad += 1
-                        continue
-                    self.out.write(orjson.dumps(row) + b"\n")
+                        _report(path, base + i + 1, "bad_utf8", None, "")
+                    elif odd[i]:
+                        self.bad += 1
+                        field = bounds.FIELD_ORDER[which[i]].replace("-", "_")
+                        _report(path, base + i + 1, "out_of_range", field, orjson.dumps(row).decode())
+                    else:
+                        self.out.write(orjson.dumps(row) + b"\n")
+                base += table.num_rows
         except (pa.ArrowInvalid, OSError) as exc:
             raise ParseError(f"cannot read Parquet file {path}: {exc}") from exc
 

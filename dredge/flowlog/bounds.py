@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from dredge.flowlog import kernels
 from dredge.flowlog.fields import MAX_LINE_BYTES
@@ -83,6 +85,22 @@ def out_of_range(column: Column, n: int, now: int) -> tuple[np.ndarray, np.ndarr
 
 
 FIELD_ORDER = (*RANGES, "start", "end", "bytes")
+
+
+def arrow_column(table: pa.Table) -> Column:
+    """:data:`Column` over an Arrow table of records (Parquet: ``tcp_flags`` for
+    ``tcp-flags``); a column that is not a whole number at all raises ``pa.ArrowInvalid``."""
+    names = set(table.column_names)
+
+    def column(name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        c = name.replace("-", "_")
+        if c not in names:
+            return None
+        values = table.column(c).cast(pa.int64())
+        return (pc.fill_null(values, 0).to_numpy(),
+                values.is_null().to_numpy(zero_copy_only=False))
+
+    return column
 
 
 def clock(now: int | None) -> int:

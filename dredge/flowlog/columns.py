@@ -151,14 +151,7 @@ class FlowColumns:
                     src = p.where(p.fam > 0, src)
                 else:
                     dst = p.where(p.fam > 0, dst)
-        def int_column(name: str) -> tuple[np.ndarray, np.ndarray] | None:
-            c = col(name)
-            if c is None:
-                return None
-            c = c.cast(pa.int64())
-            return (pc.fill_null(c, 0).to_numpy(), c.is_null().to_numpy(zero_copy_only=False))
-
-        odd, _which = bounds.out_of_range(int_column, n, bounds.clock(now))
+        odd, _which = bounds.out_of_range(bounds.arrow_column(table), n, bounds.clock(now))
         reasons = np.where(bad, "bad_address", np.where(odd, "out_of_range", ""))
         bad |= odd
         keep = ((status == LOG_OK) | (status == 0)) & ~bad

@@ -90,6 +90,21 @@ def test_parse_parquet_the_generator_writes(tmp_path: Path) -> None:
         assert len(r.error_lines) == 1 and "parquet" in r.err.lower()
 
 
+def test_parse_parquet_applies_the_bounds(tmp_path: Path) -> None:
+    """The same plausibility bounds as text: a port past 65535, a start centuries away."""
+    t = pa.table({"version": [2, 2, 2], "srcaddr": ["10.0.0.1"] * 3, "dstaddr": ["10.0.0.2"] * 3,
+                  "srcport": [443, 70000, 443], "dstport": [50000, 50000, 50000],
+                  "bytes": [100, 100, 100], "packets": [1, 1, 1],
+                  "start": [1795600800, 1795600800, 99999999999],
+                  "end": [1795600860, 1795600860, 99999999999],
+                  "action": ["ACCEPT"] * 3, "log_status": ["OK"] * 3})
+    p = tmp_path / "x.parquet"
+    pq.write_table(t, p)
+    r = no_traceback(cli("parse", p))
+    assert r.rc == 1 and [json.loads(x)["srcport"] for x in r.out.splitlines()] == [443]
+    assert ":2: out_of_range (srcport)" in r.err and ":3: out_of_range (start)" in r.err
+
+
 def test_parse_line_past_the_limit_in_bounded_memory(tmp_path: Path) -> None:
     p = tmp_path / "long.log.gz"
     with gzip.open(p, "wb", compresslevel=1) as fh:
