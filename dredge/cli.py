@@ -9,7 +9,7 @@ once, here, and printed as one ``dredge: error:`` line:
   file, store, format, credentials; argparse's errors too, as one line), and an ``OSError``
   naming a path that does not exist or cannot be one (ENOENT, ENOTDIR, EISDIR, ENAMETOOLONG);
 - exit 1: a failure at run time that is nobody's input (:data:`RUNTIME_ERRORS`: a lost
-  lease or checkpoint; the OS refusing a write: EACCES, ENOSPC, EIO; out of memory) and a
+  lease or checkpoint; a sink down or out of retries; the OS refusing a write: EACCES, ENOSPC, EIO; out of memory) and a
   bug, said as one line (``DREDGE_TRACEBACK=1`` shows where). Commands return 1 themselves
   for records or files they had to drop (``parse``, ``replay``).
 
@@ -39,10 +39,10 @@ from dredge.commands import (
     run,
     serve,
 )
-from dredge.errors import CheckpointError, ConfigError, DecodeError, DredgeError
+from dredge.errors import CheckpointError, ConfigError, DecodeError, DredgeError, SinkUnavailable
 from dredge.telemetry.logging import LEVELS, configure
 
-RUNTIME_ERRORS = (CheckpointError, DecodeError)
+RUNTIME_ERRORS = (CheckpointError, DecodeError, SinkUnavailable)
 _BAD_PATH = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP)
 LEVEL_ENV = "DREDGE_LOG_LEVEL"
 SERVERS = ("run", "serve")  # long-running: they keep their info logs (and any --every loop)

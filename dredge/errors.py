@@ -6,7 +6,8 @@
     ├── DecodeError          an envelope cannot be decoded (CloudWatch Logs, KPL)
     ├── ParseError           a flow-log format or header cannot be understood
     ├── OwnerIndexError      the IP -> application index cannot be built or loaded
-    ├── SinkError            a sink refused or failed to store rows
+    ├── SinkError            a sink refused rows or our setup (credentials, certificate, schema)
+    │   └── SinkUnavailable  a sink down, unreachable or out of retries: a run-time failure
     └── CheckpointError      a position cannot be stored
         └── LeaseLost        another worker owns the shard now
 
@@ -47,6 +48,11 @@ class OwnerIndexError(DredgeError):
 
 class SinkError(DredgeError):
     """A sink failed to store rows; nothing after them may be checkpointed."""
+
+
+class SinkUnavailable(SinkError):
+    """The sink is down, unreachable or kept failing: nobody's input is wrong (exit 1, where a
+    refused setup such as credentials, a certificate or a missing table exits 2)."""
 
 
 class CheckpointError(DredgeError):

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 from dredge.aws import Backoff
 from dredge.batcher.batches import Pending, ShardKey
 from dredge.enrich.rollup import Rolled
-from dredge.errors import CheckpointError, LeaseLost, SinkError
+from dredge.errors import CheckpointError, LeaseLost, SinkError, SinkUnavailable
 from dredge.pipeline import PipelineConfig
 from dredge.sinks.base import BatchSink, ShardCheckpoint
 from dredge.sinks.deadletter import DeadLetters
@@ -109,7 +109,7 @@ class Flusher:
             if await self.flush() and await self._final_commit():
                 return
             await asyncio.sleep(min(2.0 ** attempt * 0.2, self._config.sink_retry_max_s))
-        raise SinkError(f"final flush failed {self._config.shutdown_flush_attempts} times;"
+        raise SinkUnavailable(f"final flush failed {self._config.shutdown_flush_attempts} times;"
                         " nothing after the last checkpoint was stored (it will be read again)")
 
     async def flush(self) -> bool:

@@ -34,7 +34,7 @@ import orjson
 
 from dredge.commands.options import float_in, int_in, iso_period
 from dredge.commands.stores import existing_store
-from dredge.errors import ConfigError, DredgeError, SinkError
+from dredge.errors import ConfigError, DredgeError, SinkError, SinkUnavailable
 
 if TYPE_CHECKING:  # the sinks load numba: imported when a command runs (`dredge --help` stays quick)
     from dredge.replay import ReplaySummary
@@ -155,7 +155,8 @@ def _reachable(api: DruidAPI) -> None:
     try:
         api.check()
     except DruidUnreachable as exc:  # credentials and certificates say what is wrong already
-        raise SinkError(f"{exc} (is Druid running? `make druid-up` starts the local one)") from exc
+        raise SinkUnavailable(f"{exc} (is Druid running? `make druid-up` starts the local one)"
+                              ) from exc
 
 
 def cmd_init(args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 
-from dredge.errors import SinkError
+from dredge.errors import SinkError, SinkUnavailable
 from dredge.query.spec import DRUID, Dialect, QuerySpec
 from dredge.sinks.druid import DruidConfig, certificate_error, refused_message, untrusted_message
 
@@ -141,7 +141,7 @@ def _fetch(config: DruidConfig, query: str, timeout_s: float | None) -> list[Any
         cert = certificate_error(exc)
         if cert is not None:
             raise SinkError(untrusted_message(config.url, cert)) from exc
-        raise SinkError(f"Druid unreachable at {config.url}: {exc}") from exc
+        raise SinkUnavailable(f"Druid unreachable at {config.url}: {exc}") from exc
     except exceptions.Error as exc:
         text = " ".join(str(exc).split())
         if "not found" in text and config.datasource in text:

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dredge.enrich.rollup import DIMENSIONS, METRICS
-from dredge.errors import ConfigError, SinkError
+from dredge.errors import ConfigError, SinkError, SinkUnavailable
 from dredge.settings import check_positive
 from dredge.sinks.metrics import requests_total
 from dredge.telemetry.logging import get_logger
@@ -120,7 +120,7 @@ class DruidConfig:
         return ctx
 
 
-class DruidUnreachable(SinkError):
+class DruidUnreachable(SinkUnavailable):
     """Druid did not answer, or answered 5xx: worth retrying (a SinkError like any other to
     callers outside the Druid sink)."""
 

@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from dredge.aws import RETRYABLE_CODES, Backoff, error_code, resolve_region
 from dredge.enrich.rollup import Rolled
-from dredge.errors import ConfigError, SinkError
+from dredge.errors import ConfigError, SinkError, SinkUnavailable
 from dredge.settings import check_positive, check_url
 from dredge.sinks.metrics import flush_seconds, requests_total, retries_total, rows_total
 from dredge.sinks.rowcodec import MAX_KEY_CHARS, Packed, encode, pack
@@ -214,7 +214,7 @@ class KinesisPublisher:
             last_error = f"{len(todo)} of {len(entries)} records: {first.get('ErrorCode')}"
             log.warning("publish_partial", stream=self.config.stream, attempt=attempt + 1,
                         failed=len(todo), records=len(entries), error_code=first.get("ErrorCode"))
-        raise SinkError(f"Kinesis stream {self.config.stream!r}: {len(todo)} record(s) not stored "
+        raise SinkUnavailable(f"Kinesis stream {self.config.stream!r}: {len(todo)} record(s) not stored "
                         f"after {self.config.max_attempts} attempts ({last_error})")
 
 

@@ -163,3 +163,13 @@ def test_replay_into_a_store_another_process_writes(tmp_path: Path, store: Path,
     finally:
         con.close()
     refused(r, 2, str(db), "another process")
+
+
+@pytest.mark.parametrize("argv", [
+    ["query", "top", "--backend", "druid"],
+    ["druid", "status"],
+])
+def test_a_sink_that_is_down_is_a_run_time_failure(argv: list[str]) -> None:
+    """Nobody's input is wrong when Druid does not answer: exit 1 (credentials, certificates
+    and missing datasources are refused setups, exit 2: tests/integration/test_druid_auth.py)."""
+    refused(cli(*argv, "--druid-url", "http://127.0.0.1:9"), 1, "unreachable", "127.0.0.1:9")

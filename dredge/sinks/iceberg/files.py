@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from dredge.errors import SinkError
+from dredge.errors import SinkError, SinkUnavailable
 from dredge.sinks.base import IngestRecord, Rows
 from dredge.sinks.iceberg.config import IcebergConfig
 from dredge.sinks.iceberg.ledger import _concat, _no_blind_retries
@@ -183,7 +183,8 @@ class IcebergFileSink:
                 raise
             break
         else:
-            raise SinkError(f"Iceberg: {MAX_CONFLICTS} commits in a row lost to other writers")
+            raise SinkUnavailable(
+                f"Iceberg: {MAX_CONFLICTS} commits in a row lost to other writers")
         head = self.flows.current_snapshot()
         assert head is not None
         self.snapshot_id = head.snapshot_id

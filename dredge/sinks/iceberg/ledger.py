@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dredge.errors import SinkError
+from dredge.errors import SinkError, SinkUnavailable
 from dredge.sinks.base import Rows
 from dredge.sinks.iceberg.config import IcebergConfig
 from dredge.sinks.iceberg.positions import (
@@ -216,7 +216,8 @@ class IcebergLedger:
                 commits_total.labels("conflict").inc()
                 result = CommitResult(moved=result.moved)
             else:
-                raise SinkError(f"Iceberg: {MAX_CONFLICTS} commits in a row lost to other writers")
+                raise SinkUnavailable(
+                    f"Iceberg: {MAX_CONFLICTS} commits in a row lost to other writers")
         except SinkError:
             commits_total.labels("failed").inc()
             with self._lock:

@@ -313,14 +313,14 @@ def test_local_staging_writes_a_file_druid_reads_and_removes_it(tmp_path: Path) 
     store.close()
 
 
-def test_init_and_status_exit_2_with_one_line_when_druid_is_unreachable(
+def test_init_and_status_exit_1_with_one_line_when_druid_is_unreachable(
         capsys: pytest.CaptureFixture[str]) -> None:
     from dredge.cli import main
     from dredge.testing import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
     for cmd in (["druid", "init", "--stream", "s"], ["druid", "status"]):
-        assert main([*cmd, "--druid-url", url]) == 2
+        assert main([*cmd, "--druid-url", url]) == 1  # a run-time failure, not a refused setup
         err = capsys.readouterr().err
         assert err.startswith("dredge: error: Druid unreachable at " + url) and "make druid-up" in err
         assert err.count("\n") == 1
