@@ -21,7 +21,8 @@ DEFAULT_INTERVAL = "5m"  # as `dredge query --interval`
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 10_000
 SINGLE = ("kind", "by", "from", "to", "metric", "limit", "interval",
-          "az_price", "region_price", "internet_price", "nat_price")
+          "az_price", "region_price", "internet_price", "nat_price", "format")
+FORMATS = {"json": "application/json", "csv": "text/csv; charset=utf-8; header=present"}
 KEYS = (*SINGLE, "where")
 
 
@@ -51,6 +52,18 @@ def normalize(raw: Mapping[str, Any]) -> dict[str, list[str]]:
             raise ApiError(400, f"{key}: given {len(texts)} times")
         out[key] = texts
     return out
+
+
+def answer_format(raw: Mapping[str, Any], accept: str | None) -> str:
+    """``json`` or ``csv``: the ``format`` parameter, else ``Accept: text/csv``, else JSON."""
+    params = normalize(raw)
+    name = _one(params, "format", "").strip().lower()
+    if not name:
+        wanted = [part.split(";")[0].strip().lower() for part in (accept or "").split(",")]
+        return "csv" if "text/csv" in wanted and "application/json" not in wanted else "json"
+    if name not in FORMATS:
+        raise ApiError(400, f"format: one of {', '.join(FORMATS)}, not {name[:50]!r}")
+    return name
 
 
 def _one(params: dict[str, list[str]], key: str, default: str) -> str:

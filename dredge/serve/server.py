@@ -3,7 +3,9 @@
     GET  /healthz            200 "ok" while the process lives (no auth: a probe)
     GET  /readyz             200, or 503 {"error", "reasons"} (no auth: a probe)
     GET  /metrics            Prometheus text of the process's registry
-    GET|POST /api/query      a QuerySpec -> {"kind", "columns", "rows", "elapsed_ms"}
+    GET|POST /api/query      a QuerySpec -> {"kind", "columns", "rows", "elapsed_ms"}; CSV
+                             (RFC 4180, as `dredge query --format csv`) with format=csv
+                             or Accept: text/csv
     GET  /api/meta           backend, dimensions, metrics, time range, default prices
     GET  /api/ops            the daemon's shards, leases, flushes, dead letters, index
     GET  /, /<page>, /static/...   the dashboards (see files.py)
@@ -33,7 +35,7 @@ from dredge.serve import files
 from dredge.serve.backends import Backend
 from dredge.serve.config import ServeConfig
 from dredge.serve.ops import OpsReader
-from dredge.serve.params import ApiError, parse_spec
+from dredge.serve.params import FORMATS, ApiError, answer_format, parse_spec
 from dredge.serve.ready import Readiness
 from dredge.serve.results import dumps, table_json
 from dredge.telemetry.logging import get_logger
@@ -108,11 +110,17 @@ class ApiServer:
             return hmac.compare_digest(given, f"{cfg.user}:{cfg.password}".encode())
         return False
 
-    def query(self, raw: dict[str, Any]) -> bytes:
+    def query(self, raw: dict[str, Any], accept: str | None = None) -> tuple[str, bytes]:
+        """(content type, body) of a query's answer: JSON, or CSV when asked for."""
         spec = parse_spec(raw)
+        fmt = answer_format(raw, accept)
         t0 = time.perf_counter()
         table = self._backend().query(spec)
-        return table_json(spec.kind, table, (time.perf_counter() - t0) * 1000)
+        if fmt == "csv":
+            from dredge.query.render import csv_text
+
+            return FORMATS["csv"], csv_text(table).encode()
+        return FORMATS["json"], table_json(spec.kind, table, (time.perf_counter() - t0) * 1000)
 
     def meta(self) -> bytes:
         from dredge.query import spec as q
@@ -184,7 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
             if route != "/api/query":
                 self._drain()
                 raise ApiError(405, f"POST is not allowed on {route}")
-            self._send(200, "application/json", self.app.query(self._json_body()))
+            self._send(200, *self.app.query(self._json_body(), self.headers.get("Accept")))
             return
         if route == "/healthz":
             self._send(200, "text/plain; charset=utf-8", b"ok\n")
@@ -199,8 +207,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif route == "/metrics":
             self._send(200, CONTENT_TYPE_LATEST, generate_latest(self.app.registry))
         elif route == "/api/query":
-            self._send(200, "application/json",
-                       self.app.query(parse_qs(url.query, keep_blank_values=True)))
+            self._send(200, *self.app.query(parse_qs(url.query, keep_blank_values=True),
+                                            self.headers.get("Accept")))
         elif route == "/api/meta":
             self._send(200, "application/json", self.app.meta())
         elif route == "/api/ops":

@@ -88,6 +88,31 @@ def test_post_equals_get(serve: ApiServer) -> None:
     assert {**json.loads(posted), "elapsed_ms": 0} == {**got, "elapsed_ms": 0}
 
 
+def test_query_as_csv_like_the_command_line(serve: ApiServer, store: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """format=csv (GET or POST) or Accept: text/csv: the bytes `dredge query --format csv`
+    prints; a browser's Accept header keeps JSON."""
+    from dredge.cli import main
+
+    assert main(["query", "top", "--by", "src_app", "--limit", "2", "--format", "csv",
+                 "--db", str(store)]) == 0
+    printed = capsys.readouterr().out.encode()
+    assert printed.startswith(b"src_app,bytes,packets,flows\r\nweb,10000000000,")
+    status, headers, body = request(serve, "GET", "/api/query?by=src_app&limit=2&format=csv")
+    assert (status, headers["content-type"]) == (200, "text/csv; charset=utf-8; header=present")
+    assert body == printed
+    posted = request(serve, "POST", "/api/query", json.dumps(
+        {"by": "src_app", "limit": 2, "format": "csv"}).encode())[2]
+    accepted = request(serve, "GET", "/api/query?by=src_app&limit=2",
+                       headers={"Accept": "text/csv"})[2]
+    assert posted == accepted == printed
+    browser = request(serve, "GET", "/api/query?by=src_app&limit=2", headers={
+        "Accept": "text/html,application/xhtml+xml,application/json;q=0.9,*/*;q=0.8"})
+    assert browser[1]["content-type"] == "application/json"
+    assert get_json(serve, "/api/query?format=xml") == (
+        400, {"error": "format: one of json, csv, not 'xml'"})
+
+
 @pytest.mark.parametrize(("method", "path", "body", "status", "error"), [
     ("GET", "/api/query?by=nope", None, 400, "by: unknown dimension 'nope'"),
     ("GET", "/api/query?where=protocol=tcpx", None, 400, "protocol takes a number 0-255 or an IANA name"),
