@@ -3,6 +3,10 @@
 ``flows`` view existed, or before a column the query reads (``port``: schema version 3), is
 opened read-write once (``DuckDBSink`` creates the view and migrates the store in place).
 
+``dredge serve`` reads a store read-only for as long as it runs: :func:`upgrade` first brings
+a store of an earlier version up to date (when it can be written; else its queries on the new
+columns fail, the others answer).
+
 A store that a running daemon writes cannot be opened at all (DuckDB's lock): ask the
 daemon instead, ``dredge query --server``.
 """
@@ -41,6 +45,29 @@ def query_file(path: str, sql: str, params: list[object]) -> pa.Table:
 
     with DuckDBSink(DuckDBConfig(path=path)) as sink:
         return sink.query(sql, params)
+
+
+def upgrade(path: str) -> bool:
+    """Migrate a store of an earlier schema version in place (opened read-write once); True
+    when it is current afterwards. A store that cannot be written is left as it is."""
+    import duckdb
+
+    try:
+        con = duckdb.connect(path, read_only=True)
+    except duckdb.Error:
+        return False  # the caller's own open reports why
+    try:
+        if _current(con):
+            return True
+    finally:
+        con.close()
+    from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
+
+    try:
+        with DuckDBSink(DuckDBConfig(path=path)):
+            return True
+    except (SinkError, duckdb.Error, OSError):
+        return False
 
 
 def _current(con: duckdb.DuckDBPyConnection) -> bool:

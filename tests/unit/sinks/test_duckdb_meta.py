@@ -143,3 +143,19 @@ def test_a_different_ephemeral_from_is_refused_naming_both(tmp_path: Path) -> No
             sink.claim_ephemeral_from(49152, "pipeline.ephemeral_from")
         assert sink.query("SELECT value FROM meta WHERE key = 'ephemeral_from'"
                           ).to_pylist() == [{"value": "32768"}]
+
+
+def test_serve_upgrades_a_version_2_store_before_reading_it(tmp_path: Path) -> None:
+    from dredge.query.store import upgrade
+
+    path = str(tmp_path / "v2.duckdb")
+    with DuckDBSink(DuckDBConfig(path=path)) as sink:
+        sink.store_files([(rows([("api", "db")], [10]), rec("a", 1))])
+    _as_version_2(path)
+    assert upgrade(path) and upgrade(path)  # migrated once; then already current
+    con = duckdb.connect(path, read_only=True)
+    try:
+        assert con.execute("SELECT port, bytes FROM flows").fetchall() == [(None, 10)]
+    finally:
+        con.close()
+    assert not upgrade(str(tmp_path / "not-there" / "x.duckdb"))
