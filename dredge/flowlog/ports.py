@@ -36,18 +36,28 @@ def check_ephemeral_from(value: object) -> str | None:
     return None
 
 
+# protocol number (as uint16: -1, null, becomes 65535) -> carries a service port: one gather
+_CARRIES = np.zeros(1 << 16, np.bool_)
+_CARRIES[list(PORT_PROTOCOLS)] = True
+
+
 def lower_port(src: np.ndarray, src_null: np.ndarray, dst: np.ndarray, dst_null: np.ndarray,
                protocol: np.ndarray) -> np.ndarray:
     """int32: the lower of the two ports for TCP/UDP/SCTP flows whose ports are both known
     and the lower one is not 0; -1 (:data:`NO_PORT`) for every other flow."""
-    lo = np.minimum(src, dst)
-    carries = np.isin(protocol, PORT_PROTOCOLS) & ~src_null & ~dst_null & (lo > 0)
-    return np.where(carries, lo, NO_PORT).astype(np.int32)
+    lo = np.minimum(src, dst).astype(np.int32)  # ports are within 0-65535 (flowlog.bounds)
+    carries = _CARRIES[protocol.astype(np.uint16)]
+    carries &= lo > 0
+    if src_null.any() or dst_null.any():
+        carries &= ~(src_null | dst_null)
+    lo[~carries] = NO_PORT
+    return lo
 
 
 def fold_ephemeral(port: np.ndarray, ephemeral_from: int = EPHEMERAL_FROM) -> np.ndarray:
     """int32: ``port`` (from :func:`lower_port`) with every port >= ``ephemeral_from`` as 0."""
-    return np.where(port >= ephemeral_from, EPHEMERAL, port).astype(np.int32)
+    out: np.ndarray = np.where(port >= ephemeral_from, np.int32(EPHEMERAL), port.astype(np.int32, copy=False))
+    return out
 
 
 def service_port(src: np.ndarray, src_null: np.ndarray, dst: np.ndarray, dst_null: np.ndarray,
