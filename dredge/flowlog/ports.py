@@ -45,7 +45,7 @@ def lower_port(src: np.ndarray, src_null: np.ndarray, dst: np.ndarray, dst_null:
                protocol: np.ndarray) -> np.ndarray:
     """int32: the lower of the two ports for TCP/UDP/SCTP flows whose ports are both known
     and the lower one is not 0; -1 (:data:`NO_PORT`) for every other flow."""
-    lo = np.minimum(src, dst).astype(np.int32)  # ports are within 0-65535 (flowlog.bounds)
+    lo: np.ndarray = np.minimum(src, dst).astype(np.int32)  # ports are 0-65535 (flowlog.bounds)
     carries = _CARRIES[protocol.astype(np.uint16)]
     carries &= lo > 0
     if src_null.any() or dst_null.any():
