@@ -89,6 +89,8 @@ class Daemon:
             await asyncio.to_thread(store.open)
             stack.callback(store.close)
             await asyncio.to_thread(store.claim_window, cfg.pipeline.window_s, "pipeline.window_s")
+            await asyncio.to_thread(store.claim_ephemeral_from, cfg.pipeline.ephemeral_from,
+                                    "pipeline.ephemeral_from")
             stack.callback(http.close_queries)  # first: its cursors keep the file open
             sink: BatchSink = store
             if cfg.sink.kinesis_out is not None:  # publish each flush, then store it

@@ -25,6 +25,7 @@ from dredge.flowlog import kernels
 from dredge.flowlog.columns import DICTIONARY_COLUMNS, FlowColumns, RecordCounts
 from dredge.flowlog.fields import FIELDS, FlowFormat, looks_like_header
 from dredge.flowlog.parser import FlowParser, ParsedChunk
+from dredge.flowlog.ports import EPHEMERAL_FROM, check_ephemeral_from
 from dredge.index.snapshot import IndexSnapshot, LookupStats
 from dredge.settings import check_positive
 from dredge.sinks.deadletter import DeadLetters
@@ -42,6 +43,7 @@ class PipelineConfig:
     """The stream daemon's pipeline (``[pipeline]``)."""
 
     window_s: int = 60  # rollup window
+    ephemeral_from: int = EPHEMERAL_FROM  # service ports from here on count as 0, "ephemeral"
     flush_interval_s: float = 1.0  # commit rows + checkpoints this often
     queue_batches: int = 64  # GetRecords batches waiting for the pipeline (backpressure)
     sink_retry_max_s: float = 30.0  # longest wait between retries of a failed flush
@@ -54,6 +56,9 @@ class PipelineConfig:
     def validate(self) -> None:
         if not window_ok(self.window_s):
             raise ConfigError("window_s", "a positive number of seconds dividing a day, or whole minutes")
+        why = check_ephemeral_from(self.ephemeral_from)
+        if why:
+            raise ConfigError("ephemeral_from", why)
         check_positive(self, "flush_interval_s", "sink_retry_max_s")
         for name in ("queue_batches", "shutdown_flush_attempts", "holdback_max_rows"):
             if getattr(self, name) < 1:
@@ -67,7 +72,7 @@ UTF8_BOM = b"\xef\xbb\xbf"
 # The columns enrichment reads from a Parquet flow-log file; the rest are never decoded.
 PARQUET_COLUMNS = frozenset({
     "start", "bytes", "packets", "protocol", "action", "log_status", "flow_direction",
-    "traffic_path", "srcaddr", "dstaddr", "pkt_srcaddr", "pkt_dstaddr",
+    "traffic_path", "srcaddr", "dstaddr", "pkt_srcaddr", "pkt_dstaddr", "srcport", "dstport",
 })
 
 
@@ -117,9 +122,10 @@ def count_records(source: str, counts: RecordCounts) -> None:
 class Enricher:
     """Parse + enrich + roll up batches against one index snapshot."""
 
-    def __init__(self, snapshot: IndexSnapshot, window_s: int) -> None:
+    def __init__(self, snapshot: IndexSnapshot, window_s: int,
+                 ephemeral_from: int = EPHEMERAL_FROM) -> None:
         self.snapshot = snapshot
-        self.rollup = Rollup(window_s)
+        self.rollup = Rollup(window_s, ephemeral_from)
         self.counts = RecordCounts()
         self.join = LookupStats()
 
@@ -141,11 +147,12 @@ class Enricher:
 
 def process_file(ref: FileRef, kind: str, snapshot: IndexSnapshot, window_s: int,
                  default_format: FlowFormat, dead: DeadLetters, chunk_bytes: int = 16 << 20,
-                 read_ahead: int = 0) -> FileResult:
-    """read_ahead: text chunks inflated by a thread ahead of the parse (``text_chunks``)."""
+                 read_ahead: int = 0, ephemeral_from: int = EPHEMERAL_FROM) -> FileResult:
+    """read_ahead: text chunks inflated by a thread ahead of the parse (``text_chunks``);
+    ephemeral_from: the rollup's service-port setting (:mod:`dredge.flowlog.ports`)."""
     t0 = time.perf_counter()
     result = FileResult(ref, kind)
-    enricher = Enricher(snapshot, window_s)
+    enricher = Enricher(snapshot, window_s, ephemeral_from)
     try:
         if kind == "parquet":
             _parquet(ref, enricher, result, dead)

@@ -29,6 +29,7 @@ from pathlib import Path
 from dredge.errors import ConfigError, SourceError
 from dredge.flowlog.columns import RecordCounts
 from dredge.flowlog.fields import DEFAULT_FORMAT, FlowFormat
+from dredge.flowlog.ports import EPHEMERAL_FROM, check_ephemeral_from
 from dredge.index.snapshot import IndexSnapshot
 from dredge.pipeline import FileResult, count_records, process_file, window_ok
 from dredge.sinks.base import FileSink, IngestRecord
@@ -48,6 +49,7 @@ files_total = counter("dredge_replay_files_total",
 @dataclass(frozen=True)
 class ReplayConfig:
     window_s: int = 60
+    ephemeral_from: int = EPHEMERAL_FROM  # service ports from here on count as 0 (flowlog.ports)
     workers: int = 1  # files processed at once (threads; the kernels release the GIL)
     chunk_bytes: int = 16 << 20  # decompressed text per parse batch
     read_ahead: int = 2  # chunks a thread inflates ahead of the parse, per file (0: none)
@@ -60,6 +62,9 @@ class ReplayConfig:
     def validate(self) -> None:
         if not window_ok(self.window_s):
             raise ConfigError("window", "must be a positive number of seconds dividing a day, or whole minutes")
+        why = check_ephemeral_from(self.ephemeral_from)
+        if why:
+            raise ConfigError("ephemeral-from", why)
         if self.workers < 1:
             raise ConfigError("workers", "must be >= 1")
         if self.chunk_bytes < 4096:
@@ -183,7 +188,8 @@ def replay(paths: list[str], snapshot: IndexSnapshot, sink: FileSink, dead: Dead
                 with lock:
                     earlier.add(digest)
             return ref, digest, process_file(ref, sniff(ref), snapshot, config.window_s, fmt, dead,
-                                             config.chunk_bytes, config.read_ahead)
+                                             config.chunk_bytes, config.read_ahead,
+                                             config.ephemeral_from)
         except SourceError as exc:
             return ref, None, FileResult(ref, "unknown", error=str(exc))
 

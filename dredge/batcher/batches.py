@@ -22,6 +22,7 @@ from dredge.decode import DecodeConfig, decode_records
 from dredge.flowlog import kernels
 from dredge.flowlog.columns import FlowColumns, RecordCounts
 from dredge.flowlog.parser import FlowParser
+from dredge.flowlog.ports import EPHEMERAL_FROM
 from dredge.pipeline import Enricher
 from dredge.snapshots import SnapshotSource
 from dredge.sources.kinesis.reader import ReadBatch
@@ -53,22 +54,22 @@ class Pending:
     dead: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, parsed: ParsedBatch, snapshots: SnapshotSource, window_s: int,
-            records: int) -> None:
+            records: int, ephemeral_from: int = EPHEMERAL_FROM) -> None:
         """Enrich and roll up into the shard's rows; its position moves to this batch's."""
-        enrich_batch(parsed, snapshots, window_s, self.enrichers)
+        enrich_batch(parsed, snapshots, window_s, self.enrichers, ephemeral_from)
         self.position = parsed.position
         self.records += records
         self.dead.extend(parsed.dead)
 
     def add_batch(self, batch: ReadBatch, parser: FlowParser, decode: DecodeConfig,
-                  snapshots: SnapshotSource, window_s: int, piece_bytes: int = PIECE_BYTES
-                  ) -> RecordCounts:
+                  snapshots: SnapshotSource, window_s: int, piece_bytes: int = PIECE_BYTES,
+                  ephemeral_from: int = EPHEMERAL_FROM) -> RecordCounts:
         """Decode, parse, enrich and roll up a whole batch, piece by piece; its lines' counts.
         The rows, dead letters and final position are those of the batch in one piece."""
         counts = RecordCounts()
         for piece in pieces(batch, piece_bytes):
             parsed = parse_batch(piece, parser, decode)
-            self.add(parsed, snapshots, window_s, len(piece.data))
+            self.add(parsed, snapshots, window_s, len(piece.data), ephemeral_from)
             counts.add(parsed.counts)
         return counts
 
@@ -150,12 +151,12 @@ def parse_batch(batch: ReadBatch, parser: FlowParser, decode: DecodeConfig) -> P
 
 
 def enrich_batch(parsed: ParsedBatch, snapshots: SnapshotSource, window_s: int,
-                 into: dict[int, Enricher]) -> None:
+                 into: dict[int, Enricher], ephemeral_from: int = EPHEMERAL_FROM) -> None:
     """Enrich and roll up one parsed batch against the snapshot current NOW (read once)."""
     if parsed.cols is None:
         return
     snapshot = snapshots.current()
     enricher = into.get(id(snapshot))
     if enricher is None or enricher.snapshot is not snapshot:
-        enricher = into[id(snapshot)] = Enricher(snapshot, window_s)
+        enricher = into[id(snapshot)] = Enricher(snapshot, window_s, ephemeral_from)
     enricher.add_columns(parsed.cols, parsed.counts)

@@ -217,7 +217,8 @@ class StreamBatcher:
 
     def _apply_released(self, work: list[tuple[HeldBatch, Pending]]) -> None:
         for held, pending in work:
-            pending.add(held.parsed, self._snapshots, self._config.window_s, held.records)
+            pending.add(held.parsed, self._snapshots, self._config.window_s, held.records,
+                        self._config.ephemeral_from)
 
     def _parse(self, batch: ReadBatch, parser: FlowParser) -> ParsedBatch:
         t0 = time.perf_counter()
@@ -228,6 +229,7 @@ class StreamBatcher:
 
     def _work(self, batch: ReadBatch, parser: FlowParser, pending: Pending) -> None:
         t0 = time.perf_counter()
-        counts = pending.add_batch(batch, parser, self._decode, self._snapshots, self._config.window_s)
+        counts = pending.add_batch(batch, parser, self._decode, self._snapshots, self._config.window_s,
+                                   ephemeral_from=self._config.ephemeral_from)
         count_records("stream", counts)
         batch_seconds.observe(time.perf_counter() - t0)

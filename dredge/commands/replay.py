@@ -27,6 +27,9 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--db", default="dredge.duckdb", help="DuckDB database file (default: %(default)s)")
     r.add_argument("--window", type=int_in(1, 86400), default=60,
                    help="rollup window in seconds (default: %(default)s)")
+    r.add_argument("--ephemeral-from", type=int_in(1, 65535), default=32768, metavar="PORT",
+                   help="a flow whose lower port is this or above has service port 0, "
+                        "'ephemeral' (default: %(default)s, the Linux ephemeral range)")
     r.add_argument("--workers", type=int_in(1, 256), default=None,
                    help="files processed at once (default: one per core this process may use)")
     r.add_argument("--read-ahead", type=int_in(0, 64), default=None, metavar="CHUNKS",
@@ -59,6 +62,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     workers = default_workers() if args.workers is None else args.workers
     read_ahead = args.read_ahead if args.read_ahead is not None else (2 if default_workers() > 1 else 0)
     config = ReplayConfig(window_s=args.window, workers=workers, read_ahead=read_ahead,
+                          ephemeral_from=args.ephemeral_from,
                           format=args.format or "", commit_files=args.commit_files,
                           force=args.force)
     config.validate()
@@ -76,6 +80,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         with open_sink(args) as sink:
             if args.sink != "iceberg":
                 sink.claim_window(config.window_s, "window")
+                sink.claim_ephemeral_from(config.ephemeral_from, "ephemeral-from")
                 if config.force:
                     sink.require_replaceable()
             bar = None if args.no_progress else (lambda n: Progress(n))

@@ -124,7 +124,7 @@ def druid_datasets(datasource: str) -> Datasets:
     every = ", ".join(c.name for c in cols)
     flows = Dataset(datasource, DRUID_DATABASE,
                     "Dredge's rolled-up flows: one row per minute and group",
-                    [*cols, schema.traffic_path_name()], metrics)
+                    [*cols, schema.traffic_path_name(), schema.port_name()], metrics)
     edges = Dataset(
         f"{datasource}_app_edges", DRUID_DATABASE,
         "flows with Sankey nodes: the source app suffixed (src), the destination (dst)",

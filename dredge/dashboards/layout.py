@@ -1,7 +1,7 @@
 """The three dashboards: their charts in rows, native filters, cross-filtering.
 
 - *Network overview*: totals and trends, bytes by region and by traffic path, accepted vs
-  rejected, the share of bytes no owner claims.
+  rejected, the share of bytes no owner claims, rejected flows and bytes by service port.
 - *Application dependencies*: who talks to whom (Sankey, graph), the top and the rejected
   pairs, and one app's inbound and outbound traffic (its own *App* filter, applying to that
   chart only).
@@ -65,6 +65,9 @@ def network_overview(ds: Datasets) -> Dashboard:
             "echarts_timeseries_bar", ["flows"], ["action"], stack=True)), 6),
          (Chart("Share of bytes unattributed", f, c.timeseries(
              "echarts_timeseries_line", ["share_unattributed"], [], fmt=".1%")), 6)],
+        [(Chart("Rejected flows by service port", f, c.table(
+            ["port_name"], ["flows", "bytes"], filters=[c.where("action", "==", "REJECT")])), 6),
+         (Chart("Bytes by service port", f, c.table(["port_name"], ["bytes", "flows"])), 6)],
     ])
 
 

@@ -56,6 +56,8 @@ class Metric:
 
 
 def _label(name: str) -> str:
+    if name == "port":
+        return "Service port"
     side, _, word = name.partition("_")
     if side in SIDES and word in WORDS:
         return f"{SIDES[side]} {WORDS[word]}"
@@ -91,12 +93,25 @@ def traffic_path_name() -> Column:
                   "how egress traffic left (flow-log v5+)",
                   expression=f"CASE traffic_path {cases} ELSE 'not recorded' END")
 
+
+def port_name() -> Column:
+    """A calculated column: the service port as ``dredge query`` shows it (``443 (https)``,
+    ``ephemeral``), ``none`` when the flow has none (or it was not recorded)."""
+    from dredge.query.ports import EPHEMERAL_NAME, NAMES, label
+
+    cases = " ".join(f"WHEN {p} THEN '{label(p)}'" for p in NAMES)
+    return Column("port_name", "VARCHAR", "Service port (name)",
+                  "the port of the side that serves (dredge.flowlog.ports)",
+                  expression=f"CASE WHEN port IS NULL THEN 'none' WHEN port = 0 THEN "
+                             f"'{EPHEMERAL_NAME}' {cases} ELSE CAST(port AS VARCHAR) END")
+
+
 # Native filters of every dashboard: (title, column). Every dataset has these columns.
 FILTERS = (
     ("Source region", "src_region"), ("Source account", "src_account"),
     ("Source AZ", "src_az"), ("Source VPC", "src_vpc"), ("Source app", "src_app"),
     ("Destination app", "dst_app"), ("Source cluster", "src_cluster"), ("Action", "action"),
-    ("Protocol", "protocol"), ("Flow direction", "flow_direction"),
+    ("Protocol", "protocol"), ("Service port", "port"), ("Flow direction", "flow_direction"),
 )
 
 UNATTRIBUTED = "unknown"  # the owner of private addresses nobody owns (dredge.index.snapshot)

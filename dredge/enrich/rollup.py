@@ -1,7 +1,14 @@
 """Roll enriched flows up into time windows: group by integer keys, sum bytes/packets/flows.
 
 Keys are packed into two uint64 words per row and aggregated with a compiled hash table;
-owner ids become strings only at the end, on the (far fewer) rolled-up rows. Sums saturate
+owner ids become strings only at the end, on the (far fewer) rolled-up rows. The words:
+
+- ``k1``: window number (32 bits) | source owner id (32);
+- ``k2``: destination owner id (31 bits: ids are non-negative int32) | protocol + 1 (9) |
+  service port + 1 (16; 0 = none) | action (2) | flow direction (2) | traffic path (4).
+
+The service port (:mod:`dredge.flowlog.ports`) is folded to 0 past ``ephemeral_from``, a
+rollup setting like the window (both recorded in the store). Sums saturate
 at the int64 maximum instead of wrapping: the plausibility bounds (``flowlog.bounds``) cap
 one record, not how many records share a group, so hostile input could otherwise store a
 negative sum.
@@ -18,13 +25,14 @@ from numba import njit
 
 from dredge.flowlog.columns import FlowColumns
 from dredge.flowlog.fields import CODES
+from dredge.flowlog.ports import EPHEMERAL_FROM, check_ephemeral_from, fold_ephemeral
 from dredge.index.snapshot import OWNER_FIELDS
 
 DIMENSIONS = (
     ["window_start"]
     + [f"src_{f}" for f in OWNER_FIELDS]
     + [f"dst_{f}" for f in OWNER_FIELDS]
-    + ["protocol", "action", "flow_direction", "traffic_path"]
+    + ["protocol", "port", "action", "flow_direction", "traffic_path"]
 )
 METRICS = ["bytes", "packets", "flows"]
 
@@ -33,6 +41,7 @@ FACTS_SCHEMA = pa.schema([
     ("window_start", pa.timestamp("s")), ("src_owner", pa.int32()), ("dst_owner", pa.int32()),
     ("protocol", pa.int16()), ("action", pa.int8()), ("flow_direction", pa.int8()),
     ("traffic_path", pa.int8()), ("bytes", pa.int64()), ("packets", pa.int64()), ("flows", pa.int64()),
+    ("port", pa.int32()),  # the service port; NULL: none (not TCP/UDP/SCTP, no ports)
 ])
 
 FLOWS_SCHEMA = pa.schema(
@@ -40,7 +49,7 @@ FLOWS_SCHEMA = pa.schema(
     + [(f"{side}_{f}", pa.string()) for side in ("src", "dst") for f in OWNER_FIELDS]
     + [("protocol", pa.int16()), ("action", pa.string()), ("flow_direction", pa.string()),
        ("traffic_path", pa.int8()), ("bytes", pa.int64()), ("packets", pa.int64()),
-       ("flows", pa.int64())]
+       ("flows", pa.int64()), ("port", pa.int32())]
 )
 
 
@@ -96,10 +105,14 @@ def _aggregate(k1: np.ndarray, k2: np.ndarray, b: np.ndarray, p: np.ndarray, f: 
 class Rollup:
     """Accumulates rolled-up groups for one index snapshot's owner ids."""
 
-    def __init__(self, window_s: int = 60) -> None:
+    def __init__(self, window_s: int = 60, ephemeral_from: int = EPHEMERAL_FROM) -> None:
         if window_s <= 0:
             raise ValueError("window must be positive")
+        why = check_ephemeral_from(ephemeral_from)
+        if why:
+            raise ValueError(f"ephemeral_from: {why}")
         self.window_s = window_s
+        self.ephemeral_from = ephemeral_from
         self._parts: list[tuple[np.ndarray, ...]] = []
         self.flows = 0
 
@@ -108,13 +121,8 @@ class Rollup:
             return
         window = (cols.start // self.window_s).astype(np.uint64)
         k1 = (window << np.uint64(32)) | src_owner.astype(np.uint32).astype(np.uint64)
-        k2 = (
-            (dst_owner.astype(np.uint32).astype(np.uint64) << np.uint64(32))
-            | ((cols.protocol.astype(np.int64) + 1).astype(np.uint64) << np.uint64(16))
-            | (cols.action.astype(np.uint64) << np.uint64(12))
-            | (cols.flow_direction.astype(np.uint64) << np.uint64(8))
-            | cols.traffic_path.astype(np.uint8).astype(np.uint64)
-        )
+        k2 = pack_k2(dst_owner, cols.protocol, fold_ephemeral(cols.port, self.ephemeral_from),
+                     cols.action, cols.flow_direction, cols.traffic_path)
         ones = np.ones(cols.n, np.int64)
         self._parts.append(_aggregate(k1, k2, cols.bytes, cols.packets, ones))
         self.flows += cols.n
@@ -134,11 +142,7 @@ class Rollup:
         k1, k2, b, p, f = self._parts[0]
         window = (k1 >> np.uint64(32)).astype(np.int64) * self.window_s
         src = (k1 & np.uint64(0xFFFFFFFF)).astype(np.int32)
-        dst = (k2 >> np.uint64(32)).astype(np.int32)
-        proto = ((k2 >> np.uint64(16)) & np.uint64(0xFFFF)).astype(np.int16) - 1
-        action = ((k2 >> np.uint64(12)) & np.uint64(0xF)).astype(np.int8)
-        direction = ((k2 >> np.uint64(8)) & np.uint64(0xF)).astype(np.int8)
-        path = (k2 & np.uint64(0xFF)).astype(np.int8)
+        dst, proto, port, action, direction, path = unpack_k2(k2)
         # keep only the owners this batch references, renumbered 0..k-1
         both = np.concatenate([src, dst])
         used = np.flatnonzero(np.bincount(both, minlength=owners.num_rows))
@@ -150,6 +154,7 @@ class Rollup:
             "src_owner": pa.array(local[: src.size]),
             "dst_owner": pa.array(local[src.size:]),
             "protocol": pa.array(proto, mask=proto < 0),
+            "port": pa.array(port, mask=port < 0),
             "action": pa.array(action),
             "flow_direction": pa.array(direction),
             "traffic_path": pa.array(path, mask=path == 0),
@@ -190,6 +195,7 @@ class Rolled:
         cols["traffic_path"] = f.column("traffic_path")
         for m in METRICS:
             cols[m] = f.column(m)
+        cols["port"] = f.column("port")
         return pa.table(cols, schema=FLOWS_SCHEMA)
 
     @classmethod
@@ -230,8 +236,41 @@ class Rolled:
             "bytes": table.column("bytes"),
             "packets": table.column("packets"),
             "flows": table.column("flows"),
+            # a table from a store or a sink written before the port existed: none known
+            "port": (table.column("port").cast(pa.int32()) if "port" in table.column_names
+                     else pa.nulls(table.num_rows, pa.int32())),
         }, schema=FACTS_SCHEMA)
         return cls(facts, owners)
+
+
+def pack_k2(dst_owner: np.ndarray, protocol: np.ndarray, port: np.ndarray, action: np.ndarray,
+            direction: np.ndarray, path: np.ndarray) -> np.ndarray:
+    """The second key word (see the module docstring); -1 is null for protocol and port."""
+    u = np.uint64
+    # shifted in place, one field at a time: fewer temporaries than OR-ing shifted copies
+    k2: np.ndarray = dst_owner.astype(u) << u(9)  # owner ids are >= 0
+    k2 |= (protocol + 1).astype(u)
+    k2 <<= u(16)
+    k2 |= (port + 1).astype(u)
+    k2 <<= u(2)
+    k2 |= action.astype(u)
+    k2 <<= u(2)
+    k2 |= direction.astype(u)
+    k2 <<= u(4)
+    k2 |= path.astype(u)
+    return k2
+
+
+def unpack_k2(k2: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The inverse of :func:`pack_k2`: dst owner (int32), protocol (int16), port (int32),
+    action, direction, traffic path (int8)."""
+    u = np.uint64
+    return ((k2 >> u(33)).astype(np.int32),
+            ((k2 >> u(24)) & u(0x1FF)).astype(np.int16) - 1,
+            ((k2 >> u(8)) & u(0xFFFF)).astype(np.int32) - 1,
+            ((k2 >> u(6)) & u(0x3)).astype(np.int8),
+            ((k2 >> u(4)) & u(0x3)).astype(np.int8),
+            (k2 & u(0xF)).astype(np.int8))
 
 
 def _codes(field: str, words: pa.ChunkedArray | pa.Array) -> pa.Array:

@@ -6,13 +6,13 @@ either way the rest of the pipeline sees the same numpy columns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dredge.flowlog import bounds, kernels
+from dredge.flowlog import bounds, kernels, ports
 from dredge.flowlog.fields import BY_COLUMN, CODES, LOG_NODATA, LOG_OK, LOG_SKIPDATA, FlowFormat
 from dredge.flowlog.parser import Addr, ParsedChunk, parse_addresses
 from dredge.telemetry.tally import Tally
@@ -51,6 +51,13 @@ class FlowColumns:
     traffic_path: np.ndarray  # int8, 0 = null
     src: Addr  # pkt-srcaddr when present, else srcaddr
     dst: Addr
+    # int32, -1 = null: the lower port of a TCP/UDP/SCTP flow (``ports.lower_port``); the
+    # rollup folds ports past its ``ephemeral_from`` to 0 (``ports.fold_ephemeral``)
+    port: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+
+    def __post_init__(self) -> None:
+        if self.port.shape[0] != self.start.shape[0]:  # built without ports: none known
+            self.port = np.full(self.start.shape[0], ports.NO_PORT, np.int32)
 
     @property
     def n(self) -> int:
@@ -89,6 +96,12 @@ class FlowColumns:
         def code(name: str) -> np.ndarray:
             return sel(chunk.code(name)) if fmt.has(name) else np.zeros(counts.data, np.int8)
 
+        def port(name: str) -> tuple[np.ndarray, np.ndarray]:
+            if not fmt.has(name):
+                return np.zeros(counts.data, np.int64), np.ones(counts.data, np.bool_)
+            vals, nulls = chunk.int_column(name)
+            return sel(vals), sel(nulls)
+
         def addr(plain: str, pkt: str) -> Addr:
             a = chunk.addr(plain)
             if fmt.has(pkt):
@@ -107,6 +120,7 @@ class FlowColumns:
             src=addr("srcaddr", "pkt-srcaddr"),
             dst=addr("dstaddr", "pkt-dstaddr"),
         )
+        cols.port = ports.lower_port(*port("srcport"), *port("dstport"), cols.protocol)
         return cols, counts
 
     @classmethod
@@ -170,6 +184,10 @@ class FlowColumns:
             src=src.take(idx),
             dst=dst.take(idx),
         )
+        sport, dport = (int_column(p) or (np.zeros(n, np.int64), np.ones(n, np.bool_))
+                        for p in ("srcport", "dstport"))
+        cols.port = ports.lower_port(sport[0][idx], sport[1][idx], dport[0][idx], dport[1][idx],
+                                     cols.protocol)
         rows = np.flatnonzero(bad)
         return cols, counts, rows, reasons[rows]
 

@@ -24,6 +24,7 @@ _UNOWNED_LOCAL = 0.03
 _REJECT = 0.05
 _TCP_PORTS = np.array([443, 80, 5432, 6379, 9092, 8080, 3306, 22, 9200, 27017, 2049, 8443])
 _UDP_PORTS = np.array([53, 123, 443, 514, 161, 4789, 5353])
+_PROBED_PORTS = np.array([22, 3389, 23, 445, 1433, 3306, 5900, 8080])  # what scanners knock on
 _TCP_FLAGS = (np.array([0, 1, 2, 3, 4, 18, 19]), (0.3, 0.1, 0.15, 0.2, 0.05, 0.1, 0.1))
 
 
@@ -162,11 +163,16 @@ def unit_columns(
     ephemeral = rng.integers(32768, 61000, n)
     src_is_server = local_is_src == local_is_server
     ported = tcp | udp
-    srcport = np.where(ported, np.where(src_is_server, server, ephemeral), 0)
-    dstport = np.where(ported, np.where(src_is_server, ephemeral, server), 0)
     packets = np.minimum(1 + (rng.pareto(1.1, n) * 3).astype(np.int64), 5_000_000)
     size = np.where(ported, rng.integers(40, 1501, n), 84)
     reject = rng.random(n) < _REJECT
+    # half the rejected TCP flows knock on the ports scanners try (the service-port panel shows
+    # them); drawn from a child stream, so every other column is what the seed always gave
+    probe = rng.spawn(1)[0]
+    server = np.where(reject & tcp & (probe.random(n) < 0.5), _weighted(probe, _PROBED_PORTS, n),
+                      server)
+    srcport = np.where(ported, np.where(src_is_server, server, ephemeral), 0)
+    dstport = np.where(ported, np.where(src_is_server, ephemeral, server), 0)
     packets = np.where(reject, rng.integers(1, 4, n), packets)
     size = np.where(reject, rng.integers(40, 61, n), size)
     flags = np.where(tcp, np.where(reject, 2, rng.choice(_TCP_FLAGS[0], n, p=_TCP_FLAGS[1])), 0)

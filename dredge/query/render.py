@@ -1,9 +1,9 @@
 """Results as a readable terminal table, CSV (RFC 4180) or JSON lines for scripts.
 
 Table and CSV are for people and spreadsheets: protocols by name (``tcp``; the number when
-the IANA registry names none), times in ISO 8601 with their zone (``2026-11-25T10:00:00Z``;
+the IANA registry names none), service ports with their name (``443 (https)``, ``ephemeral``), times in ISO 8601 with their zone (``2026-11-25T10:00:00Z``;
 every time in the store is UTC). The table also shortens bytes (``1.2 GB``) and costs; CSV
-keeps every number whole. JSON keeps the types: protocol numbers, times as ISO 8601 with
+keeps every number whole. JSON keeps the types: protocol and port numbers, times as ISO 8601 with
 ``Z``, exactly what ``/api/query`` answers.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from dredge.query.ports import label as port_label
 from dredge.query.protocols import name as protocol_name
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -38,6 +39,8 @@ def _plain(name: str, v: Any) -> Any:
         return None
     if name == "protocol":
         return protocol_name(v)
+    if name == "port":
+        return port_label(v)
     if isinstance(v, dt.datetime):
         stamp = v if v.tzinfo is None else v.astimezone(dt.UTC).replace(tzinfo=None)
         return stamp.strftime(TIME_FORMAT)  # naive times from the store are UTC
@@ -64,7 +67,7 @@ def table_text(table: pa.Table) -> str:
     rows = [[_cell(n, v) for n, v in zip(names, r.values(), strict=True)] for r in table.to_pylist()]
     widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
     numeric = [(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t))
-               and n != "protocol" for n, t in zip(names, table.schema.types, strict=True)]
+               and n not in ("protocol", "port") for n, t in zip(names, table.schema.types, strict=True)]
     def fmt(cells: list[str]) -> str:
         return "  ".join(c.rjust(w) if num else c.ljust(w)
                          for c, w, num in zip(cells, widths, numeric, strict=True)).rstrip()

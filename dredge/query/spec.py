@@ -5,7 +5,7 @@
 or regions, out to the internet, or through a NAT gateway, with the estimated cost (see
 :func:`QuerySpec.sql` for the model). Filters: ``--where dim=value`` (``a|b`` for any of
 several), ``dim!=value``, and a time range [from, to). ``protocol`` takes names or numbers
-(:mod:`dredge.query.protocols`); the code words of ``action`` and ``flow_direction`` are
+(:mod:`dredge.query.protocols`), so does the service ``port`` (:mod:`dredge.query.ports`); the code words of ``action`` and ``flow_direction`` are
 matched in any case and stored as the flow log spells them (``REJECT``, ``ingress``).
 """
 
@@ -35,7 +35,7 @@ DEFAULT_REGION_PRICE = 0.02
 DEFAULT_INTERNET_PRICE = 0.09
 DEFAULT_NAT_PRICE = 0.045
 PRICES = ("az_price", "region_price", "internet_price", "nat_price")
-NUMERIC = ("protocol", "traffic_path")  # integer dimensions: filter values must be integers
+NUMERIC = ("protocol", "port", "traffic_path")  # integer dimensions: filter values are integers
 # dimensions holding a flow-log code word: the words, as the store spells them
 WORDS = {"action": ("ACCEPT", "REJECT"), "flow_direction": ("ingress", "egress")}
 # Owner types (``src_type``/``dst_type``) the cost model reads: what the index gives addresses
@@ -128,6 +128,14 @@ def _canonical(dim: str, value: str) -> str:
             raise ConfigError("where", f"protocol takes a number 0-255 or an IANA name (tcp, "
                                        f"udp, icmp, ...), not {value!r}")
         return str(n)
+    if dim == "port":
+        from dredge.query.ports import number as port_number
+
+        p = port_number(value)
+        if p is None:
+            raise ConfigError("where", f"port takes a number 0-65535, a service name (https, "
+                                       f"ssh, ...) or ephemeral, not {value!r}")
+        return str(p)
     if dim in NUMERIC and not re.fullmatch(r"-?\d+", value):
         raise ConfigError("where", f"{dim} takes integers, not {value!r}")
     if dim in WORDS:
@@ -225,7 +233,7 @@ class QuerySpec:
             clauses.append(f"{dialect.time_col} < {dialect.ts_literal(self.end)}")
         for f in self.filters:
             col = f.dim
-            if f.dim in ("protocol", "traffic_path"):
+            if f.dim in NUMERIC:
                 vals: list[object] = [int(v) for v in f.values]
             else:
                 vals = list(f.values)

@@ -124,6 +124,7 @@ class ApiServer:
 
     def meta(self) -> bytes:
         from dredge.query import spec as q
+        from dredge.query.ports import NAMES as PORT_NAMES
 
         backend = self._backend()
         lo, hi = backend.time_range()
@@ -136,6 +137,7 @@ class ApiServer:
                        "internet_price": q.DEFAULT_INTERNET_PRICE,
                        "nat_price": q.DEFAULT_NAT_PRICE},
             "filterable": list(q.FILTERABLE), "numeric": list(q.NUMERIC),
+            "port_names": {str(p): n for p, n in PORT_NAMES.items()},
         })
 
     def ops_json(self) -> bytes:

@@ -34,7 +34,7 @@ from dredge.telemetry.logging import get_logger
 
 log = get_logger(__name__)
 
-LONG_DIMENSIONS = ("protocol", "traffic_path")  # numbers in the flows table: long dimensions
+LONG_DIMENSIONS = ("protocol", "port", "traffic_path")  # numbers in the flows table: long dimensions
 
 
 @dataclass(frozen=True)
@@ -300,7 +300,7 @@ class SupervisorConfig:
 
 
 def dimensions_spec() -> list[Any]:
-    """Every dimension of ``flows`` but the timestamp; protocol and traffic_path as longs."""
+    """Every dimension of ``flows`` but the timestamp; the numbers (LONG_DIMENSIONS) as longs."""
     return [{"type": "long", "name": d} if d in LONG_DIMENSIONS else d
             for d in DIMENSIONS if d != "window_start"]
 

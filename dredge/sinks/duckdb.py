@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS flow_facts (
   window_start TIMESTAMP NOT NULL,
   src_owner INTEGER NOT NULL, dst_owner INTEGER NOT NULL,
   protocol SMALLINT, action TINYINT, flow_direction TINYINT, traffic_path TINYINT,
-  bytes BIGINT NOT NULL, packets BIGINT NOT NULL, flows BIGINT NOT NULL
+  bytes BIGINT NOT NULL, packets BIGINT NOT NULL, flows BIGINT NOT NULL,
+  port INTEGER
 )"""
 
 
@@ -65,7 +66,7 @@ SELECT f.window_start, {_side("s", "src")}, {_side("d", "dst")},
        f.protocol,
        CASE f.action WHEN 1 THEN 'ACCEPT' WHEN 2 THEN 'REJECT' END AS action,
        CASE f.flow_direction WHEN 1 THEN 'ingress' WHEN 2 THEN 'egress' END AS flow_direction,
-       f.traffic_path, f.bytes, f.packets, f.flows
+       f.traffic_path, f.bytes, f.packets, f.flows, f.port
 FROM flow_facts f JOIN owners s ON s.id = f.src_owner JOIN owners d ON d.id = f.dst_owner"""
 
 INGESTED_DDL = """
@@ -137,9 +138,10 @@ class DuckDBSink:
             con.execute(f"SET threads={int(self.config.threads)}")
         if self.config.memory_limit:
             con.execute("SET memory_limit=?", [self.config.memory_limit])
-        for ddl in (OWNERS_DDL, FACTS_DDL, FLOWS_VIEW, INGESTED_DDL):
+        for ddl in (OWNERS_DDL, FACTS_DDL, INGESTED_DDL):
             con.execute(ddl)
-        meta.migrate(con)
+        meta.migrate(con)  # before the view: it reads columns an older store gains here
+        con.execute(FLOWS_VIEW)
         self._con = con
 
     def claim_window(self, window_s: int, key: str = "window") -> None:
@@ -147,6 +149,12 @@ class DuckDBSink:
         from the window the store was written with."""
         with self._lock:
             meta.claim_window(self.con, self.config.path, window_s, key)
+
+    def claim_ephemeral_from(self, ephemeral_from: int, key: str = "ephemeral-from") -> None:
+        """Record the service-port setting, or refuse (ConfigError naming ``key``) one that
+        differs from the setting the store was written with."""
+        with self._lock:
+            meta.claim_ephemeral_from(self.con, self.config.path, ephemeral_from, key)
 
     def file_buckets(self, digest: str, seconds: int) -> list[int]:
         """The ``seconds``-long buckets (epoch s) holding the stored rows of the file with this

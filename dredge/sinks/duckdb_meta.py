@@ -1,10 +1,15 @@
-"""What the DuckDB store records about itself: its schema version, its rollup window, and
+"""What the DuckDB store records about itself: its schema version, its rollup settings, and
 which rows each replayed file contributed.
 
-``meta`` (key, value) holds ``schema_version`` and ``window_s``. Rows rolled up in 60-second
-windows and rows rolled up in 300-second windows cannot share one store (a per-minute query
-would see gaps and five-minute spikes), so the first writer records its window and a writer
-with another is refused (:func:`claim_window`, exit status 2 naming both windows).
+``meta`` (key, value) holds ``schema_version``, ``window_s`` and ``ephemeral_from``. Rows rolled
+up in 60-second windows and rows rolled up in 300-second windows cannot share one store (a
+per-minute query would see gaps and five-minute spikes), so the first writer records its
+window and a writer with another is refused (:func:`claim_window`, exit status 2 naming both
+windows). The same holds for the service port's ``ephemeral_from`` (:mod:`dredge.flowlog.ports`):
+port 40000 stored as itself beside port 40000 stored as 0 would split one service in two.
+
+Schema version 3 added ``flow_facts.port``; :func:`migrate` adds it to an older store in
+place, NULL for the rows already there (their service port was not recorded).
 
 ``file_ids`` maps a replayed file's content hash to the number its rows carry in
 ``flow_facts.file_id`` (NULL for the stream daemon's rows). ``dredge replay --force`` deletes
@@ -16,6 +21,7 @@ rather than add their rows a second time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from dredge.errors import ConfigError
@@ -24,7 +30,8 @@ from dredge.telemetry.logging import get_logger
 if TYPE_CHECKING:
     import duckdb
 
-SCHEMA_VERSION = 2  # 1: no meta, no file ids; 2: meta (window_s) and per-file row ids
+# 1: no meta, no file ids; 2: meta (window_s) and per-file row ids; 3: flow_facts.port
+SCHEMA_VERSION = 3
 
 META_DDL = "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)"
 FILE_IDS_DDL = """
@@ -38,7 +45,7 @@ log = get_logger(__name__)
 
 def migrate(con: duckdb.DuckDBPyConnection) -> None:
     """Bring a store of any earlier version to this one (idempotent): ``meta``,
-    ``file_ids`` and the ``flow_facts.file_id`` column."""
+    ``file_ids`` and the ``flow_facts.file_id`` and ``port`` columns."""
     con.execute(META_DDL)
     con.execute(FILE_IDS_DDL)
     cols = {r[0] for r in con.execute(
@@ -46,6 +53,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
     ).fetchall()}
     if "file_id" not in cols:
         con.execute("ALTER TABLE flow_facts ADD COLUMN file_id INTEGER")
+    if "port" not in cols:
+        con.execute("ALTER TABLE flow_facts ADD COLUMN port INTEGER")
     con.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE "
                 "SET value = excluded.value", [str(SCHEMA_VERSION)]).fetchall()
 
@@ -57,17 +66,37 @@ def read_meta(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 def claim_window(con: duckdb.DuckDBPyConnection, path: str, window_s: int, key: str) -> None:
     """Record ``window_s`` as the store's rollup window, or refuse (ConfigError naming
     ``key``) when the store already holds another."""
-    stored = read_meta(con).get("window_s")
-    if stored is not None:
-        if int(stored) != window_s:
-            raise ConfigError(key, f"the store {path} holds {stored}-second windows, not "
-                                   f"{window_s}-second ones: use {stored} with this store, "
-                                   "or another store for the new window")
+    if _claim(con, path, "window_s", window_s, key,
+              lambda stored: f"the store {path} holds {stored}-second windows, not "
+                             f"{window_s}-second ones: use {stored} with this store, "
+                             "or another store for the new window"):
         return
     if con.execute("SELECT count(*) FROM (SELECT 1 FROM flow_facts LIMIT 1)").fetchall()[0][0]:
         # A store written before the window was recorded: its rows' window is not known.
         log.warning("store_window_unverified", store=path, window_s=window_s)
-    con.execute("INSERT INTO meta VALUES ('window_s', ?)", [str(window_s)]).fetchall()
+
+
+def claim_ephemeral_from(con: duckdb.DuckDBPyConnection, path: str, ephemeral_from: int,
+                         key: str) -> None:
+    """Record the service port's ``ephemeral_from``, or refuse (ConfigError naming ``key``)
+    another. Rows stored before it was recorded carry no port at all: any value fits them."""
+    _claim(con, path, "ephemeral_from", ephemeral_from, key,
+           lambda stored: f"the store {path} holds service ports with ephemeral_from "
+                          f"{stored}, not {ephemeral_from}: use {stored} with this store, "
+                          "or another store for the new setting")
+
+
+def _claim(con: duckdb.DuckDBPyConnection, path: str, name: str, value: int, key: str,
+           refusal: Callable[[str], str]) -> bool:
+    """Record ``name`` = ``value`` in ``meta`` when absent (False); True when the store
+    already holds that value; ConfigError(key, refusal(stored)) when it holds another."""
+    stored = read_meta(con).get(name)
+    if stored is None:
+        con.execute("INSERT INTO meta VALUES (?, ?)", [name, str(value)]).fetchall()
+        return False
+    if int(stored) != value:
+        raise ConfigError(key, refusal(stored))
+    return True
 
 
 def require_replaceable(con: duckdb.DuckDBPyConnection, path: str) -> None:

@@ -64,6 +64,7 @@ def encode(rows: Rolled | pa.Table) -> tuple[list[bytes], list[str]]:
     parts += [',"traffic_path":', _number(f.column("traffic_path"))]
     for m in METRICS:
         parts += [f',"{m}":', _number(f.column(m))]
+    parts += [',"port":', _number(f.column("port"))]
     parts.append("}")
     lines = pc.binary_join_element_wise(*parts, "")
     apps = rolled.owners.column("app")

@@ -108,6 +108,8 @@ def synthetic_rows(n: int, *, hours: int = 2, seed: int = 1,
     cols["action"] = np.where(rng.random(n) < 0.1, "REJECT", "ACCEPT")
     cols["flow_direction"] = np.where(rng.random(n) < 0.5, "ingress", "egress")
     cols["traffic_path"] = rng.integers(1, 9, n)
+    port = rng.choice([443, 5432, 53, 0, 22], n)
+    cols["port"] = pa.array(port, mask=cols["protocol"] == 1)  # ICMP: no service port
     cols["bytes"] = rng.integers(40, 10_000_000, n)
     cols["packets"] = rng.integers(1, 10_000, n)
     cols["flows"] = rng.integers(1, 50, n)

@@ -326,6 +326,16 @@ def store_totals(db: Path) -> Totals:
     return Totals(int(row[0]), int(row[1]), int(row[2]))
 
 
+def by_port(db: Path) -> dict[tuple[Any, ...], int]:
+    """Flows by (protocol, service port): what the stream and a replay must agree on."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("SELECT protocol, port, sum(flows) FROM flows GROUP BY ALL").fetchall()
+    finally:
+        con.close()
+    return {(r[0], r[1]): int(r[2]) for r in rows}
+
+
 def grouped(db: Path) -> dict[tuple[Any, ...], tuple[int, int, int]]:
     con = duckdb.connect(str(db), read_only=True)
     try:

@@ -23,6 +23,7 @@ from tests.integration.samples import Samples
 from tests.integration.streams import (
     PutLog,
     Worker,
+    by_port,
     caught_up,
     create_stream,
     dynamodb,
@@ -84,6 +85,8 @@ def test_four_shards_three_envelopes_totals_equal(moto: MotoServer, samples: Sam
     assert main(["replay", str(text), "--index", str(sample.owners), "--cidrs", str(sample.networks),
                  "--db", str(ref), "--no-progress"]) in (0, 1)
     assert grouped(db) == grouped(ref)
+    ports = by_port(ref)
+    assert by_port(db) == ports and len({p for _, p in ports if p}) > 3  # real service ports
     # Dead letters: exactly the malformed lines put, each with its Kinesis origin.
     dead = [orjson.loads(x) for x in db.with_suffix(".deadletter.jsonl").read_bytes().splitlines()]
     assert log.bad_lines > 0 and len(dead) == log.bad_lines

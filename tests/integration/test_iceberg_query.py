@@ -24,6 +24,8 @@ QUERIES = [
     ["top", "--by", "dst_az", "--where", "action=REJECT", "--metric", "flows"],
     ["top", "--by", "src_region,dst_region", "--where", "protocol=6|17", "--where", "src_app!=api"],
     ["top", "--by", "traffic_path,flow_direction", "--where", "traffic_path=1"],
+    ["top", "--by", "port", "--where", "action=REJECT", "--limit", "50"],  # NULL ports too
+    ["top", "--by", "port,protocol", "--where", "port=https|ssh|ephemeral", "--metric", "flows"],
     ["timeseries", "--interval", "5m", "--by", "action"],
     ["timeseries", "--interval", "7m", "--from", "2026-11-25T00:20Z", "--to", "2026-11-25T01:10Z"],
     ["cross-az"],

@@ -121,6 +121,7 @@ QUERIES: list[list[str]] = [
      "--az-price", "0.02"],
     ["top", "--by", "protocol,traffic_path", "--where", "protocol=6|17"],
     ["top", "--by", "protocol,action", "--where", "protocol=TCP|udp", "--where", "action=reject"],
+    ["top", "--by", "port", "--where", "action=REJECT", "--where", "port!=https|ephemeral"],
 ]
 
 OPTION_KEYS = {"--by": "by", "--where": "where", "--from": "from", "--to": "to",
@@ -178,6 +179,8 @@ def test_every_endpoint_answers(served: Served, db: Path, capsys: pytest.Capture
     assert meta["backend"] == "duckdb" and meta["daemon"] is False
     assert meta["time_range"] == {"from": first[0]["t"], "to": first[-1]["t"]}
     assert set(meta["prices"]) == {"az_price", "region_price", "internet_price", "nat_price"}
+    assert "port" in meta["filterable"] and "port" in meta["numeric"]
+    assert meta["port_names"]["443"] == "https"
     assert json.loads(http("GET", served.url + "/api/ops")[1]) == {"daemon": False}
     status, js = http("GET", served.url + "/static/vendor/plotly.min.js")
     assert status == 200 and len(js) > 1_000_000 and b"plotly" in js[:2000].lower()

@@ -290,3 +290,21 @@ def test_a_batch_in_pieces_gives_what_it_gives_whole() -> None:
     assert len(whole[3]) > 3 and whole[4]  # dead letters and rows to compare
     for piece_bytes in (1, 600, 5000):
         assert run(piece_bytes) == whole
+
+
+def test_the_stream_rolls_up_with_its_ephemeral_from() -> None:
+    from dredge.batcher.batches import Pending
+    from dredge.flowlog.parser import FlowParser
+
+    snap, _ = load_index([], [])
+    batch = ReadBatch("s", "shard-a", 1, [b"\n".join(LINE % i for i in range(3))], ["100"])
+
+    def ports(**kwargs: int) -> set[int | None]:
+        pending = Pending(1)
+        pending.add_batch(batch, FlowParser(DEFAULT_FORMAT), DecodeConfig(), StaticSnapshots(snap),
+                          60, **kwargs)
+        (enricher,) = pending.enrichers.values()
+        return set(enricher.rolled().facts.column("port").to_pylist())
+
+    assert ports() == {22}  # 20641 -> 22: ssh
+    assert ports(ephemeral_from=20) == {0}  # both ports past 20: "ephemeral"

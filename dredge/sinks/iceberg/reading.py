@@ -54,7 +54,9 @@ def as_flows(table: pa.Table) -> pa.Table:
     if pa.types.is_timestamp(ws.type) and ws.type.tz is not None:
         ws = ws.cast(pa.timestamp(ws.type.unit, tz="UTC")).cast(pa.timestamp(ws.type.unit))
     cols = [ws.cast(FLOWS_US.field("window_start").type)]
-    cols += [table.column(f.name).cast(f.type) for f in list(FLOWS_US)[1:]]
+    # a snapshot from before a column was added (``table.EVOLVED``) reads it as NULL
+    cols += [table.column(f.name).cast(f.type) if f.name in table.column_names
+             else pa.nulls(table.num_rows, f.type) for f in list(FLOWS_US)[1:]]
     return pa.table(cols, schema=FLOWS_US)
 
 

@@ -3,10 +3,11 @@ checked, and rows converted to its Arrow schema.
 
 The table is the ``flows`` view of the DuckDB store spelled out (``enrich.rollup.FLOWS_SCHEMA``):
 ``window_start`` as ``timestamptz`` (UTC, microseconds), both sides' eight owner fields,
-protocol, action, flow_direction, traffic_path, bytes, packets, flows; partitioned by
+protocol, action, flow_direction, traffic_path, bytes, packets, flows, port; partitioned by
 ``hour(window_start)``. A table whose columns do not match is refused with a
 :class:`ConfigError` naming the column (extra columns another tool added are allowed when
-optional). Catalog and storage errors become :class:`SinkError` here (:func:`iceberg_errors`).
+optional). A table created before a column Dredge added later (``EVOLVED``: ``port``) is
+evolved instead: the column is added, optional, and the rows already there read as NULL. Catalog and storage errors become :class:`SinkError` here (:func:`iceberg_errors`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dredge.errors import ConfigError, DredgeError, SinkError
 from dredge.index.owners import OWNER_FIELDS
 from dredge.sinks.base import Rows
 from dredge.sinks.iceberg.config import IcebergConfig
+from dredge.telemetry.logging import get_logger
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -29,8 +31,11 @@ if TYPE_CHECKING:
 
 __all__ = ["ARROW_SCHEMA", "iceberg_errors", "load", "open_table", "table_schema", "to_table_arrow"]
 
+log = get_logger(__name__)
+
 OWNER_COLUMNS = [f"{side}_{f}" for side in ("src", "dst") for f in OWNER_FIELDS]
 REQUIRED = ("window_start", "bytes", "packets", "flows")
+EVOLVED = ("port",)  # columns added after the first release: added to an older table
 
 # What Dredge appends: every column of the table, in order; the required ones not null.
 ARROW_SCHEMA = pa.schema(
@@ -39,6 +44,7 @@ ARROW_SCHEMA = pa.schema(
     + [pa.field("protocol", pa.int32()), pa.field("action", pa.string()),
        pa.field("flow_direction", pa.string()), pa.field("traffic_path", pa.int32())]
     + [pa.field(m, pa.int64(), nullable=False) for m in ("bytes", "packets", "flows")]
+    + [pa.field("port", pa.int32())]  # the service port (flowlog.ports); NULL: none
 )
 
 
@@ -90,7 +96,31 @@ def open_table(config: IcebergConfig, create: bool = True) -> Table:
             if not create:
                 raise SinkError(f"Iceberg: no table {where} in catalog {config.catalog_name!r}") from None
             table = _create(catalog, config)
+        table = _evolve(table, where)
     check_schema(table.schema(), where)
+    return table
+
+
+def _evolve(table: Table, where: str) -> Table:
+    """Add the ``EVOLVED`` columns an older table lacks (optional, so its rows read NULL).
+    Several workers may try at once: one commit wins, the others reload and find it done."""
+    from pyiceberg.exceptions import CommitFailedException
+
+    want = table_schema()
+    for attempt in range(5):
+        have = {f.name for f in table.schema().fields}
+        missing = [want.find_field(n) for n in EVOLVED if n not in have]
+        if not missing:
+            return table
+        try:
+            with table.update_schema() as update:
+                for f in missing:
+                    update.add_column(f.name, f.field_type, doc=f.doc)
+            log.info("iceberg_table_evolved", table=where, added=[f.name for f in missing])
+        except CommitFailedException:
+            if attempt == 4:
+                raise
+            table = table.refresh()
     return table
 
 

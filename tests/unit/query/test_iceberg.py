@@ -33,6 +33,7 @@ def test_run_on_answers_from_the_rows() -> None:
                                       pa.timestamp("us")),
                 src_app=pa.array(["api", "api", "web", "web"]),
                 protocol=pa.array([6] * n, pa.int16()), traffic_path=pa.array([1] * n, pa.int8()),
+                port=pa.array([443] * n, pa.int32()),
                 bytes=pa.array([10, 20, 30, 5], pa.int64()),
                 packets=pa.array([1] * n, pa.int64()), flows=pa.array([1] * n, pa.int64()))
     rows = pa.table({f.name: cols[f.name] for f in FLOWS_US}, schema=FLOWS_US)

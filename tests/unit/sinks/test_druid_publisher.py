@@ -29,6 +29,7 @@ def rows(apps: list[tuple[str, str | None]], bytes_: list[int], start: int = 179
     cols["protocol"] = pa.array([6 if i % 2 else None for i in range(n)], pa.int16())
     cols["action"] = pa.array(["ACCEPT" if i % 3 else "REJECT" for i in range(n)])
     cols["traffic_path"] = pa.array([None if i % 2 else 1 for i in range(n)], pa.int8())
+    cols["port"] = pa.array([(443, None, 0)[i % 3] for i in range(n)], pa.int32())
     cols["bytes"] = pa.array(bytes_, pa.int64())
     cols["packets"] = pa.array([1] * n, pa.int64())
     cols["flows"] = pa.array([1] * n, pa.int64())

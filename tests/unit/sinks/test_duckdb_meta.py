@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from dredge.errors import ConfigError
@@ -78,3 +79,83 @@ def test_a_store_from_before_file_ids_is_migrated_and_refuses_force(tmp_path: Pa
         assert sink.store_files([(rows([("x", "y")], [1]), rec("n", 1))]) == [True]
     with DuckDBSink(DuckDBConfig(path=path)) as sink, pytest.raises(ConfigError, match="60-second"):
         sink.claim_window(60)
+
+
+def _as_version_2(path: str) -> None:
+    """Turn a store into what schema version 2 wrote: no ``port`` column, the view without it."""
+    from dredge.sinks.duckdb import FLOWS_VIEW
+
+    con = duckdb.connect(path)
+    try:
+        con.execute("DROP VIEW flows")
+        con.execute("ALTER TABLE flow_facts DROP COLUMN port")
+        con.execute(FLOWS_VIEW.replace(", f.port", ""))
+        con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        con.execute("DELETE FROM meta WHERE key = 'ephemeral_from'")
+    finally:
+        con.close()
+
+
+def test_a_version_2_store_gains_the_port_in_place(tmp_path: Path) -> None:
+    from dredge.query.spec import Filter, QuerySpec
+    from dredge.query.store import query_file
+
+    path = str(tmp_path / "v2.duckdb")
+    with DuckDBSink(DuckDBConfig(path=path)) as sink:
+        sink.claim_window(60)
+        sink.store_files([(rows([("api", "db"), ("web", "db")], [10, 20]), rec("a", 2))])
+    _as_version_2(path)
+    con = duckdb.connect(path, read_only=True)
+    try:
+        assert "port" not in {r[0] for r in con.execute("DESCRIBE flows").fetchall()}
+    finally:
+        con.close()
+    # a read-only query that needs the port migrates the store once, and reads NULL for old rows
+    spec = QuerySpec(kind="top", by=("port",))
+    sql, params = spec.sql()
+    assert query_file(path, sql, params).to_pylist() == [
+        {"port": None, "bytes": 30, "packets": 2, "flows": 2}]
+    new = rows([("api", "db")], [5])
+    new = new.set_column(new.schema.get_field_index("port"), "port", pa.array([443], pa.int32()))
+    with DuckDBSink(DuckDBConfig(path=path)) as sink:
+        assert sink.query("SELECT value FROM meta WHERE key = 'schema_version'"
+                          ).to_pylist() == [{"value": str(SCHEMA_VERSION)}] and SCHEMA_VERSION == 3
+        sink.claim_window(60)
+        sink.claim_ephemeral_from(32768)  # old rows hold no port: any setting fits them
+        assert sink.store_files([(new, rec("b", 1))]) == [True]
+        assert totals(sink) == [("api", "db", 15, 2), ("web", "db", 20, 1)]
+    sql, params = QuerySpec(kind="top", by=("port",), filters=(Filter.parse("port=https"),)).sql()
+    assert query_file(path, sql, params).to_pylist() == [
+        {"port": 443, "bytes": 5, "packets": 1, "flows": 1}]
+    # a store already current answers a query that names a column nobody has with the error
+    with pytest.raises(duckdb.BinderException):
+        query_file(path, "SELECT no_such_column FROM flows", [])
+
+
+def test_a_different_ephemeral_from_is_refused_naming_both(tmp_path: Path) -> None:
+    path = str(tmp_path / "d.duckdb")
+    with DuckDBSink(DuckDBConfig(path=path)) as sink:
+        sink.claim_ephemeral_from(32768)
+        sink.claim_ephemeral_from(32768)
+        with pytest.raises(ConfigError, match=r"^ephemeral-from: .*ephemeral_from 32768, not 1024"):
+            sink.claim_ephemeral_from(1024)
+        with pytest.raises(ConfigError, match=r"^pipeline\.ephemeral_from: "):
+            sink.claim_ephemeral_from(49152, "pipeline.ephemeral_from")
+        assert sink.query("SELECT value FROM meta WHERE key = 'ephemeral_from'"
+                          ).to_pylist() == [{"value": "32768"}]
+
+
+def test_serve_upgrades_a_version_2_store_before_reading_it(tmp_path: Path) -> None:
+    from dredge.query.store import upgrade
+
+    path = str(tmp_path / "v2.duckdb")
+    with DuckDBSink(DuckDBConfig(path=path)) as sink:
+        sink.store_files([(rows([("api", "db")], [10]), rec("a", 1))])
+    _as_version_2(path)
+    assert upgrade(path) and upgrade(path)  # migrated once; then already current
+    con = duckdb.connect(path, read_only=True)
+    try:
+        assert con.execute("SELECT port, bytes FROM flows").fetchall() == [(None, 10)]
+    finally:
+        con.close()
+    assert not upgrade(str(tmp_path / "not-there" / "x.duckdb"))

@@ -74,8 +74,13 @@ export const TRAFFIC_PATHS = {
   5: "inter-region peering", 6: "local gw", 7: "gateway VPC endpoint", 8: "internet gw",
 };
 
+// service port -> IANA service name (dredge.query.ports, sent in /api/meta)
+let PORT_NAMES = {};
+export function setPortNames(names) { PORT_NAMES = names || {}; }
+
 export function dimValue(dim, v) {
   if (v == null) return "(none)";
   if (dim === "traffic_path") return `${v} · ${TRAFFIC_PATHS[v] ?? "?"}`;
+  if (dim === "port") return v === 0 ? "ephemeral" : PORT_NAMES[v] ? `${v} · ${PORT_NAMES[v]}` : String(v);
   return String(v);
 }

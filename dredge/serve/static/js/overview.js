@@ -1,5 +1,5 @@
-// Overview: traffic rates, share rejected and unattributed, and bytes stacked by region, AZ,
-// traffic path and action.
+// Overview: traffic rates, share rejected and unattributed, bytes stacked by region, AZ,
+// traffic path, action and service port, and rejected flows stacked by service port.
 
 import { Card, colorOf, layout, pivotTop, stackedBars } from "./charts.js";
 import * as fmt from "./format.js";
@@ -7,7 +7,9 @@ import { settle, startPage } from "./page.js";
 
 const UNATTRIBUTED = "unknown|internet";
 // region and AZ of the source, or of the destination with side=dst in the URL
-const stacks = (side) => [["by-region", `${side}_region`], ["by-az", `${side}_az`], ["by-path", "traffic_path"], ["by-action", "action"]];
+// [card id, dimension, metric, extra filters]
+const stacks = (side) => [["by-region", `${side}_region`], ["by-az", `${side}_az`], ["by-path", "traffic_path"], ["by-action", "action"],
+  ["by-port", "port"], ["rejected-port", "port", "flows", ["action=REJECT"]]];
 const STACK_IDS = stacks("src").map(([id]) => id);
 
 const cards = Object.fromEntries(["bytes-rate", "packets-rate", "flows-rate", "rejected", "unattributed",
@@ -88,16 +90,18 @@ async function render(ctx) {
         { type: "scatter", mode: "lines", x: xs, y: d, name: "destination", line: { color: "#7c3aed", width: 1.5 }, hovertemplate: "%{y:.2%}" },
       ], shareLayout());
     }],
-    ...stacks(side).map(([id, dim]) => [cards[id], async () => {
-      const res = dim === "action" ? await byAction : await ts({ by: [dim] });
-      const pivot = pivotTop(res.records, dim, "bytes");
+    ...stacks(side).map(([id, dim, metric = "bytes", where = []]) => [cards[id], async () => {
+      const res = dim === "action" ? await byAction
+        : await ts({ by: [dim], ...(where.length ? { where: [...ctx.state.where, ...where] } : {}) });
+      const pivot = pivotTop(res.records, dim, metric);
       const card = cards[id];
+      const unit = metric === "bytes" ? (v) => fmt.bytes(v, "/s") : (v) => fmt.count(v, `${metric}/s`);
       card.setData(["t", ...pivot.series.map((s) => s.name)],
         pivot.times.map((t, i) => [t, ...pivot.series.map((s) => s.ys[i] / interval)]));
-      await card.draw(stackedBars(pivot, interval, (v) => fmt.bytes(v, "/s")).map((t) =>
+      await card.draw(stackedBars(pivot, interval, unit).map((t) =>
         (dim === "action" ? { ...t, marker: { ...t.marker, color: t.name === "REJECT" ? "#dc2626" : t.name === "ACCEPT" ? "#16a34a" : colorOf(t.name) } } : t)),
       layout({ barmode: "stack", bargap: 0, hovermode: "closest",
-        yaxis: { ...layout().yaxis, tickformat: "~s", ticksuffix: "B/s" } }),
+        yaxis: { ...layout().yaxis, tickformat: "~s", ticksuffix: metric === "bytes" ? "B/s" : "/s" } }),
       (ev) => {
         const key = ev.points?.[0]?.customdata?.[0];
         if (key != null && key !== "other") ctx.addFilter(dim, key);

@@ -27,6 +27,7 @@ export async function startPage(page, render) {
     status.textContent = `The server did not answer /api/meta: ${err.message}`;
     return;
   }
+  fmt.setPortNames(meta.port_names);
   let state = readState();
   let running = null;
   let again = false;

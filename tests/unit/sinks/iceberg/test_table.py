@@ -19,6 +19,7 @@ def flows(n: int = 3) -> pa.Table:
     cols["traffic_path"] = pa.array([None] * n, pa.int8())
     for m in ("bytes", "packets", "flows"):
         cols[m] = pa.array(range(1, n + 1), pa.int64())
+    cols["port"] = pa.array(([443, None, 0] * n)[:n], pa.int32())
     return pa.table(cols, schema=FLOWS_SCHEMA)
 
 
@@ -60,7 +61,8 @@ def test_schema_mismatch_names_the_column(iceberg_config: IcebergConfig) -> None
         open_table(iceberg_config)
     assert err.value.field == "sink.iceberg.table"
     catalog.drop_table(("dredge", "flows"))
-    catalog.create_table(("dredge", "flows"), schema=Schema(*table_schema().fields[:-1]))
+    catalog.create_table(("dredge", "flows"), schema=Schema(*[f for f in table_schema().fields
+                                                                if f.name != "flows"]))
     with pytest.raises(ConfigError, match="no column 'flows'"):
         open_table(iceberg_config)
 
@@ -69,3 +71,33 @@ def test_unreachable_catalog_is_a_sink_error() -> None:
     cfg = IcebergConfig(catalog={"type": "sql", "uri": "sqlite:////nonexistent/dir/c.db", "warehouse": "/tmp/x"})
     with pytest.raises(SinkError, match="Iceberg"):
         open_table(cfg)
+
+
+def test_table_without_port_is_evolved_and_old_rows_read_null(iceberg_config: IcebergConfig) -> None:
+    from pyiceberg.catalog import load_catalog
+    from pyiceberg.partitioning import PartitionField, PartitionSpec
+    from pyiceberg.schema import Schema
+    from pyiceberg.transforms import HourTransform
+
+    from dredge.sinks.iceberg.reading import scan_flows, time_filter
+
+    # the table as the schema before the port created it, holding rows written then
+    catalog = load_catalog("dredge", **iceberg_config.catalog)
+    catalog.create_namespace("dredge")
+    old = Schema(*[f for f in table_schema().fields if f.name != "port"])
+    spec = PartitionSpec(PartitionField(source_id=1, field_id=1000, transform=HourTransform(),
+                                        name="window_start_hour"))
+    table = catalog.create_table(("dredge", "flows"), schema=old, partition_spec=spec)
+    old_rows = to_table_arrow(flows())
+    table.append(old_rows.drop_columns(["port"]).cast(
+        pa.schema([f for f in ARROW_SCHEMA if f.name != "port"])))
+    evolved = open_table(iceberg_config)
+    port = evolved.schema().find_field("port")
+    assert not port.required and str(port.field_type) == "int"
+    assert [f.name for f in evolved.schema().fields] == [f.name for f in table_schema().fields]
+    evolved.append(to_table_arrow(flows()))
+    rows = scan_flows(open_table(iceberg_config, create=False), time_filter(None, None))
+    assert sorted(rows.column("port").to_pylist(), key=str) == sorted(
+        [None] * 3 + [443, None, 0], key=str)
+    assert rows.column("bytes").to_pylist().count(1) == 2  # both appends read back
+    open_table(iceberg_config)  # a second open finds nothing to add
