@@ -165,7 +165,8 @@ class FlowColumns:
                     src = p.where(p.fam > 0, src)
                 else:
                     dst = p.where(p.fam > 0, dst)
-        odd, _which = bounds.out_of_range(bounds.arrow_column(table), n, bounds.clock(now))
+        int_column = bounds.arrow_column(table)
+        odd, _which = bounds.out_of_range(int_column, n, bounds.clock(now))
         reasons = np.where(bad, "bad_address", np.where(odd, "out_of_range", ""))
         bad |= odd
         keep = ((status == LOG_OK) | (status == 0)) & ~bad
