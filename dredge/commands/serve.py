@@ -49,9 +49,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         where = f"iceberg {iceberg_config(args.druid_config_file).describe()}"
     else:
         existing_store(args.db)
-        from dredge.query.store import upgrade
-
-        upgrade(args.db)  # an older store gains its new columns first (once, if writable)
         duck = DuckDBBackend.read_only(args.db, timeout_s=config.query_timeout_s,
                                        max_concurrent=config.max_concurrent_queries,
                                        cache=config.query_cache)

@@ -1,11 +1,11 @@
 """``dredge query`` on the DuckDB store: opened read-only, so several readers (another
 ``dredge query``, ``dredge serve``) can read one file at once. A store written before its
-``flows`` view existed, or before a column the query reads (``port``: schema version 3), is
-opened read-write once (``DuckDBSink`` creates the view and migrates the store in place).
+``flows`` view existed is opened read-write once (``DuckDBSink`` creates the view).
 
-``dredge serve`` reads a store read-only for as long as it runs: :func:`upgrade` first brings
-a store of an earlier version up to date (when it can be written; else its queries on the new
-columns fail, the others answer).
+A store of an earlier schema version (before ``port``: version 3) is read as it is, never
+written by a query: :func:`as_current` puts a temporary ``flows`` view over it, in the reading
+connection only, with the columns it lacks as NULL ("not recorded"). The next writer
+(``replay``, ``run``) migrates the file itself.
 
 A store that a running daemon writes cannot be opened at all (DuckDB's lock): ask the
 daemon instead, ``dredge query --server``.
@@ -32,13 +32,10 @@ def query_file(path: str, sql: str, params: list[object]) -> pa.Table:
     try:
         con.execute("SET TimeZone='UTC'")
         con.execute("SET enable_progress_bar = false")  # stdout is for the answer
+        as_current(con)
         return con.sql(sql, params=params or None).to_arrow_table()
     except duckdb.CatalogException:
         pass  # no flows view yet: below, read-write
-    except duckdb.BinderException:
-        if _current(con):
-            raise
-        # a store of an earlier schema version: below, read-write (migrated in place)
     finally:
         con.close()
     from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
@@ -47,33 +44,21 @@ def query_file(path: str, sql: str, params: list[object]) -> pa.Table:
         return sink.query(sql, params)
 
 
-def upgrade(path: str) -> bool:
-    """Migrate a store of an earlier schema version in place (opened read-write once); True
-    when it is current afterwards. A store that cannot be written is left as it is."""
-    import duckdb
-
-    try:
-        con = duckdb.connect(path, read_only=True)
-    except duckdb.Error:
-        return False  # the caller's own open reports why
-    try:
-        if _current(con):
-            return True
-    finally:
-        con.close()
-    from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
-
-    try:
-        with DuckDBSink(DuckDBConfig(path=path)):
-            return True
-    except (SinkError, duckdb.Error, OSError):
-        return False
-
-
-def _current(con: duckdb.DuckDBPyConnection) -> bool:
-    """Does the store's ``flows`` view have every column this version writes?"""
+def as_current(con: duckdb.DuckDBPyConnection) -> None:
+    """On a read-only connection to an older store: a temporary ``flows`` view that adds the
+    columns this version writes and the store lacks, as NULL. Nothing is written."""
     from dredge.enrich.rollup import FLOWS_SCHEMA
 
     found = {r[0] for r in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = 'flows'").fetchall()}
-    return set(FLOWS_SCHEMA.names) <= found
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_name = 'flows' AND table_catalog = current_database()").fetchall()}
+    if not found:
+        return  # no view at all: the caller's query says so (CatalogException)
+    missing = [f for f in FLOWS_SCHEMA if f.name not in found]
+    if missing:
+        types = {"int32": "INTEGER", "int16": "SMALLINT", "int8": "TINYINT", "int64": "BIGINT",
+                 "string": "VARCHAR"}
+        extra = ", ".join(f"CAST(NULL AS {types[str(f.type)]}) AS {f.name}" for f in missing)
+        (db,) = con.execute("SELECT current_database()").fetchone() or ("",)
+        quoted = '"' + str(db).replace('"', '""') + '"'
+        con.execute(f"CREATE TEMP VIEW flows AS SELECT *, {extra} FROM {quoted}.main.flows")

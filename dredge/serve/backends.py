@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dredge.errors import SinkError
+from dredge.query.store import as_current
 from dredge.serve.params import ApiError
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ class DuckDBBackend:
                 try:
                     cur = self._connection().cursor()
                     cur.execute("SET enable_progress_bar = false")  # no bars on the terminal
+                    as_current(cur)  # an older store: new columns read as NULL (per cursor)
                 except (SinkError, duckdb.Error) as exc:
                     raise ApiError(503, f"store not readable: {exc}") from None
             timer = threading.Timer(self._timeout_s, cur.interrupt)

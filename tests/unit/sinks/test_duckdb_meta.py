@@ -3,6 +3,7 @@ and per-file row ids that let ``replay --force`` replace a file's rows exactly."
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pyarrow as pa
 import pytest
 
 from dredge.errors import ConfigError
+from dredge.query.spec import QuerySpec
 from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
 from dredge.sinks.duckdb_meta import SCHEMA_VERSION
 from tests.unit.sinks.test_duckdb import rec, rows
@@ -110,11 +112,13 @@ def test_a_version_2_store_gains_the_port_in_place(tmp_path: Path) -> None:
         assert "port" not in {r[0] for r in con.execute("DESCRIBE flows").fetchall()}
     finally:
         con.close()
-    # a read-only query that needs the port migrates the store once, and reads NULL for old rows
+    # a query reads the older store as it is: the port is NULL for old rows, nothing written
     spec = QuerySpec(kind="top", by=("port",))
     sql, params = spec.sql()
+    before = Path(path).read_bytes()
     assert query_file(path, sql, params).to_pylist() == [
         {"port": None, "bytes": 30, "packets": 2, "flows": 2}]
+    assert Path(path).read_bytes() == before
     new = rows([("api", "db")], [5])
     new = new.set_column(new.schema.get_field_index("port"), "port", pa.array([443], pa.int32()))
     with DuckDBSink(DuckDBConfig(path=path)) as sink:
@@ -145,17 +149,25 @@ def test_a_different_ephemeral_from_is_refused_naming_both(tmp_path: Path) -> No
                           ).to_pylist() == [{"value": "32768"}]
 
 
-def test_serve_upgrades_a_version_2_store_before_reading_it(tmp_path: Path) -> None:
-    from dredge.query.store import upgrade
+def test_serve_reads_a_version_2_store_without_writing_it(tmp_path: Path) -> None:
+    """``dredge serve`` over an older store in a read-only place: port queries answer (NULL
+    for the old rows) on every connection of the pool, and the file is never written."""
+    from dredge.serve.backends import DuckDBBackend
 
-    path = str(tmp_path / "v2.duckdb")
-    with DuckDBSink(DuckDBConfig(path=path)) as sink:
+    path = tmp_path / "v2.duckdb"
+    with DuckDBSink(DuckDBConfig(path=str(path))) as sink:
         sink.store_files([(rows([("api", "db")], [10]), rec("a", 1))])
-    _as_version_2(path)
-    assert upgrade(path) and upgrade(path)  # migrated once; then already current
-    con = duckdb.connect(path, read_only=True)
+    _as_version_2(str(path))
+    before = path.read_bytes()
+    path.chmod(0o444)
+    backend = DuckDBBackend.read_only(str(path), timeout_s=30)
     try:
-        assert con.execute("SELECT port, bytes FROM flows").fetchall() == [(None, 10)]
+        sql, params = QuerySpec(kind="top", by=("port", "src_app")).sql()
+        with ThreadPoolExecutor(4) as pool:  # several cursors at once: each sees the view
+            answers = list(pool.map(lambda _: backend._run(sql, params).to_pylist(), range(8)))
+        assert answers == [[{"port": None, "src_app": "api", "bytes": 10, "packets": 1,
+                             "flows": 1}]] * 8
     finally:
-        con.close()
-    assert not upgrade(str(tmp_path / "not-there" / "x.duckdb"))
+        backend.close()
+        path.chmod(0o644)
+    assert path.read_bytes() == before
