@@ -121,19 +121,6 @@ static PyObject *py_flatten(PyObject *Py_UNUSED(self), PyObject *args) {
     return PyLong_FromSsize_t(m);
 }
 
-/* key k of row i: unsigned (bit k of `uns`) or signed 64-bit */
-static inline int key_less(const Py_buffer *x, Py_ssize_t i, const Py_buffer *y, Py_ssize_t j,
-                           int uns, int *equal) {
-    if (uns) {
-        uint64_t u = ((const uint64_t *)x->buf)[i], v = ((const uint64_t *)y->buf)[j];
-        *equal = u == v;
-        return u < v;
-    }
-    int64_t u = ((const int64_t *)x->buf)[i], v = ((const int64_t *)y->buf)[j];
-    *equal = u == v;
-    return u < v;
-}
-
 static PyObject *py_merge_sorted(PyObject *Py_UNUSED(self), PyObject *args) {
     Py_buffer b[11]; /* a0..a4, b0..b4, out */
     int uns;
@@ -148,12 +135,21 @@ static PyObject *py_merge_sorted(PyObject *Py_UNUSED(self), PyObject *args) {
         return PyErr_Format(PyExc_ValueError, "merge_sorted: key arrays of unequal lengths");
     }
     int64_t *out = b[10].buf;
+    /* keys read as uint64; a signed key's sign bit flipped gives its order as an unsigned one */
+    const uint64_t *a0 = b[0].buf, *a1 = b[1].buf, *a2 = b[2].buf, *a3 = b[3].buf, *a4 = b[4].buf;
+    const uint64_t *b0 = b[5].buf, *b1 = b[6].buf, *b2 = b[7].buf, *b3 = b[8].buf, *b4 = b[9].buf;
+    const uint64_t f0 = uns & 1 ? 0 : 1ULL << 63, f1 = uns & 2 ? 0 : 1ULL << 63,
+                   f2 = uns & 4 ? 0 : 1ULL << 63, f3 = uns & 8 ? 0 : 1ULL << 63,
+                   f4 = uns & 16 ? 0 : 1ULL << 63;
     Py_BEGIN_ALLOW_THREADS
     Py_ssize_t i = 0, j = 0, k = 0;
     while (i < na && j < nb) {
-        int take_b = 0, equal = 1;
-        for (int c = 0; c < 5 && equal; c++) /* on the first key that differs (or the last) */
-            take_b = key_less(&b[5 + c], j, &b[c], i, (uns >> c) & 1, &equal);
+        int take_b; /* on the first key that differs (or the last) */
+        if (b0[j] != a0[i]) take_b = (b0[j] ^ f0) < (a0[i] ^ f0);
+        else if (b1[j] != a1[i]) take_b = (b1[j] ^ f1) < (a1[i] ^ f1);
+        else if (b2[j] != a2[i]) take_b = (b2[j] ^ f2) < (a2[i] ^ f2);
+        else if (b3[j] != a3[i]) take_b = (b3[j] ^ f3) < (a3[i] ^ f3);
+        else take_b = (b4[j] ^ f4) < (a4[i] ^ f4);
         out[k++] = take_b ? na + j++ : i++;
     }
     while (i < na) out[k++] = i++;
