@@ -196,3 +196,30 @@ def test_hostile_rows_raise_instead_of_reading_out_of_bounds() -> None:
     for k, bad in ((3, one * 9), (6, one * -1), (7, one * 4), (7, one * 0), (13, 1)):
         with pytest.raises(IndexError):
             kernels.fill_table(*fill[:k], bad, *fill[k + 1:])
+
+
+def test_lookups_from_threads_agree() -> None:
+    """The lookups run without the GIL and keep no state between calls: threads sharing a
+    table get what one thread gets."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(5)
+    n = 5000
+    lo = rng.integers(0, 300, n).astype(np.uint64)
+    start = rng.integers(0, 1000, n)
+    table = addr_table(np.full(n, 4, np.int8), np.zeros(n, np.uint64), lo, start,
+                       start + rng.integers(1, 100, n), rng.integers(0, 50, n).astype(np.int32))
+    q = rng.integers(0, 320, 200_000).astype(np.uint64)
+    t = rng.integers(-10, 1100, q.size)
+    fam, hi = np.full(q.size, 4, np.int8), np.zeros(q.size, np.uint64)
+
+    def run(_: int) -> list[int]:
+        out = np.empty(q.size, np.int32)
+        kernels.lookup(fam, hi, q, t, table.tab4, table.bits4, table.tab6, table.bits6,
+                       table.seg, table.base, out)
+        return out.tolist()
+
+    want = run(0)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(run, range(8)))
+    assert all(r == want for r in results)
