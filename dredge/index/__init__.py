@@ -1,7 +1,7 @@
 """The time-versioned IP -> owner index; lowest module first (each imports only those above it):
 
 - ``owners``: owner tuples, their Arrow encoding, the owner catalog;
-- ``kernels/``: compiled (numba) hash-table layout, lookups, interval flattening;
+- ``kernels/``: compiled (C) hash-table layout, lookups, interval flattening;
 - ``tables``: address/network hash tables of time segments; ``history``: assignment events
   per source (merge, derive intervals, compact); ``prefixes``: delegated prefixes;
 - ``snapshot``: the immutable snapshot and its vectorized lookup; ``build``: snapshots from

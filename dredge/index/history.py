@@ -198,8 +198,9 @@ class EventLog:
 def _sort_keys(src: np.ndarray, ev: Events, seq: np.ndarray) -> tuple[np.ndarray, ...]:
     """The log's sort key, most significant first: (source, family), hi, lo, (time, kind),
     arrival. A release sorts before an assignment at the same second: "released and
-    re-assigned at t" leaves the new owner in place, whatever order the two arrived in."""
-    return (src.astype(np.int32) * 8 + ev.fam, ev.hi, ev.lo, ev.time * 2 + ev.kind, seq)
+    re-assigned at t" leaves the new owner in place, whatever order the two arrived in.
+    64-bit keys: what ``kernels.merge_sorted`` takes without a copy."""
+    return (src.astype(np.int64) * 8 + ev.fam, ev.hi, ev.lo, ev.time * 2 + ev.kind, seq)
 
 
 def addr_text(fam: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> list[str]:

@@ -1,10 +1,10 @@
-"""Compiled (numba) kernels of the index, re-exported here: ``from dredge.index import kernels``.
+"""Compiled (C) kernels of the index, re-exported here: ``from dredge.index import kernels``.
 
 - :mod:`.layout`: the hash tables' layout; hashing, ordering and filling them;
 - :mod:`.lookup`: owner lookups in those tables (prefetching software pipeline);
 - :mod:`.intervals`: flattening overlapping intervals, merging sorted event runs.
 
-Heavy to import (numba): modules that only need settings or types must not import this.
+Light to import (numpy and one C extension, ``_native``: nothing is compiled at start).
 """
 
 from dredge.index.kernels.intervals import flatten, merge_sorted

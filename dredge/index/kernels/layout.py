@@ -1,5 +1,6 @@
-"""Compiled kernels of the index's hash tables: hash addresses, order and place them, fill
-the tables (the lookups that read them: :mod:`.lookup`).
+"""Kernels of the index's hash tables (compiled in C, ``_native.c``; this module checks
+dtypes and allocates outputs): hash addresses, order and place them, fill the tables (the
+lookups that read them: :mod:`.lookup`).
 
 Layout (chosen for memory and cache misses; see docs/index.md):
 
@@ -23,25 +24,14 @@ import contextlib
 import mmap
 
 import numpy as np
-from numba import njit
+
+from dredge.index.kernels import _native
 
 OPEN = np.int32(np.iinfo(np.int32).max)
 _HUGE_PAGE = 2 << 20
 _HUGE_MIN = 8 << 20
-_K1 = np.uint64(0x9E3779B97F4A7C15)
-_K2 = np.uint64(0xC2B2AE3D27D4EB4F)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def hash4(lo: np.uint64) -> np.uint64:
-    return lo * _K1
-
-
-@njit(cache=True, nogil=True, inline="always")
-def hash6(hi: np.uint64, lo: np.uint64) -> np.uint64:
-    h = (lo * _K1) ^ (hi * _K2)
-    h ^= h >> np.uint64(31)
-    return h * _K1
+# the hash (in C): IPv4 ``lo * K1``; IPv6 ``h = lo * K1 ^ hi * K2; h ^= h >> 31; h * K1``
+# (uint64, wrapping), with K1 = 0x9E3779B97F4A7C15 and K2 = 0xC2B2AE3D27D4EB4F
 
 
 def zeros(shape: int | tuple[int, ...], dtype: type) -> np.ndarray:
@@ -74,71 +64,55 @@ W6 = 8  # per IPv6 slot: hi >> 32, hi, lo >> 32, lo, tail start, tail owner + 2,
 MAX_SEGMENTS = (1 << 32) - 1  # segment numbers are uint32 words of a slot
 
 
-@njit(cache=True, nogil=True)
+def families(fam: np.ndarray) -> np.ndarray:
+    """Address families as the kernels take them: contiguous int8, 4 or 6, any other value 0
+    (so that no wider value wraps around to 4 or 6)."""
+    if fam.dtype == np.int8:
+        return np.ascontiguousarray(fam)
+    return np.where((fam == 4) | (fam == 6), fam, 0).astype(np.int8)
+
+
+def inplace(a: np.ndarray, dtype: type, what: str) -> np.ndarray:
+    """``a`` itself, if a kernel can write into it (C-contiguous, writable, of ``dtype``)."""
+    if a.dtype != dtype or not a.flags.c_contiguous or not a.flags.writeable:
+        raise TypeError(f"{what} must be a writable C-contiguous {np.dtype(dtype).name} array")
+    return a
+
+
+def _u64(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, np.uint64)
+
+
+def _i64(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, np.int64)
+
+
 def addr_hash(fam: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
     """The 64-bit hash of each address; its top ``bits`` are the home slot in a table of
     ``1 << bits`` slots, so an order by hash is an order by home slot at any table size."""
     out = np.empty(fam.shape[0], np.uint64)
-    for i in range(fam.shape[0]):
-        out[i] = hash6(hi[i], lo[i]) if fam[i] == 6 else hash4(lo[i])
+    _native.addr_hash(families(fam), _u64(hi), _u64(lo), out)
     return out
 
 
-@njit(cache=True, nogil=True)
 def sort_runs(order: np.ndarray, h: np.ndarray, fam: np.ndarray, hi: np.ndarray, lo: np.ndarray,
               start: np.ndarray) -> bool:
-    """Rows in ``order`` are sorted by hash ``h`` (stable); sort each run of equal hashes by
-    start in place, ties keeping their order. False if a run holds two addresses."""
-    n = order.shape[0]
-    i = 0
-    while i < n:
-        r0 = order[i]
-        j = i + 1
-        while j < n and h[order[j]] == h[r0]:
-            r = order[j]
-            if fam[r] != fam[r0] or hi[r] != hi[r0] or lo[r] != lo[r0]:
-                return False
-            j += 1
-        if j - i > 32:
-            run = order[i:j].copy()
-            order[i:j] = run[np.argsort(start[run], kind="mergesort")]
-        else:
-            for k in range(i + 1, j):
-                r = order[k]
-                m = k
-                while m > i and start[order[m - 1]] > start[r]:
-                    order[m] = order[m - 1]
-                    m -= 1
-                order[m] = r
-        i = j
-    return True
+    """Rows in ``order`` (int64) are sorted by hash ``h`` (stable); sort each run of equal
+    hashes by start in place, ties keeping their order. False if a run holds two addresses
+    (the runs before it are sorted then, the rest not). IndexError if a row is out of range."""
+    return bool(_native.sort_runs(inplace(order, np.int64, "order"), _u64(h), families(fam),
+                                  _u64(hi), _u64(lo), _i64(start)))
 
 
-@njit(cache=True, nogil=True)
 def probe_slots(home: np.ndarray) -> np.ndarray:
     """Slot of each address, taken in ascending order of home slot: the first free one
     from its home on. Clusters never wrap around (the table grows past ``1 << bits``
     instead), so slots ascend too and the table is filled front to back."""
     slot = np.empty(home.shape[0], np.int64)
-    nxt = 0
-    for i in range(home.shape[0]):
-        s = max(home[i], nxt)
-        slot[i] = s
-        nxt = s + 1
+    _native.probe_slots(_i64(home), slot)
     return slot
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _relative(x: int, base: int, top: int) -> int:
-    """x - base clipped to [0, top], without overflowing for x near the int64 limits."""
-    if x <= base:
-        return 0
-    if x >= base + top:
-        return top
-    return x - base
-
-
-@njit(cache=True, nogil=True)
 def fill_table(tab: np.ndarray, width: int, keys: int, slot: np.ndarray,
                hi: np.ndarray, lo: np.ndarray, first: np.ndarray, count: np.ndarray,
                start: np.ndarray, end: np.ndarray, owner: np.ndarray, base: int,
@@ -149,45 +123,13 @@ def fill_table(tab: np.ndarray, width: int, keys: int, slot: np.ndarray,
     its segments are ``start/end/owner[first[i]:first[i] + count[i]]`` (epoch seconds,
     sorted; stored relative to ``base``). Its tail goes in its slot: the last segment if
     still owned, else "nobody from the last end on". The segments before the tail go to
-    ``seg`` from row ``pos`` on, so a slot's segments end where the next slot's begin; the
-    last slot of ``tab`` stays free and holds the total.
+    ``seg`` (int32, n x 3) from row ``pos`` on, so a slot's segments end where the next
+    slot's begin; the last slot of ``tab`` (uint32) stays free and holds the total.
+    IndexError if a slot, row or segment is out of range.
     """
-    open_ = int(OPEN)
-    m32 = np.uint64(0xFFFFFFFF)
-    w = keys  # tail start, tail owner + 2, first segment follow the key words
-    size = tab.shape[0] // width
-    s_free = 0  # slots before it have their first segment written
-    for i in range(slot.shape[0]):
-        s = slot[i]
-        while s_free < s:
-            tab[width * s_free + w + 2] = np.uint32(pos)
-            s_free += 1
-        o = width * s
-        if keys == 1:
-            tab[o] = np.uint32(lo[i] & m32)
-        else:
-            tab[o] = np.uint32(hi[i] >> np.uint64(32))
-            tab[o + 1] = np.uint32(hi[i] & m32)
-            tab[o + 2] = np.uint32(lo[i] >> np.uint64(32))
-            tab[o + 3] = np.uint32(lo[i] & m32)
-        a = first[i]
-        b = a + count[i]
-        e = _relative(end[b - 1], base, open_)
-        if e == open_:
-            b -= 1
-            tab[o + w] = np.uint32(_relative(start[b], base, open_ - 1))
-            tab[o + w + 1] = np.uint32(owner[b] + 2)
-        else:
-            tab[o + w] = np.uint32(e)
-            tab[o + w + 1] = np.uint32(1)  # nobody
-        tab[o + w + 2] = np.uint32(pos)
-        for k in range(a, b):
-            seg[pos, 0] = _relative(start[k], base, open_ - 1)
-            seg[pos, 1] = _relative(end[k], base, open_)
-            seg[pos, 2] = owner[k]
-            pos += 1
-        s_free = s + 1
-    while s_free < size:
-        tab[width * s_free + w + 2] = np.uint32(pos)
-        s_free += 1
-    return pos
+    if seg.ndim != 2 or seg.shape[1] != 3:
+        raise ValueError("seg must have 3 columns")
+    return int(_native.fill_table(
+        inplace(tab, np.uint32, "tab"), int(width), int(keys), _i64(slot), _u64(hi), _u64(lo),
+        _i64(first), _i64(count), _i64(start), _i64(end), np.ascontiguousarray(owner, np.int32),
+        int(base), inplace(seg, np.int32, "seg"), int(pos)))
