@@ -44,6 +44,9 @@ FLOWS_SCHEMA = pa.schema(
 )
 
 
+INT64_MAX = np.iinfo(np.int64).max  # where the rolled-up sums saturate
+
+
 def _aggregate(k1: np.ndarray, k2: np.ndarray, b: np.ndarray, p: np.ndarray, f: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Rows grouped by (k1, k2) in first-seen order, bytes/packets/flows summed per group.
