@@ -152,7 +152,9 @@ TOKENS = [b"-", b"0", b"7", b"18446744073709551617", b"123456789012345678", b"12
           b"1x", b"ACCEPT", b"REJECT", b"OK", b"NODATA", b"SKIPDATA", b"egress", b"ACCEPTED", b"10.0.0.1",
           b"010.000.000.001", b"256.0.0.1", b"1.2.3", b"::", b"::1", b"::ffff:10.0.0.1", b"::FFFF:a00:1",
           b"1::2::3", b"1:2:3:4:5:6:7:8", b"1:2:3:4:5:6:7:8:9", b"1:2:3:4:5:6:1.2.3.4", b"::1.2.3.4",
-          b"1.2.3.4::", b"12345::", b"1:", b":1", b":::", b"1::", b"fe80::1%eth0", b"\xff", b"eni-1"]
+          b"1.2.3.4::", b"12345::", b"1:", b":1", b":::", b"1::", b"fe80::1%eth0", b"\xff", b"eni-1",
+          b"255.255.255.255", b"1..2.3", b"1.2.3.4.", b".1.2.3", b"0001.2.3.4", b"1.2.3.0255",
+          b"99.999.9.9", b"1.2.3.4.5.6.7.8"]
 _token = st.one_of(st.sampled_from(TOKENS),
                    st.text(alphabet="0123456789.:-abcfABF \t\rx\n\x00", max_size=30).map(str.encode))
 _line = st.lists(st.tuples(_token, st.sampled_from([b" ", b"\t", b"  ", b" \r"])), max_size=20).map(
