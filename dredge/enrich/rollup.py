@@ -1,7 +1,8 @@
 """Roll enriched flows up into time windows: group by integer keys, sum bytes/packets/flows.
 
-Keys are packed into two uint64 words per row and aggregated with a compiled hash table;
-owner ids become strings only at the end, on the (far fewer) rolled-up rows. The words:
+Keys are packed into two uint64 words per row and aggregated with a compiled hash table (C,
+in ``dredge.flowlog._native``); owner ids become strings only at the end, on the (far fewer)
+rolled-up rows. The words:
 
 - ``k1``: window number (32 bits) | source owner id (32);
 - ``k2``: destination owner id (31 bits: ids are non-negative int32) | protocol + 1 (9) |
@@ -21,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from numba import njit
 
+from dredge.flowlog import _native
 from dredge.flowlog.columns import FlowColumns
 from dredge.flowlog.fields import CODES
 from dredge.flowlog.ports import EPHEMERAL_FROM, check_ephemeral_from, fold_ephemeral
@@ -53,53 +54,25 @@ FLOWS_SCHEMA = pa.schema(
 )
 
 
-INT64_MAX = np.iinfo(np.int64).max
+INT64_MAX = np.iinfo(np.int64).max  # where the rolled-up sums saturate
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _add(a: int, b: int) -> int:
-    """a + b for counts (b >= 0), saturating at the int64 maximum instead of wrapping."""
-    # compared before adding: LLVM may assume a signed sum never wraps and drop a check after
-    return a + b if b <= 0 or a <= INT64_MAX - b else INT64_MAX
-
-
-@njit(cache=True, nogil=True)
 def _aggregate(k1: np.ndarray, k2: np.ndarray, b: np.ndarray, p: np.ndarray, f: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows grouped by (k1, k2) in first-seen order, bytes/packets/flows summed per group.
+
+    A compiled hash table (``dredge.flowlog._native.aggregate``, without the GIL); sums
+    saturate at the int64 maximum instead of wrapping."""
+    k1 = np.ascontiguousarray(k1, np.uint64)
     n = k1.shape[0]
-    size = 16
-    while size < 2 * n + 1:
-        size *= 2
-    mask = np.uint64(size - 1)
-    slot_of = np.full(size, -1, np.int64)
-    ok1 = np.empty(n, np.uint64)
-    ok2 = np.empty(n, np.uint64)
-    ob = np.zeros(n, np.int64)
-    op = np.zeros(n, np.int64)
-    of = np.zeros(n, np.int64)
-    m = 0
-    for r in range(n):
-        a = k1[r]
-        c = k2[r]
-        h = (a * np.uint64(0x9E3779B97F4A7C15)) ^ (c * np.uint64(0xC2B2AE3D27D4EB4F))
-        h ^= h >> np.uint64(31)
-        s = h & mask
-        while True:
-            g = slot_of[s]
-            if g < 0:
-                slot_of[s] = m
-                ok1[m] = a
-                ok2[m] = c
-                g = m
-                m += 1
-                break
-            if ok1[g] == a and ok2[g] == c:
-                break
-            s = (s + np.uint64(1)) & mask
-        ob[g] = _add(ob[g], b[r])
-        op[g] = _add(op[g], p[r])
-        of[g] = _add(of[g], f[r])
-    return ok1[:m].copy(), ok2[:m].copy(), ob[:m].copy(), op[:m].copy(), of[:m].copy()
+    ins = [np.ascontiguousarray(x, dt) for x, dt in
+           ((k2, np.uint64), (b, np.int64), (p, np.int64), (f, np.int64))]
+    if any(x.shape[0] != n for x in ins):
+        raise ValueError("keys and sums differ in length")
+    out = [np.empty(n, dt) for dt in (np.uint64, np.uint64, np.int64, np.int64, np.int64)]
+    m = _native.aggregate(k1, *ins, *out)
+    ok1, ok2, ob, op, of = (x[:m].copy() for x in out)
+    return ok1, ok2, ob, op, of
 
 
 class Rollup:

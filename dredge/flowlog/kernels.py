@@ -1,15 +1,18 @@
 """Compiled kernels over raw bytes: split lines, tokenize, parse integers and addresses.
 
-These are the only loops over records in the hot path, and they are compiled by numba
-(``nogil=True`` so decompression and parsing can overlap on two cores; ``cache=True`` so
-the compile happens once per machine). Addresses are 128-bit: IPv4 is stored as
-(family=4, hi=0, lo=address); IPv6 as (family=6, hi, lo) with the upper and lower 64 bits.
+These are the only loops over records in the hot path. They are C (``_native.c`` beside
+this file, built once at install), and they release the GIL so decompression and parsing
+can overlap on two cores. This module is their thin Python face: it checks dtypes and
+contiguity, allocates outputs with numpy and hands buffers to C, which checks every length
+and offset before it loops. Addresses are 128-bit: IPv4 is stored as (family=4, hi=0,
+lo=address); IPv6 as (family=6, hi, lo) with the upper and lower 64 bits.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from dredge.flowlog import _native
 
 # Line status codes (uint8). 0 means the record parsed.
 OK = 0
@@ -28,131 +31,19 @@ STATUS_REASONS = {
     LINE_TOO_LONG: "line_too_long",
 }
 
-_U64 = np.uint64
+
+def _in(a: np.ndarray, dtype: type) -> np.ndarray:
+    """An input as C-contiguous ``dtype`` (converted only when it is not already)."""
+    return np.ascontiguousarray(a, dtype)
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _parse_v4(buf: np.ndarray, s: int, e: int) -> tuple[bool, int]:
-    val = 0
-    octet = 0
-    ndig = 0
-    dots = 0
-    for i in range(s, e):
-        c = buf[i]
-        if 48 <= c <= 57:
-            octet = octet * 10 + (c - 48)
-            ndig += 1
-            if ndig > 3 or octet > 255:
-                return False, 0
-        elif c == 46:
-            if ndig == 0 or dots == 3:
-                return False, 0
-            val = (val << 8) | octet
-            octet = 0
-            ndig = 0
-            dots += 1
-        else:
-            return False, 0
-    if dots != 3 or ndig == 0:
-        return False, 0
-    return True, (val << 8) | octet
+def _out(a: np.ndarray, dtype: type, name: str) -> np.ndarray:
+    """An output C writes into: it must already have the dtype and be C-contiguous."""
+    if a.dtype != dtype or not a.flags.c_contiguous or not a.flags.writeable:
+        raise TypeError(f"{name} must be a writable C-contiguous {np.dtype(dtype)} array")
+    return a
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _hexval(c: int) -> int:
-    if 48 <= c <= 57:
-        return c - 48
-    if 97 <= c <= 102:
-        return c - 87
-    if 65 <= c <= 70:
-        return c - 55
-    return -1
-
-
-@njit(cache=True, nogil=True)
-def _parse_v6(buf: np.ndarray, s: int, e: int, groups: np.ndarray) -> tuple[bool, np.uint64, np.uint64]:
-    zero = _U64(0)
-    n = 0  # groups parsed
-    dc = -1  # index in groups where '::' stands
-    i = s
-    if e - s >= 2 and buf[i] == 58 and buf[i + 1] == 58:
-        dc = 0
-        i += 2
-    while i < e:
-        if n >= 8:
-            return False, zero, zero
-        gs = i
-        val = 0
-        while i < e and i - gs < 5:
-            h = _hexval(buf[i])
-            if h < 0:
-                break
-            val = val * 16 + h
-            i += 1
-        if i < e and buf[i] == 46:  # embedded IPv4 as the last 32 bits
-            ok, v4 = _parse_v4(buf, gs, e)
-            if not ok or n > 6:
-                return False, zero, zero
-            groups[n] = v4 >> 16
-            groups[n + 1] = v4 & 0xFFFF
-            n += 2
-            i = e
-            break
-        if i == gs or i - gs > 4:
-            return False, zero, zero
-        groups[n] = val
-        n += 1
-        if i == e:
-            break
-        if buf[i] != 58:
-            return False, zero, zero
-        i += 1
-        if i < e and buf[i] == 58:
-            if dc >= 0:
-                return False, zero, zero
-            dc = n
-            i += 1
-        elif i == e:
-            return False, zero, zero  # trailing single ':'
-    if dc >= 0:
-        if n > 7:
-            return False, zero, zero
-        shift = 8 - n
-        for k in range(n - 1, dc - 1, -1):
-            groups[k + shift] = groups[k]
-        for k in range(dc, dc + shift):
-            groups[k] = 0
-    elif n != 8:
-        return False, zero, zero
-    hi = zero
-    lo = zero
-    for k in range(4):
-        hi = (hi << _U64(16)) | _U64(groups[k])
-        lo = (lo << _U64(16)) | _U64(groups[k + 4])
-    return True, hi, lo
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _parse_addr(buf: np.ndarray, s: int, e: int, groups: np.ndarray) -> tuple[int, np.uint64, np.uint64]:
-    ok4, v = _parse_v4(buf, s, e)  # most addresses: one pass (it stops at a ':' or a letter)
-    if ok4:
-        return 4, _U64(0), _U64(v)
-    for i in range(s, e):
-        if buf[i] == 58:
-            ok, hi, lo = _parse_v6(buf, s, e, groups)
-            if ok and hi == 0 and (lo >> _U64(32)) == _U64(0xFFFF):
-                # IPv4-mapped (::ffff:10.0.0.1): the IPv4 address itself, so it meets its owner
-                return 4, _U64(0), lo & _U64(0xFFFFFFFF)
-            return (6 if ok else -1), hi, lo
-    return -1, _U64(0), _U64(0)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _is_sep(c: int) -> bool:
-    return c == 32 or c == 9 or c == 13
-
-
-@njit(cache=True, nogil=True)
 def parse_lines(
     buf: np.ndarray,  # uint8, the chunk
     kinds: np.ndarray,  # int8 per format field (fields.Kind; -1 = skip)
@@ -177,189 +68,54 @@ def parse_lines(
     """Parse every non-blank line of ``buf`` in one pass over the bytes.
 
     Fields are separated by runs of spaces/tabs; a CR before the newline is ignored.
-    Returns (records written, physical lines).
+    Returns (records written, physical lines). ValueError if an output is too small.
     """
-    n = buf.shape[0]
-    nfields = kinds.shape[0]
-    groups = np.zeros(8, np.int64)
-    rec = 0
-    phys = 0
-    i = 0
-    while i < n:
-        ls = i
-        f = 0
-        st = 0
-        bf = -1
-        last_end = i
-        while True:
-            while i < n and _is_sep(buf[i]):
-                i += 1
-            if i >= n or buf[i] == 10:
-                break
-            ts = i
-            k = kinds[f] if f < nfields else -2
-            if k == 0:  # INT: digits are read while the token is scanned
-                v = 0
-                good = True
-                while i < n:
-                    c = buf[i]
-                    if c == 32 or c == 10 or c == 9 or c == 13:
-                        break
-                    d = c - 48
-                    if d < 0 or d > 9:
-                        good = False
-                    v = v * 10 + d
-                    i += 1
-                slot = slots[f]
-                if i - ts == 1 and buf[ts] == 45:
-                    ints[slot, rec] = 0
-                    int_null[slot, rec] = True
-                else:
-                    ints[slot, rec] = v
-                    int_null[slot, rec] = False
-                    if (not good or i - ts > 18) and st == 0:
-                        st = 2
-                        bf = f
-                ss = str_slots[f]
-                if ss >= 0:
-                    str_start[ss, rec] = ts
-                    str_len[ss, rec] = -1 if (i - ts == 1 and buf[ts] == 45) else i - ts
-            else:
-                while i < n:
-                    c = buf[i]
-                    if c == 32 or c == 10 or c == 9 or c == 13:
-                        break
-                    i += 1
-                te = i
-                if k >= 0:
-                    slot = slots[f]
-                    is_null = te - ts == 1 and buf[ts] == 45
-                    ss = str_slots[f]
-                    if ss >= 0:
-                        str_start[ss, rec] = ts
-                        str_len[ss, rec] = -1 if is_null else te - ts
-                    if k == 1:  # ADDR
-                        if is_null:
-                            fam[slot, rec] = 0
-                            hi[slot, rec] = 0
-                            lo[slot, rec] = 0
-                        else:
-                            fa, h, lw = _parse_addr(buf, ts, te, groups)
-                            if fa < 0:
-                                fam[slot, rec] = 0
-                                if st == 0:
-                                    st = 3
-                                    bf = f
-                            else:
-                                fam[slot, rec] = fa
-                            hi[slot, rec] = h
-                            lo[slot, rec] = lw
-                    elif k == 2:  # CODE
-                        code = 0
-                        if not is_null:
-                            for w in range(code_lens.shape[1]):
-                                wl = code_lens[slot, w]
-                                if wl == te - ts and wl > 0:
-                                    same = True
-                                    for j in range(wl):
-                                        if buf[ts + j] != code_words[slot, w, j]:
-                                            same = False
-                                            break
-                                    if same:
-                                        code = w + 1
-                                        break
-                            if code == 0 and st == 0:
-                                st = 4
-                                bf = f
-                        codes[slot, rec] = code
-            last_end = i
-            f += 1
-        if f > 0:
-            for ff in range(f, nfields):  # fields the line lacks: null, never left unset
-                k = kinds[ff]
-                if k < 0:
-                    continue
-                slot = slots[ff]
-                if str_slots[ff] >= 0:
-                    str_start[str_slots[ff], rec] = 0
-                    str_len[str_slots[ff], rec] = -1
-                if k == 0:
-                    ints[slot, rec] = 0
-                    int_null[slot, rec] = True
-                elif k == 1:
-                    fam[slot, rec] = 0
-                    hi[slot, rec] = 0
-                    lo[slot, rec] = 0
-                elif k == 2:
-                    codes[slot, rec] = 0
-            if f != nfields and st == 0:
-                st = 1
-                bf = -1
-            line_start[rec] = ls
-            line_end[rec] = last_end
-            line_no[rec] = phys
-            status[rec] = st
-            bad_field[rec] = bf
-            rec += 1
-        # skip to the end of the line (a line longer than the format is already flagged)
-        while i < n and buf[i] != 10:
-            i += 1
-        phys += 1
-        i += 1
-    return rec, phys
+    code_words = _in(code_words, np.uint8)
+    code_lens = _in(code_lens, np.int16)
+    if code_words.ndim != 3 or code_lens.shape != code_words.shape[:2]:
+        raise ValueError("code_words must be [n_code, n_words, max_len], code_lens [n_code, n_words]")
+    cap = line_start.shape[0]
+    outs = {"ints": (ints, np.int64), "int_null": (int_null, np.bool_), "fam": (fam, np.int8),
+            "hi": (hi, np.uint64), "lo": (lo, np.uint64), "codes": (codes, np.int8),
+            "str_start": (str_start, np.int64), "str_len": (str_len, np.int32)}
+    for name, (a, dtype) in outs.items():
+        _out(a, dtype, name)
+        if a.ndim != 2 or a.shape[1] != cap:
+            raise ValueError(f"{name} must be [rows, {cap}]")
+    n, phys = _native.parse_lines(
+        _in(buf, np.uint8), _in(kinds, np.int8), _in(slots, np.int16), _in(str_slots, np.int16),
+        code_words, code_lens, code_words.shape[1], code_words.shape[2],
+        ints, int_null, fam, hi, lo, codes, str_start, str_len,
+        _out(line_start, np.int64, "line_start"), _out(line_end, np.int64, "line_end"),
+        _out(line_no, np.int64, "line_no"), _out(status, np.uint8, "status"),
+        _out(bad_field, np.int16, "bad_field"),
+    )
+    return n, phys
 
 
-@njit(cache=True, nogil=True)
 def count_newlines(buf: np.ndarray) -> int:
-    n = 0
-    for i in range(buf.shape[0]):
-        n += buf[i] == 10
+    """How many b'\\n' bytes ``buf`` holds."""
+    n: int = _native.count_newlines(_in(buf, np.uint8))
     return n
 
 
-@njit(cache=True, nogil=True)
 def parse_addr_strings(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray,
                        fam: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> int:
-    """Addresses held in an Arrow string array (offsets + data). Returns the number of bad ones."""
-    groups = np.zeros(8, np.int64)
-    bad = 0
-    for r in range(fam.shape[0]):
-        s = offsets[r]
-        e = offsets[r + 1]
-        if not valid[r] or (e - s == 1 and data[s] == 45) or e == s:
-            fam[r] = 0
-            hi[r] = 0
-            lo[r] = 0
-            continue
-        fa, h, lw = _parse_addr(data, s, e, groups)
-        if fa < 0:
-            fam[r] = -1
-            bad += 1
-        else:
-            fam[r] = fa
-        hi[r] = h
-        lo[r] = lw
+    """Addresses held in an Arrow string array (offsets + data). Returns the number of bad ones.
+
+    Null, empty and '-' entries get family 0; a bad address gets -1 (hi = lo = 0)."""
+    bad: int = _native.parse_addr_strings(
+        _in(offsets, np.int64), _in(data, np.uint8), _in(valid, np.bool_),
+        _out(fam, np.int8, "fam"), _out(hi, np.uint64, "hi"), _out(lo, np.uint64, "lo"))
     return bad
 
 
-@njit(cache=True, nogil=True)
 def gather_slices(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Copy byte slices into one Arrow-style (offsets, data) pair; a negative length is null."""
-    n = starts.shape[0]
-    offsets = np.empty(n + 1, np.int64)
-    total = 0
-    offsets[0] = 0
-    for r in range(n):
-        if lens[r] > 0:
-            total += lens[r]
-        offsets[r + 1] = total
-    data = np.empty(total, np.uint8)
-    p = 0
-    for r in range(n):
-        ln = lens[r]
-        s = starts[r]
-        for j in range(ln):
-            data[p + j] = buf[s + j]
-        if ln > 0:
-            p += ln
+    starts = _in(starts, np.int64)
+    lens = _in(lens, np.int32)
+    if starts.shape != lens.shape:
+        raise ValueError("starts and lens differ in length")
+    offsets = np.empty(starts.shape[0] + 1, np.int64)
+    data = np.frombuffer(_native.gather_slices(_in(buf, np.uint8), starts, lens, offsets), np.uint8)
     return offsets, data
