@@ -565,7 +565,7 @@ typedef struct {
     int64_t *line_end;
 } Rows;
 
-/* The bytes written, or -1 when a string id or span is outside the pool, or the output is
+/* The bytes written; -1 when a string id or span is outside the pool, -2 when the output is
  * too small. Negative values are written "-", string fields as their pool string,
  * integers in decimal. */
 static ssize write_rows(const Rows *t)
@@ -577,20 +577,21 @@ static ssize write_rows(const Rows *t)
             int64_t v = t->table[r * t->fields + f];
             if (f) {
                 if (pos >= t->cap)
-                    return -1;
+                    return -2;
                 t->out[pos++] = ' ';
             }
             if (v < 0) {
                 if (pos >= t->cap)
-                    return -1;
+                    return -2;
                 t->out[pos++] = '-';
             } else if (t->is_str[f]) {
                 if (v >= t->strings)
                     return -1;
                 int64_t a = t->offsets[v], k = t->lengths[v];
-                if (a < 0 || k < 0 || a > t->pool_size || k > t->pool_size - a
-                        || k > t->cap - pos)
+                if (a < 0 || k < 0 || a > t->pool_size || k > t->pool_size - a)
                     return -1;
+                if (k > t->cap - pos)
+                    return -2;
                 if (k)
                     memcpy(t->out + pos, t->pool + a, (size_t)k);
                 pos += k;
@@ -601,13 +602,13 @@ static ssize write_rows(const Rows *t)
                     v /= 10;
                 } while (v > 0);
                 if (n > t->cap - pos)
-                    return -1;
+                    return -2;
                 while (n)
                     t->out[pos++] = digits[--n];
             }
         }
         if (pos >= t->cap)
-            return -1;
+            return -2;
         t->out[pos++] = '\n';
         t->line_end[r] = pos;
     }
@@ -641,8 +642,8 @@ static PyObject *format_rows(PyObject *self, PyObject *args)
         used = write_rows(&t);
         Py_END_ALLOW_THREADS
         if (used < 0)
-            PyErr_SetString(PyExc_ValueError, "a string id is outside the pool or the output "
-                            "is too small");
+            PyErr_SetString(PyExc_ValueError, used == -1 ? "a string id is outside the pool"
+                                                         : "the output is too small");
         else
             result = PyLong_FromSsize_t(used);
     }
