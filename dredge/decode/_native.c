@@ -35,6 +35,12 @@ static int check_view(const Py_buffer *view, ssize itemsize, ssize need, const c
     return 0;
 }
 
+static void release(Py_buffer *const views[], int count)
+{
+    for (int i = 0; i < count; i++)
+        PyBuffer_Release(views[i]);
+}
+
 /* ---- CloudWatch Logs subscription JSON ----------------------------------------------- */
 
 enum { CWL_DATA = 0, CWL_CONTROL = 1, CWL_FALLBACK = 2 };
@@ -306,8 +312,7 @@ static PyObject *cwl_scan(PyObject *self, PyObject *args)
         else
             result = Py_BuildValue("(iLnnn)", kind, (long long)s.lines, s.o, ls_start, ls_end);
     }
-    PyBuffer_Release(&doc);
-    PyBuffer_Release(&out);
+    release((Py_buffer *[]){&doc, &out}, 2);
     return result;
 }
 
@@ -495,12 +500,7 @@ static PyObject *kpl_spans(PyObject *self, PyObject *args)
             n = n_pk = n_ehk = 0;
         result = Py_BuildValue("(innn)", status, n, n_pk, n_ehk);
     }
-    PyBuffer_Release(&data);
-    PyBuffer_Release(&pk);
-    PyBuffer_Release(&ehk);
-    PyBuffer_Release(&has_ehk);
-    PyBuffer_Release(&starts);
-    PyBuffer_Release(&ends);
+    release((Py_buffer *[]){&data, &pk, &ehk, &has_ehk, &starts, &ends}, 6);
     return result;
 }
 
@@ -543,10 +543,7 @@ static PyObject *kpl_gather(PyObject *self, PyObject *args)
         else
             result = PyLong_FromSsize_t(used);
     }
-    PyBuffer_Release(&data);
-    PyBuffer_Release(&starts);
-    PyBuffer_Release(&ends);
-    PyBuffer_Release(&out);
+    release((Py_buffer *[]){&data, &starts, &ends, &out}, 4);
     return result;
 }
 
@@ -647,13 +644,7 @@ static PyObject *format_rows(PyObject *self, PyObject *args)
         else
             result = PyLong_FromSsize_t(used);
     }
-    PyBuffer_Release(&table);
-    PyBuffer_Release(&is_str);
-    PyBuffer_Release(&pool);
-    PyBuffer_Release(&offsets);
-    PyBuffer_Release(&lengths);
-    PyBuffer_Release(&out);
-    PyBuffer_Release(&line_end);
+    release((Py_buffer *[]){&table, &is_str, &pool, &offsets, &lengths, &out, &line_end}, 7);
     return result;
 }
 
