@@ -1,6 +1,6 @@
 """Types of the compiled kernels in ``_native.c`` (see that file and the modules that wrap
-them: cwlscan.py, kplscan.py, dredge/generate/lines.py). Arrays pass through the buffer
-protocol: C-contiguous, aligned, of the item type each argument names."""
+them: cwlscan.py, kplscan.py). Arrays pass through the buffer protocol: C-contiguous,
+aligned, of the item type each argument names."""
 
 from typing import Any
 
@@ -17,7 +17,3 @@ def kpl_spans(data: Buffer, end: int, pk: Buffer, ehk: Buffer, has_ehk: Buffer,
 
 def kpl_gather(data: Buffer, starts: Buffer, ends: Buffer, out: Buffer, /) -> int:
     """Bytes written to ``out``: the int64 spans of ``data`` joined with newlines."""
-
-def format_rows(table: Buffer, rows: int, fields: int, is_str: Buffer, pool: Buffer,
-                offsets: Buffer, lengths: Buffer, out: Buffer, line_end: Buffer, /) -> int:
-    """Bytes written to ``out``: one space-separated line per row of the int64 table."""

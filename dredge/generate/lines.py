@@ -2,8 +2,8 @@
 
 Every column of a generated file is an int64 array: integer fields hold their value, string
 fields hold an id into one :class:`StringPool`, and ``-1`` is null (``-`` in text, null in
-Parquet). One compiled kernel (``format_rows`` in ``dredge/decode/_native.c``, beside the
-decoders' kernels) turns a block of such columns into space-separated lines.
+Parquet). One compiled kernel (``format_rows`` in ``_native.c``) turns a block of such
+columns into space-separated lines.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from dredge.decode import _native
+from dredge.generate import _native
 
 I64 = npt.NDArray[np.int64]
 

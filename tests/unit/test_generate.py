@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dredge.errors import ConfigError
-from dredge.generate import generate
+from dredge.generate import _native, generate
 from dredge.generate.lines import FORMATS, StringPool, format_lines
 
 FLOWS = 20_000
@@ -419,3 +419,27 @@ def test_the_line_writer_agrees_with_python(fmt: str, rows: int, data: st.DataOb
     body, ends = format_lines(fields, cols, pool)
     assert body == b"".join(want)
     assert ends.tolist() == list(itertools.accumulate(len(w) for w in want))
+
+
+def _i64(*values: int) -> np.ndarray:
+    return np.array(values, np.int64)
+
+
+def test_format_rows_refuses_ids_outside_the_pool_and_short_outputs() -> None:
+    pool, offsets, lengths = np.frombuffer(b"abcd", np.uint8), _i64(0, 2), _i64(2, 2)
+    is_str = np.array([True, False])
+
+    def fmt(table: tuple[int, ...], out: int, lens: np.ndarray = lengths) -> int:
+        return _native.format_rows(_i64(*table), len(table) // 2, 2, is_str, pool, offsets, lens,
+                                   np.empty(out, np.uint8), np.empty(len(table) // 2, np.int64))
+
+    assert fmt((1, 0, -1, 12), 10) == 10  # b"cd 0\n- 12\n"
+    with pytest.raises(ValueError, match="pool"):
+        fmt((2, 0), 50)  # string id 2 of a pool of 2
+    with pytest.raises(ValueError, match="pool"):
+        fmt((1, 0), 50, _i64(2, 3))  # a string running past the pool's bytes
+    with pytest.raises(ValueError, match="too small"):
+        fmt((1, 0, -1, 12), 9)
+    with pytest.raises(ValueError, match="table"):
+        _native.format_rows(_i64(1), 1, 2, is_str, pool, offsets, lengths, np.empty(9, np.uint8),
+                            np.empty(1, np.int64))

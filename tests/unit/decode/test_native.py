@@ -50,23 +50,3 @@ def test_kpl_spans_refuses_an_end_past_the_data_and_short_outputs() -> None:
 def test_cwl_scan_needs_room_for_the_whole_document() -> None:
     with pytest.raises(ValueError, match="out"):
         _native.cwl_scan(b'{"messageType":"DATA_MESSAGE"}', np.empty(10, np.uint8))
-
-
-def test_format_rows_refuses_ids_outside_the_pool_and_short_outputs() -> None:
-    pool, offsets, lengths = np.frombuffer(b"abcd", np.uint8), i64(0, 2), i64(2, 2)
-    is_str = np.array([True, False])
-
-    def fmt(table: tuple[int, ...], out: int, lens: np.ndarray = lengths) -> int:
-        return _native.format_rows(i64(*table), len(table) // 2, 2, is_str, pool, offsets, lens,
-                                   np.empty(out, np.uint8), np.empty(len(table) // 2, np.int64))
-
-    assert fmt((1, 0, -1, 12), 10) == 10  # b"cd 0\n- 12\n"
-    with pytest.raises(ValueError, match="pool"):
-        fmt((2, 0), 50)  # string id 2 of a pool of 2
-    with pytest.raises(ValueError, match="pool"):
-        fmt((1, 0), 50, i64(2, 3))  # a string running past the pool's bytes
-    with pytest.raises(ValueError, match="too small"):
-        fmt((1, 0, -1, 12), 9)
-    with pytest.raises(ValueError, match="table"):
-        _native.format_rows(i64(1), 1, 2, is_str, pool, offsets, lengths, np.empty(9, np.uint8),
-                            np.empty(1, np.int64))
