@@ -1,16 +1,21 @@
 """The C kernels of dredge.decode._native refuse arguments that would take them outside a
 buffer (a ValueError, never a read or write out of bounds), and the KPL gather joins spans
-exactly as the Python expression it replaces."""
+exactly as the Python expression it replaces. The kernels run without the GIL: threads
+sharing inputs get what one thread gets."""
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dredge.decode import _native
-from dredge.decode.kplscan import gather
+from dredge.decode import _native, encode_cloudwatch, encode_kpl
+from dredge.decode.cloudwatch import inflate_gzip
+from dredge.decode.cwlscan import scan
+from dredge.decode.kplscan import gather, spans
 
 
 def i64(*values: int) -> np.ndarray:
@@ -50,3 +55,19 @@ def test_kpl_spans_refuses_an_end_past_the_data_and_short_outputs() -> None:
 def test_cwl_scan_needs_room_for_the_whole_document() -> None:
     with pytest.raises(ValueError, match="out"):
         _native.cwl_scan(b'{"messageType":"DATA_MESSAGE"}', np.empty(10, np.uint8))
+
+
+def test_threads_get_what_one_thread_gets() -> None:
+    docs = [bytes(inflate_gzip(encode_cloudwatch([b"line %d" % j for j in range(i * 50)], log_stream="eni-1-all",
+                                                 owner="1"), 1 << 24)) for i in range(1, 9)]
+    aggs = [encode_kpl([("k", b"user %d" % j) for j in range(i * 40)]) for i in range(1, 9)]
+
+    def work(i: int) -> tuple[object, bytes]:
+        data = aggs[i % 8]
+        got = spans(data, len(data) - 16)
+        assert isinstance(got, tuple)
+        return scan(docs[i % 8]), gather(data, got[5], got[6])
+
+    alone = [work(i) for i in range(64)]
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(work, range(64))) == alone
