@@ -2,15 +2,17 @@
 
 Every column of a generated file is an int64 array: integer fields hold their value, string
 fields hold an id into one :class:`StringPool`, and ``-1`` is null (``-`` in text, null in
-Parquet). One numba kernel turns a block of such columns into space-separated lines.
+Parquet). One compiled kernel (``format_rows`` in ``_native.c``) turns a block of such
+columns into space-separated lines.
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+
+from dredge.generate import _native
 
 I64 = npt.NDArray[np.int64]
 
@@ -82,51 +84,6 @@ class StringPool:
         return self._frozen
 
 
-@numba.njit(cache=True, nogil=True)
-def _format_rows(
-    table: I64,
-    is_str: npt.NDArray[np.bool_],
-    pool: npt.NDArray[np.uint8],
-    offsets: I64,
-    lengths: I64,
-    out: npt.NDArray[np.uint8],
-    line_end: I64,
-) -> int:
-    digits = np.empty(20, dtype=np.uint8)
-    pos = 0
-    n_rows, n_fields = table.shape
-    for r in range(n_rows):
-        for f in range(n_fields):
-            if f:
-                out[pos] = 32
-                pos += 1
-            v = table[r, f]
-            if v < 0:
-                out[pos] = 45  # '-'
-                pos += 1
-            elif is_str[f]:
-                start = offsets[v]
-                for k in range(lengths[v]):
-                    out[pos + k] = pool[start + k]
-                pos += lengths[v]
-            elif v == 0:
-                out[pos] = 48
-                pos += 1
-            else:
-                n = 0
-                while v > 0:
-                    digits[n] = 48 + v % 10
-                    v //= 10
-                    n += 1
-                for k in range(n):
-                    out[pos + k] = digits[n - 1 - k]
-                pos += n
-        out[pos] = 10
-        pos += 1
-        line_end[r] = pos
-    return pos
-
-
 def format_lines(
     fields: tuple[str, ...], cols: dict[str, I64], pool: StringPool
 ) -> tuple[bytes, I64]:
@@ -145,7 +102,8 @@ def format_lines(
     is_str = np.array([name not in INT_FIELDS for name in fields], dtype=np.bool_)
     out = np.empty(n * width, dtype=np.uint8)
     line_end = np.empty(n, dtype=np.int64)
-    used = _format_rows(table, is_str, data, offsets, lengths, out, line_end)
+    used = _native.format_rows(table, n, len(fields), is_str, data, offsets, lengths, out,
+                               line_end)
     return out[:used].tobytes(), line_end
 
 

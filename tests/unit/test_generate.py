@@ -15,12 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dredge.errors import ConfigError
-from dredge.generate import generate
+from dredge.generate import _native, generate
+from dredge.generate.lines import FORMATS, StringPool, format_lines
 
 FLOWS = 20_000
 V2_HEADER = (
@@ -394,3 +398,48 @@ def test_counts_hold_at_extreme_shares(tmp_path: Path) -> None:
     seen = _read_all(tmp_path, m)
     assert m["malformed"] == seen.malformed == m["flows_text"]
     assert m["flows"] == seen.text_flows + seen.parquet_flows == m["flows_ipv6"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(fmt=st.sampled_from(sorted(FORMATS)), rows=st.integers(0, 12), data=st.data())
+def test_the_line_writer_agrees_with_python(fmt: str, rows: int, data: st.DataObject) -> None:
+    """format_lines (compiled) against str.join: nulls, zeros, int64's extremes, UTF-8 strings."""
+    fields = FORMATS[fmt]
+    pool = StringPool()
+    texts = data.draw(st.lists(st.text(max_size=5), min_size=1, max_size=6, unique=True))
+    pool.add_many(texts)
+    ints = st.integers(-1, 99) | st.integers(-(2**63), 2**63 - 1)
+    cols = {f: np.array(data.draw(st.lists(ints if f in INT_FIELDS else st.integers(-1, len(texts) - 1),
+                                           min_size=rows, max_size=rows)), np.int64) for f in fields}
+
+    def text(f: str, v: int) -> str:
+        return "-" if v < 0 else str(v) if f in INT_FIELDS else texts[v]
+
+    want = [" ".join(text(f, int(cols[f][r])) for f in fields).encode() + b"\n" for r in range(rows)]
+    body, ends = format_lines(fields, cols, pool)
+    assert body == b"".join(want)
+    assert ends.tolist() == list(itertools.accumulate(len(w) for w in want))
+
+
+def _i64(*values: int) -> np.ndarray:
+    return np.array(values, np.int64)
+
+
+def test_format_rows_refuses_ids_outside_the_pool_and_short_outputs() -> None:
+    pool, offsets, lengths = np.frombuffer(b"abcd", np.uint8), _i64(0, 2), _i64(2, 2)
+    is_str = np.array([True, False])
+
+    def fmt(table: tuple[int, ...], out: int, lens: np.ndarray = lengths) -> int:
+        return _native.format_rows(_i64(*table), len(table) // 2, 2, is_str, pool, offsets, lens,
+                                   np.empty(out, np.uint8), np.empty(len(table) // 2, np.int64))
+
+    assert fmt((1, 0, -1, 12), 10) == 10  # b"cd 0\n- 12\n"
+    with pytest.raises(ValueError, match="pool"):
+        fmt((2, 0), 50)  # string id 2 of a pool of 2
+    with pytest.raises(ValueError, match="pool"):
+        fmt((1, 0), 50, _i64(2, 3))  # a string running past the pool's bytes
+    with pytest.raises(ValueError, match="too small"):
+        fmt((1, 0, -1, 12), 9)
+    with pytest.raises(ValueError, match="table"):
+        _native.format_rows(_i64(1), 1, 2, is_str, pool, offsets, lengths, np.empty(9, np.uint8),
+                            np.empty(1, np.int64))

@@ -163,3 +163,30 @@ def test_any_envelope_agrees(events: list[dict[str, object]], message_type: str,
     body = {k: v for k, v in (parts[i] for i in order)}
     text = json.dumps(body, ensure_ascii=False, separators=("," + space, ":" + space))
     same([gz(text.encode())])
+
+
+_TOKENS = ['{', '}', '[', ']', ':', ',', ' ', '\n', '"', '"messageType"', '"logStream"', '"logEvents"',
+           '"subscriptionFilters"', '"id"', '"timestamp"', '"message"', '"DATA_MESSAGE"', '"x y"', '" a "',
+           '""', '0', '-', '12', '1234567890123456789', '1.5', 'e', '\\', '\x01', '\xff', '\x7f']
+
+
+@st.composite
+def _hostile_documents(draw: st.DrawFn) -> bytes:
+    """A valid envelope cut, or with bytes swapped for JSON punctuation, or a run of tokens."""
+    if draw(st.booleans()):
+        return "".join(draw(st.lists(st.sampled_from(_TOKENS), max_size=40))).encode("latin-1")
+    text = bytearray(doc(events=draw(_events)).encode())
+    for _ in range(draw(st.integers(1, 3))):
+        i = draw(st.integers(0, len(text) - 1))
+        if draw(st.booleans()):
+            text[i] = draw(st.sampled_from(b'{}[]:," \\'))
+        else:
+            del text[i:]
+            break
+    return bytes(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=_hostile_documents())
+def test_broken_documents_agree(raw: bytes) -> None:
+    same([gz(raw)])
