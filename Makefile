@@ -10,9 +10,9 @@ DEMO := demo
 
 .PHONY: native install test unit lint typecheck demo bench clean
 
-NATIVE := $(wildcard dredge/*/_native.c dredge/*/*/_native.c)
+NATIVE := $(wildcard dredge/*.h dredge/*/_native.c dredge/*/*/_native.c)
 
-$(STAMP): pyproject.toml setup.py $(NATIVE)
+$(STAMP): pyproject.toml $(NATIVE)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
