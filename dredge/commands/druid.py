@@ -36,7 +36,7 @@ from dredge.commands.options import float_in, int_in, iso_period
 from dredge.commands.stores import existing_store
 from dredge.errors import ConfigError, DredgeError, SinkError, SinkUnavailable
 
-if TYPE_CHECKING:  # the sinks load numba: imported when a command runs (`dredge --help` stays quick)
+if TYPE_CHECKING:  # the sinks load pyarrow: imported when a command runs (`dredge --help` stays quick)
     from dredge.replay import ReplaySummary
     from dredge.sinks.base import FileSink
     from dredge.sinks.druid import DruidAPI, DruidConfig, SupervisorConfig

@@ -18,7 +18,7 @@ import orjson
 
 from dredge.settings import check_input_file
 
-if TYPE_CHECKING:  # the parser loads numba: imported when the command runs
+if TYPE_CHECKING:  # the parser loads numpy and pyarrow: imported when the command runs
     import pyarrow as pa
 
     from dredge.flowlog.fields import FlowFormat

@@ -20,7 +20,7 @@ it only skips work where the answer is known.
 The scan is C (``cwl_scan`` in ``_native.c``, which runs without the GIL); this module
 allocates its output and shapes the answer. A document of 500 events takes ~44 us of CPU,
 ~5x less than orjson plus the normalization (~240 us) and ~4.5x less than the numba kernel
-it replaced (~200 us); ``benchmarks/pipeline.py`` shows the whole decode.
+it replaced in December 2026 (~200 us); ``benchmarks/pipeline.py`` shows the whole decode.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Settings of the live index manager (:mod:`dredge.index.live`). Light on purpose: ``dredge.config`` imports it at start-up, so
-nothing here may import numba, pyarrow or the AWS SDK.
+nothing here may import numpy, pyarrow or the AWS SDK.
 
 The whole ``[index]`` table (these plus the providers' settings) is
 :class:`dredge.index.providers.config.IndexConfig`, a :class:`LiveConfig`.

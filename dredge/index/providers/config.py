@@ -1,7 +1,7 @@
 """Settings of the index's providers, each declared once, and the ``[index]`` table that
 composes them with the live index's own (:class:`~dredge.index.config.LiveConfig`).
 
-Light on purpose (``dredge.config`` imports it at start-up): no numba, pyarrow or AWS SDK
+Light on purpose (``dredge.config`` imports it at start-up): no numpy, pyarrow or AWS SDK
 here. Field defaults *are* the defaults; ``validate()`` raises :class:`ConfigError` naming
 the key (``dredge.config`` prefixes the section: ``index.ec2[0].regions``). The lists are
 TOML's; a provider keeps :meth:`Ec2Config.provider_config` / :meth:`EventsConfig.provider_config`,
