@@ -48,6 +48,11 @@ files_total = counter("dredge_replay_files_total",
                       ["outcome"])
 
 
+# DuckDB's buffer pool for the store replay writes: by default DuckDB keeps the pages it
+# wrote up to 80 % of the machine's memory, so the process would grow with the data stored.
+STORE_MEMORY_LIMIT = "256MB"
+
+
 @dataclass(frozen=True)
 class ReplayConfig:
     window_s: int = 60
@@ -59,7 +64,7 @@ class ReplayConfig:
     commit_seconds: float = 5.0  # ...or this long has passed since the last commit
     # a file rolled up to this many rows is committed in parts (staged, see
     # dredge.sinks.duckdb_stage), so memory does not grow with the file; 0: whole files
-    part_rows: int = 500_000
+    part_rows: int = 250_000
     format: str = ""  # used for files without a header line; default: the v2 format
     force: bool = False  # read files already ingested again, replacing their earlier rows
 

@@ -125,9 +125,10 @@ def open_sink(args: argparse.Namespace) -> Any:
     """The DuckDB store (``--db``), or with ``--sink iceberg`` the ledger table of
     ``--config``'s [sink.iceberg] (ConfigError, exit 2, without one)."""
     if args.sink != "iceberg":
+        from dredge.replay import STORE_MEMORY_LIMIT
         from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
 
-        return DuckDBSink(DuckDBConfig(path=args.db))
+        return DuckDBSink(DuckDBConfig(path=args.db, memory_limit=STORE_MEMORY_LIMIT))
     from dredge.config import load_config
     from dredge.sinks.iceberg.files import IcebergFileSink
 
