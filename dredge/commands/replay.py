@@ -128,7 +128,8 @@ def open_sink(args: argparse.Namespace) -> Any:
         from dredge.replay import STORE_MEMORY_LIMIT
         from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
 
-        return DuckDBSink(DuckDBConfig(path=args.db, memory_limit=STORE_MEMORY_LIMIT))
+        limit = STORE_MEMORY_LIMIT if args.sink == "duckdb" else ""  # druid: its queries need more
+        return DuckDBSink(DuckDBConfig(path=args.db, memory_limit=limit))
     from dredge.config import load_config
     from dredge.sinks.iceberg.files import IcebergFileSink
 
