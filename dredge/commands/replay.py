@@ -128,7 +128,8 @@ def open_sink(args: argparse.Namespace) -> Any:
         from dredge.replay import STORE_MEMORY_LIMIT
         from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
 
-        limit = STORE_MEMORY_LIMIT if args.sink == "duckdb" else ""  # druid: its queries need more
+        # druid: its queries need more; in memory: the data itself lives in the buffer pool
+        limit = STORE_MEMORY_LIMIT if args.sink == "duckdb" and args.db != ":memory:" else ""
         return DuckDBSink(DuckDBConfig(path=args.db, memory_limit=limit))
     from dredge.config import load_config
     from dredge.sinks.iceberg.files import IcebergFileSink
