@@ -190,11 +190,15 @@ class DuckDBSink:
 
     def is_ingested(self, digest: str) -> bool:
         """Was a file with this hash stored? (Read once, then kept current: DuckDB lets one
-        process write a database file, so no one else adds to it behind our back.)"""
-        with self._lock:
-            if self._hashes is None:
-                self._hashes = {r[0] for r in self.con.execute("SELECT hash FROM ingested").fetchall()}
-            return digest in self._hashes
+        process write a database file, so no one else adds to it behind our back.) Once read,
+        no lock: a replay worker asking does not wait for the writer's commit to end."""
+        hashes = self._hashes
+        if hashes is None:
+            with self._lock:
+                if self._hashes is None:
+                    self._hashes = {r[0] for r in self.con.execute("SELECT hash FROM ingested").fetchall()}
+                hashes = self._hashes
+        return digest in hashes
 
     def store_file(self, rows: Rows, rec: IngestRecord) -> bool:
         """Rows and the file's record in one transaction. False if the file was already stored."""
