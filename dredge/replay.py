@@ -26,7 +26,6 @@ import contextlib
 import itertools
 import os
 import queue
-import sys
 import tempfile
 import threading
 import time
@@ -46,6 +45,10 @@ from dredge.sinks.deadletter import DeadLetters
 from dredge.sources.files import FileRef, discover, file_digest, sniff
 from dredge.telemetry.logging import get_logger
 from dredge.telemetry.metrics import counter
+from dredge.telemetry.progress import Progress
+
+__all__ = ["STORE_MEMORY_LIMIT", "Progress", "ReplayConfig", "ReplaySummary", "default_workers", "replay",
+           "warm_up"]
 
 log = get_logger(__name__)
 
@@ -131,41 +134,6 @@ class ReplaySummary:
             "failures": self.failures, "warnings": self.warnings,
             "dead_lettered_warnings": self.emptied,
         }
-
-
-class Progress:
-    """A one-line progress bar on a terminal; silent otherwise."""
-
-    def __init__(self, total: int, enabled: bool | None = None) -> None:
-        self.total = total
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.t0 = time.perf_counter()
-        self._last = 0.0
-
-    def update(self, done: int, flows: int, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if not force and now - self._last < 0.2:
-            return
-        self._last = now
-        width = 30
-        filled = int(width * done / self.total) if self.total else width
-        rate = flows / (now - self.t0) if now > self.t0 else 0.0
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} files  "
-                         f"{flows:,} flows  {rate:,.0f} flows/s ")
-        sys.stderr.flush()
-
-    def clear(self) -> None:
-        """Blank the bar's line so a log line can be written there."""
-        if self.enabled:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
-            self._last = 0.0
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
 
 
 def replay(paths: list[str], snapshot: IndexSnapshot, sink: FileSink, dead: DeadLetters,
