@@ -60,8 +60,9 @@ files_total = counter("dredge_replay_files_total",
 
 # DuckDB's buffer pool for the store `dredge replay` writes: by default DuckDB keeps the pages
 # it wrote up to 80 % of the machine's memory, so the process would grow with the data stored
-# (measured: 256MB left 20M flows 1.31x the peak of 2M, 64MB 1.24x, the rest being Parquet).
-STORE_MEMORY_LIMIT = "64MB"
+# (measured, peak RSS of 20M flows against 2M: 256MB 1.31x, 128MB 1.20-1.24x, 64MB about the
+# same but 10 % more CPU, DuckDB evicting pages it still needs; the rest is Parquet's).
+STORE_MEMORY_LIMIT = "128MB"
 
 
 @dataclass(frozen=True)
