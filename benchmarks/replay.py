@@ -13,6 +13,9 @@ Every figure comes from whole processes (CPU time and peak RSS from the kernel's
                (kernels compiled by its warm-up) and on a fresh install (empty NUMBA_CACHE_DIR);
                goal <= 0.4 s
   memory       peak RSS of the one-core replay of 2M and of 20M flows (goal: no growth)
+  phases       where the second core is lost: CPU seconds of the one-core replay before the first
+               file (start-up, index, store open), over the files, after the last file (last
+               commit, close); the serial parts bound what 2 workers can gain (Amdahl)
   baselines    DuckDB read_csv/read_parquet + two ASOF JOINs + the same minute rollup,
                threads=1; and a plain per-record Python replay (gzip + split + dict/bisect
                lookups + dict rollup, on a subset of files)
@@ -209,6 +212,38 @@ def dredge_run(data: Path, paths: list[str], workers: int | None = 1, one_core: 
     return r
 
 
+# Runs the command line with CPU time (every thread) noted at replay's phase boundaries.
+PHASES = """
+import json, resource, sys
+from dredge import replay as R
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+marks = {}
+inner, ordered = R.replay, R._ordered_map
+def files(*a, **k):
+    yield from ordered(*a, **k)
+    marks["files"] = cpu()
+def replay(*a, **k):
+    marks["start"] = cpu()
+    return inner(*a, **k)
+R.replay, R._ordered_map = replay, files
+from dredge.cli import main
+main(sys.argv[1:])
+print(json.dumps({"before": marks["start"], "files": marks["files"] - marks["start"],
+                  "after": cpu() - marks["files"]}), file=sys.stderr)
+"""
+
+
+def phases(data: Path) -> dict[str, float]:
+    """CPU seconds of the one-core replay (workers=1) before, over and after the files."""
+    cmd = replay_cmd(data, [str(data / "logs")], 1, True)
+    cmd[cmd.index("-m"):cmd.index("replay")] = ["-c", PHASES]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
+    got: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return got
+
+
 def by_format(data: Path) -> dict[str, list[str]]:
     """The data set's files by format (v2, v5 text; Parquet), from its manifest."""
     out: dict[str, list[str]] = {}
@@ -258,7 +293,8 @@ def main() -> None:
     ap.add_argument("--rss-flows", type=int, default=20_000_000, help="the large data set for peak RSS")
     ap.add_argument("--contender", help=argparse.SUPPRESS)
     ap.add_argument("--skip", default="",
-                    help="comma-separated: formats, workers, fixed, fresh, rss, profile, python, duckdb")
+                    help="comma-separated: formats, workers, phases, fixed, fresh, rss, profile, python, "
+                         "duckdb")
     args = ap.parse_args()
     root = Path(args.data)
     data = root / f"f{args.flows}-h{args.hours:g}-s{args.seed}"
@@ -301,6 +337,16 @@ def main() -> None:
                 walls[name] = dredge_run(d, [str(d / "logs")], workers, one_core=False)
         print("\nboth cores (wall time):")
         print_table(walls, None)
+    if "phases" not in skip:
+        print("\nwhere the second core is lost (CPU s of the one-core replay; bound = what 2 perfect "
+              "workers gain with the serial parts as they are):")
+        for label, d in (("large files", data), ("small files", dataset(root, args.flows, 24.0, args.seed))):
+            p = phases(d)
+            total = p["before"] + p["files"] + p["after"]
+            bound = total / (p["before"] + p["files"] / 2 + p["after"])
+            print(f"  {label:<12} before the files {p['before']:.2f}  files {p['files']:.2f}  after the "
+                  f"last file {p['after']:.2f}  serial {(p['before'] + p['after']) / total:.0%}  "
+                  f"bound for 2 workers {bound:.2f}x")
 
     fixed = {} if "fixed" in skip else fixed_cost(data, root, args.seed, skip)
     if fixed:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,9 @@ class PipelineConfig:
 
 
 UTF8_BOM = b"\xef\xbb\xbf"
+
+# process_file's ``part``: (rows, callback) -> the callback takes each part of that many rows
+Part = tuple[int, Callable[[Rolled], None]]
 
 # The columns enrichment reads from a Parquet flow-log file; the rest are never decoded.
 PARQUET_COLUMNS = frozenset({
@@ -144,20 +148,35 @@ class Enricher:
         """Rolled-up rows as facts + owner dictionary (what the DuckDB sink stores fastest)."""
         return self.rollup.to_rolled(self.snapshot.owners)
 
+    def take_part(self, min_rows: int) -> Rolled | None:
+        """The rows rolled up so far if they are at least ``min_rows`` (0: never); the
+        rollup then starts anew, so a large file is held a part at a time."""
+        if min_rows <= 0 or self.rollup.groups < min_rows:
+            return None
+        self.rollup.compact()
+        if self.rollup.groups < min_rows:
+            return None
+        part = self.rolled()
+        self.rollup = Rollup(self.rollup.window_s)
+        return part
+
 
 def process_file(ref: FileRef, kind: str, snapshot: IndexSnapshot, window_s: int,
                  default_format: FlowFormat, dead: DeadLetters, chunk_bytes: int = 16 << 20,
-                 read_ahead: int = 0, ephemeral_from: int = EPHEMERAL_FROM) -> FileResult:
+                 read_ahead: int = 0, ephemeral_from: int = EPHEMERAL_FROM,
+                 part: Part | None = None) -> FileResult:
     """read_ahead: text chunks inflated by a thread ahead of the parse (``text_chunks``);
-    ephemeral_from: the rollup's service-port setting (:mod:`dredge.flowlog.ports`)."""
+    ephemeral_from: the rollup's service-port setting (:mod:`dredge.flowlog.ports`);
+    ``part`` (rows, callback): hand the rolled-up rows to the callback whenever they reach
+    that many, so memory stays bounded (``result.rows`` is then only the last part)."""
     t0 = time.perf_counter()
     result = FileResult(ref, kind)
     enricher = Enricher(snapshot, window_s, ephemeral_from)
     try:
         if kind == "parquet":
-            _parquet(ref, enricher, result, dead)
+            _parquet(ref, enricher, result, dead, part)
         else:
-            _text(ref, kind, enricher, result, default_format, dead, chunk_bytes, read_ahead)
+            _text(ref, kind, enricher, result, default_format, dead, chunk_bytes, read_ahead, part)
     except DredgeError as exc:
         result.error = str(exc)
         result.rows = None
@@ -170,8 +189,16 @@ def process_file(ref: FileRef, kind: str, snapshot: IndexSnapshot, window_s: int
     return result
 
 
+def _emit(enricher: Enricher, part: Part | None) -> None:
+    if part is not None:
+        rows = enricher.take_part(part[0])
+        if rows is not None:
+            part[1](rows)
+
+
 def _text(ref: FileRef, kind: str, enricher: Enricher, result: FileResult,
-          default_format: FlowFormat, dead: DeadLetters, chunk_bytes: int, read_ahead: int) -> None:
+          default_format: FlowFormat, dead: DeadLetters, chunk_bytes: int, read_ahead: int,
+          part: Part | None) -> None:
     state = ReadState()
     parser: FlowParser | None = None
     line_base = 0
@@ -198,6 +225,7 @@ def _text(ref: FileRef, kind: str, enricher: Enricher, result: FileResult,
         if counts.malformed:
             dead.write(dead_letters_of(parsed, origin, line_base))
         enricher.add_columns(cols, counts)
+        _emit(enricher, part)
         line_base += parsed.physical_lines
     if state.long_lines:
         enricher.counts.malformed += len(state.long_lines)
@@ -213,7 +241,8 @@ def _text(ref: FileRef, kind: str, enricher: Enricher, result: FileResult,
                          "text": state.tail.decode("utf-8", "replace")}])
 
 
-def _parquet(ref: FileRef, enricher: Enricher, result: FileResult, dead: DeadLetters) -> None:
+def _parquet(ref: FileRef, enricher: Enricher, result: FileResult, dead: DeadLetters,
+             part: Part | None) -> None:
     try:
         with open_file(ref) as fh:
             pf = pq.ParquetFile(fh)
@@ -232,6 +261,7 @@ def _parquet(ref: FileRef, enricher: Enricher, result: FileResult, dead: DeadLet
                                  "field": None, "text": str(table.slice(int(r), 1).to_pylist()[0])}
                                 for r, why in zip(bad_rows, reasons, strict=True)])
                 enricher.add_columns(cols, counts)
+                _emit(enricher, part)
                 row_base += table.num_rows
     except (pa.ArrowInvalid, OSError) as exc:
         raise ParseError(f"cannot read Parquet file {ref.path}: {exc}") from exc

@@ -6,6 +6,12 @@ the commit that stores them (``IngestRecord.replace``). Its rows and its ``inges
 are committed together, so a replay killed midway and run again ends with the same totals as
 one clean run.
 
+Files run on ``workers`` threads (the kernels, gunzip, Parquet and DuckDB release the GIL),
+the largest first; one writer thread commits (:class:`_Writer`), so the workers never wait
+for the store. A file whose rows roll up to more than ``part_rows`` is committed in parts
+to the store's staging table as it is read (memory stays bounded by the part, not the file)
+and moved in with its ``ingested`` record in one commit (:mod:`dredge.sinks.duckdb_stage`).
+
 A file whose every record was dead-lettered is still recorded (its dead letters name it);
 it is counted in ``ReplaySummary.emptied`` with a warning that says how to re-ingest it once
 the format is fixed.
@@ -16,8 +22,10 @@ first real replay after an install runs at full speed; ``make install`` calls it
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
-import sys
+import queue
 import tempfile
 import threading
 import time
@@ -26,6 +34,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dredge.enrich.rollup import Rolled
 from dredge.errors import ConfigError, SourceError
 from dredge.flowlog.columns import RecordCounts
 from dredge.flowlog.fields import DEFAULT_FORMAT, FlowFormat
@@ -37,6 +46,10 @@ from dredge.sinks.deadletter import DeadLetters
 from dredge.sources.files import FileRef, discover, file_digest, sniff
 from dredge.telemetry.logging import get_logger
 from dredge.telemetry.metrics import counter
+from dredge.telemetry.progress import Progress
+
+__all__ = ["STORE_MEMORY_LIMIT", "Progress", "ReplayConfig", "ReplaySummary", "default_read_ahead",
+           "default_workers", "replay", "warm_up"]
 
 log = get_logger(__name__)
 
@@ -44,6 +57,13 @@ files_total = counter("dredge_replay_files_total",
                       "Files handled by replay, by outcome (stored, already_ingested, truncated, failed, "
                       "replaced, dead_lettered).",
                       ["outcome"])
+
+
+# DuckDB's buffer pool for the store `dredge replay` writes: by default DuckDB keeps the pages
+# it wrote up to 80 % of the machine's memory, so the process would grow with the data stored
+# (measured, peak RSS of 20M flows against 2M: 256MB 1.31x, 128MB 1.20-1.24x, 64MB about the
+# same but 10 % more CPU, DuckDB evicting pages it still needs; the rest is Parquet's).
+STORE_MEMORY_LIMIT = "128MB"
 
 
 @dataclass(frozen=True)
@@ -56,6 +76,9 @@ class ReplayConfig:
     commit_rows: int = 500_000  # commit when this many rolled-up rows wait...
     commit_files: int = 256  # ...or this many files...
     commit_seconds: float = 5.0  # ...or this long has passed since the last commit
+    # a file rolled up to this many rows is committed in parts (staged, see
+    # dredge.sinks.duckdb_stage), so memory does not grow with the file; 0: whole files
+    part_rows: int = 250_000
     format: str = ""  # used for files without a header line; default: the v2 format
     force: bool = False  # read files already ingested again, replacing their earlier rows
 
@@ -71,6 +94,8 @@ class ReplayConfig:
             raise ConfigError("chunk_bytes", "must be >= 4096")
         if self.read_ahead < 0:
             raise ConfigError("read_ahead", "must be >= 0")
+        if self.part_rows < 0:
+            raise ConfigError("part_rows", "must be >= 0 (0: whole files)")
 
     def default_format(self) -> FlowFormat:
         return FlowFormat.parse(self.format) if self.format else DEFAULT_FORMAT
@@ -117,41 +142,6 @@ class ReplaySummary:
         }
 
 
-class Progress:
-    """A one-line progress bar on a terminal; silent otherwise."""
-
-    def __init__(self, total: int, enabled: bool | None = None) -> None:
-        self.total = total
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.t0 = time.perf_counter()
-        self._last = 0.0
-
-    def update(self, done: int, flows: int, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if not force and now - self._last < 0.2:
-            return
-        self._last = now
-        width = 30
-        filled = int(width * done / self.total) if self.total else width
-        rate = flows / (now - self.t0) if now > self.t0 else 0.0
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} files  "
-                         f"{flows:,} flows  {rate:,.0f} flows/s ")
-        sys.stderr.flush()
-
-    def clear(self) -> None:
-        """Blank the bar's line so a log line can be written there."""
-        if self.enabled:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
-            self._last = 0.0
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
-
-
 def replay(paths: list[str], snapshot: IndexSnapshot, sink: FileSink, dead: DeadLetters,
            config: ReplayConfig, progress: Progress | Callable[[int], Progress] | None = None
            ) -> ReplaySummary:
@@ -164,68 +154,170 @@ def replay(paths: list[str], snapshot: IndexSnapshot, sink: FileSink, dead: Dead
     bar = progress(len(refs)) if callable(progress) else progress
     fmt = config.default_format()
     lock = threading.Lock()
-    done = 0
-    pending: list[tuple[FileRef, str, FileResult]] = []
-    last_commit = time.perf_counter()
-    processed = 0  # flows parsed so far (stored or waiting for their commit)
     earlier: set[str] = set()  # with force: hashes ingested before this run
+    staging = config.part_rows > 0 and callable(getattr(sink, "store_part", None))
+    stages = itertools.count(1)
 
-    def commit() -> None:
-        nonlocal last_commit
-        if pending:
-            if bar is not None:
-                bar.clear()
-            _store(sink, pending, summary, earlier if config.force else None)
-            pending.clear()
-        last_commit = time.perf_counter()
+    def store(batch: list[_Done]) -> None:
+        if bar is not None:
+            bar.clear()
+        _store(sink, batch, summary, earlier if config.force else None, lock)
 
-    def work(ref: FileRef) -> tuple[FileRef, str | None, FileResult | None]:
+    writer = _Writer(sink, store, config, depth=2 * config.workers)
+
+    def work(ref: FileRef) -> _Done:
+        done = _Done(ref)
         try:
-            digest = file_digest(ref)
-            if sink.is_ingested(digest):
+            done.digest = file_digest(ref)
+            if sink.is_ingested(done.digest):
                 if not config.force:
-                    return ref, digest, None
+                    return done
                 with lock:
-                    earlier.add(digest)
-            return ref, digest, process_file(ref, sniff(ref), snapshot, config.window_s, fmt, dead,
-                                             config.chunk_bytes, config.read_ahead,
-                                             config.ephemeral_from)
+                    earlier.add(done.digest)
+
+            def emit(rows: Rolled) -> None:  # a large file's rows so far: committed apart
+                done.stage = done.stage or next(stages)
+                done.staged += rows.num_rows
+                writer.put(_Part(rows, done.stage))
+
+            part = (config.part_rows, emit) if staging else None
+            done.result = process_file(ref, sniff(ref), snapshot, config.window_s, fmt, dead,
+                                       config.chunk_bytes, config.read_ahead, config.ephemeral_from,
+                                       part)
         except SourceError as exc:
-            return ref, None, FileResult(ref, "unknown", error=str(exc))
+            done.result = FileResult(ref, "unknown", error=str(exc))
+        return done
 
     # in parallel, the largest files first: a large one left for last would run alone
     order = sorted(refs, key=lambda r: -r.size) if config.workers > 1 else refs
-    for ref, digest, result in _ordered_map(work, order, config.workers):
-        with lock:
-            done += 1
-        if result is None:
-            summary.already += 1
-            files_total.labels("already_ingested").inc()
-        elif result.error is not None or result.rows is None or digest is None:
-            summary.failed += 1
-            summary.failures.append(f"{ref.path}: {result.error}")
-            files_total.labels("failed").inc()
+    files = processed = 0  # files handled, flows parsed (stored or waiting for their commit)
+    try:
+        for done in _ordered_map(work, order, config.workers):
+            files += 1
+            ref, result = done.ref, done.result
+            if result is None:
+                with lock:
+                    summary.already += 1
+                files_total.labels("already_ingested").inc()
+            elif result.error is not None or result.rows is None or done.digest is None:
+                if done.stage:
+                    writer.put(_Part(None, done.stage))
+                with lock:
+                    summary.failed += 1
+                    summary.failures.append(f"{ref.path}: {result.error}")
+                files_total.labels("failed").inc()
+                if bar is not None:
+                    bar.clear()
+                log.warning("file_failed", file=ref.path, error=result.error)
+                dead.write([{"file": ref.path, "line": None, "reason": "unreadable_file",
+                             "field": None, "text": result.error}])
+            else:
+                processed += result.counts.data
+                writer.put(done)
             if bar is not None:
-                bar.clear()
-            log.warning("file_failed", file=ref.path, error=result.error)
-            dead.write([{"file": ref.path, "line": None, "reason": "unreadable_file", "field": None,
-                         "text": result.error}])
-        else:
-            processed += result.counts.data
-            pending.append((ref, digest, result))
-            waiting = sum(r.rows.num_rows for _, _, r in pending if r.rows is not None)
-            if (waiting >= config.commit_rows or len(pending) >= config.commit_files
-                    or time.perf_counter() - last_commit >= config.commit_seconds):
-                commit()
-        if bar is not None:
-            bar.update(done, processed)
-    commit()
+                bar.update(files, processed)
+    finally:
+        writer.close()
     if bar is not None:
-        bar.update(done, processed, force=True)
+        bar.update(files, processed, force=True)
         bar.close()
     summary.seconds = time.perf_counter() - t0
     summary.cpu_seconds = time.process_time() - c0
     return summary
+
+
+@dataclass
+class _Done:
+    """One file handled by a worker: its hash, result, and the stage of its committed parts."""
+
+    ref: FileRef
+    digest: str | None = None
+    result: FileResult | None = None  # None: ingested before, skipped
+    stage: int = 0  # > 0: parts of the file's rows wait in the store's staging table
+    staged: int = 0  # rows in those parts
+
+    @property
+    def rows(self) -> int:
+        return self.staged + (self.result.rows.num_rows if self.result and self.result.rows else 0)
+
+
+@dataclass
+class _Part:
+    """Part of a large file's rows for the staging table; ``rows`` None: drop the stage."""
+
+    rows: Rolled | None
+    stage: int
+
+
+class _Writer:
+    """Commits on a thread of its own, so the workers never wait for the store: parts of
+    large files as they come, finished files together (a commit costs a sync to disk) once
+    ``commit_rows`` rows or ``commit_files`` files wait or ``commit_seconds`` have passed,
+    and what is left at the end. A full queue (``depth``) holds the workers back; the
+    first error stops the writing and is raised to the caller of :meth:`put` or :meth:`close`."""
+
+    def __init__(self, sink: FileSink, store: Callable[[list[_Done]], None], config: ReplayConfig,
+                 depth: int) -> None:
+        self.sink, self.store, self.config = sink, store, config
+        self.queue: queue.Queue[_Done | _Part | None] = queue.Queue(max(depth, 1))
+        self.error: BaseException | None = None
+        self.closed = threading.Event()  # after close, what workers still put is dropped
+        self.thread = threading.Thread(target=self._run, name="replay-writer", daemon=True)
+        self.thread.start()
+
+    def put(self, item: _Done | _Part) -> None:
+        while not self.closed.is_set():
+            if self.error is not None:
+                raise self.error
+            with contextlib.suppress(queue.Full):
+                self.queue.put(item, timeout=0.1)
+                return
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        self.closed.set()
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        pending: list[_Done] = []
+        last = time.perf_counter()
+        c = self.config
+        while True:
+            wait = max(0.0, c.commit_seconds - (time.perf_counter() - last)) if pending else None
+            try:
+                item = self.queue.get(timeout=wait)
+            except queue.Empty:
+                item = _Part(None, 0)  # nothing came: time to commit what waits
+            if self.error is not None:  # failed: keep taking, so that no put blocks forever
+                if item is None:
+                    return
+                continue
+            try:
+                if isinstance(item, _Part):
+                    if item.rows is not None:
+                        self.sink.store_part(item.rows, item.stage)  # type: ignore[attr-defined]
+                    elif item.stage:
+                        self.sink.drop_part(item.stage)  # type: ignore[attr-defined]
+                elif item is not None:
+                    pending.append(item)
+                if pending and (item is None or len(pending) >= c.commit_files
+                                or sum(d.rows for d in pending) >= c.commit_rows
+                                or time.perf_counter() - last >= c.commit_seconds):
+                    self.store(pending)
+                    pending = []
+                    last = time.perf_counter()
+            except BaseException as exc:  # raised to the replay's thread
+                self.error = exc
+            if item is None:
+                return
+
+
+def default_read_ahead(workers: int) -> int:
+    """Text chunks inflated ahead of the parse when not told: 2 while the workers leave a core
+    idle, else 0 (with a worker per core it only adds thread switches: measured slower)."""
+    return 2 if workers < default_workers() else 0
 
 
 def default_workers() -> int:
@@ -238,45 +330,53 @@ def default_workers() -> int:
     return max(1, min(cores, 8))
 
 
-def _store(sink: FileSink, pending: list[tuple[FileRef, str, FileResult]], summary: ReplaySummary,
-           earlier: set[str] | None) -> None:
+def _store(sink: FileSink, batch: list[_Done], summary: ReplaySummary, earlier: set[str] | None,
+           lock: threading.Lock) -> None:
     """Commit finished files together; count only what the sink stored. ``earlier``
     (``force``): hashes stored before, whose rows the sink replaces."""
-    batch = []
-    for ref, digest, result in pending:
-        assert result.rows is not None
-        c = result.counts
-        batch.append((result.rows, IngestRecord(digest, ref.path, ref.size, c.records, c.nodata,
-                                                 c.skipdata, c.malformed, result.truncated,
-                                                 result.rows.num_rows, result.seconds,
-                                                 replace=earlier is not None and digest in earlier)))
-    stored = sink.store_files(batch)
-    for (ref, digest, result), ok in zip(pending, stored, strict=True):
-        if not ok:
-            summary.already += 1
-            files_total.labels("already_ingested").inc()
-            continue
-        assert result.rows is not None
-        c = result.counts
-        summary.stored += 1
-        if earlier is not None and digest in earlier:
-            summary.replaced += 1
-            files_total.labels("replaced").inc()
-        summary.rows += result.rows.num_rows
-        summary.counts.add(c)
-        summary.lookups += result.join.lookups
-        summary.unknown += result.join.unknown
-        summary.internet += result.join.internet
-        count_records("replay", c)
-        if result.truncated:
-            summary.truncated += 1
-            summary.warnings.append(f"{ref.path}: {result.warning}")
-            files_total.labels("truncated").inc()
-            log.warning("file_truncated", file=ref.path, error=result.warning, records=c.records)
-        if c.malformed and not c.records:
-            summary.emptied.append(_emptied_warning(ref.path, c.malformed))
-            files_total.labels("dead_lettered").inc()
-        files_total.labels("stored").inc()
+    files = []
+    for d in batch:
+        assert d.result is not None and d.result.rows is not None and d.digest is not None
+        c = d.result.counts
+        files.append((d.result.rows, IngestRecord(d.digest, d.ref.path, d.ref.size, c.records,
+                                                  c.nodata, c.skipdata, c.malformed,
+                                                  d.result.truncated, d.rows, d.result.seconds,
+                                                  replace=earlier is not None and d.digest in earlier)))
+    if any(d.stage for d in batch):
+        stored = sink.store_files(files, [d.stage or None for d in batch])  # type: ignore[call-arg]
+    else:
+        stored = sink.store_files(files)
+    with lock:
+        for d, ok in zip(batch, stored, strict=True):
+            _count(d, ok, summary, earlier)
+
+
+def _count(d: _Done, ok: bool, summary: ReplaySummary, earlier: set[str] | None) -> None:
+    if not ok:
+        summary.already += 1
+        files_total.labels("already_ingested").inc()
+        return
+    assert d.result is not None
+    ref, result, c = d.ref, d.result, d.result.counts
+    summary.stored += 1
+    if earlier is not None and d.digest in earlier:
+        summary.replaced += 1
+        files_total.labels("replaced").inc()
+    summary.rows += d.rows
+    summary.counts.add(c)
+    summary.lookups += result.join.lookups
+    summary.unknown += result.join.unknown
+    summary.internet += result.join.internet
+    count_records("replay", c)
+    if result.truncated:
+        summary.truncated += 1
+        summary.warnings.append(f"{ref.path}: {result.warning}")
+        files_total.labels("truncated").inc()
+        log.warning("file_truncated", file=ref.path, error=result.warning, records=c.records)
+    if c.malformed and not c.records:
+        summary.emptied.append(_emptied_warning(ref.path, c.malformed))
+        files_total.labels("dead_lettered").inc()
+    files_total.labels("stored").inc()
 
 
 def _emptied_warning(path: str, malformed: int) -> str:
@@ -285,16 +385,15 @@ def _emptied_warning(path: str, malformed: int) -> str:
             "re-ingest it with `dredge replay --force`")
 
 
-def _ordered_map(fn: Callable[[FileRef], tuple[FileRef, str | None, FileResult | None]],
-                 refs: list[FileRef], workers: int
-                 ) -> Iterator[tuple[FileRef, str | None, FileResult | None]]:
+def _ordered_map(fn: Callable[[FileRef], _Done], refs: list[FileRef], workers: int
+                 ) -> Iterator[_Done]:
     """fn over refs with up to ``workers`` threads, results in input order, bounded in flight."""
     if workers <= 1:
         for ref in refs:
             yield fn(ref)
         return
     with ThreadPoolExecutor(workers, thread_name_prefix="replay") as pool:
-        pending: list[Future[tuple[FileRef, str | None, FileResult | None]]] = []
+        pending: list[Future[_Done]] = []
         it = iter(refs)
         for ref in it:
             pending.append(pool.submit(fn, ref))

@@ -34,7 +34,7 @@ def add_parser(sub: Any) -> None:
                    help="files processed at once (default: one per core this process may use)")
     r.add_argument("--read-ahead", type=int_in(0, 64), default=None, metavar="CHUNKS",
                    help="text chunks a thread inflates ahead of the parse, per file; 0: none "
-                        "(default: 2 with more than one core, else 0)")
+                        "(default: 2 when there are more cores than workers, else 0)")
     r.add_argument("--format", help="format of files without a header line (default: the v2 "
                    "default format)")
     r.add_argument("--dead-letter", help="dead-letter file (default: <db>.deadletter.jsonl)")
@@ -56,11 +56,11 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from dredge.replay import Progress, ReplayConfig, default_workers, replay
+    from dredge.replay import Progress, ReplayConfig, default_read_ahead, default_workers, replay
     from dredge.sinks.deadletter import DeadLetters
 
     workers = default_workers() if args.workers is None else args.workers
-    read_ahead = args.read_ahead if args.read_ahead is not None else (2 if default_workers() > 1 else 0)
+    read_ahead = args.read_ahead if args.read_ahead is not None else default_read_ahead(workers)
     config = ReplayConfig(window_s=args.window, workers=workers, read_ahead=read_ahead,
                           ephemeral_from=args.ephemeral_from,
                           format=args.format or "", commit_files=args.commit_files,
@@ -130,9 +130,12 @@ def open_sink(args: argparse.Namespace) -> Any:
     """The DuckDB store (``--db``), or with ``--sink iceberg`` the ledger table of
     ``--config``'s [sink.iceberg] (ConfigError, exit 2, without one)."""
     if args.sink != "iceberg":
+        from dredge.replay import STORE_MEMORY_LIMIT
         from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
 
-        return DuckDBSink(DuckDBConfig(path=args.db))
+        # druid: its queries need more; in memory: the data itself lives in the buffer pool
+        limit = STORE_MEMORY_LIMIT if args.sink == "duckdb" and args.db != ":memory:" else ""
+        return DuckDBSink(DuckDBConfig(path=args.db, memory_limit=limit))
     from dredge.config import load_config
     from dredge.sinks.iceberg.files import IcebergFileSink
 

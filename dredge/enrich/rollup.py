@@ -102,6 +102,15 @@ class Rollup:
         if len(self._parts) >= 16:
             self._compact()
 
+    @property
+    def groups(self) -> int:
+        """Rolled-up rows held: exact after :meth:`compact`, else an upper bound."""
+        return sum(int(p[0].size) for p in self._parts)
+
+    def compact(self) -> None:
+        """Merge the batches' groups into one set (the same key once)."""
+        self._compact()
+
     def _compact(self) -> None:
         if len(self._parts) > 1:
             cat = [np.concatenate([p[i] for p in self._parts]) for i in range(5)]

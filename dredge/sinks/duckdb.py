@@ -34,6 +34,7 @@ from dredge.enrich.rollup import Rolled
 from dredge.errors import ConfigError, SinkError
 from dredge.index.snapshot import OWNER_FIELDS
 from dredge.sinks import duckdb_meta as meta
+from dredge.sinks import duckdb_stage as staging
 from dredge.sinks.base import IngestRecord, Rows, ShardCheckpoint
 from dredge.sinks.metrics import flush_seconds, rows_total
 
@@ -123,6 +124,7 @@ class DuckDBSink:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
         self._hashes: set[str] | None = None
+        self._stages: dict[int, int] | None = None  # stage -> rows staged (replay, large files)
 
     def open(self) -> None:
         if self._con is not None:
@@ -174,6 +176,10 @@ class DuckDBSink:
     def close(self) -> None:
         with self._lock:
             if self._con is not None:
+                if self._stages is not None:
+                    with contextlib.suppress(duckdb.Error):
+                        staging.drop_if_empty(self._con)
+                    self._stages = None
                 self._con.close()
                 self._con = None
 
@@ -192,24 +198,60 @@ class DuckDBSink:
 
     def is_ingested(self, digest: str) -> bool:
         """Was a file with this hash stored? (Read once, then kept current: DuckDB lets one
-        process write a database file, so no one else adds to it behind our back.)"""
-        with self._lock:
-            if self._hashes is None:
-                self._hashes = {r[0] for r in self.con.execute("SELECT hash FROM ingested").fetchall()}
-            return digest in self._hashes
+        process write a database file, so no one else adds to it behind our back.) Once read,
+        no lock: a replay worker asking does not wait for the writer's commit to end."""
+        hashes = self._hashes
+        if hashes is None:
+            with self._lock:
+                if self._hashes is None:
+                    self._hashes = {r[0] for r in self.con.execute("SELECT hash FROM ingested").fetchall()}
+                hashes = self._hashes
+        return digest in hashes
 
     def store_file(self, rows: Rows, rec: IngestRecord) -> bool:
         """Rows and the file's record in one transaction. False if the file was already stored."""
         return self.store_files([(rows, rec)])[0]
 
-    def store_files(self, batch: list[tuple[Rows, IngestRecord]]) -> list[bool]:
+    def store_part(self, rows: Rows, stage: int) -> None:
+        """Commit part of a large file's rows to the staging table (:mod:`duckdb_stage`),
+        where no query sees them. ``stage``: the caller's number for the file, the same for
+        all its parts; :meth:`store_files` moves them in with the file's record."""
+        with self._lock:
+            con = self.con
+            if self._stages is None:
+                staging.create(con)
+                self._stages = {}
+            self._stages.setdefault(stage, 0)
+            try:
+                con.begin()
+                self._insert(con, rows, np.full(rows.num_rows, stage, np.int32), staging.STAGING)
+                con.commit()
+            except Exception as exc:
+                _rollback(con)
+                raise SinkError(f"DuckDB refused {rows.num_rows} staged rows: {exc}") from exc
+            self._stages[stage] += rows.num_rows
+
+    def drop_part(self, stage: int) -> None:
+        """Forget a stage whose file will not be stored (it failed after some parts)."""
+        with self._lock:
+            if self._stages is not None and self._stages.pop(stage, None) is not None:
+                staging.clear(self.con, [stage])
+
+    def store_files(self, batch: list[tuple[Rows, IngestRecord]],
+                    stages: Sequence[int | None] = ()) -> list[bool]:
         """Several files' rows and records in ONE transaction (a commit costs a sync to disk).
+
+        ``stages``: per file, the stage of its rows committed before by :meth:`store_part`
+        (None: all its rows are in the batch); they join the file's rows in this transaction,
+        or are dropped if the file is not stored.
 
         Returns, per file, whether it was stored (False: already ingested). On failure nothing
         of the batch is stored and SinkError is raised.
         """
         t0 = time.perf_counter()
         stored: list[bool] = []
+        stage_of = list(stages) or [None] * len(batch)
+        staged = 0
         with self._lock:
             con = self.con
             try:
@@ -221,7 +263,7 @@ class DuckDBSink:
                 known, next_id = meta.file_ids(con, hashes)
                 tables, ids, records, new_ids = [], [], [], []
                 replaced: set[str] = set()
-                for rows, rec in batch:
+                for (rows, rec), stage in zip(batch, stage_of, strict=True):
                     again = rec.hash in present
                     if again and not (rec.replace and rec.hash not in replaced):
                         stored.append(False)
@@ -249,6 +291,9 @@ class DuckDBSink:
                     if rows.num_rows:
                         tables.append(rows)
                         ids.append((fid, rows.num_rows))
+                    if stage is not None and self._stages is not None:
+                        staging.move(con, stage, fid)
+                        staged += self._stages[stage]
                 if tables:  # one insert for the whole batch: each statement has a fixed cost
                     self._insert(con, Rolled.concat([r if isinstance(r, Rolled) else Rolled.from_table(r)
                                                      for r in tables]),
@@ -257,7 +302,12 @@ class DuckDBSink:
                     con.executemany(
                         "INSERT INTO ingested VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)", records)
                     con.executemany("INSERT INTO file_ids VALUES (?, ?)", new_ids)
+                if self._stages is not None:
+                    staging.clear(con, [s for s in stage_of if s is not None])
                 con.commit()
+                for s in stage_of:
+                    if s is not None and self._stages is not None:
+                        self._stages.pop(s, None)
                 if self._hashes is not None:
                     self._hashes.update(h for h, ok in zip(hashes, stored, strict=True) if ok)
             except Exception as exc:  # whatever failed, the transaction must not stay open
@@ -265,7 +315,7 @@ class DuckDBSink:
                 n = sum(r.num_rows for r, _ in batch)
                 rows_total.labels(self.name, "failed").inc(n)
                 raise SinkError(f"DuckDB refused a batch of {len(batch)} file(s): {exc}") from exc
-        n = sum(r.num_rows for (r, _), ok in zip(batch, stored, strict=True) if ok)
+        n = sum(r.num_rows for (r, _), ok in zip(batch, stored, strict=True) if ok) + staged
         rows_total.labels(self.name, "stored").inc(n)
         flush_seconds.labels(self.name).observe(time.perf_counter() - t0)
         return stored
@@ -317,10 +367,10 @@ class DuckDBSink:
         return {str(s): (str(q), int(n)) for s, q, n in found}
 
     @staticmethod
-    def _insert(con: duckdb.DuckDBPyConnection, rows: Rows, file_ids: np.ndarray | None = None
-                ) -> None:
+    def _insert(con: duckdb.DuckDBPyConnection, rows: Rows, file_ids: np.ndarray | None = None,
+                table: str = "flow_facts") -> None:
         """Insert rolled-up rows inside the caller's transaction; ``file_ids``: each row's
-        file (replay), else NULL (the stream's rows).
+        file (replay), else NULL (the stream's rows); ``table``: or the staging table.
 
         Owners go into the ``owners`` dictionary once (keyed by all eight fields); facts
         carry their ids. A ``flows``-schema table with strings is accepted too.
@@ -354,7 +404,7 @@ class DuckDBSink:
             facts = facts.append_column("file_id", pa.array(file_ids, pa.int32()))
         con.register("_dredge_facts", facts)
         try:
-            con.execute("INSERT INTO flow_facts BY NAME SELECT * FROM _dredge_facts")
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _dredge_facts")
         finally:
             con.unregister("_dredge_facts")
 

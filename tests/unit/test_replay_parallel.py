@@ -13,7 +13,7 @@ import pytest
 
 from dredge.errors import SourceError
 from dredge.index.loaders import load_index
-from dredge.replay import ReplayConfig, default_workers, replay
+from dredge.replay import ReplayConfig, default_read_ahead, default_workers, replay
 from dredge.sinks.deadletter import DeadLetters
 from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
 from dredge.sources.files import FileRef, ReadState, text_chunks
@@ -81,3 +81,12 @@ def test_default_workers_is_the_cores_this_process_may_use() -> None:
     import os
 
     assert default_workers() == min(len(os.sched_getaffinity(0)), 8)
+
+
+def test_read_ahead_only_while_the_workers_leave_a_core_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dredge.replay
+
+    monkeypatch.setattr(dredge.replay, "default_workers", lambda: 2)
+    assert (default_read_ahead(1), default_read_ahead(2), default_read_ahead(4)) == (2, 0, 0)
+    monkeypatch.setattr(dredge.replay, "default_workers", lambda: 1)
+    assert default_read_ahead(1) == 0
