@@ -16,8 +16,6 @@ $(STAMP): pyproject.toml $(NATIVE)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	@echo "compiling Dredge's kernels (once per install; numba caches them on disk) ..."
-	$(BIN)/python -c 'from dredge.replay import warm_up; warm_up()'
 	touch $(STAMP)
 
 install: $(STAMP)

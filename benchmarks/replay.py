@@ -9,9 +9,9 @@ Every figure comes from whole processes (CPU time and peak RSS from the kernel's
   workers      `dredge replay --workers 1` and `--workers 2`, wall time, on the data set (a few
                large files) and on the same flows spread over 24 hours (many small files);
                goal: 2 workers >= 1.8x faster; `default` is what the command picks by itself
-  fixed cost   one small file, an index of 10k intervals, start to exit: after `make install`
-               (kernels compiled by its warm-up) and on a fresh install (empty NUMBA_CACHE_DIR);
-               goal <= 0.4 s
+  fixed cost   one small file, an index of 10k intervals, start to exit, after `make install`
+               (the C kernels are built then: a first run compiles nothing); goal <= 0.4 s; the
+               imports of numpy, pyarrow and DuckDB alone are timed beside it (the floor)
   memory       peak RSS of the one-core replay of 2M and of 20M flows (goal: no growth)
   phases       where the second core is lost: CPU seconds of the one-core replay before the first
                file (start-up, index, store open), over the files, after the last file (last
@@ -30,7 +30,6 @@ import bisect
 import gzip
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -253,7 +252,7 @@ def by_format(data: Path) -> dict[str, list[str]]:
     return out
 
 
-def fixed_cost(big: Path, root: Path, seed: int, skip: set[str]) -> dict[str, dict[str, object]]:
+def fixed_cost(big: Path, root: Path, seed: int) -> dict[str, dict[str, object]]:
     """One small file with a 10k-interval index, start to exit; best of three."""
     small = dataset(root, 2000, 1.0, seed)
     file = by_format(small)["v2"][0]
@@ -261,16 +260,15 @@ def fixed_cost(big: Path, root: Path, seed: int, skip: set[str]) -> dict[str, di
     if not index.exists():
         with (big / "owners.jsonl").open() as src:
             index.write_text("".join(line for _, line in zip(range(10_000), src, strict=False)))
-    out = {}
-    runs = [("after make install", {})]
-    if "fresh" not in skip:
-        runs.append(("fresh install", {"NUMBA_CACHE_DIR": tempfile.mkdtemp(prefix="numba-empty-")}))
-    for name, env in runs:
-        tries = [dredge_run(small, [file], None, False, index, env) for _ in range(1 if env else 3)]
-        out[name] = min(tries, key=lambda r: float(r["wall"]))  # type: ignore[arg-type]
-        if env:
-            shutil.rmtree(env["NUMBA_CACHE_DIR"], ignore_errors=True)
+    tries = [dredge_run(small, [file], None, False, index) for _ in range(3)]
+    out = {"after make install": min(tries, key=lambda r: float(r["wall"]))}  # type: ignore[arg-type]
+    # the floor under it: the libraries a replay needs, imported and nothing else
+    imports = [measured(["taskset", "-c", "0", PY, "-c", IMPORTS]) for _ in range(3)]
+    out["imports alone"] = min(imports, key=lambda r: float(r["wall"]))  # type: ignore[arg-type]
     return out
+
+
+IMPORTS = "import numpy, pyarrow, pyarrow.compute, pyarrow.parquet, duckdb"
 
 
 def profile(data: Path, out: Path) -> None:
@@ -293,7 +291,7 @@ def main() -> None:
     ap.add_argument("--rss-flows", type=int, default=20_000_000, help="the large data set for peak RSS")
     ap.add_argument("--contender", help=argparse.SUPPRESS)
     ap.add_argument("--skip", default="",
-                    help="comma-separated: formats, workers, phases, fixed, fresh, rss, profile, python, "
+                    help="comma-separated: formats, workers, phases, fixed, rss, profile, python, "
                          "duckdb")
     args = ap.parse_args()
     root = Path(args.data)
@@ -348,7 +346,7 @@ def main() -> None:
                   f"last file {p['after']:.2f}  serial {(p['before'] + p['after']) / total:.0%}  "
                   f"bound for 2 workers {bound:.2f}x")
 
-    fixed = {} if "fixed" in skip else fixed_cost(data, root, args.seed, skip)
+    fixed = {} if "fixed" in skip else fixed_cost(data, root, args.seed)
     if fixed:
         print("\nfixed cost: one small file, 10k intervals:")
         for name, r in fixed.items():

@@ -67,7 +67,6 @@ def stage_seconds(path: Path) -> Iterator[tuple[str, float]]:
     yield from got.items()
     yield "start-up (imports), glue, the rest", total - sum(got.values())
     yield "TOTAL (under cProfile)", total
-    yield "  of which numba loading cached kernels", _cum(stats, "numba/core/caching.py", "load_overload")
 
 
 def print_profile(path: Path) -> None:

@@ -16,8 +16,7 @@ A file whose every record was dead-lettered is still recorded (its dead letters 
 it is counted in ``ReplaySummary.emptied`` with a warning that says how to re-ingest it once
 the format is fixed.
 
-:func:`warm_up` compiles every kernel a replay runs (numba keeps them on disk), so that the
-first real replay after an install runs at full speed; ``make install`` calls it.
+The kernels are C, compiled at install: nothing is compiled when a replay starts.
 """
 
 from __future__ import annotations
@@ -26,13 +25,11 @@ import contextlib
 import itertools
 import os
 import queue
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from dredge.enrich.rollup import Rolled
 from dredge.errors import ConfigError, SourceError
@@ -49,7 +46,7 @@ from dredge.telemetry.metrics import counter
 from dredge.telemetry.progress import Progress
 
 __all__ = ["STORE_MEMORY_LIMIT", "Progress", "ReplayConfig", "ReplaySummary", "default_read_ahead",
-           "default_workers", "replay", "warm_up"]
+           "default_workers", "replay"]
 
 log = get_logger(__name__)
 
@@ -405,20 +402,3 @@ def _ordered_map(fn: Callable[[FileRef], _Done], refs: list[FileRef], workers: i
             if nxt is not None:
                 pending.append(pool.submit(fn, nxt))
             yield result
-
-
-def warm_up(flows: int = 3000) -> ReplaySummary:
-    """Replay a tiny generated sample (v2 and v5 gzip text, Parquet, IPv6, malformed lines,
-    a truncated file) into an in-memory store: every kernel on replay's path is compiled
-    with the argument types the real path passes, and numba's on-disk cache
-    (``cache=True``) keeps them for every later process."""
-    from dredge.generate import generate
-    from dredge.index.loaders import load_index
-    from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
-
-    with tempfile.TemporaryDirectory(prefix="dredge-warm-up-") as tmp:
-        folder = Path(tmp)
-        generate(folder, flows=flows, seed=1, hours=1.0)
-        snapshot, _ = load_index([folder / "owners.jsonl"], [folder / "networks.csv"])
-        with DuckDBSink(DuckDBConfig(path=":memory:")) as sink:
-            return replay([str(folder / "logs")], snapshot, sink, DeadLetters(None), ReplayConfig())
