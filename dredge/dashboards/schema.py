@@ -102,8 +102,8 @@ def port_name() -> Column:
     cases = " ".join(f"WHEN {p} THEN '{label(p)}'" for p in NAMES)
     return Column("port_name", "VARCHAR", "Service port (name)",
                   "the port of the side that serves (dredge.flowlog.ports)",
-                  expression=f"CASE WHEN port IS NULL THEN 'none' WHEN port = 0 THEN "
-                             f"'{EPHEMERAL_NAME}' {cases} ELSE CAST(port AS VARCHAR) END")
+                  expression=f"CASE WHEN port IS NULL THEN 'none' ELSE CASE port WHEN 0 THEN "
+                             f"'{EPHEMERAL_NAME}' {cases} ELSE CAST(port AS VARCHAR) END END")
 
 
 # Native filters of every dashboard: (title, column). Every dataset has these columns.

@@ -79,7 +79,7 @@ def test_superset_imports_the_bundle(metadata_copy: Path, tmp_path: Path) -> Non
     assert "error" not in run.stderr.lower(), run.stderr[-4000:]
     want = bundle_uuids(bundle)
     got = objects(metadata_copy / "superset.db")
-    assert len(want["chart"]) == 21 and len(want["dashboard"]) == 3
+    assert len(want["chart"]) == 23 and len(want["dashboard"]) == 3
     assert len(want["database"]) == 2  # Druid and the DuckDB store (duckdb-engine)
     duck_db = stable_uuid("database", DUCKDB_DATABASE)
     duck_ds = duckdb_dataset().uuid
