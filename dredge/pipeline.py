@@ -24,7 +24,7 @@ from dredge.enrich.rollup import Rolled, Rollup
 from dredge.errors import ConfigError, DredgeError, ParseError
 from dredge.flowlog import kernels
 from dredge.flowlog.columns import DICTIONARY_COLUMNS, FlowColumns, RecordCounts
-from dredge.flowlog.fields import FIELDS, FlowFormat, looks_like_header
+from dredge.flowlog.fields import FIELDS, LONG_LINE_HEAD, FlowFormat, looks_like_header
 from dredge.flowlog.parser import FlowParser, ParsedChunk
 from dredge.flowlog.ports import EPHEMERAL_FROM, check_ephemeral_from
 from dredge.index.snapshot import IndexSnapshot, LookupStats
@@ -108,7 +108,7 @@ def dead_letters_of(chunk: ParsedChunk, origin: dict[str, Any], line_base: int) 
         }
         if chunk.status[rec] == kernels.LINE_TOO_LONG:  # its head and length, as the reader does
             start, end = int(chunk.line_start[rec]), int(chunk.line_end[rec])
-            letter["text"] = bytes(chunk.buf[start:start + 256]).decode("utf-8", "replace")
+            letter["text"] = bytes(chunk.buf[start:start + LONG_LINE_HEAD]).decode("utf-8", "replace")
             letter["length"] = end - start
         else:
             letter["text"] = chunk.line_text(int(rec))
@@ -157,7 +157,7 @@ class Enricher:
         if self.rollup.groups < min_rows:
             return None
         part = self.rolled()
-        self.rollup = Rollup(self.rollup.window_s)
+        self.rollup = Rollup(self.rollup.window_s, self.rollup.ephemeral_from)
         return part
 
 

@@ -50,6 +50,18 @@ def test_parts_store_what_whole_files_store(small_sample: Path, tmp_path: Path, 
                                             "WHERE table_name = 'flow_facts_staging'")
 
 
+def test_parts_keep_the_rollup_settings(small_sample: Path, tmp_path: Path) -> None:
+    """Every part rolls up with the replay's ``ephemeral_from``, not only the first."""
+    ports = "SELECT port, sum(flows)::BIGINT FROM flows GROUP BY ALL ORDER BY ALL"
+    whole = ReplayConfig(part_rows=0, chunk_bytes=8192, ephemeral_from=1024)
+    parts = ReplayConfig(part_rows=40, chunk_bytes=8192, ephemeral_from=1024)
+    run(small_sample, tmp_path / "w.duckdb", whole)
+    run(small_sample, tmp_path / "p.duckdb", parts)
+    got = query(tmp_path / "p.duckdb", ports)
+    assert got == query(tmp_path / "w.duckdb", ports)
+    assert all(p is None or p < 1024 for p, _ in got)
+
+
 def test_force_replaces_every_part(small_sample: Path, tmp_path: Path) -> None:
     db = tmp_path / "f.duckdb"
     config = ReplayConfig(part_rows=40, chunk_bytes=8192)
