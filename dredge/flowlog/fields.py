@@ -24,6 +24,7 @@ from dredge.errors import ParseError
 # A flow-log record is a few hundred bytes; a "line" past this is not one (a gzip bomb of
 # zeros, a binary file): readers drop it (``line_too_long``) and never hold more of it.
 MAX_LINE_BYTES = 1 << 20
+LONG_LINE_HEAD = 256  # bytes of such a line kept in its dead letter
 
 
 class Kind(IntEnum):

@@ -22,7 +22,7 @@ import numpy as np
 from zlib_ng import zlib_ng
 
 from dredge.errors import SourceError
-from dredge.flowlog.fields import MAX_LINE_BYTES
+from dredge.flowlog.fields import LONG_LINE_HEAD, MAX_LINE_BYTES
 
 TEXT_SUFFIXES = (".gz", ".log", ".txt")
 PARQUET_SUFFIXES = (".parquet",)
@@ -394,7 +394,7 @@ class _Pending:
         last = len(text) - length
         line = state.lines + text.count(b"\n", 0, last) + 1
         self.add(text[:last] + b"\n", 0)
-        return LongLine(line, length, text[last:last + 256])
+        return LongLine(line, length, text[last:last + LONG_LINE_HEAD])
 
 
 def _plain(fh: BinaryIO, state: ReadState, size: int) -> Iterator[bytes]:
