@@ -200,6 +200,8 @@ class HourReplacer:
                     error = str(exc)
                     continue
                 if state == "SUCCESS":
+                    if rows:
+                        self._wait_visible(start, end)
                     seconds = time.perf_counter() - t0
                     self._done(start, end)
                     summary.statements += 1
@@ -217,6 +219,31 @@ class HourReplacer:
         raise SinkError(f"Druid REPLACE of {_ts(start)}..{_ts(end)} into {self.config.datasource!r}"
                         f" failed {self.config.max_attempts} times; the hours stay pending (run"
                         f" again to push them): {error[:500]}")
+
+    def _wait_visible(self, start: int, end: int) -> None:
+        """Wait until the Broker's SQL answers for the rebuilt hours. The task ends when the
+        segments are loaded on the Historicals, but the Broker learns a datasource's columns
+        from them a moment later: a datasource whose only segments were just replaced is "not
+        found" in between. Bounded; a Broker still behind then is logged, not an error (the
+        rows are stored)."""
+        ds = self.config.datasource.replace('"', '""')
+        query = (f'SELECT COUNT(*) AS n FROM "{ds}" WHERE __time >= TIMESTAMP \'{_ts(start)}\''
+                 f" AND __time < TIMESTAMP '{_ts(end)}'")
+        deadline = time.monotonic() + min(self.config.task_timeout_s, 120.0)
+        error = ""
+        while True:
+            try:
+                rows = self.api.sql(query)
+                if rows and int(rows[0].get("n") or 0) > 0:
+                    return
+                error = "no rows yet"
+            except SinkError as exc:  # DruidUnreachable too
+                error = str(exc)
+            if time.monotonic() >= deadline:
+                log.warning("druid_replace_not_visible", datasource=self.config.datasource,
+                            start=_ts(start), end=_ts(end), error=error[:300])
+                return
+            self._sleep(0.5)
 
     def _wait_task(self, task: str) -> tuple[str, str]:
         """Poll a task until it ends; (SUCCESS|FAILED, error). Druid going away mid-wait is

@@ -217,6 +217,7 @@ class ScriptedAPI:
     def __init__(self, script: list[Any]) -> None:
         self.script = script
         self.statements: list[str] = []
+        self.visible: list[str] = []
 
     def submit_sql_task(self, query: str, context: dict[str, Any]) -> str:
         step = self.script.pop(0) if self.script else "SUCCESS"
@@ -227,6 +228,10 @@ class ScriptedAPI:
 
     def task_status(self, task: str) -> dict[str, Any]:
         return {"statusCode": task.split(":")[1], "errorMsg": "boom"}
+
+    def sql(self, query: str, context: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        self.visible.append(query)  # the Broker answers at once here
+        return [{"n": 1}]
 
 
 def flows(hours: list[int]) -> pa.Table:
@@ -280,6 +285,28 @@ def test_a_failed_push_keeps_its_hours_for_the_next_run(tmp_path: Path) -> None:
     assert b.pending() == [T0]
     assert b.push().hours == 1 and b.pending() == []
     assert b.mark_stored() == 1 and b.pending() == [T0]  # `dredge druid backfill`: re-push all
+    b.close()
+    store.close()
+
+
+def test_push_returns_when_the_broker_answers_for_the_replaced_hours(tmp_path: Path) -> None:
+    """A task ends when the segments are loaded; the Broker may still say the datasource is
+    "not found" (it learns the columns a moment later): push waits until its SQL counts rows."""
+
+    class LateBroker(ScriptedAPI):
+        def sql(self, query: str, context: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+            self.visible.append(query)
+            if len(self.visible) == 1:
+                raise SinkError("Druid POST /druid/v2/sql: HTTP 400: Object 'ds' not found")
+            return [{"n": 0}] if len(self.visible) == 2 else [{"n": 3}]
+
+    api = LateBroker([])
+    store, b = backfill(tmp_path, api)
+    b.store_files([(flows([0, 0, 0]), rec("a"))])
+    assert b.push().statements == 1
+    assert len(api.visible) == 3
+    assert "__time >= TIMESTAMP '2026-11-25 00:00:00' AND __time < TIMESTAMP " \
+           "'2026-11-25 01:00:00'" in api.visible[-1]
     b.close()
     store.close()
 
