@@ -8,9 +8,9 @@ one clean run.
 
 Files run on ``workers`` threads (the kernels, gunzip, Parquet and DuckDB release the GIL),
 the largest first; one writer thread commits (:class:`_Writer`), so the workers never wait
-for the store. A file whose rows roll up to more than ``part_rows`` is committed in parts
-to the store's staging table as it is read (memory stays bounded by the part, not the file)
-and moved in with its ``ingested`` record in one commit (:mod:`dredge.sinks.duckdb_stage`).
+for the store. A file whose rows roll up to more than ``part_rows`` is written in parts as
+it is read (memory stays bounded by the part, not the file), in a store transaction of its
+own that its ``ingested`` record commits (:meth:`DuckDBSink.store_part`).
 
 A file whose every record was dead-lettered is still recorded (its dead letters name it);
 it is counted in ``ReplaySummary.emptied`` with a warning that says how to re-ingest it once
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import queue
 import threading
 import time
@@ -31,6 +30,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from dredge.cores import usable_cores
 from dredge.enrich.rollup import Rolled
 from dredge.errors import ConfigError, SourceError
 from dredge.flowlog.columns import RecordCounts
@@ -72,9 +72,11 @@ class ReplayConfig:
     read_ahead: int = 2  # chunks a thread inflates ahead of the parse, per file (0: none)
     commit_rows: int = 500_000  # commit when this many rolled-up rows wait...
     commit_files: int = 256  # ...or this many files...
-    commit_seconds: float = 5.0  # ...or this long has passed since the last commit
-    # a file rolled up to this many rows is committed in parts (staged, see
-    # dredge.sinks.duckdb_stage), so memory does not grow with the file; 0: whole files
+    commit_seconds: float = 5.0  # ...or this long has passed since the last commit...
+    idle_commit_rows: int = 100_000  # ...or this many wait and nothing else does (the writer
+    # would idle: committing them now leaves less for after the last file, when nothing overlaps)
+    # a file rolled up to this many rows is written in parts (DuckDBSink.store_part), so
+    # memory does not grow with the file; 0: whole files
     part_rows: int = 250_000
     format: str = ""  # used for files without a header line; default: the v2 format
     force: bool = False  # read files already ingested again, replacing their earlier rows
@@ -230,7 +232,7 @@ class _Done:
     ref: FileRef
     digest: str | None = None
     result: FileResult | None = None  # None: ingested before, skipped
-    stage: int = 0  # > 0: parts of the file's rows wait in the store's staging table
+    stage: int = 0  # > 0: parts of the file's rows wait in the store, not yet committed
     staged: int = 0  # rows in those parts
 
     @property
@@ -240,7 +242,7 @@ class _Done:
 
 @dataclass
 class _Part:
-    """Part of a large file's rows for the staging table; ``rows`` None: drop the stage."""
+    """Part of a large file's rows for the store; ``rows`` None: drop the stage."""
 
     rows: Rolled | None
     stage: int
@@ -250,8 +252,10 @@ class _Writer:
     """Commits on a thread of its own, so the workers never wait for the store: parts of
     large files as they come, finished files together (a commit costs a sync to disk) once
     ``commit_rows`` rows or ``commit_files`` files wait or ``commit_seconds`` have passed,
-    and what is left at the end. A full queue (``depth``) holds the workers back; the
-    first error stops the writing and is raised to the caller of :meth:`put` or :meth:`close`."""
+    and what is left at the end; and as soon as ``idle_commit_rows`` wait with nothing else
+    queued (large files then commit while the next ones are read). A full queue (``depth``)
+    holds the workers back; the first error stops the writing and is raised to the caller of
+    :meth:`put` or :meth:`close`."""
 
     def __init__(self, sink: FileSink, store: Callable[[list[_Done]], None], config: ReplayConfig,
                  depth: int) -> None:
@@ -299,8 +303,10 @@ class _Writer:
                         self.sink.drop_part(item.stage)  # type: ignore[attr-defined]
                 elif item is not None:
                     pending.append(item)
+                rows = sum(d.rows for d in pending)
                 if pending and (item is None or len(pending) >= c.commit_files
-                                or sum(d.rows for d in pending) >= c.commit_rows
+                                or rows >= c.commit_rows
+                                or (rows >= c.idle_commit_rows and self.queue.empty())
                                 or time.perf_counter() - last >= c.commit_seconds):
                     self.store(pending)
                     pending = []
@@ -320,11 +326,7 @@ def default_read_ahead(workers: int) -> int:
 def default_workers() -> int:
     """Files at once when not told: one per core this process may run on (``taskset`` and
     container CPU sets included), at most 8."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 8))
+    return min(usable_cores(), 8)
 
 
 def _store(sink: FileSink, batch: list[_Done], summary: ReplaySummary, earlier: set[str] | None,

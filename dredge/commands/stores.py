@@ -27,7 +27,9 @@ def _tables(key: str, path: str, busy_hint: str) -> set[str]:
         raise ConfigError(key, f"{path} is not a readable DuckDB database "
                           f"({text.splitlines()[0] if text else type(exc).__name__})") from None
     try:
-        rows = con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        # duckdb_tables()/duckdb_views(): information_schema costs ~25 ms more to bind
+        rows = con.execute("SELECT table_name FROM duckdb_tables() UNION ALL "
+                           "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
     except duckdb.Error as exc:
         raise ConfigError(key, f"{path} is a damaged DuckDB database ({exc})") from None
     finally:

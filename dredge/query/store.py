@@ -49,9 +49,10 @@ def as_current(con: duckdb.DuckDBPyConnection) -> None:
     columns this version writes and the store lacks, as NULL. Nothing is written."""
     from dredge.enrich.rollup import FLOWS_SCHEMA
 
+    # duckdb_columns(): information_schema costs ~25 ms more to bind
     found = {r[0] for r in con.execute(
-        "SELECT column_name FROM information_schema.columns "
-        "WHERE table_name = 'flows' AND table_catalog = current_database()").fetchall()}
+        "SELECT column_name FROM duckdb_columns() "
+        "WHERE table_name = 'flows' AND database_name = current_database()").fetchall()}
     if not found:
         return  # no view at all: the caller's query says so (CatalogException)
     missing = [f for f in FLOWS_SCHEMA if f.name not in found]

@@ -3,8 +3,10 @@
 ``flows`` is what users query: rolled-up rows with both sides' owners spelled out
 (``enrich.rollup.FLOWS_SCHEMA``). It is a view over ``flow_facts`` (ids and metrics) and the
 ``owners`` dictionary (each distinct owner tuple once), which makes stores several times
-cheaper than writing sixteen strings per row. Table ``ingested`` records each replayed file in the same transaction as its rows, so replaying
-a file again adds nothing and a crash mid-replay loses nothing. ``window_start`` is UTC.
+cheaper than writing sixteen strings per row. Table ``ingested`` records each replayed file
+in the same transaction as its rows, so replaying a file again adds nothing and a crash
+mid-replay loses nothing; a large file's rows come in parts, in a transaction of the file's
+own that its record commits (:meth:`DuckDBSink.store_part`). ``window_start`` is UTC.
 
 Table ``checkpoints`` holds, per (stream, shard), the position the stream daemon reached;
 ``store_batch`` commits rows and those positions in one transaction, so a daemon restarted
@@ -28,13 +30,13 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from dredge.cores import usable_cores
 from dredge.enrich.rollup import Rolled
 from dredge.errors import ConfigError, SinkError
 from dredge.index.snapshot import OWNER_FIELDS
+from dredge.sinks import duckdb_facts as facts
 from dredge.sinks import duckdb_meta as meta
-from dredge.sinks import duckdb_stage as staging
 from dredge.sinks.base import IngestRecord, Rows, ShardCheckpoint
 from dredge.sinks.metrics import flush_seconds, rows_total
 
@@ -101,7 +103,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 @dataclass(frozen=True)
 class DuckDBConfig:
     path: str = "dredge.duckdb"
-    threads: int = 0  # 0 = DuckDB's default (all cores)
+    threads: int = 0  # 0 = the cores this process may run on
     memory_limit: str = ""  # e.g. "2GB"; empty = DuckDB's default
 
     def validate(self) -> None:
@@ -124,7 +126,8 @@ class DuckDBSink:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
         self._hashes: set[str] | None = None
-        self._stages: dict[int, int] | None = None  # stage -> rows staged (replay, large files)
+        self._parts: dict[int, _Parts] = {}  # stage -> a large file's open transaction (replay)
+        self._next_id: int | None = None  # the next file id (all of them are given here)
 
     def open(self) -> None:
         if self._con is not None:
@@ -136,8 +139,9 @@ class DuckDBSink:
         except duckdb.Error as exc:
             raise SinkError(f"cannot open DuckDB database {self.config.path}: {exc}") from exc
         con.execute("SET TimeZone='UTC'")
-        if self.config.threads:
-            con.execute(f"SET threads={int(self.config.threads)}")
+        # DuckDB counts the machine's cores, not the ones this process may use (taskset, a
+        # container's CPU set): its extra threads only contend (one core: close 2x slower)
+        con.execute(f"SET threads={int(self.config.threads or usable_cores())}")
         if self.config.memory_limit:
             con.execute("SET memory_limit=?", [self.config.memory_limit])
         for ddl in (OWNERS_DDL, FACTS_DDL, INGESTED_DDL):
@@ -176,10 +180,9 @@ class DuckDBSink:
     def close(self) -> None:
         with self._lock:
             if self._con is not None:
-                if self._stages is not None:
-                    with contextlib.suppress(duckdb.Error):
-                        staging.drop_if_empty(self._con)
-                    self._stages = None
+                for part in self._parts.values():  # their files were never stored
+                    part.abandon()
+                self._parts.clear()
                 self._con.close()
                 self._con = None
 
@@ -213,112 +216,152 @@ class DuckDBSink:
         return self.store_files([(rows, rec)])[0]
 
     def store_part(self, rows: Rows, stage: int) -> None:
-        """Commit part of a large file's rows to the staging table (:mod:`duckdb_stage`),
-        where no query sees them. ``stage``: the caller's number for the file, the same for
-        all its parts; :meth:`store_files` moves them in with the file's record."""
+        """Part of a large file's rows, into ``flow_facts`` in a transaction of the file's own
+        (a cursor), left open: no query sees them, they are written once, and DuckDB keeps
+        what the transaction appended on disk, not in memory. ``stage``: the caller's number
+        for the file, the same for all its parts; :meth:`store_files` commits the file's
+        record in that transaction, :meth:`drop_part` rolls it back. A killed replay leaves
+        nothing: an open transaction is never in the file."""
         with self._lock:
-            con = self.con
-            if self._stages is None:
-                staging.create(con)
-                self._stages = {}
-            self._stages.setdefault(stage, 0)
+            part = self._parts.get(stage)
             try:
-                con.begin()
-                self._insert(con, rows, np.full(rows.num_rows, stage, np.int32), staging.STAGING)
-                con.commit()
+                if part is None:
+                    part = _Parts(self.con.cursor(), self._take_file_id())
+                    part.cur.begin()
+                    self._parts[stage] = part
+                facts.append(part.cur, self._owned(rows), np.full(rows.num_rows, part.file_id, np.int32))
             except Exception as exc:
-                _rollback(con)
-                raise SinkError(f"DuckDB refused {rows.num_rows} staged rows: {exc}") from exc
-            self._stages[stage] += rows.num_rows
+                raise SinkError(f"DuckDB refused {rows.num_rows} rows of a large file: {exc}") from exc
+            part.rows += rows.num_rows
 
     def drop_part(self, stage: int) -> None:
         """Forget a stage whose file will not be stored (it failed after some parts)."""
         with self._lock:
-            if self._stages is not None and self._stages.pop(stage, None) is not None:
-                staging.clear(self.con, [stage])
+            part = self._parts.pop(stage, None)
+            if part is not None:
+                part.abandon()
+
+    def _take_file_id(self) -> int:
+        """A new file id. Every id is given here, under the lock: a large file takes its id at
+        its first part, in a transaction other commits cannot see, so the table cannot say."""
+        if self._next_id is None:
+            self._next_id = meta.file_ids(self.con, [])[1]
+        fid, self._next_id = self._next_id, self._next_id + 1
+        return fid
 
     def store_files(self, batch: list[tuple[Rows, IngestRecord]],
                     stages: Sequence[int | None] = ()) -> list[bool]:
         """Several files' rows and records in ONE transaction (a commit costs a sync to disk).
 
-        ``stages``: per file, the stage of its rows committed before by :meth:`store_part`
-        (None: all its rows are in the batch); they join the file's rows in this transaction,
-        or are dropped if the file is not stored.
+        ``stages``: per file, the stage of its parts stored before by :meth:`store_part`
+        (None: all its rows are in the batch). Such a file is committed in its own
+        transaction, the one holding its parts; or rolled back if it is not stored.
 
         Returns, per file, whether it was stored (False: already ingested). On failure nothing
-        of the batch is stored and SinkError is raised.
+        of the failed transaction is stored and SinkError is raised.
         """
         t0 = time.perf_counter()
-        stored: list[bool] = []
         stage_of = list(stages) or [None] * len(batch)
-        staged = 0
+        stored = [False] * len(batch)
+        n = 0
         with self._lock:
-            con = self.con
-            try:
-                con.begin()
-                hashes = [rec.hash for _, rec in batch]
-                marks = ", ".join("?" for _ in hashes)
-                present = {r[0] for r in con.execute(
-                    f"SELECT hash FROM ingested WHERE hash IN ({marks})", hashes).fetchall()} if hashes else set()
-                known, next_id = meta.file_ids(con, hashes)
-                tables, ids, records, new_ids = [], [], [], []
-                replaced: set[str] = set()
-                for (rows, rec), stage in zip(batch, stage_of, strict=True):
-                    again = rec.hash in present
-                    if again and not (rec.replace and rec.hash not in replaced):
-                        stored.append(False)
-                        continue
-                    present.add(rec.hash)
-                    stored.append(True)
-                    values = [rec.path, rec.size, rec.records, rec.nodata, rec.skipdata,
-                              rec.malformed, rec.truncated, rec.rows, rec.seconds]
-                    if again:  # --force: the file's earlier rows go, in this transaction
-                        fid = known.get(rec.hash)
-                        if fid is None:
-                            raise SinkError(f"{rec.path}: stored without a file id, its rows "
-                                            "cannot be replaced")
-                        con.execute("DELETE FROM flow_facts WHERE file_id = ?", [fid]).fetchall()
-                        con.execute("UPDATE ingested SET path = ?, size = ?, records = ?, nodata = ?,"
-                                    " skipdata = ?, malformed = ?, truncated = ?, rows = ?,"
-                                    " seconds = ?, ingested_at = now()::TIMESTAMP WHERE hash = ?",
-                                    [*values, rec.hash]).fetchall()
-                        replaced.add(rec.hash)
-                    else:
-                        fid = next_id
-                        next_id += 1
-                        new_ids.append([rec.hash, fid])
-                        records.append([rec.hash, *values])
-                    if rows.num_rows:
-                        tables.append(rows)
-                        ids.append((fid, rows.num_rows))
-                    if stage is not None and self._stages is not None:
-                        staging.move(con, stage, fid)
-                        staged += self._stages[stage]
-                if tables:  # one insert for the whole batch: each statement has a fixed cost
-                    self._insert(con, Rolled.concat([r if isinstance(r, Rolled) else Rolled.from_table(r)
-                                                     for r in tables]),
-                                 np.repeat([i for i, _ in ids], [n for _, n in ids]))
-                if records:
-                    con.executemany(
-                        "INSERT INTO ingested VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)", records)
-                    con.executemany("INSERT INTO file_ids VALUES (?, ?)", new_ids)
-                if self._stages is not None:
-                    staging.clear(con, [s for s in stage_of if s is not None])
-                con.commit()
-                for s in stage_of:
-                    if s is not None and self._stages is not None:
-                        self._stages.pop(s, None)
-                if self._hashes is not None:
-                    self._hashes.update(h for h, ok in zip(hashes, stored, strict=True) if ok)
-            except Exception as exc:  # whatever failed, the transaction must not stay open
-                _rollback(con)
-                n = sum(r.num_rows for r, _ in batch)
-                rows_total.labels(self.name, "failed").inc(n)
-                raise SinkError(f"DuckDB refused a batch of {len(batch)} file(s): {exc}") from exc
-        n = sum(r.num_rows for (r, _), ok in zip(batch, stored, strict=True) if ok) + staged
+            plain = [i for i, st in enumerate(stage_of) if st is None or st not in self._parts]
+            for i, st in enumerate(stage_of):
+                if st is not None and st in self._parts:
+                    part = self._parts.pop(st)
+                    stored[i] = self._commit_parts(part, *batch[i])
+                    n += part.rows + batch[i][0].num_rows if stored[i] else 0
+            if plain:
+                items = [batch[i] for i in plain]
+                for i, ok in zip(plain, self._commit_files(items), strict=True):
+                    stored[i] = ok
+                    n += batch[i][0].num_rows if ok else 0
         rows_total.labels(self.name, "stored").inc(n)
         flush_seconds.labels(self.name).observe(time.perf_counter() - t0)
         return stored
+
+    def _commit_files(self, batch: list[tuple[Rows, IngestRecord]]) -> list[bool]:
+        """Files whose rows are all here, in one transaction on the store's connection."""
+        stored: list[bool] = []
+        con = self.con
+        try:
+            con.begin()
+            hashes = [rec.hash for _, rec in batch]
+            marks = ", ".join("?" for _ in hashes)
+            present = {r[0] for r in con.execute(
+                f"SELECT hash FROM ingested WHERE hash IN ({marks})", hashes).fetchall()} if hashes else set()
+            known, _ = meta.file_ids(con, hashes)
+            tables, ids, records, new_ids = [], [], [], []
+            replaced: set[str] = set()
+            for rows, rec in batch:
+                again = rec.hash in present
+                if again and not (rec.replace and rec.hash not in replaced):
+                    stored.append(False)
+                    continue
+                present.add(rec.hash)
+                stored.append(True)
+                if again:  # --force: the file's earlier rows go, in this transaction
+                    fid = known.get(rec.hash)
+                    if fid is None:
+                        raise SinkError(f"{rec.path}: stored without a file id, its rows "
+                                        "cannot be replaced")
+                    con.execute("DELETE FROM flow_facts WHERE file_id = ?", [fid]).fetchall()
+                    meta.update_record(con, rec)
+                    replaced.add(rec.hash)
+                else:
+                    fid = self._take_file_id()
+                    new_ids.append([rec.hash, fid])
+                    records.append(meta.record(rec))
+                if rows.num_rows:
+                    tables.append(rows)
+                    ids.append((fid, rows.num_rows))
+            if tables:  # one insert for the whole batch: each statement has a fixed cost
+                rolled = Rolled.concat([r if isinstance(r, Rolled) else Rolled.from_table(r) for r in tables])
+                facts.append(con, facts.owned(con, rolled),
+                                   np.repeat([i for i, _ in ids], [n for _, n in ids]))
+            if records:
+                con.executemany(meta.INSERT_RECORD, records)
+                con.executemany("INSERT INTO file_ids VALUES (?, ?)", new_ids)
+            con.commit()
+            if self._hashes is not None:
+                self._hashes.update(h for h, ok in zip(hashes, stored, strict=True) if ok)
+        except Exception as exc:  # whatever failed, the transaction must not stay open
+            _rollback(con)
+            rows_total.labels(self.name, "failed").inc(sum(r.num_rows for r, _ in batch))
+            raise SinkError(f"DuckDB refused a batch of {len(batch)} file(s): {exc}") from exc
+        return stored
+
+    def _commit_parts(self, part: _Parts, rows: Rows, rec: IngestRecord) -> bool:
+        """A large file: its last rows and its record in the transaction holding its parts."""
+        cur = part.cur
+        try:
+            # what the store holds now (the part's transaction sees the store as it was when
+            # its first part came)
+            present = self.con.execute("SELECT 1 FROM ingested WHERE hash = ?", [rec.hash]).fetchall()
+            if present and not rec.replace:
+                part.abandon()
+                return False
+            if present:  # --force: the file's earlier rows go; its new rows have a new id
+                old = self.con.execute("SELECT id FROM file_ids WHERE hash = ?", [rec.hash]).fetchall()
+                if not old:
+                    raise SinkError(f"{rec.path}: stored without a file id, its rows cannot be replaced")
+                cur.execute("DELETE FROM flow_facts WHERE file_id = ?", [old[0][0]]).fetchall()
+                meta.update_record(cur, rec)
+                cur.execute("UPDATE file_ids SET id = ? WHERE hash = ?", [part.file_id, rec.hash]).fetchall()
+            else:
+                cur.execute(meta.INSERT_RECORD, meta.record(rec)).fetchall()
+                cur.execute("INSERT INTO file_ids VALUES (?, ?)", [rec.hash, part.file_id]).fetchall()
+            if rows.num_rows:
+                facts.append(cur, self._owned(rows), np.full(rows.num_rows, part.file_id, np.int32))
+            cur.commit()
+            cur.close()
+        except Exception as exc:
+            part.abandon()
+            rows_total.labels(self.name, "failed").inc(part.rows + rows.num_rows)
+            raise SinkError(f"DuckDB refused {rec.path} ({part.rows + rows.num_rows} rows): {exc}") from exc
+        if self._hashes is not None:
+            self._hashes.add(rec.hash)
+        return True
 
     def store_batch(self, rows: Rows | Sequence[Rows], checkpoints: list[ShardCheckpoint]) -> None:
         """Rows (one table or several) and shard positions in ONE transaction: both or
@@ -366,51 +409,33 @@ class DuckDBSink:
                 [stream]).fetchall()
         return {str(s): (str(q), int(n)) for s, q, n in found}
 
-    @staticmethod
-    def _insert(con: duckdb.DuckDBPyConnection, rows: Rows, file_ids: np.ndarray | None = None,
-                table: str = "flow_facts") -> None:
-        """Insert rolled-up rows inside the caller's transaction; ``file_ids``: each row's
-        file (replay), else NULL (the stream's rows); ``table``: or the staging table.
+    def _insert(self, con: duckdb.DuckDBPyConnection, rows: Rows) -> None:
+        """Rolled-up rows of the stream inside the caller's transaction (file id NULL)."""
+        facts.append(con, facts.owned(con, rows), None)
 
-        Owners go into the ``owners`` dictionary once (keyed by all eight fields); facts
-        carry their ids. A ``flows``-schema table with strings is accepted too.
-        """
-        rolled = rows if isinstance(rows, Rolled) else Rolled.from_table(rows)
-        if rolled.num_rows == 0:
-            return
-        owners = rolled.owners
-        key = pc.binary_join_element_wise(
-            *[owners.column(f).cast(pa.string()) for f in OWNER_FIELDS], "\x1f",
-            null_handling="replace", null_replacement="\x00")
-        batch_owners = owners.append_column("key", key).append_column(
-            "lid", pa.array(np.arange(owners.num_rows, dtype=np.int32)))
-        con.register("_dredge_owners", batch_owners)
-        try:
-            con.execute(f"""
-                INSERT INTO owners
-                SELECT (SELECT coalesce(max(id), -1) FROM owners) + row_number() OVER (ORDER BY b.lid),
-                       b.key, {", ".join("b." + f for f in OWNER_FIELDS)}
-                FROM _dredge_owners b ANTI JOIN owners o ON o.key = b.key""")
-            mapping = con.execute(
-                "SELECT b.lid, o.id FROM _dredge_owners b JOIN owners o ON o.key = b.key").fetchnumpy()
-        finally:
-            con.unregister("_dredge_owners")
-        ids = np.empty(owners.num_rows, np.int32)
-        ids[mapping["lid"]] = mapping["id"]
-        facts = rolled.facts
-        facts = facts.set_column(1, "src_owner", pa.array(ids[facts.column("src_owner").to_numpy()]))
-        facts = facts.set_column(2, "dst_owner", pa.array(ids[facts.column("dst_owner").to_numpy()]))
-        if file_ids is not None:
-            facts = facts.append_column("file_id", pa.array(file_ids, pa.int32()))
-        con.register("_dredge_facts", facts)
-        try:
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _dredge_facts")
-        finally:
-            con.unregister("_dredge_facts")
+    def _owned(self, rows: Rows) -> pa.Table:
+        """The facts of rows outside a transaction of the store's connection: new owners are
+        committed at once (a dictionary entry no row uses yet is harmless)."""
+        return facts.owned(self.con, rows)
 
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         with self._lock:
             return self.con.sql(sql, params=params or None).to_arrow_table()
+
+
+@dataclass
+class _Parts:
+    """A large file's parts: the open transaction (a cursor of the store's connection) that
+    holds them, the file id they carry, and how many rows they are."""
+
+    cur: duckdb.DuckDBPyConnection
+    file_id: int
+    rows: int = 0
+
+    def abandon(self) -> None:
+        _rollback(self.cur)
+        with contextlib.suppress(duckdb.Error):
+            self.cur.close()
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:

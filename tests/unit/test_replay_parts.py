@@ -40,14 +40,14 @@ def test_parts_store_what_whole_files_store(small_sample: Path, tmp_path: Path, 
     assert parts.rows > whole.rows
     assert query(tmp_path / "p.duckdb", SUMS) == query(tmp_path / "w.duckdb", SUMS)
     assert (parts.stored, parts.counts, parts.failed) == (whole.stored, whole.counts, whole.failed)
-    # each file's record counts all its rows, every part included; no staging left behind
+    # each file's record counts all its rows, every part included; no table besides the store's
     per_file = query(tmp_path / "p.duckdb",
                      "SELECT i.rows, (SELECT count(*) FROM flow_facts f WHERE f.file_id = d.id) "
                      "FROM ingested i JOIN file_ids d USING (hash)")
     assert per_file and all(a == b for a, b in per_file)
     assert parts.rows == query(tmp_path / "p.duckdb", "SELECT count(*) FROM flow_facts")[0][0]
-    assert not query(tmp_path / "p.duckdb", "SELECT table_name FROM information_schema.tables "
-                                            "WHERE table_name = 'flow_facts_staging'")
+    assert {r[0] for r in query(tmp_path / "p.duckdb", "SELECT table_name FROM duckdb_tables()")} \
+        == {r[0] for r in query(tmp_path / "w.duckdb", "SELECT table_name FROM duckdb_tables()")}
 
 
 def test_parts_keep_the_rollup_settings(small_sample: Path, tmp_path: Path) -> None:
@@ -106,3 +106,20 @@ def test_the_writer_commits_files_together_up_to_commit_files(small_sample: Path
     assert summary.stored == sum(sink.batches) >= 3
     # full groups of two while files keep coming; what is left goes at the end
     assert sink.batches[:-1] == [2] * (len(sink.batches) - 1) and sink.batches[-1] in (1, 2)
+
+
+def test_the_writer_commits_at_once_what_waits_when_it_would_idle(small_sample: Path,
+                                                                  tmp_path: Path) -> None:
+    """Large files commit while the next ones are read, not all after the last one."""
+    snap, _ = load_index([small_sample / "owners.jsonl"], [small_sample / "networks.csv"])
+    batches: dict[int, list[int]] = {}
+    for idle_rows in (10**9, 1):
+        sink = CountingSink(DuckDBConfig(path=str(tmp_path / f"i{idle_rows}.duckdb")))
+        sink.batches = []
+        with sink:
+            summary = replay([str(small_sample / "logs")], snap, sink, DeadLetters(None),
+                             ReplayConfig(commit_seconds=3600, idle_commit_rows=idle_rows))
+        assert summary.stored == sum(sink.batches) >= 3
+        batches[idle_rows] = sink.batches
+    assert batches[10**9] == [summary.stored]  # all at the end
+    assert len(batches[1]) >= 2  # the writer had nothing else to do after the first file
