@@ -107,19 +107,3 @@ def test_the_writer_commits_files_together_up_to_commit_files(small_sample: Path
     # full groups of two while files keep coming; what is left goes at the end
     assert sink.batches[:-1] == [2] * (len(sink.batches) - 1) and sink.batches[-1] in (1, 2)
 
-
-def test_the_writer_commits_at_once_what_waits_when_it_would_idle(small_sample: Path,
-                                                                  tmp_path: Path) -> None:
-    """Large files commit while the next ones are read, not all after the last one."""
-    snap, _ = load_index([small_sample / "owners.jsonl"], [small_sample / "networks.csv"])
-    batches: dict[int, list[int]] = {}
-    for idle_rows in (10**9, 1):
-        sink = CountingSink(DuckDBConfig(path=str(tmp_path / f"i{idle_rows}.duckdb")))
-        sink.batches = []
-        with sink:
-            summary = replay([str(small_sample / "logs")], snap, sink, DeadLetters(None),
-                             ReplayConfig(commit_seconds=3600, idle_commit_rows=idle_rows))
-        assert summary.stored == sum(sink.batches) >= 3
-        batches[idle_rows] = sink.batches
-    assert batches[10**9] == [summary.stored]  # all at the end
-    assert len(batches[1]) >= 2  # the writer had nothing else to do after the first file
