@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,15 +124,45 @@ def count_records(source: str, counts: RecordCounts) -> None:
             records_total.labels(source, outcome).inc(n)
 
 
-class Enricher:
-    """Parse + enrich + roll up batches against one index snapshot."""
+class IndexLoadFailed(Exception):
+    """The index loading beside the first files failed; ``error`` is what it raised. Not a
+    DredgeError, so that no file counts it as its own failure: replay raises ``error``."""
 
-    def __init__(self, snapshot: IndexSnapshot, window_s: int,
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+Snapshot = IndexSnapshot | Future[IndexSnapshot]  # a Future: still loading (replay)
+
+
+def resolved(snapshot: Snapshot) -> IndexSnapshot:
+    """The snapshot, once loaded (:class:`IndexLoadFailed` if that failed)."""
+    if isinstance(snapshot, IndexSnapshot):
+        return snapshot
+    try:
+        return snapshot.result()
+    except Exception as exc:
+        raise IndexLoadFailed(exc) from exc
+
+
+class Enricher:
+    """Parse + enrich + roll up batches against one index snapshot (or one loading: the
+    first batch waits for it, so a file is read and parsed while the index loads)."""
+
+    def __init__(self, snapshot: Snapshot, window_s: int,
                  ephemeral_from: int = EPHEMERAL_FROM) -> None:
-        self.snapshot = snapshot
+        self._snapshot = snapshot
         self.rollup = Rollup(window_s, ephemeral_from)
         self.counts = RecordCounts()
         self.join = LookupStats()
+
+    @property
+    def snapshot(self) -> IndexSnapshot:
+        snap = self._snapshot
+        if not isinstance(snap, IndexSnapshot):
+            snap = self._snapshot = resolved(snap)
+        return snap
 
     def add_columns(self, cols: FlowColumns, counts: RecordCounts) -> None:
         self.counts.add(counts)
@@ -161,7 +192,7 @@ class Enricher:
         return part
 
 
-def process_file(ref: FileRef, kind: str, snapshot: IndexSnapshot, window_s: int,
+def process_file(ref: FileRef, kind: str, snapshot: Snapshot, window_s: int,
                  default_format: FlowFormat, dead: DeadLetters, chunk_bytes: int = 16 << 20,
                  read_ahead: int = 0, ephemeral_from: int = EPHEMERAL_FROM,
                  part: Part | None = None) -> FileResult:

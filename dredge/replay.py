@@ -36,8 +36,15 @@ from dredge.errors import ConfigError, SourceError
 from dredge.flowlog.columns import RecordCounts
 from dredge.flowlog.fields import DEFAULT_FORMAT, FlowFormat
 from dredge.flowlog.ports import EPHEMERAL_FROM, check_ephemeral_from
-from dredge.index.snapshot import IndexSnapshot
-from dredge.pipeline import FileResult, count_records, process_file, window_ok
+from dredge.pipeline import (
+    FileResult,
+    IndexLoadFailed,
+    Snapshot,
+    count_records,
+    process_file,
+    resolved,
+    window_ok,
+)
 from dredge.sinks.base import FileSink, IngestRecord
 from dredge.sinks.deadletter import DeadLetters
 from dredge.sources.files import FileRef, discover, file_digest, sniff
@@ -141,7 +148,7 @@ class ReplaySummary:
         }
 
 
-def replay(paths: list[str], snapshot: IndexSnapshot, sink: FileSink, dead: DeadLetters,
+def replay(paths: list[str], snapshot: Snapshot, sink: FileSink, dead: DeadLetters,
            config: ReplayConfig, progress: Progress | Callable[[int], Progress] | None = None
            ) -> ReplaySummary:
     config.validate()
@@ -215,6 +222,9 @@ def replay(paths: list[str], snapshot: IndexSnapshot, sink: FileSink, dead: Dead
                 writer.put(done)
             if bar is not None:
                 bar.update(files, processed)
+        resolved(snapshot)  # a failed index load is an error even when no file needed it
+    except IndexLoadFailed as exc:
+        raise exc.error from None
     finally:
         writer.close()
     if bar is not None:

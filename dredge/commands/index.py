@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +48,26 @@ def load_snapshot(args: argparse.Namespace) -> IndexSnapshot:
              networks=report.networks, invalid_intervals=report.invalid_intervals,
              invalid_networks=report.invalid_networks)
     return snap
+
+
+def load_snapshot_beside(args: argparse.Namespace) -> IndexSnapshot | Future[IndexSnapshot]:
+    """The snapshot loading on a thread of its own while the store opens and the first files
+    are read and parsed (replay's join waits for it), when a second core can run it;
+    else loaded here."""
+    from dredge.cores import usable_cores
+
+    if usable_cores() < 2:
+        return load_snapshot(args)
+    future: Future[IndexSnapshot] = Future()
+
+    def load() -> None:
+        try:
+            future.set_result(load_snapshot(args))
+        except BaseException as exc:  # raised where the snapshot is needed
+            future.set_exception(exc)
+
+    threading.Thread(target=load, name="index-load", daemon=True).start()
+    return future
 
 
 def _snapshot_stats(snap: IndexSnapshot) -> dict[str, Any]:

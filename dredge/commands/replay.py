@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from dredge.commands.druid import add_druid_args
-from dredge.commands.index import add_index_args, load_snapshot
+from dredge.commands.index import add_index_args, load_snapshot_beside
 from dredge.commands.options import int_in
 from dredge.commands.stores import store_to_write
 from dredge.errors import ConfigError
@@ -70,7 +70,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     store_to_write(args.db)
     dl_path = Path(args.dead_letter) if args.dead_letter else Path(args.db).with_suffix(".deadletter.jsonl")
     check_output_file("--dead-letter", dl_path)
-    snap = load_snapshot(args)
+    snap = load_snapshot_beside(args)
     dead = DeadLetters(dl_path)
     druid: dict[str, Any] | None = None
     try:
