@@ -276,10 +276,6 @@ class DuckDBSink:
                 for i, ok in zip(plain, self._commit_files(items), strict=True):
                     stored[i] = ok
                     n += batch[i][0].num_rows if ok else 0
-            if not self._parts:  # DuckDB cannot while a large file's transaction is open
-                # now, beside the workers, not all at close when nothing else runs
-                with contextlib.suppress(duckdb.Error):
-                    self.con.execute("CHECKPOINT")
         rows_total.labels(self.name, "stored").inc(n)
         flush_seconds.labels(self.name).observe(time.perf_counter() - t0)
         return stored
