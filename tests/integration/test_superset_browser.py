@@ -158,7 +158,9 @@ def test_dashboard_shows_druid_data(page: Any, slug: str) -> None:
     assert set(names) == {c.name for c in board.charts}, names
     for name, cid in names.items():
         last = data.answers[cid][-1]
-        assert last[0] == 200, (name, last)
+        # every answer, not only the last: a chart that failed first and was asked again
+        # (the Broker not yet able to sum a metric after a REPLACE) is a user seeing an error
+        assert [s for s, _ in data.answers[cid]] == [200] * len(data.answers[cid]), (name, last)
         assert rows(last), f"{name}: no rows"
     errors = page.locator("[data-test=chart-grid-component] [role=alert], "
                           "[data-test=chart-grid-component] .ant-alert-error").all_inner_texts()
