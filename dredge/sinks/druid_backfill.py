@@ -201,7 +201,7 @@ class HourReplacer:
                     continue
                 if state == "SUCCESS":
                     if rows:
-                        self._wait_visible(start, end)
+                        self._wait_visible(start, end, [h for h, d in parts if d])
                     seconds = time.perf_counter() - t0
                     self._done(start, end)
                     summary.statements += 1
@@ -220,30 +220,33 @@ class HourReplacer:
                         f" failed {self.config.max_attempts} times; the hours stay pending (run"
                         f" again to push them): {error[:500]}")
 
-    def _wait_visible(self, start: int, end: int) -> None:
-        """Wait until the Broker's SQL answers for the rebuilt hours. The task ends when the
-        segments are loaded on the Historicals, but the Broker learns a datasource's columns
-        from them a moment later: a datasource whose only segments were just replaced is "not
-        found" in between (a CI run failed on it). Bounded; a Broker still behind then is
-        logged, not an error (the rows are stored)."""
-        ds = self.config.datasource.replace('"', '""')
-        query = (f'SELECT COUNT(*) AS n FROM "{ds}" WHERE __time >= TIMESTAMP \'{_ts(start)}\''
-                 f" AND __time < TIMESTAMP '{_ts(end)}'")
+    def _wait_visible(self, start: int, end: int, hours: list[int]) -> None:
+        """Wait until the Broker's SQL shows what the statement wrote (:meth:`_visible`). The
+        task ends when the segments are loaded on the Historicals, but the Broker learns a
+        datasource's columns from them a moment later: a datasource whose only segments were
+        just replaced is "not found" in between, and a column new to it is unknown (two CI
+        runs failed on these). Bounded; a Broker still behind then is logged, not an error
+        (the rows are stored)."""
         deadline = time.monotonic() + min(self.config.task_timeout_s, 120.0)
-        error = ""
         while True:
             try:
-                rows = self.api.sql(query)
-                if rows and int(rows[0].get("n") or 0) > 0:
-                    return
-                error = "no rows yet"
+                why = self._visible(start, end, hours)
             except SinkError as exc:  # DruidUnreachable too
-                error = str(exc)
+                why = str(exc)
+            if not why:
+                return
             if time.monotonic() >= deadline:
                 log.warning("druid_replace_not_visible", datasource=self.config.datasource,
-                            start=_ts(start), end=_ts(end), error=error[:300])
+                            start=_ts(start), end=_ts(end), error=why[:300])
                 return
             self._sleep(0.5)
+
+    def _visible(self, start: int, end: int, hours: list[int]) -> str:
+        """Why the rebuilt ``hours`` (those with rows) are not yet seen; "" once they are."""
+        ds = self.config.datasource.replace('"', '""')
+        rows = self.api.sql(f'SELECT COUNT(*) AS n FROM "{ds}" WHERE __time >= TIMESTAMP'
+                            f" '{_ts(start)}' AND __time < TIMESTAMP '{_ts(end)}'")
+        return "" if rows and int(rows[0].get("n") or 0) > 0 else "no rows yet"
 
     def _wait_task(self, task: str) -> tuple[str, str]:
         """Poll a task until it ends; (SUCCESS|FAILED, error). Druid going away mid-wait is

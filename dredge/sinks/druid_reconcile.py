@@ -193,6 +193,15 @@ class DruidReconcile(HourReplacer):
         lines, _ = encode(Rolled.from_table(flows))
         return b"\n".join(lines) + b"\n", flows.num_rows
 
+    def _visible(self, start: int, end: int, hours: list[int]) -> str:
+        """Each rebuilt hour carries its new mark, and only it, in what the Broker answers
+        (else the next plan would rebuild it again)."""
+        marks = self.druid_marks(start, end)
+        for hour in hours:
+            if set(marks.get(hour, {})) != {self._marks[hour]}:
+                return f"{_ts(hour)}: marks {sorted(map(str, marks.get(hour, {})))}"
+        return ""
+
     def _extra(self, start: int, end: int) -> list[tuple[str, str]]:
         """The mark: each hour's fingerprint, chosen by the row's hour."""
         cases = " ".join(f"WHEN TIMESTAMP '{_ts(h)}' THEN '{self._marks[h]}'"
