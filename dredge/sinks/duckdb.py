@@ -245,7 +245,7 @@ class DuckDBSink:
         """A new file id. Every id is given here, under the lock: a large file takes its id at
         its first part, in a transaction other commits cannot see, so the table cannot say."""
         if self._next_id is None:
-            self._next_id = meta.file_ids(self.con, [])[1]
+            self._next_id = meta.next_file_id(self.con)
         fid, self._next_id = self._next_id, self._next_id + 1
         return fid
 
@@ -270,7 +270,7 @@ class DuckDBSink:
                 if st is not None and st in self._parts:
                     part = self._parts.pop(st)
                     stored[i] = self._commit_parts(part, *batch[i])
-                    n += part.rows + batch[i][0].num_rows if stored[i] else 0
+                    n += (part.rows + batch[i][0].num_rows) if stored[i] else 0
             if plain:
                 items = [batch[i] for i in plain]
                 for i, ok in zip(plain, self._commit_files(items), strict=True):
@@ -290,7 +290,7 @@ class DuckDBSink:
             marks = ", ".join("?" for _ in hashes)
             present = {r[0] for r in con.execute(
                 f"SELECT hash FROM ingested WHERE hash IN ({marks})", hashes).fetchall()} if hashes else set()
-            known, _ = meta.file_ids(con, hashes)
+            known = meta.known_file_ids(con, hashes)
             tables, ids, records, new_ids = [], [], [], []
             replaced: set[str] = set()
             for rows, rec in batch:
@@ -318,7 +318,7 @@ class DuckDBSink:
             if tables:  # one insert for the whole batch: each statement has a fixed cost
                 rolled = Rolled.concat([r if isinstance(r, Rolled) else Rolled.from_table(r) for r in tables])
                 facts.append(con, facts.owned(con, rolled),
-                                   np.repeat([i for i, _ in ids], [n for _, n in ids]))
+                             np.repeat([i for i, _ in ids], [n for _, n in ids]))
             if records:
                 con.executemany(meta.INSERT_RECORD, records)
                 con.executemany("INSERT INTO file_ids VALUES (?, ?)", new_ids)
@@ -342,10 +342,10 @@ class DuckDBSink:
                 part.abandon()
                 return False
             if present:  # --force: the file's earlier rows go; its new rows have a new id
-                old = self.con.execute("SELECT id FROM file_ids WHERE hash = ?", [rec.hash]).fetchall()
-                if not old:
+                old = meta.known_file_ids(self.con, [rec.hash]).get(rec.hash)
+                if old is None:
                     raise SinkError(f"{rec.path}: stored without a file id, its rows cannot be replaced")
-                cur.execute("DELETE FROM flow_facts WHERE file_id = ?", [old[0][0]]).fetchall()
+                cur.execute("DELETE FROM flow_facts WHERE file_id = ?", [old]).fetchall()
                 meta.update_record(cur, rec)
                 cur.execute("UPDATE file_ids SET id = ? WHERE hash = ?", [part.file_id, rec.hash]).fetchall()
             else:

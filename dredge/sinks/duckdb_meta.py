@@ -110,13 +110,18 @@ def require_replaceable(con: duckdb.DuckDBPyConnection, path: str) -> None:
                                    "replaced exactly: replay into a new store instead")
 
 
-def file_ids(con: duckdb.DuckDBPyConnection, hashes: list[str]) -> tuple[dict[str, int], int]:
-    """(hash -> id of the files among ``hashes`` that have one, the next free id)."""
+def known_file_ids(con: duckdb.DuckDBPyConnection, hashes: list[str]) -> dict[str, int]:
+    """hash -> id of the files among ``hashes`` that have one."""
+    if not hashes:
+        return {}
     marks = ", ".join("?" for _ in hashes)
-    known = {str(h): int(i) for h, i in con.execute(
-        f"SELECT hash, id FROM file_ids WHERE hash IN ({marks})", hashes).fetchall()} if hashes else {}
-    top = con.execute("SELECT coalesce(max(id), 0) FROM file_ids").fetchall()[0][0]
-    return known, int(top) + 1
+    return {str(h): int(i) for h, i in con.execute(
+        f"SELECT hash, id FROM file_ids WHERE hash IN ({marks})", hashes).fetchall()}
+
+
+def next_file_id(con: duckdb.DuckDBPyConnection) -> int:
+    """The first id no stored file has."""
+    return int(con.execute("SELECT coalesce(max(id), 0) FROM file_ids").fetchall()[0][0]) + 1
 
 
 INSERT_RECORD = "INSERT INTO ingested VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)"
