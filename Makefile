@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml $(NATIVE)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m compileall -q dredge  # bytecode now: the first run starts as fast as the next
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,4 +1,12 @@
 """Dredge: AWS VPC flow logs, enriched with the application that owned each IP at the flow's time."""
 
+import os
+
+# numpy's OpenBLAS starts a spinning thread per core when numpy is imported, and Dredge never
+# multiplies matrices: on two cores those threads burned ~0.1 CPU s of every process's start
+# (each replay worker's too) and competed with the replay's own threads. Set before numpy
+# loads; a value already in the environment wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 __version__ = "0.1.0"
 __all__ = ["__version__"]

@@ -21,31 +21,30 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
 from dredge import __version__
-from dredge.commands import (
-    dashboards,
-    druid,
-    generate,
-    iceberg,
-    index,
-    parse,
-    query,
-    replay,
-    run,
-    serve,
-)
 from dredge.errors import CheckpointError, ConfigError, DecodeError, DredgeError, SinkUnavailable
 from dredge.telemetry.logging import LEVELS, configure
 
 RUNTIME_ERRORS = (CheckpointError, DecodeError, SinkUnavailable)
 _BAD_PATH = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP)
 LEVEL_ENV = "DREDGE_LOG_LEVEL"
-SERVERS = ("run", "serve")  # long-running: they keep their info logs (and any --every loop)
+SERVERS = ("run", "serve")
+# each verb: its module in dredge.commands and the function that adds its subparser, in the
+# order `dredge --help` lists them. A command line naming a verb imports that module only
+# (what the others import cost a replay ~40 ms of its start).
+COMMANDS = {
+    "replay": "add_parser", "query": "add_parser", "parse": "add_parser",
+    "generate": "add_parser", "index": "add_index_command", "run": "add_parser",
+    "druid": "add_druid_command", "serve": "add_parser", "dashboards": "add_parser",
+    "iceberg": "add_parser",
+}
+_GLOBAL_VALUED = ("--log-level",)  # top-level options that take a value  # long-running: they keep their info logs (and any --every loop)
 
 
 def _long_running(args: argparse.Namespace) -> bool:
@@ -70,17 +69,29 @@ def _level(text: str) -> str:
     return text.lower()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _verb(argv: Sequence[str]) -> str | None:
+    """The verb a command line names (its first word that is not a top-level option), if it
+    is one of :data:`COMMANDS`; None for ``dredge --help``, a typo, or no verb."""
+    it = iter(argv)
+    for word in it:
+        if word in _GLOBAL_VALUED:
+            next(it, None)
+        elif not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or (``only``) the top level with that one verb."""
     p: argparse.ArgumentParser = Parser(prog="dredge", description="VPC flow logs, enriched with who owned each IP.")
     p.add_argument("--version", action="version", version=f"dredge {__version__}")
     p.add_argument("--log-level", type=_level, default=None, metavar="LEVEL",
                    help=f"{', '.join(LEVELS)} (default: ${LEVEL_ENV}, else warning; "
                    "serve: info; run: its config's log_level)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (replay.add_parser, query.add_parser, parse.add_parser, generate.add_parser,
-                index.add_index_command, run.add_parser, druid.add_druid_command, serve.add_parser,
-                dashboards.add_parser, iceberg.add_parser):
-        add(sub)
+    for verb, adder in COMMANDS.items():
+        if only is None or verb == only:
+            getattr(importlib.import_module(f"dredge.commands.{verb}"), adder)(sub)
     return p
 
 
@@ -104,7 +115,8 @@ def _fail(message: str, status: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        words = sys.argv[1:] if argv is None else argv
+        args = build_parser(_verb(words)).parse_args(words)
         level = _log_level(args)
         args.log_level = level
         configure(level or ("info" if _long_running(args) else "warning"))

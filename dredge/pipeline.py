@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from dredge.enrich.join import enrich
 from dredge.enrich.rollup import Rolled, Rollup
@@ -274,6 +273,8 @@ def _text(ref: FileRef, kind: str, enricher: Enricher, result: FileResult,
 
 def _parquet(ref: FileRef, enricher: Enricher, result: FileResult, dead: DeadLetters,
              part: Part | None) -> None:
+    import pyarrow.parquet as pq  # here: text-only replays need not load it (~8 ms)
+
     try:
         with open_file(ref) as fh:
             pf = pq.ParquetFile(fh)

@@ -32,8 +32,9 @@ CASE WHEN regexp_full_match(trim({c}), '-?[0-9]+(\\.[0-9]*)?([eE][+-]?[0-9]+)?')
      THEN TRY_CAST(floor(TRY_CAST({c} AS DOUBLE)) AS BIGINT)
      ELSE TRY_CAST(floor(epoch(TRY_CAST({c} AS TIMESTAMPTZ))) AS BIGINT) END
 """
-_TIME_SQL = ("CASE WHEN {c} IS NULL THEN NULL ELSE coalesce(CASE WHEN (" + _EPOCH_SQL
-             + f") BETWEEN {MIN_TIME} AND {MAX_TIME} THEN (" + _EPOCH_SQL + ") END, {bad}) END")
+# a parsed time within [MIN_TIME, MAX_TIME], else {bad}; NULL stays NULL
+_RANGE_SQL = (f"CASE WHEN {{c}} IS NULL THEN NULL WHEN {{v}} BETWEEN {MIN_TIME} AND {MAX_TIME} "
+              "THEN {v} ELSE {bad} END")
 
 
 def load_ownership(path: Path) -> pa.Table:
@@ -43,12 +44,12 @@ def load_ownership(path: Path) -> pa.Table:
     try:
         rel = con.read_json(str(path), format="newline_delimited", columns=cols)
         con.register("raw", rel)
-        end_sql = _TIME_SQL.format(c='"end"', bad="-1")
-        select = ", ".join(
-            ["ip", _TIME_SQL.format(c="start", bad="NULL") + " AS start", end_sql + ' AS "end"']
-            + [f'"{f}"' for f in OWNER_FIELDS]
-        )
-        table = con.sql(f"SELECT {select} FROM raw").to_arrow_table()
+        owners = [f'"{f}"' for f in OWNER_FIELDS]
+        parsed = ", ".join(["ip", "start", '"end"', _EPOCH_SQL.format(c="start") + " AS s",
+                            _EPOCH_SQL.format(c='"end"') + " AS e", *owners])
+        select = ", ".join(["ip", _RANGE_SQL.format(c="start", v="s", bad="NULL") + " AS start",
+                            _RANGE_SQL.format(c='"end"', v="e", bad="-1") + ' AS "end"', *owners])
+        table = con.sql(f"SELECT {select} FROM (SELECT {parsed} FROM raw)").to_arrow_table()
     except duckdb.Error as exc:
         log.warning("ownership_file_fallback", file=str(path), error=str(exc).splitlines()[0])
         table = _load_ownership_slow(path)

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import base64
 import os
-import urllib.error
-import urllib.request
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from dredge.errors import ConfigError, DredgeError
 
 if TYPE_CHECKING:
+    import urllib.error
+
     import pyarrow as pa
 
     from dredge.query.spec import QuerySpec
@@ -23,6 +23,9 @@ TOKEN_ENV = "DREDGE_SERVE_TOKEN"
 def query_server(url: str, spec: QuerySpec, token: str | None = None,
                  timeout_s: float = 120.0) -> pa.Table:
     """POST ``spec`` to ``url``'s /api/query; the answer as ``dredge query`` would print it."""
+    import urllib.error  # here, not above: http.client costs every command ~15 ms at start
+    import urllib.request
+
     import orjson
 
     from dredge.serve.params import spec_params

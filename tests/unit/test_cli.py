@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -89,3 +90,39 @@ def test_help_imports_nothing_heavy() -> None:
             f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize(("argv", "verb"), [
+    (["replay", "x.gz"], "replay"),
+    (["--log-level", "info", "query", "top"], "query"),
+    (["--log-level=info", "serve"], "serve"),
+    (["--log-level", "replay", "run"], "run"),  # the option's value is not the verb
+    (["--help"], None), (["replai", "x"], None), ([], None),
+])
+def test_the_verb_of_a_command_line(argv: list[str], verb: str | None) -> None:
+    from dredge.cli import _verb
+
+    assert _verb(argv) == verb
+
+
+def test_a_replay_loads_no_other_command(tmp_path: Path) -> None:
+    """A command line naming its verb builds that verb's parser only: a text replay imports
+    neither the other commands (the query client, the servers, Druid's and Superset's) nor
+    Parquet, and numpy's OpenBLAS is kept to one thread (it never multiplies matrices)."""
+    import subprocess
+
+    logs = tmp_path / "a.log.gz"
+    logs.write_bytes(gzip.compress(f"{ACCEPT}\n".encode()))
+    code = ("import json, os, sys, dredge.cli; rc = dredge.cli.main(sys.argv[1:]); "
+            "print(json.dumps([rc, sorted(m for m in sys.modules if m.startswith(("
+            "'dredge.commands.', 'dredge.serve', 'pyarrow.parquet', 'boto3'))), "
+            "os.environ['OPENBLAS_NUM_THREADS']]))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code, "replay", str(logs), "--db",
+                          str(tmp_path / "d.duckdb"), "--no-progress"],
+                         capture_output=True, text=True, check=True, env=env)
+    rc, loaded, threads = json.loads(out.stdout.strip().splitlines()[-1])
+    assert rc == 0, out.stderr
+    assert threads == "1"
+    assert loaded == ["dredge.commands.druid", "dredge.commands.index", "dredge.commands.options",
+                      "dredge.commands.replay", "dredge.commands.stores"]
