@@ -276,7 +276,9 @@ def fixed_cost(big: Path, root: Path, seed: int) -> dict[str, dict[str, object]]
     return out
 
 
-IMPORTS = "import numpy, pyarrow, pyarrow.compute, duckdb"  # a text replay needs no Parquet
+# a text replay needs no Parquet; out the way `dredge` leaves (no interpreter teardown)
+IMPORTS = ("import atexit, os, numpy, pyarrow, pyarrow.compute, duckdb; "
+           "atexit._run_exitfuncs(); os._exit(0)")
 
 
 def profile(data: Path, out: Path) -> None:

@@ -20,10 +20,13 @@ keep their info logs (``dredge run`` at its config's ``log_level``). ``--log-lev
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import errno
 import importlib
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -143,5 +146,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "DREDGE_TRACEBACK=1 to see where, and please report it)", 1)
 
 
+def entry() -> NoReturn:
+    """The ``dredge`` program: :func:`main`, then out without tearing the interpreter down.
+
+    Python's own exit frees every module and object one by one: with numpy, Arrow and DuckDB
+    loaded that took ~40 ms, a tenth of a small replay's whole run. Everything that matters at
+    exit is done here first: the atexit handlers (logging's flush, thread pools' joins,
+    finalizers) and the standard streams. Every command has closed its stores and files by
+    the time :func:`main` returns. While any other thread still runs, the exit is Python's own.
+    """
+    rc = main()
+    if threading.active_count() > 1:
+        sys.exit(rc)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            stream.flush()
+    os._exit(rc)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -126,3 +126,28 @@ def test_a_replay_loads_no_other_command(tmp_path: Path) -> None:
     assert threads == "1"
     assert loaded == ["dredge.commands.druid", "dredge.commands.index", "dredge.commands.options",
                       "dredge.commands.replay", "dredge.commands.stores"]
+
+
+@pytest.mark.parametrize("other_thread", [False, True])
+def test_the_program_exits_with_main_s_status_after_the_atexit_handlers(other_thread: bool) -> None:
+    """``entry`` skips the interpreter's teardown, not its promises: the atexit handlers run,
+    what was printed is flushed into a pipe, the status is main's; while another thread runs,
+    the exit is Python's own (that thread is waited for)."""
+    import subprocess
+
+    code = ("import atexit, sys, threading, time\n"
+            "from dredge.cli import entry\n"
+            "atexit.register(lambda: print('handler ran'))\n"
+            "if sys.argv[1] == 'thread':\n"
+            "    threading.Thread(target=lambda: (time.sleep(0.2), print('thread done'))).start()\n"
+            "print('x' * 100_000)\n"  # more than a pipe's buffer: must be flushed at exit
+            "sys.argv[1:] = ['replay', '/no/such/logs']\n"
+            "entry()\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as usual
+    out = subprocess.run([sys.executable, "-c", code, "thread" if other_thread else "-"],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 2  # main's status for a path that does not exist
+    assert "no such file or folder: /no/such/logs" in out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "x" * 100_000 and lines[-1] == "handler ran"
+    assert ("thread done" in lines) is other_thread
