@@ -226,41 +226,42 @@ host = "127.0.0.1"
                   f" {metric(port, 'dredge_sink_flush_seconds_sum'):.2f} s; CPU in the window: daemon"
                   f" {daemon_cpu:.2f} s ({flows / max(daemon_cpu, 1e-9):,.0f} flows/s/core), moto {moto_d:.2f} s")
 
-            # Latency at a 1 s flush interval.
-            lat: list[float] = []
-            pending: list[tuple[str, str, float]] = []
-            lock = threading.Lock()
-            done = threading.Event()
+            if args.latency_records >= 2:  # else skipped
+                # Latency at a 1 s flush interval.
+                lat: list[float] = []
+                pending: list[tuple[str, str, float]] = []
+                lock = threading.Lock()
+                done = threading.Event()
 
-            def poll() -> None:
-                while not done.is_set() or pending:
-                    cps = checkpoints(ddb, table)
-                    now = time.perf_counter()
+                def poll() -> None:
+                    while not done.is_set() or pending:
+                        cps = checkpoints(ddb, table)
+                        now = time.perf_counter()
+                        with lock:
+                            for item in list(pending):
+                                if passed(cps.get(item[0]), item[1]):
+                                    lat.append(now - item[2])
+                                    pending.remove(item)
+                        time.sleep(0.02)
+
+                poller = threading.Thread(target=poll, daemon=True)
+                poller.start()
+                step = 1.0 / args.latency_rate
+                for i in range(args.latency_records):
+                    chunk = lines[(i * 20) % len(lines):(i * 20) % len(lines) + 20]
+                    data = encode_cloudwatch(chunk, log_stream="eni-0bench-all", owner="123456789012")
+                    t = time.perf_counter()
+                    r = kin.put_record(StreamName=stream, Data=data, PartitionKey=f"lat{i}")
                     with lock:
-                        for item in list(pending):
-                            if passed(cps.get(item[0]), item[1]):
-                                lat.append(now - item[2])
-                                pending.remove(item)
-                    time.sleep(0.02)
-
-            poller = threading.Thread(target=poll, daemon=True)
-            poller.start()
-            step = 1.0 / args.latency_rate
-            for i in range(args.latency_records):
-                chunk = lines[(i * 20) % len(lines):(i * 20) % len(lines) + 20]
-                data = encode_cloudwatch(chunk, log_stream="eni-0bench-all", owner="123456789012")
-                t = time.perf_counter()
-                r = kin.put_record(StreamName=stream, Data=data, PartitionKey=f"lat{i}")
-                with lock:
-                    pending.append((r["ShardId"], r["SequenceNumber"], t))
-                time.sleep(max(0.0, step - (time.perf_counter() - t)))
-            done.set()
-            poller.join(60)
-            lat.sort()
-            p = statistics.quantiles(lat, n=100)
-            print(f"latency     put -> stored (lease checkpointed), flush_interval_s=1:"
-                  f" p50 {p[49] * 1000:.0f} ms, p99 {p[98] * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms"
-                  f" ({len(lat)} records at {args.latency_rate:g}/s)")
+                        pending.append((r["ShardId"], r["SequenceNumber"], t))
+                    time.sleep(max(0.0, step - (time.perf_counter() - t)))
+                done.set()
+                poller.join(60)
+                lat.sort()
+                p = statistics.quantiles(lat, n=100)
+                print(f"latency     put -> stored (lease checkpointed), flush_interval_s=1:"
+                      f" p50 {p[49] * 1000:.0f} ms, p99 {p[98] * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms"
+                      f" ({len(lat)} records at {args.latency_rate:g}/s)")
         finally:
             proc.terminate()
             proc.wait(60)

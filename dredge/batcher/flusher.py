@@ -75,6 +75,7 @@ class Flusher:
         # Stored in the sink, not yet in the lease table: (epoch, position).
         self._unconfirmed: dict[ShardKey, tuple[int, Position]] = {}
         self._backoff = Backoff(min(0.5, config.sink_retry_max_s), config.sink_retry_max_s)
+        self._checkpointing: asyncio.Task[None] | None = None  # the lease writes in flight
         self.flushes = 0
 
     def pending_for(self, key: ShardKey, epoch: int) -> Pending:
@@ -107,13 +108,15 @@ class Flusher:
     async def final_flush(self) -> None:
         for attempt in range(self._config.shutdown_flush_attempts):
             if await self.flush() and await self._final_commit():
+                await self.checkpoints_landed()
                 return
             await asyncio.sleep(min(2.0 ** attempt * 0.2, self._config.sink_retry_max_s))
         raise SinkUnavailable(f"final flush failed {self._config.shutdown_flush_attempts} times;"
                         " nothing after the last checkpoint was stored (it will be read again)")
 
     async def flush(self) -> bool:
-        """Store pending rows + positions in one transaction, then checkpoint the leases.
+        """Store pending rows + positions in one transaction, then checkpoint the leases (in
+        the background: :meth:`checkpoints_landed` waits for them).
 
         False when the sink failed (nothing stored, nothing checkpointed), or the ledger's
         buffer is full and its commit failed (back-pressure)."""
@@ -195,29 +198,50 @@ class Flusher:
             return True
         ok = await self._commit_now()
         await self._checkpoint_leases()
+        await self.checkpoints_landed()
         return ok
 
     async def _checkpoint_leases(self) -> None:
+        """Start writing every shard's stored position into its lease: all shards at once
+        (each under its own lease lock), in the background, so that the batcher goes on with
+        the next batches while the lease table answers (a slow or throttled table held the
+        whole pipeline before). The round still in flight, if any, is waited for first:
+        positions land in the order they were stored."""
+        await self.checkpoints_landed()
         if self._ledger is not None:
             for key, epoch, (seq, sub) in self._ledger.take_committed():
                 self._unconfirmed[key] = (epoch, Position.from_checkpoint(seq, sub))
-        for key, (epoch, position) in list(self._unconfirmed.items()):
-            stream, shard = key
-            owner = self._owners[stream]
-            try:
-                await owner.commit_checkpoint(shard, epoch, position)
-            except LeaseLost as exc:
-                lease_checkpoints_total.labels("lost").inc()
-                log.warning("lease_checkpoint_lost", stream=stream, shard_id=shard, error=str(exc))
-                self._unconfirmed.pop(key, None)
-                continue
-            except CheckpointError as exc:
-                lease_checkpoints_total.labels("failed").inc()
-                log.warning("lease_checkpoint_failed", stream=stream, shard_id=shard, error=str(exc)[:200])
-                continue
-            lease_checkpoints_total.labels("ok").inc()
-            if self._unconfirmed.get(key) == (epoch, position):
-                del self._unconfirmed[key]
+        todo = list(self._unconfirmed.items())
+        if todo:
+            self._checkpointing = asyncio.create_task(self._write_leases(todo), name="lease-checkpoints")
+
+    async def checkpoints_landed(self) -> None:
+        """Wait for the lease writes in flight (each shard's outcome is already handled)."""
+        task, self._checkpointing = self._checkpointing, None
+        if task is not None:
+            await task
+
+    async def _write_leases(self, todo: list[tuple[ShardKey, tuple[int, Position]]]) -> None:
+        await asyncio.gather(*(self._checkpoint_lease(key, epoch, position)
+                               for key, (epoch, position) in todo))
+
+    async def _checkpoint_lease(self, key: ShardKey, epoch: int, position: Position) -> None:
+        stream, shard = key
+        owner = self._owners[stream]
+        try:
+            await owner.commit_checkpoint(shard, epoch, position)
+        except LeaseLost as exc:
+            lease_checkpoints_total.labels("lost").inc()
+            log.warning("lease_checkpoint_lost", stream=stream, shard_id=shard, error=str(exc))
+            self._unconfirmed.pop(key, None)
+            return
+        except CheckpointError as exc:
+            lease_checkpoints_total.labels("failed").inc()
+            log.warning("lease_checkpoint_failed", stream=stream, shard_id=shard, error=str(exc)[:200])
+            return
+        lease_checkpoints_total.labels("ok").inc()
+        if self._unconfirmed.get(key) == (epoch, position):
+            del self._unconfirmed[key]
 
 
 def _prepare(pending: dict[ShardKey, Pending]

@@ -12,6 +12,7 @@ them again from the lease checkpoint.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -75,6 +76,10 @@ class StreamBatcher:
             self._holdback = Holdback(HoldbackConfig(pipeline.holdback_s, pipeline.holdback_max_rows),
                                       clock=clock)
         self._waiting: tuple[ShardKey, HeldBatch, int] | None = None  # parsed, holdback full
+        # each shard's last MillisBehindLatest (absent: no answer yet this tenure), and
+        # whether one caught up since the last flush (flushed once the queue is empty)
+        self._behind: dict[ShardKey, int | None] = {}
+        self._caught_up = False
 
     @property
     def flushes(self) -> int:
@@ -92,6 +97,7 @@ class StreamBatcher:
     def discard(self, stream: str, shard_id: str) -> None:
         """The lease is gone: forget what the shard has not stored."""
         key = (stream, shard_id)
+        self._behind.pop(key, None)
         records = self._flusher.discard(key)
         held = self._holdback.discard(key) if self._holdback is not None else 0
         if self._waiting is not None and self._waiting[0] == key:
@@ -106,6 +112,8 @@ class StreamBatcher:
     async def run(self) -> None:
         """Take batches and flush every interval until ``drain_and_stop``; then flush a last time."""
         getter: asyncio.Task[ReadBatch] | None = None
+        # drain_and_stop wakes the loop at once, not at the next flush or batch
+        draining = asyncio.ensure_future(self._draining.wait())
         next_flush = self._clock() + self._config.flush_interval_s
         if self._holdback is not None:
             await self._holdback.start()
@@ -117,9 +125,13 @@ class StreamBatcher:
                 timeout = max(0.0, min(next_flush, self._next_due()) - self._clock())
                 if self._draining.is_set():
                     timeout = min(timeout, 0.05)
+                wake = set() if draining.done() else {draining}
                 if getter is not None:
-                    await asyncio.wait({getter}, timeout=timeout)
-                else:  # a parsed batch waits for room in the holdback: no new batches
+                    await asyncio.wait({getter, *wake}, timeout=timeout,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                elif wake:  # a parsed batch waits for room in the holdback: no new batches
+                    await asyncio.wait(wake, timeout=timeout)
+                else:
                     await asyncio.sleep(timeout)
                 if getter is not None and getter.done():
                     batch = getter.result()
@@ -132,14 +144,18 @@ class StreamBatcher:
                         getter.cancel()
                         getter = None
                     break
-                if self._clock() >= next_flush:
+                if self._clock() >= next_flush or (self._caught_up and self._queue.empty()):
+                    self._caught_up = False
                     await self._flusher.flush_until_stored(self._draining)
                     next_flush = self._clock() + self._config.flush_interval_s
             await self._release_due()
             await self._flusher.final_flush()
         finally:
+            draining.cancel()
             if getter is not None and not getter.done():
                 getter.cancel()
+            with contextlib.suppress(Exception):  # stored rows' leases: let them land
+                await self._flusher.checkpoints_landed()
             if self._holdback is not None:
                 held = self._holdback.held_batches + (self._waiting is not None)
                 if held:
@@ -174,6 +190,7 @@ class StreamBatcher:
             batches_total.labels("stale").inc()
             return
         parser = self._parsers[batch.stream]
+        self._note_behind(key, batch.behind_ms)
         if self._holdback is None:
             pending = self._flusher.pending_for(key, batch.epoch)
             await asyncio.to_thread(self._work, batch, parser, pending)
@@ -183,6 +200,20 @@ class StreamBatcher:
             rows = parsed.cols.n if parsed.cols is not None else 0
             self._waiting = (key, HeldBatch(key, batch.epoch, parsed, len(batch.data)), max(rows, 1))
             await self._hold_waiting()
+
+    def _note_behind(self, key: ShardKey, behind_ms: int | None) -> None:
+        """A shard whose answer reached the tip (0 ms behind) after its previous answer was
+        a flush interval or more behind, or that is its first answer, has caught up: its rows
+        are flushed without waiting for the interval (not with a holdback, which keeps them
+        back anyway). An emulator that does not say how far behind a shard is never triggers it."""
+        before = self._behind.get(key, -1)  # -1: no answer yet
+        self._behind[key] = behind_ms
+        if behind_ms != 0 or self._holdback is not None or before is None:
+            return
+        if before == -1 or before >= self._config.flush_interval_s * 1000:
+            self._caught_up = True
+            log.info("shard_caught_up", stream=key[0], shard_id=key[1],
+                     behind_ms=None if before == -1 else before)
 
     async def _hold_waiting(self) -> None:
         """Put the waiting batch into the holdback if it fits (never waits: this loop is

@@ -1,4 +1,5 @@
-"""Structured logging: ``event key=value ...`` lines on stderr, or JSON with ``DREDGE_LOG_JSON=1``.
+"""Structured logging: ``event key=value ...`` lines on stderr, or JSON with ``DREDGE_LOG_JSON=1``
+(each object with ``ts``, the UTC time to the millisecond, for log pipelines that add none).
 
 Usage: ``log = get_logger(__name__); log.info("file_stored", file=path, rows=n)``.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 import orjson
@@ -21,7 +23,9 @@ class _KVFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ctx: dict[str, Any] = getattr(record, "ctx", {})
         if self.as_json:
-            body = {"level": record.levelname.lower(), "logger": record.name, "event": record.msg, **ctx}
+            ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            body = {"ts": f"{ts}.{int(record.msecs):03d}Z", "level": record.levelname.lower(),
+                    "logger": record.name, "event": record.msg, **ctx}
             return orjson.dumps(body, default=str).decode()
         pairs = " ".join(f"{k}={v}" for k, v in ctx.items())
         return f"{record.levelname.lower():<7} {record.msg} {pairs}".rstrip()

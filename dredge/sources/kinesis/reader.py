@@ -68,6 +68,7 @@ class ReadBatch:
     sequences: list[str]
     skip_through_subseq: int = -1  # >= 0: user records <= this of data[0] are already stored
     shard_end: bool = False
+    behind_ms: int | None = None  # the answer's MillisBehindLatest (0: it reached the tip)
 
     @property
     def nbytes(self) -> int:
@@ -147,7 +148,8 @@ class ShardReader:
                 seqs = [str(r["SequenceNumber"]) for r in records]
                 first_skip = skip if skip >= 0 and seqs[0] == self.position.sequence else -1
                 skip = -1
-                batch = ReadBatch(self.stream, self.shard_id, self.epoch, data, seqs, first_skip)
+                batch = ReadBatch(self.stream, self.shard_id, self.epoch, data, seqs, first_skip,
+                                  behind_ms=behind if isinstance(behind, int) else None)
                 self._limiter.on_bytes(batch.nbytes)
                 records_read_total.labels(self.stream).inc(len(data))
                 bytes_read_total.labels(self.stream).inc(batch.nbytes)
