@@ -8,7 +8,9 @@ Every figure comes from whole processes (CPU time and peak RSS from the kernel's
                included (goal: >= 1.0 M flows/s/core; v5 and Parquet within 20 % of v2)
   workers      `dredge replay --workers 1` and `--workers 2`, wall time, on the data set (a few
                large files) and on the same flows spread over 24 hours (many small files);
-               goal: 2 workers >= 1.8x faster; `default` is what the command picks by itself
+               goal: 2 workers >= 1.8x faster; `default` is what the command picks by itself;
+               and the default under `taskset -c 0`: both cores against one, whatever the
+               workers (one worker already keeps more than a core busy)
   fixed cost   one small file, an index of 10k intervals, start to exit, after `make install`
                (the C kernels are built and the bytecode written then: a first run compiles
                nothing), on one core and on all; goal <= 0.4 s; the imports of numpy, pyarrow
@@ -343,7 +345,10 @@ def main() -> None:
             for workers in (1, 2, None):
                 name = f"{label} ({n}) workers={workers or 'default'}"
                 walls[name] = dredge_run(d, [str(d / "logs")], workers, one_core=False)
-        print("\nboth cores (wall time):")
+            # the same replay confined to one core: what both cores gain over one, whatever
+            # the workers (one worker already keeps more than a core busy: read-ahead, DuckDB)
+            walls[f"{label} ({n}) one core"] = dredge_run(d, [str(d / "logs")], None, one_core=True)
+        print("\nwall time (both cores, and the default confined to one):")
         print_table(walls, None)
     if "phases" not in skip:
         print("\nwhere the second core is lost (CPU s of the one-core replay; bound = what 2 perfect "

@@ -102,6 +102,11 @@ def goals(one: dict[str, Run], walls: dict[str, Run], fixed: dict[str, Run],
             sp = _f(w1, "wall") / _f(w2, "wall")
             out.append((f"2. --workers 2 >= 1.8x faster than 1 ({label})",
                          f"{sp:.2f}x ({sp / 1.8 - 1:+.0%} of the goal)", sp >= 1.8))
+        one = next((r for k, r in walls.items() if k.startswith(label) and k.endswith("one core")), None)
+        if wd and one:
+            sp = _f(one, "wall") / _f(wd, "wall")
+            out.append((f"2. (both cores) the default vs the same on one core ({label})",
+                         f"{sp:.2f}x ({sp / 1.8 - 1:+.0%} of 1.8x)", sp >= 1.8))
         if w1 and w2 and wd:
             best = min(_f(w1, "wall"), _f(w2, "wall"))
             out.append((f"2. the default degree is the best one ({label})",
