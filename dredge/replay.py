@@ -9,8 +9,8 @@ one clean run.
 Files run on ``workers`` threads (the kernels, gunzip, Parquet and DuckDB release the GIL),
 the largest first; one writer thread commits (:class:`_Writer`), so the workers never wait
 for the store. A file whose rows roll up to more than ``part_rows`` is written in parts as
-it is read (memory stays bounded by the part, not the file), in a store transaction of its
-own that its ``ingested`` record commits (:meth:`DuckDBSink.store_part`).
+it is read, each part committed (memory stays bounded by the part, not the file) but hidden
+from ``flows`` until the file's ``ingested`` record is (:meth:`DuckDBSink.store_part`).
 
 A file whose every record was dead-lettered is still recorded (its dead letters name it);
 it is counted in ``ReplaySummary.emptied`` with a warning that says how to re-ingest it once

@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 
     from dredge.sinks.base import IngestRecord
 
-# 1: no meta, no file ids; 2: meta (window_s) and per-file row ids; 3: flow_facts.port
-SCHEMA_VERSION = 3
+# 1: no meta, no file ids; 2: meta (window_s) and per-file row ids; 3: flow_facts.port;
+# 4: open_files (a large file's parts are committed as they come, hidden until it is whole)
+SCHEMA_VERSION = 4
 
 META_DDL = "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)"
 FILE_IDS_DDL = """
@@ -41,6 +42,22 @@ CREATE TABLE IF NOT EXISTS file_ids (
   hash VARCHAR PRIMARY KEY,
   id INTEGER NOT NULL
 )"""
+
+# the stream daemon's position in each shard, committed with the rows it read
+CHECKPOINTS_DDL = """
+CREATE TABLE IF NOT EXISTS checkpoints (
+  stream VARCHAR NOT NULL,
+  shard_id VARCHAR NOT NULL,
+  sequence VARCHAR NOT NULL,
+  sub_sequence BIGINT NOT NULL,
+  records BIGINT NOT NULL,
+  updated_at TIMESTAMP NOT NULL,
+  PRIMARY KEY (stream, shard_id)
+)"""
+
+# the ids of files whose parts are in flow_facts but whose record is not: the flows view
+# hides their rows (and later files'); the next writer to open the store deletes them
+OPEN_FILES_DDL = "CREATE TABLE IF NOT EXISTS open_files (id INTEGER PRIMARY KEY)"
 
 log = get_logger(__name__)
 
@@ -50,6 +67,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
     ``file_ids`` and the ``flow_facts.file_id`` and ``port`` columns."""
     con.execute(META_DDL)
     con.execute(FILE_IDS_DDL)
+    con.execute(OPEN_FILES_DDL)
     # pragma_table_info, not information_schema: binding that view costs ~25 ms per connection
     cols = {r[0] for r in con.execute("SELECT name FROM pragma_table_info('flow_facts')").fetchall()}
     if "file_id" not in cols:
@@ -120,8 +138,24 @@ def known_file_ids(con: duckdb.DuckDBPyConnection, hashes: list[str]) -> dict[st
 
 
 def next_file_id(con: duckdb.DuckDBPyConnection) -> int:
-    """The first id no stored file has."""
-    return int(con.execute("SELECT coalesce(max(id), 0) FROM file_ids").fetchall()[0][0]) + 1
+    """The first id no file has, stored or open."""
+    return int(con.execute("SELECT coalesce(max(id), 0) FROM (SELECT id FROM file_ids UNION ALL "
+                           "SELECT id FROM open_files)").fetchall()[0][0]) + 1
+
+
+def drop_open_files(con: duckdb.DuckDBPyConnection, file_id: int | None = None) -> None:
+    """Delete the parts of an unfinished file (``file_id``), or of every one (a killed
+    replay's, when the store opens for writing), in the caller's transaction."""
+    where = "" if file_id is None else f" WHERE id = {int(file_id)}"
+    found = con.execute(f"SELECT count(*) FROM open_files{where}").fetchall()[0][0]
+    if not found:
+        return
+    n = con.execute(f"DELETE FROM flow_facts WHERE file_id IN (SELECT id FROM open_files{where})"
+                    ).fetchall()[0][0]
+    con.execute(f"DELETE FROM open_files{where}").fetchall()
+    if file_id is None:
+        log.warning("store_unfinished_files_deleted", files=found, rows=n,
+                    reason="a replay stopped while storing them; replay them again")
 
 
 INSERT_RECORD = "INSERT INTO ingested VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)"

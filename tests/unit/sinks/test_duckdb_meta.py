@@ -123,7 +123,7 @@ def test_a_version_2_store_gains_the_port_in_place(tmp_path: Path) -> None:
     new = new.set_column(new.schema.get_field_index("port"), "port", pa.array([443], pa.int32()))
     with DuckDBSink(DuckDBConfig(path=path)) as sink:
         assert sink.query("SELECT value FROM meta WHERE key = 'schema_version'"
-                          ).to_pylist() == [{"value": str(SCHEMA_VERSION)}] and SCHEMA_VERSION == 3
+                          ).to_pylist() == [{"value": str(SCHEMA_VERSION)}] and SCHEMA_VERSION == 4
         sink.claim_window(60)
         sink.claim_ephemeral_from(32768)  # old rows hold no port: any setting fits them
         assert sink.store_files([(new, rec("b", 1))]) == [True]

@@ -1,5 +1,6 @@
-"""A large file's parts: written into ``flow_facts`` once, in a transaction of the file's own
-that no query sees until the file's record commits it (or that is rolled back)."""
+"""A large file's parts: committed into ``flow_facts`` one by one (bounded transactions), but
+``flows`` shows none of them until the file's record is committed; a file not stored has its
+parts deleted, and a killed replay's are hidden from readers and deleted by the next writer."""
 
 from __future__ import annotations
 
@@ -25,21 +26,23 @@ def count(sink: DuckDBSink, table: str = "flows") -> int:
 def test_parts_are_invisible_until_the_file_is_stored(tmp_path: Path) -> None:
     db = tmp_path / "d.duckdb"
     with DuckDBSink(DuckDBConfig(path=str(db))) as sink:
+        assert sink.store_files([(rows([("x", "y")], [5]), rec("b", 1))]) == [True]
         sink.store_part(rows([("api", "db")], [10]), 7)
         sink.store_part(rows([("api", "db"), ("web", None)], [1, 2]), 7)
-        # written, but nobody querying the store sees them, not even the store's connection
-        assert count(sink) == 0 and count(sink, "flow_facts") == 0
-        # another file commits meanwhile, beside the open transaction
-        assert sink.store_files([(rows([("x", "y")], [5]), rec("b", 1))]) == [True]
+        # committed (each part its own transaction), but no query of flows sees them
+        assert count(sink, "flow_facts") == 4 and count(sink) == 1
+        # another file commits meanwhile: it shows once the file opened before it is whole
+        assert sink.store_files([(rows([("x", "y")], [6]), rec("c", 1))]) == [True]
         assert count(sink) == 1
         assert sink.store_files([(rows([("api", "db")], [100]), rec("a", 4))], [7]) == [True]
         got = sink.query("SELECT src_app, sum(bytes)::BIGINT AS b FROM flows GROUP BY ALL ORDER BY ALL")
         assert got.to_pylist() == [{"src_app": "api", "b": 111}, {"src_app": "web", "b": 2},
-                                   {"src_app": "x", "b": 5}]
-    assert facts(db) == [("a", 113, 4), ("b", 5, 1)]
+                                   {"src_app": "x", "b": 11}]
+        assert count(sink, "open_files") == 0
+    assert facts(db) == [("a", 113, 4), ("b", 5, 1), ("c", 6, 1)]
 
 
-def test_a_stage_of_a_file_not_stored_is_rolled_back(tmp_path: Path) -> None:
+def test_the_parts_of_a_file_not_stored_are_deleted(tmp_path: Path) -> None:
     db = tmp_path / "d.duckdb"
     with DuckDBSink(DuckDBConfig(path=str(db))) as sink:
         assert sink.store_files([(rows([("x", "y")], [1]), rec("a", 1))]) == [True]
@@ -70,18 +73,19 @@ def test_force_replaces_a_staged_file_in_one_commit(tmp_path: Path) -> None:
     assert facts(db) == [("a", 33, 2), ("c", 700, 1)]
 
 
-def test_a_killed_run_leaves_nothing(tmp_path: Path) -> None:
+def test_a_killed_run_shows_nothing_and_the_next_writer_deletes_its_parts(tmp_path: Path) -> None:
     db = tmp_path / "d.duckdb"
     sink = DuckDBSink(DuckDBConfig(path=str(db)))
     sink.open()
     assert sink.store_files([(rows([("x", "y")], [1]), rec("a", 1))]) == [True]
-    sink.store_part(rows([("api", "db")], [10] * 1), 1)
-    sink.con.close()  # killed: the part's transaction never commits
-    with duckdb.connect(str(db), read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM flow_facts").fetchall() == [(1,)]
-        assert {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()} == {
-            "owners", "flow_facts", "ingested", "meta", "file_ids"}
-    with DuckDBSink(DuckDBConfig(path=str(db))) as sink:
+    sink.store_part(rows([("api", "db")], [10]), 1)
+    sink.store_part(rows([("api", "db")], [20]), 1)
+    sink.con.close()  # killed: the file's record never comes
+    with duckdb.connect(str(db), read_only=True) as con:  # a reader sees the stored file only
+        assert con.execute("SELECT count(*), sum(bytes) FROM flows").fetchall() == [(1, 1)]
+        assert con.execute("SELECT count(*) FROM flow_facts").fetchall() == [(3,)]
+    with DuckDBSink(DuckDBConfig(path=str(db))) as sink:  # the next writer deletes the parts
+        assert count(sink, "flow_facts") == 1 and count(sink, "open_files") == 0
         sink.store_part(rows([("web", None)], [5]), 1)
         assert sink.store_files([(rows([], []), rec("b", 1))], [1]) == [True]
     assert facts(db) == [("a", 1, 1), ("b", 5, 1)]
