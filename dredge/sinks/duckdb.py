@@ -12,8 +12,9 @@ Table ``checkpoints`` holds, per (stream, shard), the position the stream daemon
 ``store_batch`` commits rows and those positions in one transaction, so a daemon restarted
 on the same file resumes exactly after what it stored.
 
-The store's own records (schema version, rollup window, each file's row ids for ``replay
---force``) are :mod:`dredge.sinks.duckdb_meta`'s.
+The tables and the view are :mod:`dredge.sinks.duckdb_schema`'s; the store's own records
+(schema version, rollup window, each file's row ids for ``replay --force``, the files being
+stored in parts) :mod:`dredge.sinks.duckdb_meta`'s.
 """
 
 from __future__ import annotations
@@ -34,65 +35,14 @@ import pyarrow as pa
 from dredge.cores import usable_cores
 from dredge.enrich.rollup import Rolled
 from dredge.errors import ConfigError, SinkError
-from dredge.index.snapshot import OWNER_FIELDS
 from dredge.sinks import duckdb_facts as facts
 from dredge.sinks import duckdb_meta as meta
 from dredge.sinks.base import IngestRecord, Rows, ShardCheckpoint
+from dredge.sinks.duckdb_schema import FACTS_DDL, INGESTED_DDL, OWNERS_DDL, flows_view
 from dredge.sinks.metrics import flush_seconds, rows_total
 from dredge.telemetry.logging import get_logger
 
 log = get_logger(__name__)
-
-OWNERS_DDL = """
-CREATE TABLE IF NOT EXISTS owners (
-  id INTEGER PRIMARY KEY,
-  key VARCHAR NOT NULL UNIQUE,
-  app VARCHAR, cluster VARCHAR, account VARCHAR, region VARCHAR,
-  az VARCHAR, vpc VARCHAR, subnet VARCHAR, type VARCHAR
-)"""
-
-FACTS_DDL = """
-CREATE TABLE IF NOT EXISTS flow_facts (
-  window_start TIMESTAMP NOT NULL,
-  src_owner INTEGER NOT NULL, dst_owner INTEGER NOT NULL,
-  protocol SMALLINT, action TINYINT, flow_direction TINYINT, traffic_path TINYINT,
-  bytes BIGINT NOT NULL, packets BIGINT NOT NULL, flows BIGINT NOT NULL,
-  port INTEGER
-)"""
-
-
-def _side(alias: str, prefix: str) -> str:
-    return ", ".join(f"{alias}.{f} AS {prefix}_{f}" for f in OWNER_FIELDS)
-
-
-# The table users query: the facts with their owners spelled out.
-FLOWS_VIEW = f"""
-CREATE OR REPLACE VIEW flows AS
-SELECT f.window_start, {_side("s", "src")}, {_side("d", "dst")},
-       f.protocol,
-       CASE f.action WHEN 1 THEN 'ACCEPT' WHEN 2 THEN 'REJECT' END AS action,
-       CASE f.flow_direction WHEN 1 THEN 'ingress' WHEN 2 THEN 'egress' END AS flow_direction,
-       f.traffic_path, f.bytes, f.packets, f.flows, f.port
-FROM flow_facts f JOIN owners s ON s.id = f.src_owner JOIN owners d ON d.id = f.dst_owner
-WHERE f.file_id IS NULL OR f.file_id < (SELECT coalesce(min(id), 2147483647) FROM open_files)"""
-# (a large file's parts are committed under an id in open_files; the rows of that id and later
-# ones show once it is stored whole: one scalar compare, where NOT IN cost ~1.5x a scan)
-
-INGESTED_DDL = """
-CREATE TABLE IF NOT EXISTS ingested (
-  hash VARCHAR PRIMARY KEY,
-  path VARCHAR NOT NULL,
-  size BIGINT NOT NULL,
-  records BIGINT NOT NULL,
-  nodata BIGINT NOT NULL,
-  skipdata BIGINT NOT NULL,
-  malformed BIGINT NOT NULL,
-  truncated BOOLEAN NOT NULL,
-  rows BIGINT NOT NULL,
-  seconds DOUBLE NOT NULL,
-  ingested_at TIMESTAMP NOT NULL
-)"""
-
 
 @dataclass(frozen=True)
 class DuckDBConfig:
@@ -143,7 +93,7 @@ class DuckDBSink:
             con.execute(ddl)
         meta.migrate(con)  # before the view: it reads columns an older store gains here
         meta.drop_open_files(con)  # the parts of files a killed replay left unfinished
-        con.execute(FLOWS_VIEW)
+        con.execute(flows_view())
         con.commit()
         self._con = con
 
@@ -177,9 +127,8 @@ class DuckDBSink:
     def close(self) -> None:
         with self._lock:
             if self._con is not None:
-                for part in self._parts.values():  # their files were never stored
-                    self._delete_parts(part)
-                self._parts.clear()
+                while self._parts:  # their files were never stored
+                    self._delete_parts(self._parts.popitem()[1])
                 self._con.close()
                 self._con = None
 
@@ -215,7 +164,8 @@ class DuckDBSink:
     def store_part(self, rows: Rows, stage: int) -> None:
         """Part of a large file's rows, committed into ``flow_facts`` at once under the file's
         id, which ``open_files`` lists until the file's record is committed: ``flows`` shows
-        no row of that id (nor of a later one) meanwhile, so no query sees part of a file.
+        no row of that id (nor of a later one) meanwhile (:func:`flows_view`), so no query,
+        not even after a crash, sees part of a file.
         One transaction per part: DuckDB holds what an open transaction appended in memory
         (~60 bytes a row: a 5M-flow file in one took 250 MB more). ``stage``: the caller's
         number for the file, the same for all its parts; :meth:`store_files` makes the file
@@ -229,6 +179,7 @@ class DuckDBSink:
                 if part is None:
                     part = _Parts(self._take_file_id())
                     con.execute("INSERT INTO open_files VALUES (?)", [part.file_id]).fetchall()
+                    con.execute(self._view_without(None, part.file_id))
                 facts.append(con, facts.owned(con, rows), np.full(rows.num_rows, part.file_id, np.int32))
                 con.commit()
             except Exception as exc:
@@ -250,10 +201,18 @@ class DuckDBSink:
         try:
             con.begin()
             meta.drop_open_files(con, part.file_id)
+            con.execute(self._view_without(part))
             con.commit()
         except duckdb.Error as exc:
             _rollback(con)
             log.warning("store_parts_left", file_id=part.file_id, rows=part.rows, error=str(exc)[:200])
+
+    def _view_without(self, closing: _Parts | None, opening: int | None = None) -> str:
+        """(Under the lock.) ``flows`` once ``closing`` is stored or dropped, or ``opening``
+        has begun: hiding from the oldest file still open, if any."""
+        ids = [p.file_id for p in self._parts.values() if p is not closing]
+        ids += [] if opening is None else [opening]
+        return flows_view(min(ids) if ids else None)
 
     def _take_file_id(self) -> int:
         """A new file id. Every id is given here, under the lock, counted from the store's."""
@@ -368,6 +327,7 @@ class DuckDBSink:
             if rows.num_rows:
                 facts.append(con, facts.owned(con, rows), np.full(rows.num_rows, part.file_id, np.int32))
             con.execute("DELETE FROM open_files WHERE id = ?", [part.file_id]).fetchall()
+            con.execute(self._view_without(part))
             con.commit()
         except Exception as exc:
             _rollback(con)

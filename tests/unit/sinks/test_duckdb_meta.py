@@ -85,13 +85,14 @@ def test_a_store_from_before_file_ids_is_migrated_and_refuses_force(tmp_path: Pa
 
 def _as_version_2(path: str) -> None:
     """Turn a store into what schema version 2 wrote: no ``port`` column, the view without it."""
-    from dredge.sinks.duckdb import FLOWS_VIEW
+    from dredge.sinks.duckdb_schema import flows_view
 
     con = duckdb.connect(path)
     try:
         con.execute("DROP VIEW flows")
         con.execute("ALTER TABLE flow_facts DROP COLUMN port")
-        con.execute(FLOWS_VIEW.replace(", f.port", ""))
+        con.execute(flows_view().replace(", f.port", ""))
+        con.execute("DROP TABLE open_files")
         con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
         con.execute("DELETE FROM meta WHERE key = 'ephemeral_from'")
     finally:

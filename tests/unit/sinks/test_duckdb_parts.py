@@ -89,3 +89,30 @@ def test_a_killed_run_shows_nothing_and_the_next_writer_deletes_its_parts(tmp_pa
         sink.store_part(rows([("web", None)], [5]), 1)
         assert sink.store_files([(rows([], []), rec("b", 1))], [1]) == [True]
     assert facts(db) == [("a", 1, 1), ("b", 5, 1)]
+
+
+def view_filter(con: duckdb.DuckDBPyConnection) -> str:
+    sql = str(con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'flows'").fetchall()[0][0])
+    return sql[sql.find("WHERE"):].replace("(", "").replace(")", "").rstrip(";") if "WHERE" in sql else ""
+
+
+def test_flows_has_no_filter_unless_a_file_is_open(tmp_path: Path) -> None:
+    """Queries of a store where no file is being stored in parts pay for no filter; while
+    one is, the view hides from the oldest open file's id; closing with files still open
+    deletes them and leaves no filter behind (a later file's rows stay visible)."""
+    db = tmp_path / "d.duckdb"
+    with DuckDBSink(DuckDBConfig(path=str(db))) as sink:
+        assert view_filter(sink.con) == ""
+        sink.store_part(rows([("api", "db")], [10]), 1)  # id 1
+        sink.store_part(rows([("api", "db")], [20]), 2)  # id 2
+        assert view_filter(sink.con).endswith("< 1")
+        assert sink.store_files([(rows([], []), rec("a", 1))], [1]) == [True]
+        assert view_filter(sink.con).endswith("< 2")
+        assert count(sink) == 1
+        sink.store_part(rows([("web", None)], [30]), 3)  # id 3
+        assert sink.store_files([(rows([("x", "y")], [5]), rec("c", 1))]) == [True]  # id 4
+        assert view_filter(sink.con).endswith("< 2") and count(sink) == 1
+    with duckdb.connect(str(db), read_only=True) as con:  # stages 2 and 3 deleted at close
+        assert view_filter(con) == ""
+        assert con.execute("SELECT count(*), sum(bytes) FROM flows").fetchall() == [(2, 15)]
+        assert con.execute("SELECT count(*) FROM open_files").fetchall() == [(0,)]
