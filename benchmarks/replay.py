@@ -45,11 +45,12 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
 
-def measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, object]:
+def measured(cmd: list[str], env: dict[str, str] | None = None,
+             cwd: Path | None = None) -> dict[str, object]:
     """Run cmd; wall time, CPU time and peak RSS of that process alone."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            env={**os.environ, **(env or {})})
+                            env={**os.environ, **(env or {})}, cwd=cwd)
     assert proc.stdout is not None
     out = proc.stdout.read()
     _, status, ru = os.wait4(proc.pid, 0)
