@@ -80,6 +80,7 @@ class StreamBatcher:
         # whether one caught up since the last flush (flushed once the queue is empty)
         self._behind: dict[ShardKey, int | None] = {}
         self._caught_up = False
+        self._settling = False  # shards started reading: not all at the tip yet
 
     @property
     def flushes(self) -> int:
@@ -202,18 +203,41 @@ class StreamBatcher:
             await self._hold_waiting()
 
     def _note_behind(self, key: ShardKey, behind_ms: int | None) -> None:
-        """A shard whose answer reached the tip (0 ms behind) after its previous answer was
-        a flush interval or more behind, or that is its first answer, has caught up: its rows
-        are flushed without waiting for the interval (not with a holdback, which keeps them
-        back anyway). An emulator that does not say how far behind a shard is never triggers it."""
+        """Flush without waiting for the interval when a shard catches up (not with a
+        holdback, which keeps rows back anyway):
+
+        - a shard whose answer reaches the tip (0 ms behind) after its previous answer was a
+          flush interval or more behind: at once;
+        - shards starting to read (a first answer): once every shard this worker reads has
+          reached the tip, so that a backlog read at start is stored in one flush, not one per
+          shard while moto or Kinesis still serves the others.
+
+        An emulator that does not say how far behind a shard is never triggers it."""
         before = self._behind.get(key, -1)  # -1: no answer yet
         self._behind[key] = behind_ms
-        if behind_ms != 0 or self._holdback is not None or before is None:
+        if self._holdback is not None or behind_ms is None:
             return
-        if before == -1 or before >= self._config.flush_interval_s * 1000:
+        if before == -1:
+            self._settling = True
+        if behind_ms != 0 or before is None:
+            return
+        if before != -1 and before >= self._config.flush_interval_s * 1000:
             self._caught_up = True
-            log.info("shard_caught_up", stream=key[0], shard_id=key[1],
-                     behind_ms=None if before == -1 else before)
+            log.info("shard_caught_up", stream=key[0], shard_id=key[1], behind_ms=before)
+        elif self._settling and self._all_at_tip():
+            self._settling = False
+            self._caught_up = True
+            log.info("shards_caught_up", shards=sum(1 for b in self._behind.values() if b == 0))
+
+    def _all_at_tip(self) -> bool:
+        """Every shard read (as its consumer says; those that do not say: the ones that
+        answered) last answered 0 ms behind."""
+        for stream, owner in self._owners.items():
+            reading = getattr(owner, "reading", None)
+            shards = reading() if callable(reading) else [s for st, s in self._behind if st == stream]
+            if any(self._behind.get((stream, s), -1) not in (0, None) for s in shards):
+                return False  # None: an emulator that never says; it cannot hold the others
+        return True
 
     async def _hold_waiting(self) -> None:
         """Put the waiting batch into the holdback if it fits (never waits: this loop is

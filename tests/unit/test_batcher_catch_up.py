@@ -36,8 +36,10 @@ class CountingSink:
 
 
 class Owner:
-    def __init__(self) -> None:
+    def __init__(self, reading: list[str] | None = None) -> None:
         self.checkpoints: list[tuple[str, Position]] = []
+        if reading is not None:  # a consumer that says which shards it reads
+            self.reading = lambda: reading
 
     def is_current(self, shard_id: str, epoch: int) -> bool:
         return True
@@ -56,14 +58,15 @@ async def _stores_after(sink: CountingSink, n: int) -> None:
             await asyncio.sleep(0.01)
 
 
-def _run(tmp_path: Path, steps: list[tuple[ReadBatch, int]]) -> tuple[CountingSink, Owner, int]:
+def _run(tmp_path: Path, steps: list[tuple[ReadBatch, int]],
+         reading: list[str] | None = None) -> tuple[CountingSink, Owner, int]:
     """Put each answer, then wait for the number of stores it must leave (a catch-up flush
     is awaited; no new flush is watched for QUIET_S)."""
     snap, _ = load_index([], [])
     db = DuckDBSink(DuckDBConfig(path=str(tmp_path / "d.duckdb")))
     db.open()
     sink = CountingSink(db)
-    owner = Owner()
+    owner = Owner(reading)
 
     async def main() -> None:
         b = StreamBatcher(sink, DeadLetters(None), StaticSnapshots(snap), DecodeConfig(),
@@ -110,3 +113,17 @@ def test_a_flicker_near_the_tip_and_an_emulator_without_behind_wait_for_the_inte
         (answer("b", 3, 0), 1),
     ])
     assert sink.stored[0] == ["a@2", "b@1"]  # one flush takes every shard's rows
+
+
+def test_shards_starting_to_read_are_flushed_once_all_of_them_reached_the_tip(tmp_path: Path) -> None:
+    """At start each shard's first answer comes while the others are still being read: one
+    flush once every shard the consumer reads is at the tip, not one per shard."""
+    sink, _, total = _run(tmp_path, [
+        (answer("a", 1, 0), 0),        # a at the tip, b and c not answered yet
+        (answer("b", 1, 20_000), 0),   # b behind
+        (answer("c", 1, 0), 0),
+        (answer("b", 2, 0), 1),        # b at the tip too (it was under an interval behind)
+        (answer("a", 2, 0), 1),        # all at the tip since: the interval again
+    ], reading=["a", "b", "c"])
+    assert sink.stored[0] == ["a@1", "b@2", "c@1"]
+    assert total == 1 + 1 + 1 + 2 + 2

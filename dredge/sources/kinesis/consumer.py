@@ -127,6 +127,10 @@ class StreamConsumer:
     def is_current(self, shard_id: str, epoch: int) -> bool:
         return self._epochs.get(shard_id) == epoch
 
+    def reading(self) -> list[str]:
+        """The shards this worker reads now (a reader was started for each)."""
+        return list(self._epochs)
+
     async def commit_checkpoint(self, shard_id: str, epoch: int, position: Position) -> None:
         """Checkpoint the lease after the sink stored everything up to ``position``."""
         if self._epochs.get(shard_id) != epoch:
