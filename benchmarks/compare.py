@@ -22,7 +22,7 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
-from replay import PY, ROOT, by_format, dataset, measured, replay_cmd
+from replay import PY, ROOT, by_format, dataset, index_10k, measured, replay_cmd
 
 KERNELS = ("*.c", "*.h")
 
@@ -63,10 +63,7 @@ def main() -> None:
     root = Path(args.data)
     data = dataset(root, args.flows, 1.0, args.seed)
     small = dataset(root, 2000, 1.0, args.seed)
-    index = root / "owners-10k.jsonl"
-    if not index.exists():
-        with (data / "owners.jsonl").open() as src:
-            index.write_text("".join(line for _, line in zip(range(10_000), src, strict=False)))
+    index = index_10k(root, data)
     one_file = [by_format(small)["v2"][0]]
     base = worktree(args.rev)
     sides = {args.rev: base, "working tree": ROOT}

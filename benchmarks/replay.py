@@ -256,15 +256,21 @@ def by_format(data: Path) -> dict[str, list[str]]:
     return out
 
 
+def index_10k(root: Path, big: Path) -> Path:
+    """The fixed cost's index: the first 10k intervals of ``big``'s ownership file."""
+    index = root / "owners-10k.jsonl"
+    if not index.exists():
+        with (big / "owners.jsonl").open() as src:
+            index.write_text("".join(line for _, line in zip(range(10_000), src, strict=False)))
+    return index
+
+
 def fixed_cost(big: Path, root: Path, seed: int) -> dict[str, dict[str, object]]:
     """One small file with a 10k-interval index, start to exit; best of five, on one core
     and on all of them (a second core loads the index beside the store and the file)."""
     small = dataset(root, 2000, 1.0, seed)
     file = by_format(small)["v2"][0]
-    index = root / "owners-10k.jsonl"
-    if not index.exists():
-        with (big / "owners.jsonl").open() as src:
-            index.write_text("".join(line for _, line in zip(range(10_000), src, strict=False)))
+    index = index_10k(root, big)
     # as `make install` leaves it: every module's bytecode current (an edit since, under
     # PYTHONDONTWRITEBYTECODE, would have each run compile the changed sources again)
     subprocess.run([PY, "-m", "compileall", "-q", str(ROOT / "dredge")], check=True,
