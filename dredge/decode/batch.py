@@ -28,48 +28,41 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-from prometheus_client import Counter
 
 from dredge.decode import cloudwatch, cwlscan, kpl, kplscan
 from dredge.decode.lines import Text, normalize_lines, split_lines
 from dredge.decode.reasons import REASONS, EnvelopeError, Reason
 from dredge.errors import ConfigError
-from dredge.telemetry.metrics import REGISTRY
+from dredge.telemetry.metrics import counter
 
 SAMPLE_BYTES = 256
 KINDS = ("cwl", "kpl", "kpl_fallback", "plain")
 
-records_total = Counter(
+records_total = counter(
     "dredge_decode_records_total",
     "Kinesis records decoded, by envelope (cwl, kpl, kpl_fallback, plain).",
     ["kind"],
-    registry=REGISTRY,
 )
-subrecords_total = Counter(
+subrecords_total = counter(
     "dredge_decode_subrecords_total",
     "User records unpacked from KPL aggregates.",
-    registry=REGISTRY,
 )
-lines_total = Counter(
+lines_total = counter(
     "dredge_decode_lines_total",
     "Flow-log lines handed to the parser.",
-    registry=REGISTRY,
 )
-control_messages_total = Counter(
+control_messages_total = counter(
     "dredge_decode_control_messages_total",
     "CloudWatch Logs CONTROL_MESSAGE payloads skipped.",
-    registry=REGISTRY,
 )
-inflated_bytes_total = Counter(
+inflated_bytes_total = counter(
     "dredge_decode_inflated_bytes_total",
     "Bytes of CloudWatch Logs JSON produced by gunzip.",
-    registry=REGISTRY,
 )
-dead_letters_total = Counter(
+dead_letters_total = counter(
     "dredge_decode_dead_letters_total",
     "Records (or KPL user records) that could not be decoded, by reason.",
     ["reason"],
-    registry=REGISTRY,
 )
 for _kind in KINDS:
     records_total.labels(kind=_kind)

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dredge.arrays import arrow
 from dredge.flowlog import _native
 from dredge.flowlog.columns import FlowColumns
 from dredge.flowlog.fields import CODES
@@ -132,19 +133,19 @@ class Rollup:
         remap[used] = np.arange(used.size, dtype=np.int32)
         local = remap[both]
         facts = pa.table({
-            "window_start": pa.array(window, pa.timestamp("s")),
-            "src_owner": pa.array(local[: src.size]),
-            "dst_owner": pa.array(local[src.size:]),
-            "protocol": pa.array(proto, mask=proto < 0),
-            "port": pa.array(port, mask=port < 0),
-            "action": pa.array(action),
-            "flow_direction": pa.array(direction),
-            "traffic_path": pa.array(path, mask=path == 0),
-            "bytes": pa.array(b),
-            "packets": pa.array(p),
-            "flows": pa.array(f),
+            "window_start": arrow(window, pa.timestamp("s")),
+            "src_owner": arrow(local[: src.size]),
+            "dst_owner": arrow(local[src.size:]),
+            "protocol": arrow(proto, mask=proto < 0),
+            "port": arrow(port, mask=port < 0),
+            "action": arrow(action),
+            "flow_direction": arrow(direction),
+            "traffic_path": arrow(path, mask=path == 0),
+            "bytes": arrow(b),
+            "packets": arrow(p),
+            "flows": arrow(f),
         }, schema=FACTS_SCHEMA)
-        return Rolled(facts, owners.take(pa.array(used)))
+        return Rolled(facts, owners.take(arrow(used)))
 
     def to_table(self, owners: pa.Table) -> pa.Table:
         """The rolled-up rows in the ``flows`` schema (strings), for sinks that want them."""

@@ -20,6 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dredge.arrays import arrow
+
 OWNER_FIELDS = ("app", "cluster", "account", "region", "az", "vpc", "subnet", "type")
 UNKNOWN, INTERNET = 0, 1
 Owner = tuple[str | None, ...]  # values of OWNER_FIELDS, in order
@@ -74,7 +76,7 @@ def encode_owners(*tables: pa.Table) -> tuple[pa.Table, list[np.ndarray]]:
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
     ids = rank[inverse.ravel()].astype(np.int32)
-    owners = combined.take(pa.array(first[order]))
+    owners = combined.take(arrow(first[order]))
     out, pos = [], 0
     for t in tables:
         out.append(ids[pos:pos + t.num_rows])

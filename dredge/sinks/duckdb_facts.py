@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dredge.arrays import arrow
 from dredge.enrich.rollup import Rolled
 from dredge.index.snapshot import OWNER_FIELDS
 from dredge.sinks.base import Rows
@@ -25,7 +26,7 @@ def owned(con: duckdb.DuckDBPyConnection, rows: Rows) -> pa.Table:
         *[owners.column(f).cast(pa.string()) for f in OWNER_FIELDS], "\x1f",
         null_handling="replace", null_replacement="\x00")
     batch_owners = owners.append_column("key", key).append_column(
-        "lid", pa.array(np.arange(owners.num_rows, dtype=np.int32)))
+        "lid", arrow(np.arange(owners.num_rows, dtype=np.int32)))
     con.register("_dredge_owners", batch_owners)
     try:
         con.execute(f"""
@@ -41,8 +42,8 @@ def owned(con: duckdb.DuckDBPyConnection, rows: Rows) -> pa.Table:
     ids = np.empty(owners.num_rows, np.int32)
     ids[mapping.column("lid").to_numpy()] = mapping.column("id").to_numpy()
     facts = rolled.facts
-    facts = facts.set_column(1, "src_owner", pa.array(ids[facts.column("src_owner").to_numpy()]))
-    return facts.set_column(2, "dst_owner", pa.array(ids[facts.column("dst_owner").to_numpy()]))
+    facts = facts.set_column(1, "src_owner", arrow(ids[facts.column("src_owner").to_numpy()]))
+    return facts.set_column(2, "dst_owner", arrow(ids[facts.column("dst_owner").to_numpy()]))
 
 
 def append(con: duckdb.DuckDBPyConnection, facts: pa.Table, file_ids: np.ndarray | None) -> None:
@@ -51,7 +52,7 @@ def append(con: duckdb.DuckDBPyConnection, facts: pa.Table, file_ids: np.ndarray
     if facts.num_rows == 0:
         return
     if file_ids is not None:
-        facts = facts.append_column("file_id", pa.array(file_ids, pa.int32()))
+        facts = facts.append_column("file_id", arrow(np.asarray(file_ids, np.int32)))
     con.register("_dredge_facts", facts)
     try:
         con.execute("INSERT INTO flow_facts BY NAME SELECT * FROM _dredge_facts")

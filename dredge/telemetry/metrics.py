@@ -1,5 +1,9 @@
 """Prometheus metrics: one registry per process, names ``dredge_<component>_<noun>_<unit>``.
 
+The values live in ``telemetry/values.py`` (plain Python); ``prometheus_client`` is imported
+only when ``REGISTRY`` is first asked for (the HTTP server, tests), so a one-shot command
+that counts but never serves does not pay for it.
+
 Each component declares its own metrics beside its code with :func:`counter`, :func:`gauge`
 and :func:`histogram` (``sinks/metrics.py``, ``batcher.py``, ``index/metrics.py``, ...); this
 module holds the registry, the helpers and the few metrics several components share. Labels
@@ -8,15 +12,39 @@ are bounded (stream, shard, sink, outcome, reason); never IPs or app names.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dredge.errors import ConfigError
+from dredge.telemetry.values import Collector, Counter, Gauge, Histogram, Metric
 
-REGISTRY = CollectorRegistry(auto_describe=True)
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    REGISTRY: CollectorRegistry
+
+# every metric of the process, by name; exposed through REGISTRY
+DECLARED: dict[str, Metric[Any]] = {}
+_registry: CollectorRegistry | None = None
+_registry_lock = threading.Lock()
+
+
+def __getattr__(name: str) -> Any:
+    """``REGISTRY``: the process's ``prometheus_client`` registry, made (and the package
+    imported) on first use: by the HTTP server, the ops readers and tests, never by a replay."""
+    global _registry
+    if name != "REGISTRY":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    with _registry_lock:
+        if _registry is None:
+            from prometheus_client import CollectorRegistry
+
+            registry = CollectorRegistry(auto_describe=True)
+            registry.register(Collector(DECLARED))
+            _registry = registry
+        return _registry
 
 
 @dataclass(frozen=True)
@@ -37,7 +65,13 @@ _M = TypeVar("_M", Counter, Gauge, Histogram)
 def _declare(kind: type[_M], name: str, doc: str, labels: Sequence[str], **extra: Any) -> _M:
     if not name.startswith("dredge_"):
         raise ValueError(f"metric {name!r}: names start with dredge_<component>_")
-    return kind(name, doc, list(labels), registry=REGISTRY, **extra)
+    family = name.removesuffix("_total") if kind is Counter else name
+    if any(family == (n.removesuffix("_total") if isinstance(m, Counter) else n)
+           for n, m in DECLARED.items()):
+        raise ValueError(f"Duplicated timeseries in CollectorRegistry: {name}")
+    metric = kind(name, doc, labels, **extra)
+    DECLARED[name] = metric
+    return metric
 
 
 def counter(name: str, doc: str, labels: Sequence[str] = ()) -> Counter:

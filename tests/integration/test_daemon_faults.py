@@ -170,13 +170,13 @@ def test_trimmed_checkpoint_falls_back_to_trim_horizon(moto: MotoServer, aws_env
             return 400, "InvalidArgumentException"
         return None
 
-    before = reader_events_total.labels(stream, "trimmed_checkpoint")._value.get()
+    before = reader_events_total.labels(stream, "trimmed_checkpoint").value
     with FaultProxy(moto.endpoint, decide) as proxy:
         got = asyncio.run(_read(proxy.endpoint, stream, "shardId-000000000000",
                                 Position(SEQUENCE, gone, 0), len(seqs)))
         assert proxy.count("GetShardIterator", "InvalidArgumentException") == 1
     assert [s for b in got for s in b.sequences] == seqs  # everything left, from the horizon
-    assert reader_events_total.labels(stream, "trimmed_checkpoint")._value.get() == before + 1
+    assert reader_events_total.labels(stream, "trimmed_checkpoint").value == before + 1
 
 
 def test_dropped_connections_are_retried_and_counted(moto: MotoServer, aws_env: None) -> None:
@@ -196,14 +196,14 @@ def test_dropped_connections_are_retried_and_counted(moto: MotoServer, aws_env: 
                 return DROP
         return None
 
-    before = reader_events_total.labels(stream, "network_error")._value.get()
+    before = reader_events_total.labels(stream, "network_error").value
     with FaultProxy(moto.endpoint, decide) as proxy:
         got = asyncio.run(_read(proxy.endpoint, stream, "shardId-000000000000",
                                 Position(TRIM_HORIZON), len(seqs)))
         dropped = proxy.count("GetRecords", "DROP") + proxy.count("GetShardIterator", "DROP")
     assert dropped == 4
     assert [s for b in got for s in b.sequences] == seqs
-    assert reader_events_total.labels(stream, "network_error")._value.get() == before + dropped
+    assert reader_events_total.labels(stream, "network_error").value == before + dropped
 
 
 def test_at_timestamp_starts_at_the_first_record_arrived_since(moto: MotoServer, aws_env: None) -> None:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from prometheus_client import Counter, Gauge
-
-from dredge.telemetry.metrics import REGISTRY
+from dredge.telemetry.metrics import counter, gauge
+from dredge.telemetry.values import Counter, Gauge
 
 
 def _counter(name: str, doc: str, labels: Sequence[str]) -> Counter:
-    return Counter(name, doc, list(labels), registry=REGISTRY)
+    return counter(name, doc, labels)
 
 
 def _gauge(name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
-    return Gauge(name, doc, list(labels), registry=REGISTRY)
+    return gauge(name, doc, labels)
 
 
 # -- shard readers -------------------------------------------------------------------------

@@ -19,10 +19,10 @@ def test_a_hold_expires_after_the_failover_time_by_our_clock() -> None:
     clock.now = 106.0
     assert h.held() == {"a"}  # b last renewed 11 s ago
     assert sorted(h.ids()) == ["a", "b"]  # still remembered until dropped
-    before = lease_events_total.labels(event="expired")._value.get()
+    before = lease_events_total.labels(event="expired").value
     h.drop_expired()
     assert h.ids() == ["a"]
-    assert lease_events_total.labels(event="expired")._value.get() == before + 1
+    assert lease_events_total.labels(event="expired").value == before + 1
 
 
 def test_write_values_and_renewal_move_the_counter() -> None:

@@ -94,7 +94,7 @@ class Harness:
         asyncio.run(self.reader.run())
 
     def events(self, event: str) -> float:
-        value: float = reader_events_total.labels(self.stream, event)._value.get()
+        value: float = reader_events_total.labels(self.stream, event).value
         return value
 
     def sequences(self) -> list[str]:

@@ -107,9 +107,9 @@ def test_conflicting_commit_is_retried_on_the_new_table(iceberg_config: IcebergC
         return real(self)
 
     monkeypatch.setattr(Transaction, "commit_transaction", racing)
-    before = ledger_mod.commits_total.labels("conflict")._value.get()
+    before = ledger_mod.commits_total.labels("conflict").value
     res = w1.commit()
-    assert ledger_mod.commits_total.labels("conflict")._value.get() == before + 1
+    assert ledger_mod.commits_total.labels("conflict").value == before + 1
     assert res.rows == 2 and res.moved == []
     assert committed_positions(open_table(iceberg_config)) == {A: ("10", 0), B: ("20", 0)}
     assert total_bytes(iceberg_config) == 2 * 3 + 3 * 5  # each once
