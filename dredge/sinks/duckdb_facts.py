@@ -14,6 +14,10 @@ from dredge.index.snapshot import OWNER_FIELDS
 from dredge.sinks.base import Rows
 
 
+# typed: a bare str would have pyarrow infer its type, which imports dateutil (3-7 ms)
+_SEPARATOR = pa.scalar("\x1f", pa.string())
+
+
 def owned(con: duckdb.DuckDBPyConnection, rows: Rows) -> pa.Table:
     """The facts of rolled-up rows, their owners replaced by ids of the ``owners``
     dictionary (each distinct owner tuple once, keyed by all eight fields); new owners are
@@ -23,7 +27,7 @@ def owned(con: duckdb.DuckDBPyConnection, rows: Rows) -> pa.Table:
         return rolled.facts
     owners = rolled.owners
     key = pc.binary_join_element_wise(
-        *[owners.column(f).cast(pa.string()) for f in OWNER_FIELDS], "\x1f",
+        *[owners.column(f).cast(pa.string()) for f in OWNER_FIELDS], _SEPARATOR,
         null_handling="replace", null_replacement="\x00")
     batch_owners = owners.append_column("key", key).append_column(
         "lid", arrow(np.arange(owners.num_rows, dtype=np.int32)))

@@ -108,7 +108,7 @@ def test_the_verb_of_a_command_line(argv: list[str], verb: str | None) -> None:
 def test_a_replay_loads_no_other_command(tmp_path: Path) -> None:
     """A command line naming its verb builds that verb's parser only: a text replay imports
     neither the other commands (the query client, the servers, Druid's and Superset's) nor
-    Parquet nor ``prometheus_client`` (it counts, never serves) nor ``numpy.ma``, and numpy's OpenBLAS is kept to one thread (it never multiplies matrices)."""
+    Parquet nor ``prometheus_client`` (it counts, never serves) nor ``numpy.ma`` nor ``dateutil``, and numpy's OpenBLAS is kept to one thread (it never multiplies matrices)."""
     import subprocess
 
     logs = tmp_path / "a.log.gz"
@@ -116,7 +116,7 @@ def test_a_replay_loads_no_other_command(tmp_path: Path) -> None:
     code = ("import json, os, sys, dredge.cli; rc = dredge.cli.main(sys.argv[1:]); "
             "print(json.dumps([rc, sorted(m for m in sys.modules if m.startswith(("
             "'dredge.commands.', 'dredge.serve', 'pyarrow.parquet', 'boto3', "
-            "'prometheus_client', 'numpy.ma.'))), "
+            "'prometheus_client', 'numpy.ma.', 'dateutil'))), "
             "os.environ['OPENBLAS_NUM_THREADS']]))")
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     out = subprocess.run([sys.executable, "-c", code, "replay", str(logs), "--db",
