@@ -8,6 +8,7 @@ Malformed lines are flagged in ``status`` (see ``kernels.STATUS_REASONS``), neve
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -202,8 +203,24 @@ def parse_addresses(arr: pa.Array | pa.ChunkedArray) -> Addr:
     return Addr(fam, hi, lo)
 
 
+# A Parquet row group's address dictionary arrives again, copied, with each of its batches:
+# the last few parsed per thread, so that it is parsed once, not once a batch.
+_DICTIONARIES = threading.local()
+_KEEP_DICTIONARIES = 4
+
+
+def _dictionary_values(dictionary: pa.Array) -> Addr:
+    held: list[tuple[pa.Array, Addr]] = getattr(_DICTIONARIES, "held", None) or []
+    for d, values in held:
+        if len(d) == len(dictionary) and d.equals(dictionary):
+            return values
+    values = parse_addresses(dictionary)
+    _DICTIONARIES.held = [(dictionary, values), *held[:_KEEP_DICTIONARIES - 1]]
+    return values
+
+
 def _parse_dictionary(arr: pa.DictionaryArray) -> Addr:
-    values = parse_addresses(arr.dictionary)
+    values = _dictionary_values(arr.dictionary)
     valid = arr.indices.is_valid().to_numpy(zero_copy_only=False)
     if not values.fam.size:  # nothing but nulls
         n = len(arr)

@@ -13,7 +13,6 @@ from dredge.enrich.rollup import Rolled
 from dredge.index.snapshot import OWNER_FIELDS
 from dredge.sinks.base import Rows
 
-
 # typed: a bare str would have pyarrow infer its type, which imports dateutil (3-7 ms)
 _SEPARATOR = pa.scalar("\x1f", pa.string())
 

@@ -3,8 +3,11 @@ exactly what the same columns as plain strings give."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -81,3 +84,30 @@ def test_from_arrow_dictionary_equals_plain() -> None:
     for side in ("src", "dst"):
         for k in ("fam", "hi", "lo"):
             np.testing.assert_array_equal(getattr(getattr(a_cols, side), k), getattr(getattr(b_cols, side), k))
+
+
+
+def test_a_dictionary_seen_again_is_parsed_once_and_a_new_one_of_its_size_anew(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parquet hands each batch of a row group a fresh copy of the same dictionary: parsed
+    once per thread. Another dictionary of the same length gets its own values."""
+    from dredge.flowlog import parser
+
+    calls: list[int] = []
+    real = parser.kernels.parse_addr_strings
+
+    def counted(*args: Any) -> None:
+        calls.append(1)
+        real(*args)
+
+    monkeypatch.setattr(parser.kernels, "parse_addr_strings", counted)
+    dictionaries = [[f"10.0.{k}.{i}" for i in range(5)] for k in range(6)]  # 6 > the 4 held
+    indices = pa.array([4, 0, None, 2, 2], pa.int32())
+    for _ in range(2):
+        for words in dictionaries:
+            encoded = pa.DictionaryArray.from_arrays(indices, pa.array(list(words)))
+            _same(encoded, pa.array([words[4], words[0], None, words[2], words[2]]))
+    calls.clear()
+    for _ in range(3):  # fresh copies of the last one parsed
+        parse_addresses(pa.DictionaryArray.from_arrays(indices, pa.array(list(dictionaries[5]))))
+    assert calls == []
