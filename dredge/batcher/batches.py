@@ -52,6 +52,20 @@ class Pending:
     position: Position | None = None
     records: int = 0
     dead: list[dict[str, Any]] = field(default_factory=list)
+    # rows of an earlier flush that failed while this one was filling (Flusher.flush)
+    earlier: list[Enricher] = field(default_factory=list)
+
+    def all_enrichers(self) -> list[Enricher]:
+        return [*self.earlier, *self.enrichers.values()]
+
+    def absorb_earlier(self, earlier: Pending) -> None:
+        """Take back the rows of a flush that failed, read before this one's (same tenure):
+        both are stored by the next flush, at this one's position."""
+        self.earlier = [*earlier.all_enrichers(), *self.earlier]
+        self.records += earlier.records
+        self.dead = [*earlier.dead, *self.dead]
+        if self.position is None:
+            self.position = earlier.position
 
     def add(self, parsed: ParsedBatch, snapshots: SnapshotSource, window_s: int,
             records: int, ephemeral_from: int = EPHEMERAL_FROM) -> None:

@@ -76,6 +76,8 @@ class Flusher:
         self._unconfirmed: dict[ShardKey, tuple[int, Position]] = {}
         self._backoff = Backoff(min(0.5, config.sink_retry_max_s), config.sink_retry_max_s)
         self._checkpointing: asyncio.Task[None] | None = None  # the lease writes in flight
+        self._storing: asyncio.Task[bool] | None = None  # a flush in the background
+        self._in_flight: dict[ShardKey, Pending] = {}  # what that flush stores
         self.flushes = 0
 
     def pending_for(self, key: ShardKey, epoch: int) -> Pending:
@@ -88,6 +90,7 @@ class Flusher:
     def discard(self, key: ShardKey) -> int:
         """The lease is gone: forget what the shard has not stored (its records, returned)."""
         dropped = self._pending.pop(key, None)
+        self._in_flight.pop(key, None)  # if that flush fails, its rows are not taken back
         self._unconfirmed.pop(key, None)
         if self._ledger is not None:
             self._ledger.discard(key)
@@ -114,19 +117,61 @@ class Flusher:
         raise SinkUnavailable(f"final flush failed {self._config.shutdown_flush_attempts} times;"
                         " nothing after the last checkpoint was stored (it will be read again)")
 
+    def flush_in_background(self) -> None:
+        """Start a flush and return: the batcher goes on with the next batches (into new
+        pending rows) while the sink stores these. :meth:`landed` waits for it. Called on
+        the loop between batches (no batch is being added to the rows taken)."""
+        if self._storing is not None:
+            raise RuntimeError("a flush is already in flight: wait for landed() first")
+        self._storing = asyncio.create_task(self._store(self._take_pending()), name="flush")
+
+    async def landed(self) -> bool:
+        """Wait for the background flush, if any; False if it failed: its rows are pending
+        again (before any read since), for the next flush."""
+        task, self._storing = self._storing, None
+        ok = True if task is None else await task
+        self._take_back()
+        return ok
+
     async def flush(self) -> bool:
         """Store pending rows + positions in one transaction, then checkpoint the leases (in
-        the background: :meth:`checkpoints_landed` waits for them).
+        the background: :meth:`checkpoints_landed` waits for them). A background flush in
+        flight lands first.
 
         False when the sink failed (nothing stored, nothing checkpointed), or the ledger's
         buffer is full and its commit failed (back-pressure)."""
+        await self.landed()
+        ok = await self._store(self._take_pending())
+        self._take_back()
+        return ok
+
+    def _take_pending(self) -> dict[ShardKey, Pending]:
+        # taken out: batches processed while the sink stores go into new pending rows
+        pending, self._pending = self._pending, {}
+        self._in_flight = dict(pending)
+        return pending
+
+    def _take_back(self) -> None:
+        """After a failed flush, on the loop (no batch is being added meanwhile): its rows
+        are pending again, before those read since (same tenure). A shard discarded
+        meanwhile, or with a new lease epoch, is left out: it is read again."""
+        failed, self._in_flight = self._in_flight, {}
+        for key, old in failed.items():
+            cur = self._pending.get(key)
+            if cur is None:
+                self._pending[key] = old
+            elif cur.epoch == old.epoch:
+                cur.absorb_earlier(old)
+
+    async def _store(self, pending: dict[ShardKey, Pending]) -> bool:
+        """Store ``pending``; on success ``_in_flight`` is emptied, on failure it keeps what
+        :meth:`_take_back` puts back."""
         if self._ledger is not None and self._ledger.rows >= self._ledger.max_rows:
             await self._await_commit()
             if self._ledger.rows >= self._ledger.max_rows and not await self._commit_now():
                 await self._checkpoint_leases()
                 return False
-        if self._pending:
-            pending = dict(self._pending)
+        if pending:
             rows, checkpoints, by_shard = await asyncio.to_thread(_prepare, pending)
             try:
                 await asyncio.to_thread(self._sink.store_batch, rows, checkpoints)
@@ -135,11 +180,10 @@ class Flusher:
                 log.error("flush_failed", error=str(exc)[:300], rows=sum(r.num_rows for r in rows),
                           shards=len(checkpoints))
                 return False
+            self._in_flight = {}
             flushes_total.labels("stored").inc()
             self.flushes += 1
             for key, p in pending.items():
-                if self._pending.get(key) is p:
-                    del self._pending[key]
                 self._dead.write(p.dead)
                 if p.position is None:
                     continue
@@ -247,7 +291,7 @@ class Flusher:
 def _prepare(pending: dict[ShardKey, Pending]
              ) -> tuple[list[Rolled], list[ShardCheckpoint], dict[ShardKey, list[Rolled]]]:
     # Facts + owner dictionaries: what the DuckDB sink stores fastest (no strings per row).
-    by_shard = {key: [r for r in (e.rolled() for e in p.enrichers.values()) if r.num_rows]
+    by_shard = {key: [r for r in (e.rolled() for e in p.all_enrichers()) if r.num_rows]
                 for key, p in pending.items()}
     rows = [r for parts in by_shard.values() for r in parts]
     checkpoints = [

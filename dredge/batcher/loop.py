@@ -147,7 +147,13 @@ class StreamBatcher:
                     break
                 if self._clock() >= next_flush or (self._caught_up and self._queue.empty()):
                     self._caught_up = False
-                    await self._flusher.flush_until_stored(self._draining)
+                    # the sink stores while the next batches are processed; the flush before
+                    # lands first (positions are stored in order), and one that failed is
+                    # retried here with backoff, taking no batches meanwhile
+                    if await self._flusher.landed():
+                        self._flusher.flush_in_background()
+                    else:
+                        await self._flusher.flush_until_stored(self._draining)
                     next_flush = self._clock() + self._config.flush_interval_s
             await self._release_due()
             await self._flusher.final_flush()
@@ -155,6 +161,8 @@ class StreamBatcher:
             draining.cancel()
             if getter is not None and not getter.done():
                 getter.cancel()
+            with contextlib.suppress(Exception):  # a flush still storing: let it land
+                await self._flusher.landed()
             with contextlib.suppress(Exception):  # stored rows' leases: let them land
                 await self._flusher.checkpoints_landed()
             if self._holdback is not None:

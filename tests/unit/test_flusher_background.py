@@ -1,0 +1,113 @@
+"""The batcher's flush stores in the background: the next batches are decoded, parsed and
+rolled up while the sink stores the previous rows. Nothing is lost or stored twice, a
+position is checkpointed only with its rows, and a flush that fails hands its rows back."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+from dredge.batcher import StreamBatcher
+from dredge.batcher.loop import batches_total
+from dredge.decode import DecodeConfig
+from dredge.enrich.rollup import Rolled
+from dredge.errors import SinkError
+from dredge.flowlog.fields import DEFAULT_FORMAT
+from dredge.index.loaders import load_index
+from dredge.pipeline import PipelineConfig
+from dredge.sinks.base import ShardCheckpoint
+from dredge.sinks.deadletter import DeadLetters
+from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
+from dredge.snapshots import StaticSnapshots
+from dredge.sources.kinesis.reader import ReadBatch
+from dredge.sources.kinesis.shards import Position
+
+LINE = b"2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 20 %d 1418530010 1418530070 ACCEPT OK"
+
+
+class Owner:
+    def __init__(self) -> None:
+        self.checkpoints: list[tuple[str, Position]] = []
+
+    def is_current(self, shard_id: str, epoch: int) -> bool:
+        return True
+
+    async def commit_checkpoint(self, shard_id: str, epoch: int, position: Position) -> None:
+        self.checkpoints.append((shard_id, position))
+
+
+class HeldSink:
+    """The first store waits until released (and then fails, if told to); the others store."""
+
+    def __init__(self, inner: DuckDBSink, fail_first: bool) -> None:
+        self.inner, self.fail_first = inner, fail_first
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.stored: list[dict[str, tuple[str, int]]] = []  # the sink's checkpoints after each
+        self.calls = 0
+
+    def store_batch(self, rows: list[Rolled], checkpoints: list[ShardCheckpoint]) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            self.entered.set()
+            assert self.release.wait(20)
+            if self.fail_first:
+                raise SinkError("injected: the store is down")
+        self.inner.store_batch(rows, checkpoints)
+        self.stored.append(self.inner.checkpoints("s"))
+
+
+def _processed() -> float:
+    return batches_total.labels("processed").value
+
+
+def _run(tmp_path: Path, fail_first: bool) -> tuple[HeldSink, Owner, int, int]:
+    snap, _ = load_index([], [])
+    db = DuckDBSink(DuckDBConfig(path=str(tmp_path / "d.duckdb")))
+    db.open()
+    sink, owner = HeldSink(db, fail_first), Owner()
+    during: list[float] = []
+
+    async def main() -> None:
+        b = StreamBatcher(sink, DeadLetters(None), StaticSnapshots(snap), DecodeConfig(),
+                          PipelineConfig(flush_interval_s=30))
+        b.register("s", DEFAULT_FORMAT, owner)
+        task = asyncio.create_task(b.run())
+        # a first answer at the tip: flushed at once, and that store is held
+        await b.put(ReadBatch("s", "a", 1, [LINE % 1], ["1"], behind_ms=0))
+        assert await asyncio.to_thread(sink.entered.wait, 20)
+        before = _processed()
+        await b.put(ReadBatch("s", "a", 1, [LINE % 2], ["2"], behind_ms=5))
+        await b.put(ReadBatch("s", "b", 1, [LINE % 4], ["7"], behind_ms=5))
+        async with asyncio.timeout(20):  # processed while the first store waits
+            while _processed() < before + 2:
+                await asyncio.sleep(0.01)
+        during.append(_processed() - before)
+        sink.release.set()
+        await b.drain_and_stop()
+        await task
+
+    asyncio.run(main())
+    total = db.query("SELECT sum(bytes) AS b, sum(flows) AS f FROM flows").to_pylist()[0]
+    db.close()
+    assert during == [2]
+    return sink, owner, int(total["b"]), int(total["f"])
+
+
+def test_the_next_batches_are_processed_while_the_sink_stores(tmp_path: Path) -> None:
+    sink, owner, total_bytes, flows = _run(tmp_path, fail_first=False)
+    assert (total_bytes, flows) == (7, 3)  # each batch once
+    # the held store carried a's first batch only: its checkpoint, then the later ones
+    assert sink.stored == [{"a": ("1", 0)}, {"a": ("2", 0), "b": ("7", 0)}]
+    assert owner.checkpoints[0] == ("a", Position("SEQUENCE", "1", 0))
+    assert set(owner.checkpoints[-2:]) == {("a", Position("SEQUENCE", "2", 0)),
+                                            ("b", Position("SEQUENCE", "7", 0))}
+
+
+def test_a_background_flush_that_fails_hands_its_rows_to_the_next(tmp_path: Path) -> None:
+    sink, owner, total_bytes, flows = _run(tmp_path, fail_first=True)
+    assert (total_bytes, flows) == (7, 3)  # a's first batch too, once
+    assert sink.stored == [{"a": ("2", 0), "b": ("7", 0)}]
+    assert ("a", Position("SEQUENCE", "1", 0)) not in owner.checkpoints  # never on its own
+    assert set(owner.checkpoints) == {("a", Position("SEQUENCE", "2", 0)),
+                                      ("b", Position("SEQUENCE", "7", 0))}
