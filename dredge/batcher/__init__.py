@@ -6,8 +6,10 @@ roll up -> one sink transaction per flush interval -> lease checkpoints. One job
     flusher.py   Flusher: pending rows + positions -> sink (one transaction) -> leases
 
 Invariant: a shard's checkpoint (sink or lease) never passes data the sink has not stored.
-A failed flush stores nothing and checkpoints nothing; the batcher stops taking batches
-(readers block) and retries with backoff until the sink is back.
+A flush stores in the background while the next batches are processed (one at a time: the
+next waits for it). A failed flush stores nothing and checkpoints nothing; its rows are
+pending again, and the batcher stops taking batches (readers block) and retries with backoff
+until the sink is back.
 """
 
 from dredge.batcher.batches import ParsedBatch, enrich_batch, parse_batch

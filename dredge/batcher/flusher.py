@@ -2,9 +2,14 @@
 ONE transaction (``store_batch``); only after it returned are the positions checkpointed in
 the lease table (``ShardOwner.commit_checkpoint``).
 
+The batcher's interval flushes run in the background (:meth:`Flusher.flush_in_background`):
+the rows are taken out, and batches processed meanwhile go into new pending rows; the next
+flush waits for this one (:meth:`Flusher.landed`), so positions are stored in order.
+
 Invariant: a shard's checkpoint (sink or lease) never passes data the sink has not stored. A
-failed flush stores nothing and checkpoints nothing; :meth:`Flusher.flush_until_stored`
-retries with backoff (the batcher takes no batches meanwhile: readers block). A lease
+failed flush stores nothing and checkpoints nothing; its rows are pending again, before those
+read since, and :meth:`Flusher.flush_until_stored` retries with backoff (the batcher takes no
+batches meanwhile: readers block). A lease
 checkpoint that fails is retried at the next flush; one whose lease is lost is forgotten.
 
 With the Iceberg ledger (``[sink.iceberg]``), each flush also hands every shard's rows and the
