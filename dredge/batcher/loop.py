@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from dredge.batcher.batches import HeldBatch, ParsedBatch, Pending, ShardKey, parse_batch
 from dredge.batcher.flusher import Flusher, ShardOwner
+from dredge.cores import usable_cores
 from dredge.decode import DecodeConfig
 from dredge.enrich.holdback import Holdback, HoldbackConfig
 from dredge.flowlog.fields import FlowFormat
@@ -81,6 +82,11 @@ class StreamBatcher:
         self._behind: dict[ShardKey, int | None] = {}
         self._caught_up = False
         self._settling = False  # shards started reading: not all at the tip yet
+        # batches being processed on threads, one per shard at most (a shard's in order), as
+        # many shards at once as there are usable cores (decode, parse and the join release
+        # the GIL): a backlog's answers, queued together, use every core
+        self._working: dict[ShardKey, asyncio.Task[None]] = {}
+        self._parallel = usable_cores()
 
     @property
     def flushes(self) -> int:
@@ -139,7 +145,7 @@ class StreamBatcher:
                     getter = None
                     if self._draining.is_set() and self._holdback is not None:
                         continue  # it would be held, then dropped: read again next run
-                    await self._process(batch)
+                    await self._dispatch(batch)
                 elif self._draining.is_set() and (self._queue.empty() or self._holdback is not None):
                     if getter is not None:
                         getter.cancel()
@@ -147,6 +153,7 @@ class StreamBatcher:
                     break
                 if self._clock() >= next_flush or (self._caught_up and self._queue.empty()):
                     self._caught_up = False
+                    await self._settle()  # the rows taken are whole batches'
                     # the sink stores while the next batches are processed; the flush before
                     # lands first (positions are stored in order), and one that failed is
                     # retried here with backoff, taking no batches meanwhile
@@ -155,12 +162,15 @@ class StreamBatcher:
                     else:
                         await self._flusher.flush_until_stored(self._draining)
                     next_flush = self._clock() + self._config.flush_interval_s
+            await self._settle()
             await self._release_due()
             await self._flusher.final_flush()
         finally:
             draining.cancel()
             if getter is not None and not getter.done():
                 getter.cancel()
+            for working in self._working.values():
+                working.cancel()
             with contextlib.suppress(Exception):  # a flush still storing: let it land
                 await self._flusher.landed()
             with contextlib.suppress(Exception):  # stored rows' leases: let them land
@@ -192,9 +202,20 @@ class StreamBatcher:
             return float("inf")
         return self._clock() + hb.config.delay_s - hb.oldest_age()
 
-    async def _process(self, batch: ReadBatch) -> None:
-        owner = self._owners.get(batch.stream)
+    async def _dispatch(self, batch: ReadBatch) -> None:
+        """Start the batch on a thread beside those of other shards (at most one per core, a
+        shard's batches in order) and return; with a holdback, parse it here."""
         key = (batch.stream, batch.shard_id)
+        if self._holdback is None:
+            if key in self._working:  # its shard's previous batch first
+                await asyncio.wait({self._working[key]})
+            self._reap()
+            while len(self._working) >= self._parallel:
+                await asyncio.wait(set(self._working.values()), return_when=asyncio.FIRST_COMPLETED)
+                self._reap()
+        # checked, noted and given its pending rows here, on the loop, with no await until
+        # the thread starts: a discard() or a flush meanwhile sees it whole or not at all
+        owner = self._owners.get(batch.stream)
         if owner is None or not owner.is_current(batch.shard_id, batch.epoch):
             batches_total.labels("stale").inc()
             return
@@ -202,13 +223,30 @@ class StreamBatcher:
         self._note_behind(key, batch.behind_ms)
         if self._holdback is None:
             pending = self._flusher.pending_for(key, batch.epoch)
-            await asyncio.to_thread(self._work, batch, parser, pending)
-            batches_total.labels("processed").inc()
+            self._working[key] = asyncio.create_task(self._process(batch, parser, pending),
+                                                     name="batch")
         else:  # counted when it comes out of the holdback
             parsed = await asyncio.to_thread(self._parse, batch, parser)
             rows = parsed.cols.n if parsed.cols is not None else 0
             self._waiting = (key, HeldBatch(key, batch.epoch, parsed, len(batch.data)), max(rows, 1))
             await self._hold_waiting()
+
+    def _reap(self) -> None:
+        """Forget the batches done; raise what one raised (an index that failed to load)."""
+        for key, task in list(self._working.items()):
+            if task.done():
+                del self._working[key]
+                task.result()
+
+    async def _settle(self) -> None:
+        """Wait for every batch being processed (before a flush takes the rows)."""
+        while self._working:
+            await asyncio.wait(set(self._working.values()))
+            self._reap()
+
+    async def _process(self, batch: ReadBatch, parser: FlowParser, pending: Pending) -> None:
+        await asyncio.to_thread(self._work, batch, parser, pending)
+        batches_total.labels("processed").inc()
 
     def _note_behind(self, key: ShardKey, behind_ms: int | None) -> None:
         """Flush without waiting for the interval when a shard catches up (not with a

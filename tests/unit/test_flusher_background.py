@@ -8,6 +8,8 @@ import asyncio
 import threading
 from pathlib import Path
 
+import pytest
+
 from dredge.batcher import StreamBatcher
 from dredge.batcher.loop import batches_total
 from dredge.decode import DecodeConfig
@@ -111,3 +113,55 @@ def test_a_background_flush_that_fails_hands_its_rows_to_the_next(tmp_path: Path
     assert ("a", Position("SEQUENCE", "1", 0)) not in owner.checkpoints  # never on its own
     assert set(owner.checkpoints) == {("a", Position("SEQUENCE", "2", 0)),
                                       ("b", Position("SEQUENCE", "7", 0))}
+
+
+def test_batches_of_different_shards_are_processed_at_once_a_shard_s_in_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backlog's answers arrive together: two shards' batches run on two threads at once
+    (both meet at a barrier), while a shard's own batches never overlap and keep their order."""
+    snap, _ = load_index([], [])
+    db = DuckDBSink(DuckDBConfig(path=str(tmp_path / "d.duckdb")))
+    db.open()
+    owner = Owner()
+    barrier = threading.Barrier(2, timeout=10)
+    lock = threading.Lock()
+    running: dict[str, int] = {}
+    order: list[tuple[str, str]] = []
+    met: list[bool] = []
+    real = StreamBatcher._work
+
+    def work(self: StreamBatcher, batch: ReadBatch, parser: object, pending: object) -> None:
+        with lock:
+            running[batch.shard_id] = running.get(batch.shard_id, 0) + 1
+            assert running[batch.shard_id] == 1, "a shard's batches overlapped"
+            order.append((batch.shard_id, batch.sequences[0]))
+        if batch.sequences[0] == "1":  # the first batch of each shard waits for the other's
+            barrier.wait()
+            met.append(True)
+        real(self, batch, parser, pending)  # type: ignore[arg-type]
+        with lock:
+            running[batch.shard_id] -= 1
+
+    monkeypatch.setattr(StreamBatcher, "_work", work)
+
+    async def main() -> None:
+        b = StreamBatcher(db, DeadLetters(None), StaticSnapshots(snap), DecodeConfig(),
+                          PipelineConfig(flush_interval_s=30))
+        b._parallel = 2  # as on a 2-core machine, whatever this one has
+        b.register("s", DEFAULT_FORMAT, owner)
+        task = asyncio.create_task(b.run())
+        for seq in ("1", "2", "3"):
+            await b.put(ReadBatch("s", "a", 1, [LINE % 1], [seq]))
+            await b.put(ReadBatch("s", "b", 1, [LINE % 10], [seq]))
+        await b.drain_and_stop()
+        await task
+
+    asyncio.run(main())
+    total = db.query("SELECT sum(bytes) AS b FROM flows").to_pylist()[0]["b"]
+    cps = db.checkpoints("s")
+    db.close()
+    assert met == [True, True]
+    assert [s for k, s in order if k == "a"] == ["1", "2", "3"]
+    assert [s for k, s in order if k == "b"] == ["1", "2", "3"]
+    assert int(total) == 33
+    assert cps == {"a": ("3", 0), "b": ("3", 0)}
