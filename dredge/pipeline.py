@@ -46,6 +46,9 @@ class PipelineConfig:
     window_s: int = 60  # rollup window
     ephemeral_from: int = EPHEMERAL_FROM  # service ports from here on count as 0, "ephemeral"
     flush_interval_s: float = 1.0  # commit rows + checkpoints this often
+    # ...and sooner, in the background, once this many rolled-up rows wait (a backlog is then
+    # stored while it is still read, not all after its last answer); 0 = the interval only
+    flush_rows: int = 100_000
     queue_batches: int = 64  # GetRecords batches waiting for the pipeline (backpressure)
     sink_retry_max_s: float = 30.0  # longest wait between retries of a failed flush
     shutdown_flush_attempts: int = 5  # flush attempts on SIGTERM before giving up (no checkpoint)
@@ -64,6 +67,8 @@ class PipelineConfig:
         for name in ("queue_batches", "shutdown_flush_attempts", "holdback_max_rows"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, "must be >= 1")
+        if self.flush_rows < 0:
+            raise ConfigError("flush_rows", "must be >= 0 (0: flush on the interval only)")
         if not 0 <= self.holdback_s <= 3600:
             raise ConfigError("holdback_s", "between 0 (off) and 3600 seconds")
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from dredge.aws import Backoff
@@ -122,13 +122,28 @@ class Flusher:
         raise SinkUnavailable(f"final flush failed {self._config.shutdown_flush_attempts} times;"
                         " nothing after the last checkpoint was stored (it will be read again)")
 
-    def flush_in_background(self) -> None:
+    @property
+    def storing(self) -> bool:
+        """A background flush is still storing."""
+        return self._storing is not None and not self._storing.done()
+
+    def pending_rows(self, skip: Collection[ShardKey] = ()) -> int:
+        """Rolled-up rows waiting, but ``skip``'s (an upper bound: batches are merged at the
+        flush)."""
+        return sum(e.rollup.groups for key, p in self._pending.items() if key not in skip
+                   for e in p.all_enrichers())
+
+    def has_pending(self, skip: Collection[ShardKey] = ()) -> bool:
+        return any(key not in skip for key in self._pending)
+
+    def flush_in_background(self, skip: Collection[ShardKey] = ()) -> None:
         """Start a flush and return: the batcher goes on with the next batches (into new
         pending rows) while the sink stores these. :meth:`landed` waits for it. Called on
-        the loop between batches (no batch is being added to the rows taken)."""
+        the loop; ``skip``: shards whose batch is being processed (their rows wait for the
+        next flush), and no other shard's rows may be being added to."""
         if self._storing is not None:
             raise RuntimeError("a flush is already in flight: wait for landed() first")
-        self._storing = asyncio.create_task(self._store(self._take_pending()), name="flush")
+        self._storing = asyncio.create_task(self._store(self._take_pending(skip)), name="flush")
 
     async def landed(self) -> bool:
         """Wait for the background flush, if any; False if it failed: its rows are pending
@@ -150,9 +165,10 @@ class Flusher:
         self._take_back()
         return ok
 
-    def _take_pending(self) -> dict[ShardKey, Pending]:
+    def _take_pending(self, skip: Collection[ShardKey] = ()) -> dict[ShardKey, Pending]:
         # taken out: batches processed while the sink stores go into new pending rows
-        pending, self._pending = self._pending, {}
+        pending = {key: p for key, p in self._pending.items() if key not in skip}
+        self._pending = {key: p for key, p in self._pending.items() if key in skip}
         self._in_flight = dict(pending)
         return pending
 

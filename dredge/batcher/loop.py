@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dredge.batcher.batches import HeldBatch, ParsedBatch, Pending, ShardKey, parse_batch
 from dredge.batcher.flusher import Flusher, ShardOwner
@@ -132,7 +132,8 @@ class StreamBatcher:
                 timeout = max(0.0, min(next_flush, self._next_due()) - self._clock())
                 if self._draining.is_set():
                     timeout = min(timeout, 0.05)
-                wake = set() if draining.done() else {draining}
+                wake: set[asyncio.Future[Any]] = set() if draining.done() else {draining}
+                wake |= set(self._working.values())  # a batch done: maybe enough rows to flush
                 if getter is not None:
                     await asyncio.wait({getter, *wake}, timeout=timeout,
                                        return_when=asyncio.FIRST_COMPLETED)
@@ -151,17 +152,16 @@ class StreamBatcher:
                         getter.cancel()
                         getter = None
                     break
+                self._reap()
                 if self._clock() >= next_flush or (self._caught_up and self._queue.empty()):
+                    # every shard's rows, once their batches are done (meanwhile, a shard
+                    # done early may go ahead: flush_rows)
+                    await self._settle(early=True)
+                    await self._flush()
                     self._caught_up = False
-                    await self._settle()  # the rows taken are whole batches'
-                    # the sink stores while the next batches are processed; the flush before
-                    # lands first (positions are stored in order), and one that failed is
-                    # retried here with backoff, taking no batches meanwhile
-                    if await self._flusher.landed():
-                        self._flusher.flush_in_background()
-                    else:
-                        await self._flusher.flush_until_stored(self._draining)
                     next_flush = self._clock() + self._config.flush_interval_s
+                elif self._enough_rows():  # the shards not at work; the others wait
+                    await self._flush(skip=set(self._working))
             await self._settle()
             await self._release_due()
             await self._flusher.final_flush()
@@ -231,6 +231,27 @@ class StreamBatcher:
             self._waiting = (key, HeldBatch(key, batch.epoch, parsed, len(batch.data)), max(rows, 1))
             await self._hold_waiting()
 
+    async def _flush(self, skip: set[ShardKey] | None = None) -> None:
+        """Flush in the background every shard's rows but ``skip``'s (being processed): the
+        sink stores while the next batches are processed. The flush before lands first
+        (positions are stored in order); one that failed is retried here with backoff, all
+        batches done and no new ones taken meanwhile."""
+        if not await self._flusher.landed():
+            await self._settle()
+            await self._flusher.flush_until_stored(self._draining)
+        elif not skip:
+            self._flusher.flush_in_background()
+        elif self._flusher.has_pending(skip):
+            self._flusher.flush_in_background(skip)
+
+    def _enough_rows(self) -> bool:
+        """``flush_rows`` rolled-up rows of shards not at work wait and no flush is storing:
+        store them while the next batches are read (else a backlog would all be stored after
+        its last answer)."""
+        rows = self._config.flush_rows
+        return (rows > 0 and not self._flusher.storing
+                and self._flusher.pending_rows(self._working.keys()) >= rows)
+
     def _reap(self) -> None:
         """Forget the batches done; raise what one raised (an index that failed to load)."""
         for key, task in list(self._working.items()):
@@ -238,11 +259,15 @@ class StreamBatcher:
                 del self._working[key]
                 task.result()
 
-    async def _settle(self) -> None:
-        """Wait for every batch being processed (before a flush takes the rows)."""
+    async def _settle(self, early: bool = False) -> None:
+        """Wait for every batch being processed (before a flush takes every shard's rows).
+        ``early``: meanwhile, once the shards done have ``flush_rows``, they are flushed
+        ahead (a backlog's last answers: the first done is stored while the last is parsed)."""
         while self._working:
-            await asyncio.wait(set(self._working.values()))
+            await asyncio.wait(set(self._working.values()), return_when=asyncio.FIRST_COMPLETED)
             self._reap()
+            if early and self._working and self._enough_rows():
+                await self._flush(skip=set(self._working))
 
     async def _process(self, batch: ReadBatch, parser: FlowParser, pending: Pending) -> None:
         await asyncio.to_thread(self._work, batch, parser, pending)

@@ -165,3 +165,36 @@ def test_batches_of_different_shards_are_processed_at_once_a_shard_s_in_order(
     assert [s for k, s in order if k == "b"] == ["1", "2", "3"]
     assert int(total) == 33
     assert cps == {"a": ("3", 0), "b": ("3", 0)}
+
+
+def test_flush_rows_stores_a_backlog_while_it_is_read(tmp_path: Path) -> None:
+    """With ``flush_rows`` reached, the rows go to the sink (in the background) without
+    waiting for the interval; 0 waits for the interval (here: the final flush)."""
+    snap, _ = load_index([], [])
+    counts = {}
+    for flush_rows in (1, 0):
+        db = DuckDBSink(DuckDBConfig(path=str(tmp_path / f"d{flush_rows}.duckdb")))
+        db.open()
+        sink = HeldSink(db, fail_first=False)
+        sink.release.set()
+        seen: list[int] = []
+
+        async def main(sink: HeldSink, flush_rows: int, seen: list[int]) -> None:
+            b = StreamBatcher(sink, DeadLetters(None), StaticSnapshots(snap), DecodeConfig(),
+                              PipelineConfig(flush_interval_s=30, flush_rows=flush_rows))
+            b.register("s", DEFAULT_FORMAT, Owner())
+            task = asyncio.create_task(b.run())
+            for seq in range(1, 4):
+                await b.put(ReadBatch("s", "a", 1, [LINE % seq], [str(seq)]))  # no behind_ms
+                await asyncio.sleep(0.3)
+                seen.append(len(sink.stored))
+            await b.drain_and_stop()
+            await task
+
+        asyncio.run(main(sink, flush_rows, seen))
+        total = db.query("SELECT sum(bytes) AS b FROM flows").to_pylist()[0]["b"]
+        db.close()
+        assert int(total) == 6
+        counts[flush_rows] = seen
+    assert counts[1] == [1, 2, 3]
+    assert counts[0] == [0, 0, 0]
