@@ -8,5 +8,11 @@ import os
 # loads; a value already in the environment wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+# Arrow's allocator: jemalloc gives memory back that pyarrow's default (mimalloc) kept. One-core
+# replays, peak RSS: 2M flows 326-373 -> 315-331 MB, 20M flows 473 -> 435 MB, CPU the same
+# (medians of 5 and of 2 runs). Read when pyarrow makes its first allocation; a value already
+# in the environment wins (``system``, ``mimalloc``).
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+
 __version__ = "0.1.0"
 __all__ = ["__version__"]

@@ -108,7 +108,8 @@ def test_the_verb_of_a_command_line(argv: list[str], verb: str | None) -> None:
 def test_a_replay_loads_no_other_command(tmp_path: Path) -> None:
     """A command line naming its verb builds that verb's parser only: a text replay imports
     neither the other commands (the query client, the servers, Druid's and Superset's) nor
-    Parquet nor ``prometheus_client`` (it counts, never serves) nor ``numpy.ma`` nor ``dateutil``, and numpy's OpenBLAS is kept to one thread (it never multiplies matrices)."""
+    Parquet nor ``prometheus_client`` (it counts, never serves) nor ``numpy.ma`` nor ``dateutil``; numpy's OpenBLAS is kept to one thread (it never multiplies
+    matrices) and Arrow allocates with jemalloc."""
     import subprocess
 
     logs = tmp_path / "a.log.gz"
@@ -117,14 +118,17 @@ def test_a_replay_loads_no_other_command(tmp_path: Path) -> None:
             "print(json.dumps([rc, sorted(m for m in sys.modules if m.startswith(("
             "'dredge.commands.', 'dredge.serve', 'pyarrow.parquet', 'boto3', "
             "'prometheus_client', 'numpy.ma.', 'dateutil'))), "
-            "os.environ['OPENBLAS_NUM_THREADS']]))")
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+            "os.environ['OPENBLAS_NUM_THREADS'], "
+            "__import__('pyarrow').default_memory_pool().backend_name]))")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_NUM_THREADS", "ARROW_DEFAULT_MEMORY_POOL")}
     out = subprocess.run([sys.executable, "-c", code, "replay", str(logs), "--db",
                           str(tmp_path / "d.duckdb"), "--no-progress"],
                          capture_output=True, text=True, check=True, env=env)
-    rc, loaded, threads = json.loads(out.stdout.strip().splitlines()[-1])
+    rc, loaded, threads, pool = json.loads(out.stdout.strip().splitlines()[-1])
     assert rc == 0, out.stderr
     assert threads == "1"
+    assert pool == "jemalloc"  # it returns freed memory that mimalloc (pyarrow's default) kept
     assert loaded == ["dredge.commands.druid", "dredge.commands.index", "dredge.commands.options",
                       "dredge.commands.replay", "dredge.commands.stores"]
 
