@@ -307,7 +307,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--data", default=str(ROOT / "bench-data"))
     ap.add_argument("--python-flows", type=int, default=300_000, help="flows for the per-record baseline")
-    ap.add_argument("--rss-flows", type=int, default=20_000_000, help="the large data set for peak RSS")
+    ap.add_argument("--rss-flows", default="20000000",
+                    help="the large data set(s) for peak RSS, comma-separated (e.g. 20000000,40000000: "
+                         "whether the peak still grows past 20M)")
     ap.add_argument("--contender", help=argparse.SUPPRESS)
     ap.add_argument("--skip", default="",
                     help="comma-separated: formats, workers, phases, fixed, rss, profile, python, "
@@ -378,8 +380,9 @@ def main() -> None:
     rss = {}
     if "rss" not in skip:
         rss[f"{args.flows:,}"] = one["dredge all files"]
-        large = dataset(root, args.rss_flows, args.hours, args.seed)
-        rss[f"{args.rss_flows:,}"] = dredge_run(large, [str(large / "logs")])
+        for n in (int(x) for x in args.rss_flows.split(",") if x):
+            large = dataset(root, n, args.hours, args.seed)
+            rss[f"{n:,}"] = dredge_run(large, [str(large / "logs")])
         print("\npeak RSS (one core, --workers 1):")
         print_table(rss, None)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import pstats
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,12 +121,18 @@ def goals(one: dict[str, Run], walls: dict[str, Run], fixed: dict[str, Run],
                      (f"{_f(r, 'wall'):.2f} s wall, {_f(r, 'cpu'):.2f} s CPU "
                       f"({_f(r, 'wall') - 0.4:+.2f} s over)" if _f(r, "wall") > 0.4 else
                       f"{_f(r, 'wall'):.2f} s wall") + beside, _f(r, "wall") <= 0.4))
-    if len(rss) == 2:
-        (small_n, small), (large_n, large) = rss.items()
+    sizes = list(rss.items())
+    if len(sizes) >= 2:
+        (small_n, small), (large_n, large) = sizes[0], sizes[1]
         growth = _f(large, "maxrss_mb") / _f(small, "maxrss_mb")
         out.append(("6. peak RSS does not grow with the input",
                      f"{_f(small, 'maxrss_mb'):.0f} MB for {small_n}, {_f(large, 'maxrss_mb'):.0f} MB for "
                      f"{large_n} flows ({growth:.2f}x)", growth <= 1.2))
+    for (small_n, small), (large_n, large) in itertools.pairwise(sizes[1:]):  # past the first large set
+        growth = _f(large, "maxrss_mb") / _f(small, "maxrss_mb")
+        out.append((f"6. ... nor from {small_n} to {large_n} flows",
+                     f"{_f(small, 'maxrss_mb'):.0f} -> {_f(large, 'maxrss_mb'):.0f} MB ({growth:.2f}x)",
+                     growth <= 1.2))
     return out
 
 
