@@ -97,6 +97,24 @@ def test_file_rows_equal_the_independent_computation(
     assert result.join.lookups == 2 * f["flows"]
 
 
+def test_a_parquet_file_of_many_row_groups_is_read_whole(
+        small_sample: Path, snapshot: IndexSnapshot, tmp_path: Path) -> None:
+    """The reader goes a row group at a time (memory): every group, in order, none twice."""
+    import pyarrow.parquet as pq
+
+    f = entry(small_sample, role="hourly", kind="parquet")
+    table = pq.read_table(small_sample / f["path"])
+    split = tmp_path / "split" / Path(f["path"]).name
+    split.parent.mkdir()
+    pq.write_table(table, split, row_group_size=97)
+    assert pq.ParquetFile(split).metadata.num_row_groups == -(-table.num_rows // 97) > 3
+    whole, _ = run(small_sample, f, snapshot, tmp_path / "a")
+    (tmp_path / "b").mkdir()
+    result, _ = run(split.parent, {"path": split.name}, snapshot, tmp_path / "b")
+    assert result.error is None and result.counts.data == whole.counts.data == f["flows"]
+    assert totals(result) == totals(whole) == reference_for(small_sample, f, tmp_path)
+
+
 def test_nat_rows_use_the_packet_addresses(
         small_sample: Path, snapshot: IndexSnapshot, tmp_path: Path) -> None:
     f = entry(small_sample, role="hourly", kind="text", nat=True)
