@@ -108,8 +108,9 @@ def test_the_verb_of_a_command_line(argv: list[str], verb: str | None) -> None:
 def test_a_replay_loads_no_other_command(tmp_path: Path) -> None:
     """A command line naming its verb builds that verb's parser only: a text replay imports
     neither the other commands (the query client, the servers, Druid's and Superset's) nor
-    Parquet nor ``prometheus_client`` (it counts, never serves) nor ``numpy.ma`` nor ``dateutil``; numpy's OpenBLAS is kept to one thread (it never multiplies
-    matrices) and Arrow allocates with jemalloc."""
+    Parquet nor ``prometheus_client`` (it counts, never serves) nor ``numpy.ma`` nor
+    ``dateutil``; numpy's OpenBLAS is kept to one thread (it never multiplies matrices) and
+    Arrow allocates with jemalloc."""
     import subprocess
 
     logs = tmp_path / "a.log.gz"
