@@ -2,47 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from dredge.telemetry.metrics import counter, gauge
-from dredge.telemetry.values import Counter, Gauge
-
-
-def _counter(name: str, doc: str, labels: Sequence[str]) -> Counter:
-    return counter(name, doc, labels)
-
-
-def _gauge(name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
-    return gauge(name, doc, labels)
-
 
 # -- shard readers -------------------------------------------------------------------------
 
-reader_events_total = _counter(
+reader_events_total = counter(
     "dredge_kinesis_reader_events_total",
     "Shard reader events: throttled, kms_throttled, server_error, network_error,"
     " expired_iterator, trimmed_checkpoint, shard_end, shard_gone, restarted.",
     ["stream", "event"])
-get_records_total = _counter(
+get_records_total = counter(
     "dredge_kinesis_get_records_total", "GetRecords calls that returned (ok), by stream.",
     ["stream"])
-records_read_total = _counter(
+records_read_total = counter(
     "dredge_kinesis_records_read_total", "Kinesis records handed to the pipeline.", ["stream"])
-bytes_read_total = _counter(
+bytes_read_total = counter(
     "dredge_kinesis_bytes_read_total", "Bytes of record data handed to the pipeline.", ["stream"])
-millis_behind_latest = _gauge(
+millis_behind_latest = gauge(
     "dredge_kinesis_millis_behind_latest",
     "MillisBehindLatest of the shard's last GetRecords response.", ["stream", "shard"])
 
 # -- leases --------------------------------------------------------------------------------
 
-lease_events_total = _counter(
+lease_events_total = counter(
     "dredge_kinesis_lease_events_total",
     "Lease ownership changes seen by this worker (taken, stolen, lost, expired, released,"
     " deleted: the lease of a finished shard cleaned up).",
     ["event"])
-leases_held = _gauge(
+leases_held = gauge(
     "dredge_kinesis_leases_held", "Shard leases this worker holds after its last renewal.")
-checkpoints_total = _counter(
+checkpoints_total = counter(
     "dredge_kinesis_checkpoints_total", "Checkpoint writes by outcome (ok, lost, failed).",
     ["outcome"])
