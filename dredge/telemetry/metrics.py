@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 # every metric of the process, by name; exposed through REGISTRY
 DECLARED: dict[str, Metric[Any]] = {}
+_FAMILIES: set[str] = set()  # their exposed names: one name once
 _registry: CollectorRegistry | None = None
 _registry_lock = threading.Lock()
 
@@ -65,11 +66,10 @@ _M = TypeVar("_M", Counter, Gauge, Histogram)
 def _declare(kind: type[_M], name: str, doc: str, labels: Sequence[str], **extra: Any) -> _M:
     if not name.startswith("dredge_"):
         raise ValueError(f"metric {name!r}: names start with dredge_<component>_")
-    family = name.removesuffix("_total") if kind is Counter else name
-    if any(family == (n.removesuffix("_total") if isinstance(m, Counter) else n)
-           for n, m in DECLARED.items()):
-        raise ValueError(f"Duplicated timeseries in CollectorRegistry: {name}")
     metric = kind(name, doc, labels, **extra)
+    if metric.family in _FAMILIES:
+        raise ValueError(f"Duplicated timeseries in CollectorRegistry: {name}")
+    _FAMILIES.add(metric.family)
     DECLARED[name] = metric
     return metric
 

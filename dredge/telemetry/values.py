@@ -84,6 +84,11 @@ class Metric(Generic[_V]):
         if not self.label_names:
             self._series[()] = self._new()
 
+    @property
+    def family(self) -> str:
+        """The name Prometheus exposes it under (a counter's without ``_total``)."""
+        return self.name
+
     def _new(self) -> _V:
         raise NotImplementedError
 
@@ -123,6 +128,10 @@ class Metric(Generic[_V]):
 
 class Counter(Metric[CounterValue]):
     kind = "counter"
+
+    @property
+    def family(self) -> str:
+        return self.name.removesuffix("_total")
 
     def _new(self) -> CounterValue:
         return CounterValue()
@@ -181,7 +190,7 @@ class Collector:
         for m in list(self._metrics.values()):
             names = list(m.label_names)
             if isinstance(m, Counter):
-                c = CounterMetricFamily(m.name.removesuffix("_total"), m.doc, labels=names)
+                c = CounterMetricFamily(m.family, m.doc, labels=names)
                 for key, cv in m.series():
                     c.add_metric(list(key), cv.value)
                 yield c
