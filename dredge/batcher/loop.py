@@ -239,10 +239,8 @@ class StreamBatcher:
         if not await self._flusher.landed():
             await self._settle()
             await self._flusher.flush_until_stored(self._draining)
-        elif not skip:
-            self._flusher.flush_in_background()
-        elif self._flusher.has_pending(skip):
-            self._flusher.flush_in_background(skip)
+        elif not skip or self._flusher.has_pending(skip):  # an interval's flush runs even empty
+            self._flusher.flush_in_background(skip or ())
 
     def _enough_rows(self) -> bool:
         """``flush_rows`` rolled-up rows of shards not at work wait and no flush is storing:
