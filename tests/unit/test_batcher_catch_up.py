@@ -9,19 +9,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from dredge.batcher import StreamBatcher
-from dredge.decode import DecodeConfig
 from dredge.enrich.rollup import Rolled
-from dredge.flowlog.fields import DEFAULT_FORMAT
-from dredge.index.loaders import load_index
-from dredge.pipeline import PipelineConfig
-from dredge.sinks.deadletter import DeadLetters
-from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
-from dredge.snapshots import StaticSnapshots
+from dredge.sinks.duckdb import DuckDBSink
 from dredge.sources.kinesis.reader import ReadBatch
 from dredge.sources.kinesis.shards import Position, ShardCheckpoint
+from tests.unit.batching import LINE, batcher, open_store
 
-LINE = b"2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 20 %d 1418530010 1418530070 ACCEPT OK"
 QUIET_S = 0.4  # how long "no flush" is watched for
 
 
@@ -62,16 +55,12 @@ def _run(tmp_path: Path, steps: list[tuple[ReadBatch, int]],
          reading: list[str] | None = None) -> tuple[CountingSink, Owner, int]:
     """Put each answer, then wait for the number of stores it must leave (a catch-up flush
     is awaited; no new flush is watched for QUIET_S)."""
-    snap, _ = load_index([], [])
-    db = DuckDBSink(DuckDBConfig(path=str(tmp_path / "d.duckdb")))
-    db.open()
+    db = open_store(tmp_path / "d.duckdb")
     sink = CountingSink(db)
     owner = Owner(reading)
 
     async def main() -> None:
-        b = StreamBatcher(sink, DeadLetters(None), StaticSnapshots(snap), DecodeConfig(),
-                          PipelineConfig(flush_interval_s=30))
-        b.register("s", DEFAULT_FORMAT, owner)
+        b = batcher(sink, owner)
         task = asyncio.create_task(b.run())
         for read, stores in steps:
             before = len(sink.stored)

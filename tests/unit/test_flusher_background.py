@@ -12,20 +12,13 @@ import pytest
 
 from dredge.batcher import StreamBatcher
 from dredge.batcher.loop import batches_total
-from dredge.decode import DecodeConfig
 from dredge.enrich.rollup import Rolled
 from dredge.errors import SinkError
-from dredge.flowlog.fields import DEFAULT_FORMAT
-from dredge.index.loaders import load_index
-from dredge.pipeline import PipelineConfig
 from dredge.sinks.base import ShardCheckpoint
-from dredge.sinks.deadletter import DeadLetters
-from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
-from dredge.snapshots import StaticSnapshots
+from dredge.sinks.duckdb import DuckDBSink
 from dredge.sources.kinesis.reader import ReadBatch
 from dredge.sources.kinesis.shards import Position
-
-LINE = b"2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 20 %d 1418530010 1418530070 ACCEPT OK"
+from tests.unit.batching import LINE, batcher, open_store
 
 
 class Owner:
@@ -64,16 +57,12 @@ def _processed() -> float:
 
 
 def _run(tmp_path: Path, fail_first: bool) -> tuple[HeldSink, Owner, int, int]:
-    snap, _ = load_index([], [])
-    db = DuckDBSink(DuckDBConfig(path=str(tmp_path / "d.duckdb")))
-    db.open()
+    db = open_store(tmp_path / "d.duckdb")
     sink, owner = HeldSink(db, fail_first), Owner()
     during: list[float] = []
 
     async def main() -> None:
-        b = StreamBatcher(sink, DeadLetters(None), StaticSnapshots(snap), DecodeConfig(),
-                          PipelineConfig(flush_interval_s=30))
-        b.register("s", DEFAULT_FORMAT, owner)
+        b = batcher(sink, owner)
         task = asyncio.create_task(b.run())
         # a first answer at the tip: flushed at once, and that store is held
         await b.put(ReadBatch("s", "a", 1, [LINE % 1], ["1"], behind_ms=0))
@@ -119,9 +108,7 @@ def test_batches_of_different_shards_are_processed_at_once_a_shard_s_in_order(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A backlog's answers arrive together: two shards' batches run on two threads at once
     (both meet at a barrier), while a shard's own batches never overlap and keep their order."""
-    snap, _ = load_index([], [])
-    db = DuckDBSink(DuckDBConfig(path=str(tmp_path / "d.duckdb")))
-    db.open()
+    db = open_store(tmp_path / "d.duckdb")
     owner = Owner()
     barrier = threading.Barrier(2, timeout=10)
     lock = threading.Lock()
@@ -145,10 +132,8 @@ def test_batches_of_different_shards_are_processed_at_once_a_shard_s_in_order(
     monkeypatch.setattr(StreamBatcher, "_work", work)
 
     async def main() -> None:
-        b = StreamBatcher(db, DeadLetters(None), StaticSnapshots(snap), DecodeConfig(),
-                          PipelineConfig(flush_interval_s=30))
+        b = batcher(db, owner)
         b._parallel = 2  # as on a 2-core machine, whatever this one has
-        b.register("s", DEFAULT_FORMAT, owner)
         task = asyncio.create_task(b.run())
         for seq in ("1", "2", "3"):
             await b.put(ReadBatch("s", "a", 1, [LINE % 1], [seq]))
@@ -170,19 +155,15 @@ def test_batches_of_different_shards_are_processed_at_once_a_shard_s_in_order(
 def test_flush_rows_stores_a_backlog_while_it_is_read(tmp_path: Path) -> None:
     """With ``flush_rows`` reached, the rows go to the sink (in the background) without
     waiting for the interval; 0 waits for the interval (here: the final flush)."""
-    snap, _ = load_index([], [])
     counts = {}
     for flush_rows in (1, 0):
-        db = DuckDBSink(DuckDBConfig(path=str(tmp_path / f"d{flush_rows}.duckdb")))
-        db.open()
+        db = open_store(tmp_path / f"d{flush_rows}.duckdb")
         sink = HeldSink(db, fail_first=False)
         sink.release.set()
         seen: list[int] = []
 
         async def main(sink: HeldSink, flush_rows: int, seen: list[int]) -> None:
-            b = StreamBatcher(sink, DeadLetters(None), StaticSnapshots(snap), DecodeConfig(),
-                              PipelineConfig(flush_interval_s=30, flush_rows=flush_rows))
-            b.register("s", DEFAULT_FORMAT, Owner())
+            b = batcher(sink, Owner(), flush_rows=flush_rows)
             task = asyncio.create_task(b.run())
             for seq in range(1, 4):
                 await b.put(ReadBatch("s", "a", 1, [LINE % seq], [str(seq)]))  # no behind_ms

@@ -6,19 +6,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from dredge.batcher import StreamBatcher
-from dredge.decode import DecodeConfig
 from dredge.errors import CheckpointError, LeaseLost
-from dredge.flowlog.fields import DEFAULT_FORMAT
-from dredge.index.loaders import load_index
-from dredge.pipeline import PipelineConfig
-from dredge.sinks.deadletter import DeadLetters
-from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
-from dredge.snapshots import StaticSnapshots
+from dredge.sinks.duckdb import DuckDBSink
 from dredge.sources.kinesis.reader import ReadBatch
 from dredge.sources.kinesis.shards import Position
-
-LINE = b"2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 20 %d 1418530010 1418530070 ACCEPT OK"
+from tests.unit.batching import LINE, batcher, open_store
 
 
 class SlowOwner:
@@ -47,15 +39,11 @@ class SlowOwner:
 
 
 def test_leases_are_checkpointed_together_and_one_failure_spares_the_rest(tmp_path: Path) -> None:
-    snap, _ = load_index([], [])
-    db = DuckDBSink(DuckDBConfig(path=str(tmp_path / "d.duckdb")))
-    db.open()
+    db = open_store(tmp_path / "d.duckdb")
     owner = SlowOwner(lost="s2", failing="s3")
 
     async def main() -> None:
-        b = StreamBatcher(db, DeadLetters(None), StaticSnapshots(snap), DecodeConfig(),
-                          PipelineConfig(flush_interval_s=30))
-        b.register("s", DEFAULT_FORMAT, owner)
+        b = batcher(db, owner)
         task = asyncio.create_task(b.run())
         for i in range(6):
             await b.put(ReadBatch("s", f"s{i}", 1, [LINE % (i + 1)], [str(10 + i)]))
@@ -101,16 +89,12 @@ def test_the_next_batches_are_stored_while_a_slow_lease_write_is_in_flight(tmp_p
     """A flush hands its lease writes to the background: the batcher reads, parses and stores
     the next shard's rows meanwhile; the next round of lease writes starts only once the
     first has landed (positions land in the order they were stored)."""
-    snap, _ = load_index([], [])
-    db = DuckDBSink(DuckDBConfig(path=str(tmp_path / "d.duckdb")))
-    db.open()
+    db = open_store(tmp_path / "d.duckdb")
     owner = TimedOwner(seconds=2.0)
     sink = Stores(db, owner)
 
     async def main() -> None:
-        b = StreamBatcher(sink, DeadLetters(None), StaticSnapshots(snap), DecodeConfig(),
-                          PipelineConfig(flush_interval_s=30))
-        b.register("s", DEFAULT_FORMAT, owner)
+        b = batcher(sink, owner)
         task = asyncio.create_task(b.run())
         # first answers at the tip: each is flushed at once (a catch-up)
         await b.put(ReadBatch("s", "a", 1, [LINE % 1], ["1"], behind_ms=0))
