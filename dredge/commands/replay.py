@@ -56,9 +56,11 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from dredge.malloc import keep_freed_memory
     from dredge.replay import Progress, ReplayConfig, default_read_ahead, default_workers, replay
     from dredge.sinks.deadletter import DeadLetters
 
+    keep_freed_memory()  # a batch job: fewer page faults for a little more peak RSS
     workers = default_workers() if args.workers is None else args.workers
     read_ahead = args.read_ahead if args.read_ahead is not None else default_read_ahead(workers)
     config = ReplayConfig(window_s=args.window, workers=workers, read_ahead=read_ahead,
