@@ -42,7 +42,5 @@ def keep_freed_memory(mmap_threshold: int = MMAP_THRESHOLD,
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     if not mallopt(M_MMAP_THRESHOLD, mmap_threshold):
         return False  # refused: then the trim threshold must stay glibc's
-    if not mallopt(M_TRIM_THRESHOLD, trim_threshold):
-        mallopt(M_MMAP_THRESHOLD, 128 << 10)  # glibc's default back (adjusting is off now)
-        return False
-    return True
+    # glibc accepts any trim threshold (it refuses only an mmap threshold past its maximum)
+    return bool(mallopt(M_TRIM_THRESHOLD, trim_threshold))
