@@ -143,19 +143,21 @@ def next_file_id(con: duckdb.DuckDBPyConnection) -> int:
                            "SELECT id FROM open_files)").fetchall()[0][0]) + 1
 
 
-def drop_open_files(con: duckdb.DuckDBPyConnection, file_id: int | None = None) -> None:
+def drop_open_files(con: duckdb.DuckDBPyConnection, file_id: int | None = None) -> int:
     """Delete the parts of an unfinished file (``file_id``), or of every one (a killed
-    replay's, when the store opens for writing), in the caller's transaction."""
+    replay's, when the store opens for writing), in the caller's transaction; the number of
+    rows deleted."""
     where = "" if file_id is None else f" WHERE id = {int(file_id)}"
     found = con.execute(f"SELECT count(*) FROM open_files{where}").fetchall()[0][0]
     if not found:
-        return
-    n = con.execute(f"DELETE FROM flow_facts WHERE file_id IN (SELECT id FROM open_files{where})"
+        return 0
+    n: int = con.execute(f"DELETE FROM flow_facts WHERE file_id IN (SELECT id FROM open_files{where})"
                     ).fetchall()[0][0]
     con.execute(f"DELETE FROM open_files{where}").fetchall()
     if file_id is None:
         log.warning("store_unfinished_files_deleted", files=found, rows=n,
                     reason="a replay stopped while storing them; replay them again")
+    return n
 
 
 INSERT_RECORD = "INSERT INTO ingested VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)"
