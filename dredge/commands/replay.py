@@ -137,8 +137,8 @@ def open_sink(args: argparse.Namespace) -> Any:
 
         # druid: its queries need more; in memory: the data itself lives in the buffer pool
         limit = STORE_MEMORY_LIMIT if args.sink == "duckdb" and args.db != ":memory:" else ""
-        # vacuum=False: no merging of the row groups each commit leaves (DuckDBSink)
-        return DuckDBSink(DuckDBConfig(path=args.db, memory_limit=limit), vacuum=False)
+        # batch: commits' row groups left unmerged, inserts on all threads (DuckDBSink)
+        return DuckDBSink(DuckDBConfig(path=args.db, memory_limit=limit), batch=True)
     from dredge.config import load_config
     from dredge.sinks.iceberg.files import IcebergFileSink
 

@@ -1,4 +1,4 @@
-"""A batch writer's store (``DuckDBSink(vacuum=False)``, what replay opens): DuckDB's
+"""A batch writer's store (``DuckDBSink(batch=True)``, what replay opens): DuckDB's
 checkpoints leave the partly filled row groups of each commit as they are, unless rows were
 deleted since the store opened (``replay --force``, a failed large file's parts): then the
 closing checkpoint merges and reclaims as usual. Counted in row groups, never in time."""
@@ -38,10 +38,10 @@ def row_groups(db: Path) -> int:
                                "pragma_storage_info('flow_facts')").fetchall()[0][0])
 
 
-def store(db: Path, vacuum: bool, replace: bool = False) -> tuple[int, int]:
+def store(db: Path, batch: bool, replace: bool = False) -> tuple[int, int]:
     """Four files in four commits, then with ``replace`` the first again (--force); the row
     groups after the close and the bytes stored."""
-    with DuckDBSink(DuckDBConfig(path=str(db)), vacuum=vacuum) as sink:
+    with DuckDBSink(DuckDBConfig(path=str(db)), batch=batch) as sink:
         for h in "abcd":
             assert sink.store_files([(rolled(ROWS, 1), rec(h))]) == [True]
         if replace:
@@ -53,8 +53,8 @@ def store(db: Path, vacuum: bool, replace: bool = False) -> tuple[int, int]:
 
 @pytest.mark.parametrize("replace", [False, True])
 def test_a_batch_writer_merges_row_groups_only_after_a_delete(tmp_path: Path, replace: bool) -> None:
-    merged, total = store(tmp_path / "vacuum.duckdb", vacuum=True, replace=replace)
-    as_is, same = store(tmp_path / "batch.duckdb", vacuum=False, replace=replace)
+    merged, total = store(tmp_path / "default.duckdb", batch=False, replace=replace)
+    as_is, same = store(tmp_path / "batch.duckdb", batch=True, replace=replace)
     assert same == total == ROWS * (5 if replace else 4)  # the same rows either way
     if replace:  # the closing checkpoint vacuumed: as the default store does
         assert as_is == merged
@@ -69,4 +69,8 @@ def test_replay_opens_its_store_as_a_batch_writer(tmp_path: Path) -> None:
     from dredge.replay import STORE_MEMORY_LIMIT
 
     sink = open_sink(argparse.Namespace(sink="duckdb", db=str(tmp_path / "d.duckdb")))
-    assert sink.vacuum is False and sink.config.memory_limit == STORE_MEMORY_LIMIT
+    assert sink.batch and sink.config.memory_limit == STORE_MEMORY_LIMIT
+    with sink:  # and its inserts run on all of DuckDB's threads: the rows need no order
+        got = sink.con.execute("SELECT current_setting('preserve_insertion_order'), "
+                               "current_setting('max_vacuum_tasks')").fetchall()
+    assert got == [(False, 0)]
