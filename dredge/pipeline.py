@@ -248,6 +248,7 @@ def _text(ref: FileRef, kind: str, enricher: Enricher, result: FileResult,
     line_base = 0
     origin = {"file": ref.path}
     for chunk in text_chunks(ref, kind, state, chunk_bytes, read_ahead=read_ahead):
+        body: bytes | np.ndarray = chunk
         if parser is None:
             if chunk.startswith(UTF8_BOM):  # editors on Windows write one; not part of the header
                 chunk = chunk[len(UTF8_BOM):]
@@ -255,16 +256,18 @@ def _text(ref: FileRef, kind: str, enricher: Enricher, result: FileResult,
             first = chunk[: first_end if first_end >= 0 else len(chunk)]
             if looks_like_header(first):
                 fmt = FlowFormat.parse(first.decode("utf-8", "replace"))
-                chunk = chunk[first_end + 1:] if first_end >= 0 else b""
+                # a view past the header: slicing the bytes would copy the whole first chunk
+                # (a small file's whole text), holding the GIL the other workers wait for
+                body = np.frombuffer(chunk, np.uint8)[first_end + 1:] if first_end >= 0 else b""
                 line_base = 1
             else:
                 fmt = default_format
             fmt.check_enrichable()
             result.fmt = str(fmt)
             parser = FlowParser(fmt, keep_strings=False)
-        if not chunk:
+        if not len(body):
             continue
-        parsed = parser.parse(chunk)
+        parsed = parser.parse(body)
         cols, counts = FlowColumns.from_parsed(parsed)
         if counts.malformed:
             dead.write(dead_letters_of(parsed, origin, line_base))
