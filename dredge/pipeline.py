@@ -251,7 +251,7 @@ def _text(ref: FileRef, kind: str, enricher: Enricher, result: FileResult,
         body: bytes | np.ndarray = chunk
         if parser is None:
             if chunk.startswith(UTF8_BOM):  # editors on Windows write one; not part of the header
-                chunk = chunk[len(UTF8_BOM):]
+                chunk = body = chunk[len(UTF8_BOM):]
             first_end = chunk.find(b"\n")
             first = chunk[: first_end if first_end >= 0 else len(chunk)]
             if looks_like_header(first):

@@ -134,3 +134,13 @@ def test_replay_random_file_never_crash(body: bytes) -> None:
         r = no_traceback(cli("replay", p, "--db", Path(d) / "d.duckdb", "--json",
                              "--no-progress"))
         assert r.rc == 0 and json.loads(r.out)["flows"] >= 2
+
+
+def test_replay_bom_without_a_header_line_keeps_the_first_record(tmp_path: Path, owners: Path) -> None:
+    """No header: the default format reads the first line, the BOM skipped, not malformed."""
+    p = tmp_path / "bom.log"
+    p.write_bytes(b"\xef\xbb\xbf" + f"{RECORD}\n{RECORD}\n".encode())
+    r = accepted(cli("replay", p, "--index", owners, "--db", tmp_path / "d.duckdb",
+                     "--json", "--no-progress"))
+    summary = json.loads(r.out)
+    assert summary["flows"] == 2 and summary["malformed"] == 0
