@@ -1,7 +1,13 @@
 """A/B of two revisions, side by side in the same run: the replay's cost on one core and its
 fixed cost, interleaved round by round so that the machine's drift hits both alike.
 
-    python benchmarks/compare.py REV [--rounds 5] [--flows 2000000]
+    python benchmarks/compare.py REV [--rounds 5] [--flows 2000000] [--cases one-core,fixed]
+
+Cases (``--cases``, comma-separated): ``one-core`` the replay of the data set on one core
+(`taskset -c 0 --workers 1`), CPU s; ``fixed`` one small file, 10k intervals, one core, wall
+s; ``both-cores`` the data set with the default workers on every core, wall s (goal 2: the
+serial parts show here, not on one core); ``small-files`` the same flows over 24 hours as
+170 files, default workers, every core, wall s. Default: one-core,fixed.
 
 REV (a commit, branch or tag) is checked out in a temporary git worktree; the working tree is
 the other side. Both run as `python -S -m dredge.cli` from their own folder with this venv's
@@ -59,7 +65,13 @@ def main() -> None:
     ap.add_argument("--flows", type=int, default=2_000_000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--data", default=str(ROOT / "bench-data"))
+    ap.add_argument("--cases", default="one-core,fixed",
+                    help="comma-separated: one-core, fixed, both-cores, small-files")
     args = ap.parse_args()
+    wanted = args.cases.split(",")
+    unknown = set(wanted) - {"one-core", "fixed", "both-cores", "small-files"}
+    if unknown:
+        raise SystemExit(f"unknown case(s): {', '.join(sorted(unknown))}")
     root = Path(args.data)
     data = dataset(root, args.flows, 1.0, args.seed)
     small = dataset(root, 2000, 1.0, args.seed)
@@ -67,16 +79,27 @@ def main() -> None:
     one_file = [by_format(small)["v2"][0]]
     base = worktree(args.rev)
     sides = {args.rev: base, "working tree": ROOT}
-    cases = {
-        f"one core, {args.flows:,} flows: CPU s": (data, [str(data / "logs")], None, "cpu"),
-        "fixed cost (one file, 10k intervals, one core): wall s": (small, one_file, index, "wall"),
+    # name: (data set, paths, index, what, workers (None: the default), on one core)
+    every: dict[str, tuple[str, tuple[Path, list[str], Path | None, str, int | None, bool]]] = {
+        "one-core": (f"one core, {args.flows:,} flows: CPU s",
+                     (data, [str(data / "logs")], None, "cpu", 1, True)),
+        "fixed": ("fixed cost (one file, 10k intervals, one core): wall s",
+                  (small, one_file, index, "wall", 1, True)),
+        "both-cores": (f"both cores, default workers, {args.flows:,} flows: wall s",
+                       (data, [str(data / "logs")], None, "wall", None, False)),
     }
+    if "small-files" in wanted:
+        many = dataset(root, args.flows, 24.0, args.seed)
+        every["small-files"] = (f"both cores, default workers, {args.flows:,} flows in small "
+                                "files (24 h): wall s", (many, [str(many / "logs")], None, "wall",
+                                                         None, False))
+    cases = dict(every[c] for c in wanted)
     got: dict[tuple[str, str], list[float]] = {}
     try:
         for r in range(args.rounds):
-            for case, (d, paths, idx, what) in cases.items():
+            for case, (d, paths, idx, what, workers, one_core) in cases.items():
                 for name, tree in sides.items():
-                    res = run(tree, replay_cmd(d, paths, 1, True, idx))
+                    res = run(tree, replay_cmd(d, paths, workers, one_core, idx))
                     got.setdefault((case, name), []).append(float(res[what]))  # type: ignore[arg-type]
             print(f"round {r + 1} of {args.rounds} done", file=sys.stderr, flush=True)
     finally:
