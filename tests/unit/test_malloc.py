@@ -13,6 +13,8 @@ import pytest
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 
+PAGES = 10 * 4 * (16 << 20) // 4096  # 163,840: every page of every round
+
 # 10 rounds of four 16 MB blocks (a text chunk and the pieces it was made of) made, touched
 # and freed together, as a replay does with its chunks
 ROUNDS = """
@@ -42,9 +44,8 @@ def faults(mode: str, *args: str) -> int:
 
 
 def test_a_freed_chunk_is_reused_not_faulted_in_again() -> None:
-    pages = 10 * 4 * (16 << 20) // 4096  # 163,840: every page of every round
-    assert faults("glibc") > pages // 2  # glibc's own thresholds: given back each round
-    assert faults("keep") < pages // 20
+    assert faults("glibc") > PAGES // 2  # glibc's own thresholds: given back each round
+    assert faults("keep") < PAGES // 20
 
 
 def test_a_replay_keeps_what_it_frees(tmp_path: Path) -> None:
@@ -55,8 +56,7 @@ def test_a_replay_keeps_what_it_frees(tmp_path: Path) -> None:
         b"version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes "
         b"start end action log-status\n2 123456789012 eni-1 10.0.0.1 10.0.0.2 443 50000 6 10 1000 "
         b"1795564800 1795564860 ACCEPT OK\n"))
-    pages = 10 * 4 * (16 << 20) // 4096
-    assert faults("replay", str(logs), str(tmp_path / "t.duckdb")) < pages // 20
+    assert faults("replay", str(logs), str(tmp_path / "t.duckdb")) < PAGES // 20
 
 
 def test_a_setting_in_the_environment_wins(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,6 +5,7 @@ closing checkpoint merges and reclaims as usual. Counted in row groups, never in
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import duckdb
@@ -14,8 +15,8 @@ import pytest
 
 from dredge.enrich.rollup import FACTS_SCHEMA, Rolled
 from dredge.index.snapshot import OWNER_FIELDS
-from dredge.sinks.base import IngestRecord
 from dredge.sinks.duckdb import DuckDBConfig, DuckDBSink
+from tests.unit.sinks.test_duckdb import rec
 
 ROWS = 130_000  # a commit: one full row group of DuckDB's (122,880 rows) and a partial one
 
@@ -26,10 +27,6 @@ def rolled(n: int, bytes_: int) -> Rolled:
     cols["bytes"] = pa.array(np.full(n, bytes_, np.int64))
     owners = pa.table({f: pa.array(["x"], pa.string()) for f in OWNER_FIELDS})
     return Rolled(pa.table(cols, schema=FACTS_SCHEMA), owners)
-
-
-def rec(h: str, replace: bool = False) -> IngestRecord:
-    return IngestRecord(h, f"/logs/{h}.log.gz", 10, ROWS, 0, 0, 0, False, ROWS, 0.1, replace=replace)
 
 
 def row_groups(db: Path) -> int:
@@ -43,9 +40,10 @@ def store(db: Path, batch: bool, replace: bool = False) -> tuple[int, int]:
     groups after the close and the bytes stored."""
     with DuckDBSink(DuckDBConfig(path=str(db)), batch=batch) as sink:
         for h in "abcd":
-            assert sink.store_files([(rolled(ROWS, 1), rec(h))]) == [True]
+            assert sink.store_files([(rolled(ROWS, 1), rec(h, ROWS))]) == [True]
         if replace:
-            assert sink.store_files([(rolled(ROWS, 2), rec("a", replace=True))]) == [True]
+            again = dataclasses.replace(rec("a", ROWS), replace=True)
+            assert sink.store_files([(rolled(ROWS, 2), again)]) == [True]
     with duckdb.connect(str(db), read_only=True) as con:
         total = int(con.execute("SELECT sum(bytes) FROM flows").fetchall()[0][0])
     return row_groups(db), total
